@@ -1,0 +1,108 @@
+# triad - see README.md. `make`, `make run`, `make test`, `make bench`.
+#
+#   make                         build bin/triad
+#   make deps                    install missing Debian packages (apt-get)
+#   make test                    unit + end-to-end tests (Check)
+#   make test SANITIZE=address,undefined   the same under ASan/UBSan
+#   make bench                   benchmarks (timing lives here, never in tests)
+#   make run                     the service on the bundled sample data
+#
+# Objects go to $(BUILD); a sanitizer build uses its own directory so the
+# two never mix. O=DIR puts every output under DIR (for parallel builds).
+
+O        ?= .
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD    ?= $(O)/build
+BINDIR   ?= $(O)/bin
+else
+BUILD    ?= $(O)/build/san-$(subst $(comma),-,$(SANITIZE))
+BINDIR   ?= $(BUILD)/bin
+endif
+comma := ,
+
+CC       ?= cc
+PKGS     := igraph rdkafka lmdb libevent libevent_pthreads check zlib json-c liburcu-bp
+DEBS     := pkg-config libigraph-dev librdkafka-dev liblmdb-dev libevent-dev \
+            check zlib1g-dev libjson-c-dev liburcu-dev
+# Tools the benchmarks and demos use (not needed to build or test).
+BENCH_DEBS := wrk hyperfine
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wformat=2 -Wvla -Werror
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(WARN) \
+             $(CFLAGS) -Igraph -Icandidates -Iscoring -Iserver \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
+LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS    += -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRC   := $(wildcard graph/*.c candidates/*.c scoring/*.c server/*.c)
+LIB_SRC   := $(filter-out server/main.c,$(LIB_SRC))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
+TRIAD     := $(BINDIR)/triad
+
+.PHONY: all deps test bench run clean check-deps
+all: $(TRIAD)
+
+# Install what pkg-config cannot find. Runs apt-get only when something is
+# missing, so it is cheap to call before every run and test.
+deps:
+	@if ! pkg-config --exists $(PKGS) 2>/dev/null; then \
+	  echo "make deps: installing $(DEBS)"; \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEBS) >/dev/null && \
+	  pkg-config --exists $(PKGS) || { echo "make deps: still missing: $(PKGS)" >&2; exit 1; }; \
+	fi
+
+bench-deps: deps
+	@command -v wrk >/dev/null && command -v hyperfine >/dev/null || { \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BENCH_DEBS) >/dev/null; }
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libtriad.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(TRIAD): $(BUILD)/server/main.o $(BUILD)/libtriad.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libtriad.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Each suite is its own binary; end-to-end suites find the server through
+# TRIAD_BIN. Check prints one summary line per suite.
+test: deps
+	@$(MAKE) --no-print-directory $(TRIAD) $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) $$t || fail=1; \
+	done; exit $$fail
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory $(TRIAD) $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do \
+	  TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) $$b || exit 1; \
+	done
+
+run: deps
+	@$(MAKE) --no-print-directory $(TRIAD)
+	$(TRIAD) serve
+
+clean:
+	rm -rf $(O)/build $(O)/bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,260 @@
+/*
+ * graph.h - the in-memory compressed adjacency graph.
+ *
+ * What always holds:
+ * - Members arrive as sparse uint64_t ids; inside they are dense uint32_t
+ *   vertex ids handed out by the id map in this module (and only here).
+ *   A vertex, once created, is never renumbered or forgotten (its degree
+ *   may drop to 0).
+ * - Undirected unless created directed: adding {a,b} stores b in a's list
+ *   and a in b's. Directed graphs store out-lists only.
+ * - Every edge carries a timestamp. The API speaks seconds since the
+ *   epoch (uint32_t, 1970..2106); the graph stores them at a resolution of
+ *   GRAPH_TS_RES seconds, so a read returns ts rounded down to that.
+ * - A neighbour list is sorted by vertex id with no duplicates. The bulk of
+ *   it is an immutable "base": gap-coded ids and timestamp offsets in
+ *   variable-length bytes, with a block index (first id, byte offset every
+ *   GRAPH_BLOCK entries) in front of long lists so readers can seek and
+ *   intersect without decoding everything. Recent changes live in a small
+ *   sorted "delta" per vertex that is folded into a new base by merges.
+ *
+ * Concurrency - one writer, any number of readers:
+ * - Writer functions (graph_build, graph_apply, graph_maintain,
+ *   graph_import_*, graph_dirty_take) must be called by one thread at a time
+ *   (the caller serialises them; a mutex on the writer side is fine).
+ * - Readers never block and never wait for the writer. A reader pins a
+ *   version with graph_view_begin() and releases it with graph_view_end();
+ *   in between it sees, for every member, a list the writer really
+ *   published (sorted, duplicate-free). Keep views short (one request):
+ *   memory the writer retires is freed only after every view that could
+ *   see it has ended (userspace RCU, liburcu-bp: no thread registration
+ *   needed).
+ *
+ * Workload it is tuned for: social graphs of 10^6..10^8 edges with skewed
+ * (power-law) degrees, read-mostly (walks and intersections per request)
+ * with a steady stream of single-edge adds and removes.
+ */
+#ifndef TRIAD_GRAPH_H
+#define TRIAD_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define GRAPH_TS_RES 3600u   /* stored timestamp resolution, seconds */
+#define GRAPH_BLOCK 64u      /* entries per block of the base block index */
+#define GRAPH_NONE UINT32_MAX /* "no vertex" */
+
+struct graph;      /* opaque */
+struct graph_vtab; /* opaque: one published vertex table */
+
+enum graph_op { GRAPH_ADD = 0, GRAPH_REMOVE = 1 };
+
+/* One edge event, by external member ids. */
+struct graph_event {
+	uint64_t src, dst; /* member ids; src != dst */
+	uint32_t ts;       /* seconds since epoch */
+	uint8_t op;        /* enum graph_op */
+};
+
+/* Counters of one graph_apply call (added to, not reset). */
+struct graph_apply_stats {
+	uint64_t added;     /* new edges */
+	uint64_t refreshed; /* re-add of an existing edge with a newer ts */
+	uint64_t removed;   /* existing edges removed */
+	uint64_t noops;     /* re-adds with an older ts, removes of missing edges */
+	uint64_t rejected;  /* self-loops */
+};
+
+struct graph_stats {
+	uint64_t members;        /* vertices ever seen */
+	uint64_t edges;          /* undirected: pairs; directed: arcs */
+	uint64_t bytes;          /* all memory the graph holds for its data */
+	uint64_t base_bytes;     /* of which encoded base lists */
+	uint64_t delta_entries;  /* entries waiting in deltas */
+	uint64_t pending_merges; /* vertices queued for a merge */
+	uint64_t merges;         /* merges done since creation */
+};
+
+/* ---- lifetime --------------------------------------------------------- */
+
+/* A new empty graph. NULL when out of memory. */
+struct graph *graph_new(int directed);
+
+/* Free everything. Waits for retired memory's grace period. NULL is fine.
+ * No view may be open and no writer call in progress. */
+void graph_free(struct graph *g);
+
+int graph_is_directed(const struct graph *g);
+
+/* ---- writer ----------------------------------------------------------- */
+
+/* Bulk flags for graph_build. */
+#define GRAPH_BUILD_REORDER 1u /* renumber vertices for smaller gaps */
+
+/*
+ * Build an empty graph from n add events at once (ops are ignored: all are
+ * adds). Self-loops are dropped, repeated pairs keep the newest ts.
+ * Vertex ids follow first appearance, or a locality order with
+ * GRAPH_BUILD_REORDER. O(n log n) time worst case (radix sort), O(n) extra
+ * memory. Returns 0, or -1 with e filled (out of memory, graph not empty).
+ * `dropped` (may be NULL) receives the number of self-loops dropped.
+ */
+int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
+		unsigned flags, uint64_t *dropped, struct err *e);
+
+/*
+ * Apply n events in order. An add of an existing edge keeps the newer ts; a
+ * remove of a missing edge does nothing; self-loops are counted as
+ * rejected. Unknown members are created. Each half-edge update costs
+ * O(log d + B + D): a block lookup in the base, plus copying the vertex's
+ * delta of D entries (D <= GRAPH_DELTA_MAX); merges are queued for
+ * graph_maintain() and only forced inline when a delta is full.
+ * Readers see each event's effect on a member's list atomically. Returns 0,
+ * or -1 when out of memory (events before the failing one are applied).
+ * st may be NULL.
+ */
+int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
+		struct graph_apply_stats *st, struct err *e);
+
+/*
+ * Do queued merges for about budget_us microseconds (at least one merge
+ * when any is queued). Returns the number still queued.
+ */
+size_t graph_maintain(struct graph *g, uint64_t budget_us);
+
+/* Counters; safe from any thread (values may be a moment old). */
+void graph_stats(const struct graph *g, struct graph_stats *st);
+
+/* ---- readers ---------------------------------------------------------- */
+
+struct graph_view {
+	const struct graph *g;
+	const struct graph_vtab *vt; /* private */
+};
+
+/* Pin the current version. Cheap (no lock, no allocation). Views may nest
+ * on one thread. Pair with graph_view_end on the same thread. */
+void graph_view_begin(const struct graph *g, struct graph_view *v);
+void graph_view_end(struct graph_view *v);
+
+/* Number of vertices in this view; valid ids are 0..n-1. O(1). */
+uint32_t graph_nvertices(const struct graph_view *v);
+
+/* External id -> vertex id. GRAPH_NONE when unknown. O(1) expected. */
+uint32_t graph_lookup(const struct graph_view *v, uint64_t member);
+
+/* Vertex id -> external id. id must be < graph_nvertices. O(1). */
+uint64_t graph_member(const struct graph_view *v, uint32_t id);
+
+/* Degree (out-degree when directed). O(1). */
+uint32_t graph_degree(const struct graph_view *v, uint32_t id);
+
+/* 1 with *ts (may be NULL) filled when the edge u->w exists, else 0.
+ * O(log(d/B) + B + log D). */
+int graph_edge_ts(const struct graph_view *v, uint32_t u, uint32_t w,
+		  uint32_t *ts);
+
+/*
+ * Neighbour iterator: ascending ids, with timestamps, merging base and
+ * delta on the fly. Stop whenever you like; nothing to release.
+ * init O(1); next O(1) amortised; seek O(log(d/B) + B + log D).
+ */
+struct graph_iter {
+	/* private */
+	const uint8_t *p, *end; /* base cursor */
+	const uint8_t *blk;     /* block index or NULL */
+	const uint8_t *data;    /* first byte of base entries */
+	uint32_t left;          /* base entries not yet decoded */
+	uint32_t nblk, bdeg;
+	uint32_t prev;          /* last base id decoded */
+	uint32_t tsmin;         /* base ts offset origin, stored units */
+	uint32_t bid, bts;      /* base head; bid == GRAPH_NONE: exhausted */
+	const void *d, *dend;   /* delta cursor (struct graph_dent *) */
+};
+
+void graph_iter_init(struct graph_iter *it, const struct graph_view *v,
+		     uint32_t id);
+/* Next neighbour: 1 with *nbr and *ts (may be NULL) set, 0 at the end. */
+int graph_iter_next(struct graph_iter *it, uint32_t *nbr, uint32_t *ts);
+/* Skip to the first neighbour >= target (the next call to next returns
+ * it). Only moves forward. */
+void graph_iter_seek(struct graph_iter *it, uint32_t target);
+
+/*
+ * Common neighbours of a and b: calls fn(ctx, w, ts_aw, ts_bw) for each w
+ * adjacent to both, ascending; fn returning non-zero stops the walk.
+ * Returns the number of calls made. Merges the two lists, jumping over
+ * blocks of the longer one with seek, so O(min(da,db) * (log + B)) when
+ * the degrees differ a lot and O(da + db) otherwise. fn may be NULL to
+ * just count.
+ */
+typedef int (*graph_common_fn)(void *ctx, uint32_t w, uint32_t ts_aw,
+			       uint32_t ts_bw);
+uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
+		      graph_common_fn fn, void *ctx);
+
+enum graph_sample_mode {
+	GRAPH_SAMPLE_UNIFORM, /* k distinct neighbours, uniformly */
+	GRAPH_SAMPLE_NEWEST   /* the k newest (ties: smaller id first) */
+};
+
+/*
+ * Up to k neighbours of u into nbr[] (and ts[] when not NULL); returns how
+ * many (min(k, degree)). Deterministic for the same graph, arguments and
+ * seed. UNIFORM: O(k * (log + B)) on long lists (random block access),
+ * O(d) on short ones; output order is unspecified. NEWEST: newest first,
+ * O(min(k, 32) + D) for lists that keep a newest-index (degree >= 1024) and
+ * k <= 32, else O(d log k).
+ */
+uint32_t graph_sample(const struct graph_view *v, uint32_t u, uint32_t k,
+		      enum graph_sample_mode mode, uint64_t seed,
+		      uint32_t *nbr, uint32_t *ts);
+
+/* ---- persistence: chunks of vertices as self-contained bytes ----------- */
+
+/*
+ * The store module persists the graph as chunks of GRAPH_CHUNK vertices
+ * (vertex ids [c*GRAPH_CHUNK, (c+1)*GRAPH_CHUNK)). A chunk's bytes hold the
+ * members' external ids and fully merged base lists, i.e. exactly the
+ * in-memory encoded form, so reopening is a copy plus a bounds check.
+ */
+#define GRAPH_CHUNK 256u
+
+struct graph_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+void graph_buf_release(struct graph_buf *b);
+
+/* Number of chunks covering the view's vertices. */
+uint32_t graph_nchunks(const struct graph_view *v);
+
+/* Append chunk c's bytes to out (reader side: any thread). 0 or -1. */
+int graph_chunk_encode(const struct graph_view *v, uint32_t c,
+		       struct graph_buf *out, struct err *e);
+
+/*
+ * Rebuild from chunks (writer side, on an empty graph): begin with the
+ * total vertex and edge counts, then give every chunk 0..nchunks-1 exactly
+ * once (any order), then end. The bytes are untrusted: every varint,
+ * bound, ordering and id is checked; a bad chunk is refused with a message
+ * naming it and leaves the graph unusable (free it). end checks that all
+ * chunks arrived, that member ids are unique and that the edge count
+ * matches.
+ */
+int graph_import_begin(struct graph *g, uint64_t nvertices, uint64_t nedges,
+		       struct err *e);
+int graph_import_chunk(struct graph *g, uint32_t c, const void *p,
+		       size_t len, struct err *e);
+int graph_import_end(struct graph *g, struct err *e);
+
+/*
+ * Writer side: the chunks changed since the last call (ascending), for
+ * incremental checkpoints. *out is malloc'd, the caller frees it. 0 or -1.
+ */
+int graph_dirty_take(struct graph *g, uint32_t **out, size_t *n,
+		     struct err *e);
+
+#endif

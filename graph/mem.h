@@ -1,0 +1,31 @@
+/*
+ * mem.h - the one allocation wrapper.
+ *
+ * Every array allocation in triad goes through these so that `n * size`
+ * is checked for overflow before it reaches malloc (git's st_mult habit).
+ * They never abort and never print: a NULL return means out of memory or
+ * overflow and the caller reports it.
+ */
+#ifndef TRIAD_MEM_H
+#define TRIAD_MEM_H
+
+#include <stddef.h>
+
+/* Allocate n * size bytes. NULL on overflow or when malloc fails. */
+void *mem_alloc(size_t n, size_t size);
+
+/* Same, zero-filled. */
+void *mem_calloc(size_t n, size_t size);
+
+/*
+ * Make room for at least `need` elements of `size` bytes in *p, whose
+ * capacity is *cap elements. Grows geometrically. On success *p and *cap
+ * are updated and 0 is returned; on failure both are left unchanged (the
+ * old block is still valid and owned by the caller) and -1 is returned.
+ */
+int mem_grow(void **p, size_t *cap, size_t need, size_t size);
+
+/* Copy n bytes into a new block; NULL on failure. */
+void *mem_dup(const void *src, size_t n);
+
+#endif

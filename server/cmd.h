@@ -1,0 +1,21 @@
+/*
+ * cmd.h - the subcommands of bin/triad.
+ *
+ * Each takes the arguments after the subcommand name (argv[0] is the
+ * subcommand) and returns the process exit status: 0 success, 1 runtime
+ * failure (one line on stderr naming the file, line or member at fault),
+ * 2 bad usage (one line on stderr). Each answers --help on stdout with 0.
+ */
+#ifndef TRIAD_CMD_H
+#define TRIAD_CMD_H
+
+int cmd_load(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_recommend(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_kafka_mock(int argc, char **argv);
+
+#endif
