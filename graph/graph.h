@@ -120,7 +120,10 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 
 /*
  * Do queued merges for about budget_us microseconds (at least one merge
- * when any is queued). Returns the number still queued.
+ * when any is queued), and hand memory retired so far to RCU (graph_apply
+ * does that only every few thousand retired blocks, since a grace period
+ * costs more than an apply). Call it whenever the writer is idle, and at
+ * least every few milliseconds under load. Returns the number still queued.
  */
 size_t graph_maintain(struct graph *g, uint64_t budget_us);
 

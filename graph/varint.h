@@ -1,0 +1,89 @@
+/*
+ * varint.h - LEB128-style variable-length unsigned integers (7 bits a byte,
+ * high bit = more follows), the byte code of every gap and timestamp in the
+ * compressed adjacency.
+ *
+ * Two decoders: varint_get() trusts its input and is only ever used on
+ * bytes that passed varint_get_checked() once (when built in memory or when
+ * a snapshot chunk was imported).
+ */
+#ifndef TRIAD_VARINT_H
+#define TRIAD_VARINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VARINT_MAX32 5 /* bytes of the longest uint32_t */
+
+/* Write v at p; returns bytes written (1..5). p needs VARINT_MAX32 bytes. */
+static inline size_t varint_put(uint8_t *p, uint32_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Bytes varint_put would write for v. */
+static inline size_t varint_len(uint32_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Unchecked decode: only for bytes already validated. */
+static inline const uint8_t *varint_get(const uint8_t *p, uint32_t *v)
+{
+	uint32_t x = *p++;
+
+	if (x < 0x80) {
+		*v = x;
+		return p;
+	}
+	x &= 0x7f;
+	for (unsigned shift = 7;; shift += 7) {
+		uint32_t b = *p++;
+
+		x |= (b & 0x7f) << shift;
+		if (b < 0x80)
+			break;
+	}
+	*v = x;
+	return p;
+}
+
+/*
+ * Checked decode from [p, end): NULL when the bytes run out, the value
+ * needs more than 32 bits, or the encoding is not minimal-length-bounded.
+ */
+static inline const uint8_t *varint_get_checked(const uint8_t *p,
+						const uint8_t *end,
+						uint32_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned i = 0; i < VARINT_MAX32; i++) {
+		if (p >= end)
+			return NULL;
+		uint64_t b = *p++;
+		x |= (b & 0x7f) << (7 * i);
+		if (b < 0x80) {
+			if (x > UINT32_MAX)
+				return NULL;
+			*v = (uint32_t)x;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+#endif

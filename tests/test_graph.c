@@ -1,0 +1,676 @@
+/*
+ * test_graph.c - the compressed graph against a plain adjacency matrix.
+ *
+ * Random streams of adds, removes and re-adds (plus a burst on one hub) go
+ * to the graph and to a trivially correct reference; after every batch
+ * every list, degree, edge lookup, common-neighbour count and sample is
+ * compared, across merges and across a chunk export/import round trip.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "testutil.h"
+
+#define NM 300 /* members in the differential tests */
+
+struct ref {
+	int directed;
+	uint32_t *ts; /* NM*NM, 0 = no edge, else stored ts + 1 */
+};
+
+static uint64_t ext_of(uint32_t i)
+{
+	/* sparse, large, not in order */
+	return UINT64_C(0x9e3779b97f4a7c15) * (i + 1) ^ UINT64_C(0xdeadbeef);
+}
+
+static uint32_t idx_of(uint64_t ext)
+{
+	for (uint32_t i = 0; i < NM; i++)
+		if (ext_of(i) == ext)
+			return i;
+	return UINT32_MAX;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static uint32_t q(uint32_t ts)
+{
+	return ts / GRAPH_TS_RES * GRAPH_TS_RES;
+}
+
+static void ref_apply(struct ref *r, const struct graph_event *ev)
+{
+	uint32_t a = idx_of(ev->src), b = idx_of(ev->dst);
+
+	if (a == b)
+		return;
+	for (int k = 0; k < (r->directed ? 1 : 2); k++) {
+		uint32_t *cell = &r->ts[(size_t)a * NM + b];
+
+		if (ev->op == GRAPH_REMOVE)
+			*cell = 0;
+		else if (!*cell || *cell - 1 < q(ev->ts))
+			*cell = q(ev->ts) + 1;
+		uint32_t t = a;
+		a = b;
+		b = t;
+	}
+}
+
+static uint32_t ref_deg(const struct ref *r, uint32_t a)
+{
+	uint32_t d = 0;
+
+	for (uint32_t b = 0; b < NM; b++)
+		d += r->ts[(size_t)a * NM + b] != 0;
+	return d;
+}
+
+struct cctx {
+	uint32_t n;
+	uint32_t last;
+	int sorted;
+};
+
+static int count_cb(void *ctx, uint32_t w, uint32_t ta, uint32_t tb)
+{
+	struct cctx *c = ctx;
+
+	(void)ta;
+	(void)tb;
+	if (c->n && w <= c->last)
+		c->sorted = 0;
+	c->last = w;
+	c->n++;
+	return 0;
+}
+
+/* Compare everything the graph says with the reference. */
+static void compare(struct graph *g, const struct ref *r, uint64_t seed)
+{
+	struct graph_view v;
+	uint64_t edges = 0;
+	struct graph_stats st;
+	uint32_t nbr[NM], ts[NM], i2d[NM], *d2i;
+
+	graph_view_begin(g, &v);
+	/* member index <-> vertex id, both ways, through the id map */
+	d2i = calloc(graph_nvertices(&v) + 1, sizeof(uint32_t));
+	for (uint32_t b = 0; b < NM; b++) {
+		i2d[b] = graph_lookup(&v, ext_of(b));
+		if (i2d[b] != GRAPH_NONE) {
+			REQ_LT(i2d[b], graph_nvertices(&v));
+			d2i[i2d[b]] = b;
+		}
+	}
+	for (uint32_t a = 0; a < NM; a++) {
+		uint32_t u = graph_lookup(&v, ext_of(a)), rd = ref_deg(r, a);
+		struct graph_iter it;
+		uint32_t w, t, prev = 0, cnt = 0;
+
+		edges += rd;
+		if (u == GRAPH_NONE) {
+			REQ_EQ(rd, 0);
+			continue;
+		}
+		REQ_EQ(graph_member(&v, u), ext_of(a));
+		REQ_EQ(graph_degree(&v, u), rd);
+		graph_iter_init(&it, &v, u);
+		while (graph_iter_next(&it, &w, &t)) {
+			uint32_t b = d2i[w];
+
+			REQ_EQ(graph_member(&v, w), ext_of(b));
+			if (cnt)
+				REQ_GT(w, prev);
+			prev = w;
+			cnt++;
+			REQ_NE(b, UINT32_MAX);
+			REQ_EQ(r->ts[(size_t)a * NM + b], t + 1);
+		}
+		REQ_EQ(cnt, rd);
+
+		/* lookups for every member, present or not */
+		for (uint32_t b = 0; b < NM; b++) {
+			uint32_t x = i2d[b], tt = 0;
+			uint32_t want = r->ts[(size_t)a * NM + b];
+
+			if (x == GRAPH_NONE) {
+				REQ_EQ(want, 0);
+				continue;
+			}
+			REQ_EQ(graph_edge_ts(&v, u, x, &tt),
+					 want != 0);
+			if (want)
+				REQ_EQ(tt, want - 1);
+		}
+
+		/* seek lands on the first neighbour >= target */
+		{
+			uint32_t target = (uint32_t)(rnd(&seed) %
+						     (graph_nvertices(&v) + 1));
+			uint32_t got = GRAPH_NONE, expect = GRAPH_NONE;
+
+			graph_iter_init(&it, &v, u);
+			while (graph_iter_next(&it, &w, &t))
+				if (w >= target) {
+					expect = w;
+					break;
+				}
+			graph_iter_init(&it, &v, u);
+			graph_iter_seek(&it, target);
+			if (graph_iter_next(&it, &w, &t))
+				got = w;
+			REQ_EQ(got, expect);
+		}
+
+		/* common neighbours with a random other member */
+		{
+			uint32_t b = (uint32_t)(rnd(&seed) % NM), want = 0;
+			uint32_t x = graph_lookup(&v, ext_of(b));
+			struct cctx c = { 0, 0, 1 };
+
+			for (uint32_t z = 0; z < NM; z++)
+				want += r->ts[(size_t)a * NM + z] &&
+					r->ts[(size_t)b * NM + z];
+			if (x != GRAPH_NONE) {
+				REQ_EQ(
+					graph_common(&v, u, x, count_cb, &c),
+					want);
+				REQ_EQ(c.n, want);
+				REQ(c.sorted);
+			}
+		}
+
+		/* samples: newest exactly, uniform as a distinct subset */
+		{
+			uint32_t k = 1 + (uint32_t)(rnd(&seed) % 40), n, i;
+
+			n = graph_sample(&v, u, k, GRAPH_SAMPLE_NEWEST, 1, nbr,
+					 ts);
+			REQ_EQ(n, k < rd ? k : rd);
+			for (i = 0; i < n; i++) {
+				uint32_t b = d2i[nbr[i]];
+				uint32_t better = 0;
+
+				REQ_EQ(r->ts[(size_t)a * NM + b],
+						  ts[i] + 1);
+				/* exactly i neighbours rank before it */
+				for (uint32_t z = 0; z < NM; z++) {
+					uint32_t tz = r->ts[(size_t)a * NM + z];
+					uint32_t xz;
+
+					if (!tz)
+						continue;
+					xz = i2d[z];
+					if (tz - 1 > ts[i] ||
+					    (tz - 1 == ts[i] && xz < nbr[i]))
+						better++;
+				}
+				REQ_EQ(better, i);
+			}
+			n = graph_sample(&v, u, k, GRAPH_SAMPLE_UNIFORM, seed,
+					 nbr, ts);
+			REQ_EQ(n, k < rd ? k : rd);
+			for (i = 0; i < n; i++) {
+				uint32_t b = d2i[nbr[i]];
+
+				REQ_EQ(r->ts[(size_t)a * NM + b],
+						  ts[i] + 1);
+				for (uint32_t j = 0; j < i; j++)
+					REQ_NE(nbr[j], nbr[i]);
+			}
+		}
+	}
+	graph_view_end(&v);
+	free(d2i);
+	graph_stats(g, &st);
+	REQ_EQ(st.edges, r->directed ? edges : edges / 2);
+}
+
+/* Export every chunk and import into a fresh graph. */
+static struct graph *roundtrip(struct graph *g)
+{
+	struct graph *h = graph_new(graph_is_directed(g));
+	struct graph_stats st;
+	struct graph_view v;
+	struct err e = { "" };
+	uint32_t nch, c;
+
+	graph_stats(g, &st);
+	graph_view_begin(g, &v);
+	nch = graph_nchunks(&v);
+	REQ_EQ(graph_import_begin(h, graph_nvertices(&v), st.edges,
+					    &e), 0);
+	for (c = nch; c-- > 0;) { /* any order */
+		struct graph_buf b = { 0 };
+
+		REQ_EQ(graph_chunk_encode(&v, c, &b, &e), 0);
+		ck_assert_msg(graph_import_chunk(h, c, b.p, b.len, &e) == 0,
+			      "%s", e.msg);
+		graph_buf_release(&b);
+	}
+	graph_view_end(&v);
+	ck_assert_msg(graph_import_end(h, &e) == 0, "%s", e.msg);
+	return h;
+}
+
+static void random_stream(int directed, int hub_burst)
+{
+	struct ref r = { directed, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+	struct graph *g = graph_new(directed);
+	struct graph_event ev[400];
+	uint64_t seed = 0x1234567 + (uint64_t)directed * 77 + (uint64_t)hub_burst;
+	struct err e = { "" };
+
+	for (int batch = 0; batch < 30; batch++) {
+		size_t n = 1 + rnd(&seed) % 400;
+
+		for (size_t i = 0; i < n; i++) {
+			uint32_t a = (uint32_t)(rnd(&seed) % NM);
+			uint32_t b = (uint32_t)(rnd(&seed) % NM);
+
+			if (hub_burst && batch % 3 == 1)
+				a = 7; /* one member gets most of the traffic */
+			ev[i].src = ext_of(a);
+			ev[i].dst = ext_of(b);
+			/* few distinct times so re-adds hit equal and older
+			 * timestamps too */
+			ev[i].ts = 1700000000u +
+				   (uint32_t)(rnd(&seed) % 50) * GRAPH_TS_RES;
+			ev[i].op = rnd(&seed) % 3 == 0 ? GRAPH_REMOVE
+							 : GRAPH_ADD;
+			ref_apply(&r, &ev[i]);
+		}
+		REQ_EQ(graph_apply(g, ev, n, NULL, &e), 0);
+		compare(g, &r, seed);
+		if (batch % 4 == 3) {
+			graph_maintain(g, 1000000);
+			compare(g, &r, seed);
+		}
+		if (batch % 10 == 9) {
+			struct graph *h = roundtrip(g);
+
+			compare(h, &r, seed);
+			graph_free(g);
+			g = h; /* keep streaming into the reopened graph */
+		}
+	}
+	graph_free(g);
+	free(r.ts);
+}
+
+START_TEST(diff_undirected)
+{
+	random_stream(0, 0);
+}
+END_TEST
+
+START_TEST(diff_directed)
+{
+	random_stream(1, 0);
+}
+END_TEST
+
+START_TEST(diff_hub_burst)
+{
+	random_stream(0, 1);
+}
+END_TEST
+
+/* graph_build on a list with repeats and self-loops equals applying it. */
+START_TEST(build_equals_apply)
+{
+	for (int reorder = 0; reorder < 2; reorder++) {
+		struct ref r = { 0, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+		struct graph *g = graph_new(0);
+		struct graph_event *ev = calloc(20000, sizeof(*ev));
+		uint64_t seed = 99, dropped = 0, loops = 0;
+		struct err e = { "" };
+
+		for (size_t i = 0; i < 20000; i++) {
+			uint32_t a = (uint32_t)(rnd(&seed) % NM);
+			uint32_t b = (uint32_t)(rnd(&seed) % NM);
+
+			/* skewed: low indices are hubs */
+			if (rnd(&seed) % 2)
+				b = (uint32_t)(rnd(&seed) % 20);
+			loops += a == b;
+			ev[i].src = ext_of(a);
+			ev[i].dst = ext_of(b);
+			ev[i].ts = (uint32_t)(rnd(&seed) % 4000000000u);
+			ev[i].op = GRAPH_ADD;
+			ref_apply(&r, &ev[i]);
+		}
+		REQ_EQ(graph_build(g, ev, 20000,
+					     reorder ? GRAPH_BUILD_REORDER : 0,
+					     &dropped, &e), 0);
+		REQ_EQ(dropped, loops);
+		compare(g, &r, seed);
+		if (reorder) {
+			/* hubs first: vertex 0 is a member of top degree */
+			struct graph_view v;
+			uint32_t best = 0;
+
+			graph_view_begin(g, &v);
+			for (uint32_t u = 0; u < graph_nvertices(&v); u++)
+				if (graph_degree(&v, u) > best)
+					best = graph_degree(&v, u);
+			REQ_GE(graph_degree(&v, 0) + 8, best);
+			graph_view_end(&v);
+		}
+		/* and it keeps taking a stream afterwards */
+		for (size_t i = 0; i < 2000; i++) {
+			ev[i].src = ext_of((uint32_t)(rnd(&seed) % NM));
+			ev[i].dst = ext_of((uint32_t)(rnd(&seed) % 20));
+			ev[i].op = rnd(&seed) % 2 ? GRAPH_REMOVE : GRAPH_ADD;
+			ref_apply(&r, &ev[i]);
+		}
+		REQ_EQ(graph_apply(g, ev, 2000, NULL, &e), 0);
+		compare(g, &r, seed);
+		graph_free(g);
+		free(ev);
+		free(r.ts);
+	}
+}
+END_TEST
+
+/* A hub far past the block index and newest-index thresholds, churned. */
+START_TEST(big_hub)
+{
+	enum { N = 20000 };
+	struct graph *g = graph_new(0);
+	uint8_t *in = calloc(N + 1, 1);
+	uint32_t *tsr = calloc(N + 1, sizeof(uint32_t));
+	struct graph_event ev;
+	struct err e = { "" };
+	uint64_t seed = 5;
+	struct graph_view v;
+	struct graph_stats st;
+
+	for (int round = 0; round < 3 * N; round++) {
+		uint32_t x = 1 + (uint32_t)(rnd(&seed) % N);
+
+		ev.src = 0;
+		ev.dst = x;
+		ev.ts = (uint32_t)(round / 7) * GRAPH_TS_RES;
+		ev.op = round > N && rnd(&seed) % 3 == 0 ? GRAPH_REMOVE
+							 : GRAPH_ADD;
+		REQ_EQ(graph_apply(g, &ev, 1, NULL, &e), 0);
+		if (ev.op == GRAPH_ADD) {
+			in[x] = 1;
+			tsr[x] = ev.ts;
+		} else {
+			in[x] = 0;
+		}
+		if (round % 5000 == 0)
+			graph_maintain(g, 100000);
+	}
+	graph_stats(g, &st);
+	REQ_GT(st.merges, 0);
+	graph_view_begin(g, &v);
+	{
+		uint32_t hub = graph_lookup(&v, 0), deg = 0, k, nbr[32], ts[32];
+		struct graph_iter it;
+		uint32_t w, t;
+
+		for (uint32_t x = 1; x <= N; x++)
+			deg += in[x];
+		REQ_EQ(graph_degree(&v, hub), deg);
+		REQ_GT(deg, 1024);
+		graph_iter_init(&it, &v, hub);
+		k = 0;
+		while (graph_iter_next(&it, &w, &t)) {
+			uint64_t m = graph_member(&v, w);
+
+			REQ(in[m]);
+			REQ_EQ(t, tsr[m]);
+			k++;
+		}
+		REQ_EQ(k, deg);
+		/* newest 32 against brute force over the reference */
+		k = graph_sample(&v, hub, 32, GRAPH_SAMPLE_NEWEST, 0, nbr, ts);
+		REQ_EQ(k, 32);
+		for (uint32_t i = 0; i < 32; i++) {
+			uint64_t m = graph_member(&v, nbr[i]);
+			uint32_t better = 0;
+
+			REQ(in[m]);
+			REQ_EQ(ts[i], tsr[m]);
+			for (uint32_t x = 1; x <= N; x++) {
+				uint32_t id;
+
+				if (!in[x])
+					continue;
+				id = graph_lookup(&v, x);
+				if (tsr[x] > ts[i] ||
+				    (tsr[x] == ts[i] && id < nbr[i]))
+					better++;
+			}
+			REQ_EQ(better, i);
+		}
+	}
+	graph_view_end(&v);
+	graph_free(g);
+	free(in);
+	free(tsr);
+}
+END_TEST
+
+/* Corrupted chunk bytes are refused, never trusted. */
+START_TEST(import_rejects_garbage)
+{
+	struct graph *g = graph_new(0), *h;
+	struct graph_event ev[3000];
+	struct graph_buf b = { 0 };
+	struct graph_view v;
+	struct err e = { "" };
+	struct graph_stats st;
+	uint64_t seed = 3;
+	size_t i;
+
+	for (i = 0; i < 3000; i++) {
+		ev[i].src = rnd(&seed) % 50;
+		ev[i].dst = rnd(&seed) % 200;
+		ev[i].ts = (uint32_t)rnd(&seed);
+		ev[i].op = GRAPH_ADD;
+	}
+	REQ_EQ(graph_build(g, ev, 3000, 0, NULL, &e), 0);
+	graph_stats(g, &st);
+	graph_view_begin(g, &v);
+	REQ_EQ(graph_nchunks(&v), 1);
+	REQ_EQ(graph_chunk_encode(&v, 0, &b, &e), 0);
+	graph_view_end(&v);
+	/* every truncation and many single-byte corruptions */
+	for (i = 0; i < b.len; i += 1 + i / 16) {
+		h = graph_new(0);
+		REQ_EQ(graph_import_begin(h, 250, st.edges, &e), 0);
+		if (graph_import_chunk(h, 0, b.p, i, &e) == 0)
+			REQ_NE(graph_import_end(h, &e), 0);
+		graph_free(h);
+	}
+	for (i = 0; i < b.len; i += 7) {
+		uint8_t old = b.p[i];
+		int rc;
+
+		b.p[i] ^= (uint8_t)(1 + i % 255);
+		h = graph_new(0);
+		graph_import_begin(h, 250, st.edges, &e);
+		rc = graph_import_chunk(h, 0, b.p, b.len, &e);
+		if (rc == 0)
+			rc = graph_import_end(h, &e);
+		/* an accepted corruption must still be a well-formed graph
+		 * (e.g. a changed timestamp): walk it */
+		if (rc == 0) {
+			graph_view_begin(h, &v);
+			for (uint32_t u = 0; u < graph_nvertices(&v); u++) {
+				struct graph_iter it;
+				uint32_t w, t, k = 0;
+
+				graph_iter_init(&it, &v, u);
+				while (graph_iter_next(&it, &w, &t)) {
+					REQ_LT(w, 250);
+					k++;
+				}
+				REQ_EQ(k, graph_degree(&v, u));
+			}
+			graph_view_end(&v);
+		}
+		graph_free(h);
+		b.p[i] = old;
+	}
+	graph_buf_release(&b);
+	graph_free(g);
+}
+END_TEST
+
+/* ---- concurrency ------------------------------------------------------ */
+
+enum { CN = 3000 };
+
+struct conc {
+	struct graph *g;
+	atomic_int done;
+	atomic_ulong checks;
+};
+
+/*
+ * The writer adds hub-i edges for i = 1..CN in order, then removes them in
+ * the same order, twice over. So every state it ever publishes is "the hub
+ * is connected to exactly the members lo..hi" for some lo <= hi, each with
+ * ts = i hours: readers check that, plus sortedness.
+ */
+static void *writer(void *arg)
+{
+	struct conc *c = arg;
+	struct graph_event ev = { 0, 0, 0, GRAPH_ADD };
+	struct err e;
+
+	for (int rep = 0; rep < 2; rep++) {
+		for (uint32_t i = 1; i <= CN; i++) {
+			ev.dst = i;
+			ev.ts = i * GRAPH_TS_RES;
+			ev.op = GRAPH_ADD;
+			graph_apply(c->g, &ev, 1, NULL, &e);
+			if (i % 64 == 0)
+				graph_maintain(c->g, 200);
+		}
+		for (uint32_t i = 1; i <= CN; i++) {
+			ev.dst = i;
+			ev.op = GRAPH_REMOVE;
+			graph_apply(c->g, &ev, 1, NULL, &e);
+			if (i % 64 == 0)
+				graph_maintain(c->g, 200);
+		}
+	}
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+static void *reader(void *arg)
+{
+	struct conc *c = arg;
+
+	while (!atomic_load(&c->done)) {
+		struct graph_view v;
+		uint32_t hub, w, t, n = 0, prev = 0;
+		uint64_t lo = 0, last = 0;
+		struct graph_iter it;
+
+		graph_view_begin(c->g, &v);
+		hub = graph_lookup(&v, 0);
+		if (hub != GRAPH_NONE) {
+			graph_iter_init(&it, &v, hub);
+			while (graph_iter_next(&it, &w, &t)) {
+				uint64_t m = graph_member(&v, w);
+
+				if (n) {
+					REQ_GT(w, prev);
+					REQ_EQ(m, last + 1);
+				} else {
+					lo = m;
+				}
+				REQ_EQ(t, m * GRAPH_TS_RES);
+				prev = w;
+				last = m;
+				n++;
+			}
+			/* the degree is read from a later version: only
+			 * bounded, not equal */
+			REQ_LE(graph_degree(&v, hub), CN);
+			if (n)
+				REQ_EQ(last - lo + 1, n);
+		}
+		graph_view_end(&v);
+		atomic_fetch_add(&c->checks, 1);
+	}
+	return NULL;
+}
+
+START_TEST(readers_see_published_states)
+{
+	struct conc c = { graph_new(0), 0, 0 };
+	pthread_t w, r[2];
+
+	/* members 1..CN get dense ids in order, so member order = id order */
+	{
+		struct graph_event ev = { 0, 0, 0, GRAPH_ADD };
+		struct err e;
+
+		for (uint32_t i = 1; i <= CN; i++) {
+			ev.dst = i;
+			graph_apply(c.g, &ev, 1, NULL, &e);
+			ev.op = GRAPH_REMOVE;
+			graph_apply(c.g, &ev, 1, NULL, &e);
+			ev.op = GRAPH_ADD;
+		}
+	}
+	pthread_create(&r[0], NULL, reader, &c);
+	pthread_create(&r[1], NULL, reader, &c);
+	pthread_create(&w, NULL, writer, &c);
+	pthread_join(w, NULL);
+	pthread_join(r[0], NULL);
+	pthread_join(r[1], NULL);
+	REQ_GT(atomic_load(&c.checks), 0);
+	graph_free(c.g);
+}
+END_TEST
+
+static Suite *graph_suite(void)
+{
+	Suite *s = suite_create("graph");
+	TCase *t = tcase_create("core");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, diff_undirected);
+	tcase_add_test(t, diff_directed);
+	tcase_add_test(t, diff_hub_burst);
+	tcase_add_test(t, build_equals_apply);
+	tcase_add_test(t, big_hub);
+	tcase_add_test(t, import_rejects_garbage);
+	tcase_add_test(t, readers_see_published_states);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(graph_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
