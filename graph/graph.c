@@ -621,24 +621,17 @@ static int idmap_reserve(struct graph *g, uint64_t more)
 	return 0;
 }
 
-/* Writer: make room for `more` new vertices in the vertex table. */
-static int vtab_reserve(struct graph *g, uint64_t more)
+/* Writer: publish a copy of the vertex table with room for cap vertices. */
+static int vtab_resize(struct graph *g, uint64_t cap)
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
 	uint32_t n = atomic_load_explicit(&vt->n, memory_order_relaxed);
-	uint64_t cap = vt->cap, need = n + more;
 	struct graph_vtab *nv;
 	uint32_t i;
 
-	if (need <= cap)
-		return 0;
-	if (need > GRAPH_NONE)
+	if (cap < n || cap > GRAPH_NONE)
 		return -1;
-	while (cap < need)
-		cap *= 2;
-	if (cap > GRAPH_NONE)
-		cap = GRAPH_NONE;
 	nv = vtab_new((uint32_t)cap);
 	if (!nv)
 		return -1;
@@ -653,6 +646,36 @@ static int vtab_reserve(struct graph *g, uint64_t more)
 		vtab_free(vt);
 	}
 	return 0;
+}
+
+/* Writer: make room for `more` new vertices (doubling). */
+static int vtab_reserve(struct graph *g, uint64_t more)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	uint64_t cap = vt->cap, need = (uint64_t)atomic_load_explicit(
+		&vt->n, memory_order_relaxed) + more;
+
+	if (need <= cap)
+		return 0;
+	if (need > GRAPH_NONE)
+		return -1;
+	while (cap < need)
+		cap *= 2;
+	return vtab_resize(g, cap > GRAPH_NONE ? GRAPH_NONE : cap);
+}
+
+/* Writer: trim the vertex table to its vertices plus an eighth, after a
+ * bulk build or import (doubling may have left it half empty). */
+static void vtab_fit(struct graph *g)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	uint64_t n = atomic_load_explicit(&vt->n, memory_order_relaxed);
+	uint64_t cap = n + n / 8 + 64;
+
+	if (cap < vt->cap)
+		vtab_resize(g, cap); /* on failure the larger one stays */
 }
 
 /* Writer: the vertex of `member`, created when new. GRAPH_NONE on OOM. */
@@ -1699,6 +1722,7 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 			goto oom;
 	}
 	arena_adopt(g, &arena);
+	vtab_fit(g);
 	atomic_store(&g->edges, g->directed ? total : total / 2);
 	for (u = 0; u < nv; u += GRAPH_CHUNK)
 		if (dirty_mark(g, u))
@@ -1808,7 +1832,7 @@ int graph_import_begin(struct graph *g, uint64_t nvertices, uint64_t nedges,
 	if (nvertices >= GRAPH_NONE)
 		return err_set(e, "member count %llu is too large",
 			       (unsigned long long)nvertices);
-	if (vtab_reserve(g, nvertices))
+	if (nvertices > 1024 && vtab_resize(g, nvertices))
 		return err_set(e, "out of memory for %llu members",
 			       (unsigned long long)nvertices);
 	g->imp_seen = mem_calloc(nch ? nch : 1, 1);
@@ -1991,16 +2015,28 @@ int graph_import_end(struct graph *g, struct err *e)
 			       "(%llu)", (unsigned long long)g->imp_edges,
 			       (unsigned long long)(g->directed ? half
 								: half / 2));
-	g->im_used = 0;
-	if (idmap_reserve(g, g->imp_n))
-		return err_set(e, "out of memory");
-	im = atomic_load_explicit(&g->im, memory_order_relaxed);
-	for (u = 0; u < g->imp_n; u++) {
-		if (idmap_find(im, vt, u, vt->ext[u]) != GRAPH_NONE)
-			return err_set(e, "member %llu appears twice",
-				       (unsigned long long)vt->ext[u]);
-		idmap_put(im, vt->ext[u], u);
-		g->im_used++;
+	/* a fresh id map sized for every member, checked for duplicates */
+	{
+		struct idmap *old = atomic_load_explicit(&g->im,
+							 memory_order_relaxed);
+		uint64_t slots = 2048;
+
+		while (g->imp_n * 10 > slots * 7)
+			slots *= 2;
+		im = idmap_new(slots);
+		if (!im)
+			return err_set(e, "out of memory");
+		for (u = 0; u < g->imp_n; u++) {
+			if (idmap_find(im, vt, u, vt->ext[u]) != GRAPH_NONE) {
+				idmap_free(im);
+				return err_set(e, "member %llu appears twice",
+					       (unsigned long long)vt->ext[u]);
+			}
+			idmap_put(im, vt->ext[u], u);
+		}
+		atomic_store_explicit(&g->im, im, memory_order_release);
+		idmap_free(old); /* never published to readers */
+		g->im_used = (uint32_t)g->imp_n;
 	}
 	atomic_store(&g->edges, g->directed ? half : half / 2);
 	{

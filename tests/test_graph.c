@@ -468,6 +468,49 @@ START_TEST(big_hub)
 }
 END_TEST
 
+/* Round trip of a graph with many members (id map growth on import). */
+START_TEST(import_many_members)
+{
+	enum { N = 40000 };
+	struct graph *g = graph_new(0), *h;
+	struct graph_event *ev = calloc(N, sizeof(*ev));
+	struct err e = { "" };
+	struct graph_view v, w;
+	uint64_t seed = 11;
+
+	for (size_t i = 0; i < N; i++) {
+		ev[i].src = rnd(&seed) % 9000 + 1;
+		ev[i].dst = rnd(&seed) % 9000 + 1;
+		ev[i].ts = (uint32_t)(rnd(&seed) % 100000000u);
+	}
+	REQ_EQ(graph_build(g, ev, N, GRAPH_BUILD_REORDER, NULL, &e), 0);
+	h = roundtrip(g);
+	graph_view_begin(g, &v);
+	graph_view_begin(h, &w);
+	REQ_EQ(graph_nvertices(&v), graph_nvertices(&w));
+	for (uint32_t u = 0; u < graph_nvertices(&v); u++) {
+		struct graph_iter a, b;
+		uint32_t x, y, tx, ty;
+
+		REQ_EQ(graph_lookup(&w, graph_member(&v, u)), u);
+		graph_iter_init(&a, &v, u);
+		graph_iter_init(&b, &w, u);
+		while (graph_iter_next(&a, &x, &tx)) {
+			REQ(graph_iter_next(&b, &y, &ty));
+			REQ_EQ(x, y);
+			REQ_EQ(tx, ty);
+		}
+		REQ(!graph_iter_next(&b, &y, &ty));
+	}
+	REQ_EQ(graph_lookup(&w, 123456789), GRAPH_NONE);
+	graph_view_end(&w);
+	graph_view_end(&v);
+	graph_free(g);
+	graph_free(h);
+	free(ev);
+}
+END_TEST
+
 /* Corrupted chunk bytes are refused, never trusted. */
 START_TEST(import_rejects_garbage)
 {
@@ -658,6 +701,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, diff_hub_burst);
 	tcase_add_test(t, build_equals_apply);
 	tcase_add_test(t, big_hub);
+	tcase_add_test(t, import_many_members);
 	tcase_add_test(t, import_rejects_garbage);
 	tcase_add_test(t, readers_see_published_states);
 	suite_add_tcase(s, t);
