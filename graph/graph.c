@@ -4,15 +4,20 @@
  *
  * Layout of one encoded base list (all varints unless noted):
  *
- *   deg  tsmin  dlen                      header
+ *   deg  tsw  dlen                        header, tsw = tsmin * 2 + tsmode
  *   [nblk x (u32 first_id, u32 off)]      block index, when deg > GRAPH_BLOCK
  *   [NEWEST_N x (u32 id, u32 ts)]         newest index, when deg >= NEWEST_MIN
- *   dlen bytes of entries                 per entry: id gap, ts - tsmin
+ *   dlen bytes of entries                 per entry: id gap, ts code
  *
  * The first entry's gap is its id; later gaps are id - previous id - 1. A
  * block starts every GRAPH_BLOCK entries; its index entry holds its first
  * id and the offset of its first entry, so a reader that jumps there skips
  * that entry's gap and takes the id from the index.
+ *
+ * Timestamps (stored units) have two codes, chosen per list by size: mode
+ * 0 stores ts - tsmin; mode 1 stores ts - tsmin at each block start and
+ * zigzag(ts - previous ts) elsewhere, which wins when time follows id
+ * order (ids handed out at sign-up, edges made soon after).
  *
  * A vertex slot (u64) is 0 (no edges), SLOT_ARENA|offset (a base list in
  * the arena, no delta) or a pointer to an immutable struct adj (base +
@@ -67,11 +72,21 @@ struct idmap {
 	_Atomic uint32_t *slot; /* vertex id + 1; 0 = empty */
 };
 
+/*
+ * Memory the writer replaced, waiting for a grace period. The RCU callback
+ * only marks a batch safe; the writer itself frees it on its next call, so
+ * every malloc and free of graph memory happens on the writer thread
+ * (cross-thread frees made glibc's allocator the bottleneck of ingest).
+ */
 struct retired {
 	struct rcu_head head;
+	_Atomic int safe;      /* set by RCU once no reader can see p[] */
+	struct retired *next;  /* writer's FIFO, oldest first */
 	size_t n;
 	void *p[];
 };
+
+#define APPLY_CHUNK 256u /* events resolved to vertex ids at once */
 
 struct graph {
 	int directed;
@@ -90,6 +105,8 @@ struct graph {
 	size_t dirty_cap; /* words */
 	void **garbage;
 	size_t ngarbage, garbage_cap;
+	struct retired *rhead, *rtail; /* batches handed to RCU */
+	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch */
 	uint32_t *sid, *sts; /* merge scratch */
 	size_t scap;
 	struct graph_buf enc;
@@ -146,6 +163,30 @@ static inline uint32_t ts_secs(uint32_t u)
 	return u * GRAPH_TS_RES;
 }
 
+_Static_assert(GRAPH_TS_RES >= 2, "stored units must fit 31 bits");
+
+static inline uint32_t zigzag(uint32_t d)
+{
+	return (d << 1) ^ (uint32_t)-(int32_t)(d >> 31);
+}
+
+/* Decode one ts code: entry `idx` of a list, previous ts `prev`. */
+static inline uint32_t ts_dec(uint32_t v, uint32_t idx, uint32_t prev,
+			      uint32_t tsmin, uint32_t mode)
+{
+	if (!mode || idx % GRAPH_BLOCK == 0)
+		return tsmin + v;
+	return prev + ((v >> 1) ^ (uint32_t)-(int32_t)(v & 1));
+}
+
+static inline uint32_t ts_enc(const uint32_t *ts, uint32_t i, uint32_t tsmin,
+			      uint32_t mode)
+{
+	if (!mode || i % GRAPH_BLOCK == 0)
+		return ts[i] - tsmin;
+	return zigzag(ts[i] - ts[i - 1]);
+}
+
 void graph_buf_release(struct graph_buf *b)
 {
 	free(b->p);
@@ -168,7 +209,7 @@ static int buf_reserve(struct graph_buf *b, size_t more)
 /* ---- base list: header parse ------------------------------------------ */
 
 struct base_hdr {
-	uint32_t deg, tsmin, dlen, nblk;
+	uint32_t deg, tsmin, dlen, nblk, tsmode;
 	const uint8_t *blk;    /* block index or NULL */
 	const uint8_t *newest; /* newest index or NULL */
 	const uint8_t *data;
@@ -178,6 +219,8 @@ static inline void base_parse(const uint8_t *p, struct base_hdr *h)
 {
 	p = varint_get(p, &h->deg);
 	p = varint_get(p, &h->tsmin);
+	h->tsmode = h->tsmin & 1;
+	h->tsmin >>= 1;
 	p = varint_get(p, &h->dlen);
 	h->blk = NULL;
 	h->newest = NULL;
@@ -216,7 +259,7 @@ static int base_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 {
 	struct base_hdr h;
 	const uint8_t *p;
-	uint32_t id, gap, t, left;
+	uint32_t id, gap, t, code, left;
 
 	if (!b)
 		return 0;
@@ -248,16 +291,18 @@ static int base_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 		p = varint_get(p, &t);
 		left = h.deg - 1;
 	}
+	t += h.tsmin; /* a block start */
 	for (;;) {
 		if (id == w) {
 			if (ts)
-				*ts = h.tsmin + t;
+				*ts = t;
 			return 1;
 		}
 		if (id > w || !left)
 			return 0;
 		p = varint_get(p, &gap);
-		p = varint_get(p, &t);
+		p = varint_get(p, &code);
+		t = ts_dec(code, h.deg - left, t, h.tsmin, h.tsmode);
 		id += gap + 1;
 		left--;
 	}
@@ -272,7 +317,8 @@ static int base_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 static int base_encode(const uint32_t *id, const uint32_t *ts, uint32_t n,
 		       struct graph_buf *out)
 {
-	uint32_t tsmin = UINT32_MAX, nblk = 0, dlen = 0, i, prev = 0;
+	uint32_t tsmin = UINT32_MAX, nblk = 0, dlen = 0, d1 = 0, i, prev = 0;
+	uint32_t mode;
 	size_t hdr, start;
 	uint8_t *p;
 
@@ -285,18 +331,23 @@ static int base_encode(const uint32_t *id, const uint32_t *ts, uint32_t n,
 		uint32_t gap = i ? id[i] - prev - 1 : id[i];
 
 		dlen += (uint32_t)(varint_len(gap) + varint_len(ts[i] - tsmin));
+		d1 += (uint32_t)(varint_len(gap) +
+				 varint_len(ts_enc(ts, i, tsmin, 1)));
 		prev = id[i];
 	}
+	mode = d1 < dlen;
+	if (mode)
+		dlen = d1;
 	if (n > GRAPH_BLOCK)
 		nblk = (n + GRAPH_BLOCK - 1) / GRAPH_BLOCK;
-	hdr = varint_len(n) + varint_len(tsmin) + varint_len(dlen) +
+	hdr = varint_len(n) + varint_len(tsmin * 2 + mode) + varint_len(dlen) +
 	      (size_t)nblk * 8 + (n >= NEWEST_MIN ? NEWEST_N * 8 : 0);
 	if (buf_reserve(out, hdr + dlen))
 		return -1;
 	start = out->len;
 	p = out->p + start;
 	p += varint_put(p, n);
-	p += varint_put(p, tsmin);
+	p += varint_put(p, tsmin * 2 + mode);
 	p += varint_put(p, dlen);
 	if (nblk) {
 		uint8_t *blk = p, *q = p + (size_t)nblk * 8 +
@@ -310,7 +361,7 @@ static int base_encode(const uint32_t *id, const uint32_t *ts, uint32_t n,
 				     (uint32_t)(q - data));
 			}
 			q += varint_put(q, i ? id[i] - id[i - 1] - 1 : id[i]);
-			q += varint_put(q, ts[i] - tsmin);
+			q += varint_put(q, ts_enc(ts, i, tsmin, mode));
 		}
 		p += (size_t)nblk * 8;
 	}
@@ -339,7 +390,7 @@ static int base_encode(const uint32_t *id, const uint32_t *ts, uint32_t n,
 	if (!nblk) {
 		for (i = 0; i < n; i++) {
 			p += varint_put(p, i ? id[i] - id[i - 1] - 1 : id[i]);
-			p += varint_put(p, ts[i] - tsmin);
+			p += varint_put(p, ts_enc(ts, i, tsmin, mode));
 		}
 	} else {
 		p += dlen;
@@ -400,6 +451,8 @@ static struct graph_vtab *vtab_new(uint32_t cap)
 		free(vt);
 		return NULL;
 	}
+	mem_hint_huge(vt->slot, (size_t)cap * sizeof(*vt->slot));
+	mem_hint_huge(vt->ext, (size_t)cap * sizeof(*vt->ext));
 	return vt;
 }
 
@@ -424,6 +477,7 @@ static struct idmap *idmap_new(uint64_t slots)
 		free(m);
 		return NULL;
 	}
+	mem_hint_huge(m->slot, slots * sizeof(*m->slot));
 	return m;
 }
 
@@ -457,6 +511,8 @@ struct graph *graph_new(int directed)
 	return g;
 }
 
+static void reclaim(struct graph *g, int all);
+
 static void free_version(uint64_t s)
 {
 	struct adj *a;
@@ -477,7 +533,8 @@ void graph_free(struct graph *g)
 	if (!g)
 		return;
 	if (g->used_rcu)
-		urcu_bp_barrier(); /* retired batches still queued */
+		urcu_bp_barrier(); /* every mark_safe has run */
+	reclaim(g, 1);
 	vt = atomic_load(&g->vt);
 	n = atomic_load(&vt->n);
 	for (i = 0; i < n; i++)
@@ -531,14 +588,28 @@ static int retire_version(struct graph *g, uint64_t s, int with_base)
 	return retire(g, a);
 }
 
-static void free_retired(struct rcu_head *h)
+static void mark_safe(struct rcu_head *h)
 {
 	struct retired *r = caa_container_of(h, struct retired, head);
-	size_t i;
 
-	for (i = 0; i < r->n; i++)
-		free(r->p[i]);
-	free(r);
+	atomic_store_explicit(&r->safe, 1, memory_order_release);
+}
+
+/* Writer: free every batch whose grace period has ended. With `all`, the
+ * caller has waited for every callback (rcu_barrier) first. */
+static void reclaim(struct graph *g, int all)
+{
+	while (g->rhead && (all || atomic_load_explicit(&g->rhead->safe,
+							memory_order_acquire))) {
+		struct retired *r = g->rhead;
+
+		g->rhead = r->next;
+		if (!g->rhead)
+			g->rtail = NULL;
+		for (size_t i = 0; i < r->n; i++)
+			free(r->p[i]);
+		free(r);
+	}
 }
 
 /* Hand the garbage of this writer call to RCU. On allocation failure,
@@ -557,11 +628,19 @@ static void retire_flush(struct graph *g)
 			free(g->garbage[i]);
 	} else {
 		r->n = g->ngarbage;
+		r->next = NULL;
+		atomic_init(&r->safe, 0);
 		memcpy(r->p, g->garbage, g->ngarbage * sizeof(void *));
-		urcu_bp_call_rcu(&r->head, free_retired);
+		if (g->rtail)
+			g->rtail->next = r;
+		else
+			g->rhead = r;
+		g->rtail = r;
+		urcu_bp_call_rcu(&r->head, mark_safe);
 		g->used_rcu = 1;
 	}
 	g->ngarbage = 0;
+	reclaim(g, 0);
 }
 
 /* ---- id map ----------------------------------------------------------- */
@@ -806,9 +885,10 @@ static inline void it_base_step(struct graph_iter *it)
 	}
 	it->p = varint_get(it->p, &gap);
 	it->p = varint_get(it->p, &t);
+	it->bts = ts_dec(t, it->bdeg - it->left, it->bts, it->tsmin,
+			 it->tsmode);
 	it->left--;
 	it->bid = it->prev = it->prev + gap + 1;
-	it->bts = it->tsmin + t;
 }
 
 static void it_init_ref(struct graph_iter *it, const struct vref *r)
@@ -824,6 +904,7 @@ static void it_init_ref(struct graph_iter *it, const struct vref *r)
 		it->nblk = h.nblk;
 		it->bdeg = h.deg;
 		it->tsmin = h.tsmin;
+		it->tsmode = h.tsmode;
 		it->data = h.data;
 		it->p = h.data;
 		it->end = h.data + h.dlen;
@@ -966,19 +1047,21 @@ uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
 static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
 		     uint32_t *ts)
 {
-	uint32_t b = i / GRAPH_BLOCK, k = i % GRAPH_BLOCK, gap, t, x;
+	uint32_t b = i / GRAPH_BLOCK, k, gap, t, x, code;
 	const uint8_t *p = h->data + ld32(h->blk + (size_t)b * 8 + 4);
 
 	x = ld32(h->blk + (size_t)b * 8);
 	p = varint_get(p, &gap);
 	p = varint_get(p, &t);
-	while (k--) {
+	t += h->tsmin;
+	for (k = b * GRAPH_BLOCK + 1; k <= i; k++) {
 		p = varint_get(p, &gap);
-		p = varint_get(p, &t);
+		p = varint_get(p, &code);
+		t = ts_dec(code, k, t, h->tsmin, h->tsmode);
 		x += gap + 1;
 	}
 	*id = x;
-	*ts = h->tsmin + t;
+	*ts = t;
 }
 
 struct pick {
@@ -1442,55 +1525,107 @@ static int half_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 	return res;
 }
 
+/* Writer: prefetch what applying u's half-edge will touch. */
+static inline void prefetch_vertex(const struct graph *g,
+				   const struct graph_vtab *vt, uint32_t u)
+{
+	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+
+	if (s & SLOT_ARENA)
+		__builtin_prefetch(g->arena + (s & ~SLOT_ARENA));
+	else if (s)
+		__builtin_prefetch((const void *)(uintptr_t)s);
+}
+
+static inline void prefetch_member(const struct graph *g, uint64_t member)
+{
+	const struct idmap *m = atomic_load_explicit(
+		&((struct graph *)g)->im, memory_order_relaxed);
+
+	__builtin_prefetch(&m->slot[mix64(member) & m->mask]);
+}
+
+/*
+ * Events go in chunks: first every member is resolved to a vertex (and
+ * created), then the half-edges are applied; both loops prefetch a few
+ * events ahead, since on a large graph each event is a handful of cache
+ * misses (id map, slot, list header) and little else.
+ */
 int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		struct graph_apply_stats *st, struct err *e)
 {
 	struct graph_apply_stats dummy;
-	size_t i;
+	size_t at, i;
 	int rc = 0;
 
 	if (!st) {
 		memset(&dummy, 0, sizeof(dummy));
 		st = &dummy;
 	}
-	for (i = 0; i < n; i++) {
-		uint32_t u, w, t = ts_units(ev[i].ts);
-		int r;
+	for (at = 0; at < n && !rc; at += APPLY_CHUNK) {
+		const struct graph_event *x = ev + at;
+		size_t k = n - at < APPLY_CHUNK ? n - at : APPLY_CHUNK;
+		struct graph_vtab *vt;
 
-		if (ev[i].src == ev[i].dst) {
-			st->rejected++;
-			continue;
+		for (i = 0; i < k; i++) {
+			if (i + 8 < k) {
+				prefetch_member(g, x[i + 8].src);
+				prefetch_member(g, x[i + 8].dst);
+			}
+			if (x[i].src == x[i].dst) {
+				g->su[i] = GRAPH_NONE;
+				continue;
+			}
+			g->su[i] = vertex_get(g, x[i].src);
+			g->sw[i] = g->su[i] == GRAPH_NONE
+					   ? GRAPH_NONE
+					   : vertex_get(g, x[i].dst);
+			if (g->sw[i] == GRAPH_NONE) {
+				rc = err_set(e, "out of memory adding member");
+				k = i; /* apply what came before */
+				break;
+			}
 		}
-		u = vertex_get(g, ev[i].src);
-		w = u == GRAPH_NONE ? GRAPH_NONE : vertex_get(g, ev[i].dst);
-		if (w == GRAPH_NONE) {
-			rc = err_set(e, "out of memory adding member");
-			break;
-		}
-		r = half_update(g, u, w, t, ev[i].op);
-		if (r > 0 && !g->directed && half_update(g, w, u, t,
-							 ev[i].op) < 0)
-			r = -1;
-		if (r < 0) {
-			rc = err_set(e, "out of memory applying event %zu", i);
-			break;
-		}
-		switch (r) {
-		case UPD_ADDED:
-			st->added++;
-			atomic_fetch_add_explicit(&g->edges, 1,
-						  memory_order_relaxed);
-			break;
-		case UPD_REFRESHED:
-			st->refreshed++;
-			break;
-		case UPD_REMOVED:
-			st->removed++;
-			atomic_fetch_sub_explicit(&g->edges, 1,
-						  memory_order_relaxed);
-			break;
-		default:
-			st->noops++;
+		vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
+		for (i = 0; i < k; i++) {
+			uint32_t u = g->su[i], w = g->sw[i];
+			uint32_t t = ts_units(x[i].ts);
+			int r;
+
+			if (i + 4 < k && g->su[i + 4] != GRAPH_NONE) {
+				prefetch_vertex(g, vt, g->su[i + 4]);
+				prefetch_vertex(g, vt, g->sw[i + 4]);
+			}
+			if (u == GRAPH_NONE) {
+				st->rejected++;
+				continue;
+			}
+			r = half_update(g, u, w, t, x[i].op);
+			if (r > 0 && !g->directed &&
+			    half_update(g, w, u, t, x[i].op) < 0)
+				r = -1;
+			if (r < 0) {
+				rc = err_set(e, "out of memory applying event "
+					     "%zu", at + i);
+				break;
+			}
+			switch (r) {
+			case UPD_ADDED:
+				st->added++;
+				atomic_fetch_add_explicit(&g->edges, 1,
+							  memory_order_relaxed);
+				break;
+			case UPD_REFRESHED:
+				st->refreshed++;
+				break;
+			case UPD_REMOVED:
+				st->removed++;
+				atomic_fetch_sub_explicit(&g->edges, 1,
+							  memory_order_relaxed);
+				break;
+			default:
+				st->noops++;
+			}
 		}
 	}
 	/* one grace period per batch of garbage, not per call: a call_rcu
@@ -1647,6 +1782,9 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 	tsv = mem_alloc(n, sizeof(uint32_t));
 	if (!src || !dst || !tsv)
 		goto oom;
+	mem_hint_huge(src, n * sizeof(uint32_t));
+	mem_hint_huge(dst, n * sizeof(uint32_t));
+	mem_hint_huge(tsv, n * sizeof(uint32_t));
 	for (i = 0; i < n; i++) {
 		if (ev[i].src == ev[i].dst) {
 			loops++;
@@ -1689,6 +1827,11 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 	half = mem_alloc(off[nv] ? off[nv] : 1, sizeof(uint64_t));
 	if (!half)
 		goto oom;
+	mem_hint_huge(half, off[nv] * sizeof(uint64_t));
+	/* the arena will take about 4 bytes an entry: reserve it up front */
+	if (buf_reserve(&arena, off[nv] * 4 + 64))
+		goto oom;
+	mem_hint_huge(arena.p, arena.cap);
 	memcpy(deg, off, (size_t)nv * sizeof(uint64_t)); /* fill cursors */
 	for (i = 0; i < m; i++) {
 		half[deg[src[i]]++] = ((uint64_t)dst[i] << 32) | tsv[i];
@@ -1851,7 +1994,7 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 		      size_t len, uint32_t *deg, struct err *e)
 {
 	const uint8_t *q = p, *end = p + len, *blk = NULL, *newest = NULL;
-	uint32_t d, tsmin, dlen, nblk = 0, i, gap, t;
+	uint32_t d, tsmin, dlen, nblk = 0, i, gap, t, mode, cur = 0;
 	uint64_t id = 0;
 	const uint8_t *data, *dend;
 
@@ -1861,6 +2004,8 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 		return err_set(e, "member %u: list header is truncated", u);
 	if (!d)
 		return err_set(e, "member %u: empty list stored", u);
+	mode = tsmin & 1;
+	tsmin >>= 1;
 	if (d > GRAPH_BLOCK) {
 		nblk = (d + GRAPH_BLOCK - 1) / GRAPH_BLOCK;
 		if ((size_t)(end - q) < (size_t)nblk * 8)
@@ -1894,8 +2039,20 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 		if (id >= g->imp_n || id == u)
 			return err_set(e, "member %u: neighbour %llu is out of "
 				       "range", u, (unsigned long long)id);
-		if ((uint64_t)tsmin + t >= DEL)
-			return err_set(e, "member %u: timestamp overflows", u);
+		if (!mode || i % GRAPH_BLOCK == 0) {
+			if ((uint64_t)tsmin + t >= DEL)
+				return err_set(e, "member %u: timestamp "
+					       "overflows", u);
+			cur = tsmin + t;
+		} else {
+			int64_t nx = (int64_t)cur + (int32_t)((t >> 1) ^
+					(uint32_t)-(int32_t)(t & 1));
+
+			if (nx < tsmin || nx >= DEL)
+				return err_set(e, "member %u: timestamp %u is "
+					       "out of range", u, i);
+			cur = (uint32_t)nx;
+		}
 		if (blk && i % GRAPH_BLOCK == 0 &&
 		    (ld32(blk + (size_t)(i / GRAPH_BLOCK) * 8) != id ||
 		     ld32(blk + (size_t)(i / GRAPH_BLOCK) * 8 + 4) !=
@@ -1903,7 +2060,7 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 			return err_set(e, "member %u: block index entry %u is "
 				       "wrong", u, i / GRAPH_BLOCK);
 		g->sid[i] = (uint32_t)id;
-		g->sts[i] = tsmin + t;
+		g->sts[i] = cur;
 	}
 	if (q != dend)
 		return err_set(e, "member %u: %zu stray bytes after the list",

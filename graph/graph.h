@@ -173,6 +173,7 @@ struct graph_iter {
 	uint32_t nblk, bdeg;
 	uint32_t prev;          /* last base id decoded */
 	uint32_t tsmin;         /* base ts offset origin, stored units */
+	uint32_t tsmode;        /* base ts code: 0 offset, 1 delta */
 	uint32_t bid, bts;      /* base head; bid == GRAPH_NONE: exhausted */
 	const void *d, *dend;   /* delta cursor (struct graph_dent *) */
 };

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void *mem_alloc(size_t n, size_t size)
 {
@@ -47,4 +48,14 @@ void *mem_dup(const void *src, size_t n)
 	if (p && n)
 		memcpy(p, src, n);
 	return p;
+}
+
+void mem_hint_huge(void *p, size_t bytes)
+{
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t b = ((uintptr_t)p + bytes) & ~(huge - 1);
+
+	if (p && b > a)
+		madvise((void *)a, b - a, MADV_HUGEPAGE);
 }

@@ -468,6 +468,64 @@ START_TEST(big_hub)
 }
 END_TEST
 
+/* Time that follows id order takes the delta timestamp code: check it
+ * decodes exactly, through seeks, samples and a round trip. */
+START_TEST(ts_follows_ids)
+{
+	enum { N = 5000 };
+	struct graph_event *ev = calloc(2 * N, sizeof(*ev));
+	struct graph *g = graph_new(0), *h;
+	struct err e = { "" };
+	struct graph_view v;
+	size_t n = 0;
+
+	for (uint32_t i = 1; i <= N; i++) {
+		ev[n++] = (struct graph_event){ 0, i, i * GRAPH_TS_RES,
+						GRAPH_ADD };
+		if (i % 3 == 0) /* a few going back in time */
+			ev[n++] = (struct graph_event){ 0, i - 1,
+							(i - 1) * GRAPH_TS_RES,
+							GRAPH_ADD };
+	}
+	REQ_EQ(graph_build(g, ev, n, 0, NULL, &e), 0);
+	h = roundtrip(g);
+	for (int k = 0; k < 2; k++) {
+		struct graph *x = k ? h : g;
+		uint32_t hub, w, t, cnt = 0, nb[32], ts[32];
+		struct graph_iter it;
+
+		graph_view_begin(x, &v);
+		hub = graph_lookup(&v, 0);
+		graph_iter_init(&it, &v, hub);
+		while (graph_iter_next(&it, &w, &t)) {
+			REQ_EQ(t, graph_member(&v, w) * GRAPH_TS_RES);
+			cnt++;
+		}
+		REQ_EQ(cnt, N);
+		for (uint32_t tg = 1; tg < N; tg += 97) {
+			graph_iter_init(&it, &v, hub);
+			graph_iter_seek(&it, tg);
+			REQ(graph_iter_next(&it, &w, &t));
+			REQ_EQ(t, graph_member(&v, w) * GRAPH_TS_RES);
+			REQ(graph_edge_ts(&v, hub, tg, &t));
+			REQ_EQ(t, graph_member(&v, tg) * GRAPH_TS_RES);
+		}
+		REQ_EQ(graph_sample(&v, hub, 32, GRAPH_SAMPLE_UNIFORM, 9, nb, ts),
+		       32);
+		for (int i = 0; i < 32; i++)
+			REQ_EQ(ts[i], graph_member(&v, nb[i]) * GRAPH_TS_RES);
+		REQ_EQ(graph_sample(&v, hub, 32, GRAPH_SAMPLE_NEWEST, 9, nb, ts),
+		       32);
+		for (int i = 0; i < 32; i++)
+			REQ_EQ(graph_member(&v, nb[i]), (uint64_t)N - (uint64_t)i);
+		graph_view_end(&v);
+	}
+	graph_free(g);
+	graph_free(h);
+	free(ev);
+}
+END_TEST
+
 /* Round trip of a graph with many members (id map growth on import). */
 START_TEST(import_many_members)
 {
@@ -701,6 +759,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, diff_hub_burst);
 	tcase_add_test(t, build_equals_apply);
 	tcase_add_test(t, big_hub);
+	tcase_add_test(t, ts_follows_ids);
 	tcase_add_test(t, import_many_members);
 	tcase_add_test(t, import_rejects_garbage);
 	tcase_add_test(t, readers_see_published_states);
