@@ -1,0 +1,373 @@
+/*
+ * graph_int.h - the graph module's private layout, shared by graph.c
+ * (readers, lifetime, id map, memory reclamation), graph_write.c (updates,
+ * merges, bulk build) and graph_io.c (chunk export and checked import).
+ * Nothing outside graph/graph*.c includes it.
+ */
+#ifndef TRIAD_GRAPH_INT_H
+#define TRIAD_GRAPH_INT_H
+
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <urcu/urcu-bp.h>
+
+#include "graph.h"
+#include "mem.h"
+#include "varint.h"
+
+#define SLOT_ARENA (UINT64_C(1) << 63)
+#define DEL UINT32_MAX       /* delta ts of a removed neighbour */
+#define NEWEST_MIN 1024u     /* lists this long keep a newest index */
+#define NEWEST_N 32u
+#define DELTA_SOFT_MIN 8u
+#define DELTA_SOFT_MAX 4096u /* hard cap is twice this */
+#define RETIRE_BATCH 4096u   /* retired blocks handed to RCU at once */
+
+struct graph_dent {
+	uint32_t nbr; /* vertex id */
+	uint32_t ts;  /* stored units, or DEL */
+};
+
+struct adj {
+	const uint8_t *base; /* encoded base or NULL */
+	uint32_t deg;        /* merged degree */
+	uint32_t nd;         /* delta entries */
+	uint32_t bdeg;       /* entries in base */
+	uint8_t base_heap;   /* base is malloc'd (retired with the version
+				that drops it) */
+	struct graph_dent d[];
+};
+
+struct graph_vtab {
+	_Atomic uint32_t n; /* vertices visible */
+	uint32_t cap;
+	_Atomic uint64_t *slot;
+	uint64_t *ext;
+};
+
+struct idmap {
+	uint64_t mask; /* slots - 1 */
+	_Atomic uint32_t *slot; /* vertex id + 1; 0 = empty */
+};
+
+/*
+ * Memory the writer replaced, waiting for a grace period. The RCU callback
+ * only marks a batch safe; the writer itself frees it on its next call, so
+ * every malloc and free of graph memory happens on the writer thread
+ * (cross-thread frees made glibc's allocator the bottleneck of ingest).
+ */
+struct retired {
+	struct rcu_head head;
+	_Atomic int safe;      /* set by RCU once no reader can see p[] */
+	struct retired *next;  /* writer's FIFO, oldest first */
+	size_t n;
+	void *p[];
+};
+
+#define APPLY_CHUNK 256u /* events resolved to vertex ids at once */
+
+struct graph {
+	int directed;
+	_Atomic(struct graph_vtab *) vt;
+	_Atomic(struct idmap *) im;
+	uint8_t *arena; /* immutable once the graph is published */
+	size_t arena_len, arena_cap;
+
+	/* writer-only state */
+	uint32_t im_used;
+	uint8_t *queued;    /* per vertex: 1 when in queue */
+	size_t queued_cap;
+	uint32_t *queue;
+	size_t qhead, qlen, qcap;
+	uint64_t *dirty; /* bitmap of chunks */
+	size_t dirty_cap; /* words */
+	void **garbage;
+	size_t ngarbage, garbage_cap;
+	struct retired *rhead, *rtail; /* batches handed to RCU */
+	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch */
+	uint32_t *sid, *sts; /* merge scratch */
+	size_t scap;
+	struct graph_buf enc;
+	int used_rcu;              /* call_rcu was called: barrier at free */
+	uint64_t imp_n, imp_edges; /* import in progress */
+	uint8_t *imp_seen;
+
+	/* counters, relaxed atomics: read by any thread */
+	_Atomic uint64_t edges, heap_bytes, base_bytes, delta_entries, merges,
+		pending;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static inline uint32_t ld32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline void st32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= UINT64_C(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64_C(0xc4ceb9fe1a85ec53);
+	x ^= x >> 33;
+	return x;
+}
+
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+static inline uint32_t ts_units(uint32_t ts)
+{
+	return ts / GRAPH_TS_RES;
+}
+
+static inline uint32_t ts_secs(uint32_t u)
+{
+	return u * GRAPH_TS_RES;
+}
+
+_Static_assert(GRAPH_TS_RES >= 2, "stored units must fit 31 bits");
+
+static inline uint32_t zigzag(uint32_t d)
+{
+	return (d << 1) ^ (uint32_t)-(int32_t)(d >> 31);
+}
+
+/* Decode one ts code: entry `idx` of a list, previous ts `prev`. */
+static inline uint32_t ts_dec(uint32_t v, uint32_t idx, uint32_t prev,
+			      uint32_t tsmin, uint32_t mode)
+{
+	if (!mode || idx % GRAPH_BLOCK == 0)
+		return tsmin + v;
+	return prev + ((v >> 1) ^ (uint32_t)-(int32_t)(v & 1));
+}
+
+static inline uint32_t ts_enc(const uint32_t *ts, uint32_t i, uint32_t tsmin,
+			      uint32_t mode)
+{
+	if (!mode || i % GRAPH_BLOCK == 0)
+		return ts[i] - tsmin;
+	return zigzag(ts[i] - ts[i - 1]);
+}
+
+/* ---- base list: header parse ------------------------------------------ */
+
+struct base_hdr {
+	uint32_t deg, tsmin, dlen, nblk, tsmode;
+	const uint8_t *blk;    /* block index or NULL */
+	const uint8_t *newest; /* newest index or NULL */
+	const uint8_t *data;
+};
+
+static inline void base_parse(const uint8_t *p, struct base_hdr *h)
+{
+	p = varint_get(p, &h->deg);
+	p = varint_get(p, &h->tsmin);
+	h->tsmode = h->tsmin & 1;
+	h->tsmin >>= 1;
+	p = varint_get(p, &h->dlen);
+	h->blk = NULL;
+	h->newest = NULL;
+	h->nblk = 0;
+	if (h->deg > GRAPH_BLOCK) {
+		h->nblk = (h->deg + GRAPH_BLOCK - 1) / GRAPH_BLOCK;
+		h->blk = p;
+		p += (size_t)h->nblk * 8;
+	}
+	if (h->deg >= NEWEST_MIN) {
+		h->newest = p;
+		p += NEWEST_N * 8;
+	}
+	h->data = p;
+}
+
+
+static inline uint32_t base_deg(const uint8_t *p)
+{
+	uint32_t d;
+
+	varint_get(p, &d);
+	return d;
+}
+
+
+/* ---- slots ------------------------------------------------------------ */
+
+struct vref {
+	const uint8_t *base;
+	const struct adj *a; /* NULL: base only */
+	uint32_t deg, bdeg;
+};
+
+static inline void slot_read(const struct graph *g, uint64_t s,
+			     struct vref *r)
+{
+	if (!s) {
+		r->base = NULL;
+		r->a = NULL;
+		r->deg = r->bdeg = 0;
+	} else if (s & SLOT_ARENA) {
+		r->base = g->arena + (s & ~SLOT_ARENA);
+		r->a = NULL;
+		r->deg = r->bdeg = base_deg(r->base);
+	} else {
+		r->a = (const struct adj *)(uintptr_t)s;
+		r->base = r->a->base;
+		r->deg = r->a->deg;
+		r->bdeg = r->a->bdeg;
+	}
+}
+
+static inline void vref_get(const struct graph_view *v, uint32_t id,
+			    struct vref *r)
+{
+	uint64_t s = atomic_load_explicit(&v->vt->slot[id],
+					  memory_order_acquire);
+	slot_read(v->g, s, r);
+}
+
+static inline const struct graph_dent *dent_lower(const struct graph_dent *d,
+					   const struct graph_dent *end,
+					   uint32_t w)
+{
+	size_t lo = 0, hi = (size_t)(end - d);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (d[mid].nbr < w)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return d + lo;
+}
+
+static inline void it_base_step(struct graph_iter *it)
+{
+	uint32_t gap, t;
+
+	if (!it->left) {
+		it->bid = GRAPH_NONE;
+		return;
+	}
+	it->p = varint_get(it->p, &gap);
+	it->p = varint_get(it->p, &t);
+	it->bts = ts_dec(t, it->bdeg - it->left, it->bts, it->tsmin,
+			 it->tsmode);
+	it->left--;
+	it->bid = it->prev = it->prev + gap + 1;
+}
+
+/* next, in stored units */
+static inline int it_next_raw(struct graph_iter *it, uint32_t *nbr,
+			      uint32_t *ts)
+{
+	for (;;) {
+		const struct graph_dent *d = it->d;
+
+		if (d == it->dend) {
+			if (it->bid == GRAPH_NONE)
+				return 0;
+			*nbr = it->bid;
+			*ts = it->bts;
+			it_base_step(it);
+			return 1;
+		}
+		if (it->bid < d->nbr) {
+			*nbr = it->bid;
+			*ts = it->bts;
+			it_base_step(it);
+			return 1;
+		}
+		if (it->bid == d->nbr)
+			it_base_step(it);
+		it->d = d + 1;
+		if (d->ts == DEL)
+			continue;
+		*nbr = d->nbr;
+		*ts = d->ts;
+		return 1;
+	}
+}
+
+static inline uint64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* What a heap block really costs: usable size plus the allocator's word. */
+static inline uint64_t heap_cost(const void *p)
+{
+	return p ? malloc_usable_size((void *)(uintptr_t)p) + 8 : 0;
+}
+
+static inline uint64_t version_cost(uint64_t s, int with_base)
+{
+	const struct adj *a;
+
+	if (!s || (s & SLOT_ARENA))
+		return 0;
+	a = (const struct adj *)(uintptr_t)s;
+	return heap_cost(a) + (with_base && a->base_heap ? heap_cost(a->base)
+							  : 0);
+}
+
+/* ---- shared between the graph's files --------------------------------- */
+
+/* Bytes for `more` more in b (growing). 0 or -1. */
+int gbuf_reserve(struct graph_buf *b, size_t more);
+/* Total bytes of an encoded list. O(1). */
+size_t adj_size(const uint8_t *p);
+/* 1 with *ts (stored units) when w is in the encoded list b. */
+int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts);
+/* Append the encoding of n ascending (id, ts) pairs to out. 0 or -1. */
+int adj_encode(const uint32_t *id, const uint32_t *ts, uint32_t n,
+	       struct graph_buf *out);
+void iter_init_ref(struct graph_iter *it, const struct vref *r);
+
+struct idmap *idmap_new(uint64_t slots);
+void idmap_free(struct idmap *m);
+uint32_t idmap_find(const struct idmap *m, const struct graph_vtab *vt,
+		    uint32_t n, uint64_t key);
+void idmap_put(struct idmap *m, uint64_t key, uint32_t id);
+int idmap_reserve(struct graph *g, uint64_t more);
+int vtab_resize(struct graph *g, uint64_t cap);
+int vtab_reserve(struct graph *g, uint64_t more);
+void vtab_fit(struct graph *g);
+uint32_t graph_vertex_get(struct graph *g, uint64_t member);
+
+/* Retire p / a slot's version (and its heap base with with_base); hand
+ * retired memory to RCU (gc_flush); free what is past its grace period
+ * (reclaim). Writer only. */
+int gc_retire(struct graph *g, void *p);
+int gc_retire_version(struct graph *g, uint64_t s, int with_base);
+void gc_flush(struct graph *g);
+void reclaim(struct graph *g, int all);
+
+int dirty_mark(struct graph *g, uint32_t u);
+int graph_scratch_reserve(struct graph *g, size_t n);
+void graph_arena_adopt(struct graph *g, struct graph_buf *b);
+
+#endif

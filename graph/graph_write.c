@@ -1,0 +1,613 @@
+/*
+ * graph_write.c - the single writer: streaming updates into per-vertex
+ * deltas, merges into new bases, and the bulk build. See graph.c for the
+ * layout and graph.h for the contract.
+ */
+#include "graph_int.h"
+
+/* ---- writer: bookkeeping ---------------------------------------------- */
+
+
+
+
+int dirty_mark(struct graph *g, uint32_t u)
+{
+	size_t w = (u / GRAPH_CHUNK) / 64;
+
+	if (w >= g->dirty_cap) {
+		void *p = g->dirty;
+		size_t old = g->dirty_cap;
+
+		if (mem_grow(&p, &g->dirty_cap, w + 1, sizeof(uint64_t)))
+			return -1;
+		g->dirty = p;
+		memset(g->dirty + old, 0, (g->dirty_cap - old) * 8);
+	}
+	g->dirty[w] |= UINT64_C(1) << ((u / GRAPH_CHUNK) % 64);
+	return 0;
+}
+
+static int queue_push(struct graph *g, uint32_t u)
+{
+	void *p;
+
+	if (u >= g->queued_cap) {
+		size_t old = g->queued_cap;
+
+		p = g->queued;
+		if (mem_grow(&p, &g->queued_cap, (size_t)u + 1, 1))
+			return -1;
+		g->queued = p;
+		memset(g->queued + old, 0, g->queued_cap - old);
+	}
+	if (g->queued[u])
+		return 0;
+	if (g->qhead && g->qhead >= g->qlen / 2) {
+		memmove(g->queue, g->queue + g->qhead,
+			(g->qlen - g->qhead) * sizeof(uint32_t));
+		g->qlen -= g->qhead;
+		g->qhead = 0;
+	}
+	p = g->queue;
+	if (mem_grow(&p, &g->qcap, g->qlen + 1, sizeof(uint32_t)))
+		return -1;
+	g->queue = p;
+	g->queue[g->qlen++] = u;
+	g->queued[u] = 1;
+	atomic_fetch_add_explicit(&g->pending, 1, memory_order_relaxed);
+	return 0;
+}
+
+static inline uint32_t delta_soft(uint32_t bdeg)
+{
+	uint32_t s = DELTA_SOFT_MIN + bdeg / 64;
+
+	return s > DELTA_SOFT_MAX ? DELTA_SOFT_MAX : s;
+}
+
+
+int graph_scratch_reserve(struct graph *g, size_t n)
+{
+	void *a = g->sid, *b = g->sts;
+	size_t ca = g->scap, cb = g->scap;
+
+	if (n <= g->scap)
+		return 0;
+	if (mem_grow(&a, &ca, n, sizeof(uint32_t)))
+		return -1;
+	g->sid = a;
+	if (mem_grow(&b, &cb, n, sizeof(uint32_t)))
+		return -1;
+	g->sts = b;
+	g->scap = ca < cb ? ca : cb;
+	return 0;
+}
+
+/* ---- writer: merge ---------------------------------------------------- */
+
+/* Fold u's delta into a new base. O(d). */
+static int merge_vertex(struct graph *g, uint32_t u)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+	uint64_t ns = 0, oldcost = version_cost(s, 1);
+	struct graph_iter it;
+	struct vref r;
+	struct adj *na;
+	uint8_t *nb = NULL;
+	uint32_t n = 0;
+
+	slot_read(g, s, &r);
+	if (!r.a || !r.a->nd)
+		return 0;
+	if (graph_scratch_reserve(g, r.deg ? r.deg : 1))
+		return -1;
+	iter_init_ref(&it, &r);
+	while (it_next_raw(&it, &g->sid[n], &g->sts[n]))
+		n++;
+	if (n) {
+		g->enc.len = 0;
+		if (adj_encode(g->sid, g->sts, n, &g->enc))
+			return -1;
+		nb = mem_dup(g->enc.p, g->enc.len);
+		na = malloc(sizeof(*na));
+		if (!nb || !na) {
+			free(nb);
+			free(na);
+			return -1;
+		}
+		na->base = nb;
+		na->base_heap = 1;
+		na->deg = na->bdeg = n;
+		na->nd = 0;
+		ns = (uint64_t)(uintptr_t)na;
+	}
+	if (gc_retire_version(g, s, 1))
+		return -1;
+	atomic_store_explicit(&vt->slot[u], ns, memory_order_release);
+	atomic_fetch_sub_explicit(&g->delta_entries, r.a->nd,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&g->heap_bytes, version_cost(ns, 1),
+				  memory_order_relaxed);
+	atomic_fetch_sub_explicit(&g->heap_bytes, oldcost,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&g->base_bytes, ns ? heap_cost(nb) : 0,
+				  memory_order_relaxed);
+	if (r.a->base_heap)
+		atomic_fetch_sub_explicit(&g->base_bytes, heap_cost(r.base),
+					  memory_order_relaxed);
+	atomic_fetch_add_explicit(&g->merges, 1, memory_order_relaxed);
+	return 0;
+}
+
+size_t graph_maintain(struct graph *g, uint64_t budget_us)
+{
+	uint64_t t0 = now_us();
+
+	while (g->qhead < g->qlen) {
+		uint32_t u = g->queue[g->qhead++];
+
+		g->queued[u] = 0;
+		atomic_fetch_sub_explicit(&g->pending, 1,
+					  memory_order_relaxed);
+		if (merge_vertex(g, u)) {
+			queue_push(g, u); /* out of memory: try later */
+			break;
+		}
+		if (now_us() - t0 >= budget_us)
+			break;
+	}
+	gc_flush(g);
+	return g->qlen - g->qhead;
+}
+
+/* ---- writer: one half-edge -------------------------------------------- */
+
+enum { UPD_NOOP, UPD_ADDED, UPD_REFRESHED, UPD_REMOVED };
+
+/* Apply u->w (t in stored units). Returns UPD_* or -1 when out of memory. */
+static int half_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
+		       int op)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+	const struct graph_dent *d;
+	uint32_t nd, pos, ndn, deg, cur = 0, soft;
+	int in_delta, present, res, drop = 0;
+	struct graph_dent ent = { w, t };
+	struct vref r;
+	struct adj *na;
+
+	slot_read(g, s, &r);
+	d = r.a ? r.a->d : NULL;
+	nd = r.a ? r.a->nd : 0;
+	pos = nd ? (uint32_t)(dent_lower(d, d + nd, w) - d) : 0;
+	in_delta = pos < nd && d[pos].nbr == w;
+	if (in_delta) {
+		present = d[pos].ts != DEL;
+		cur = d[pos].ts;
+	} else {
+		present = adj_find(r.base, w, &cur);
+	}
+	deg = r.deg;
+	if (op == GRAPH_ADD) {
+		if (present && cur >= t)
+			return UPD_NOOP;
+		res = present ? UPD_REFRESHED : UPD_ADDED;
+		deg += !present;
+	} else {
+		if (!present)
+			return UPD_NOOP;
+		res = UPD_REMOVED;
+		deg--;
+		if (in_delta && !adj_find(r.base, w, NULL))
+			drop = 1; /* only ever in the delta: forget it */
+		else
+			ent.ts = DEL;
+	}
+	ndn = drop ? nd - 1 : nd + !in_delta;
+	na = malloc(sizeof(*na) + (size_t)ndn * sizeof(struct graph_dent));
+	if (!na)
+		return -1;
+	na->base = r.base;
+	na->base_heap = r.a ? r.a->base_heap : 0;
+	na->bdeg = r.bdeg;
+	na->deg = deg;
+	na->nd = ndn;
+	if (pos)
+		memcpy(na->d, d, (size_t)pos * sizeof(*d));
+	if (!drop)
+		na->d[pos] = ent;
+	if (nd > pos + (uint32_t)in_delta)
+		memcpy(na->d + pos + !drop, d + pos + in_delta,
+		       (size_t)(nd - pos - (uint32_t)in_delta) * sizeof(*d));
+	if (gc_retire_version(g, s, 0)) {
+		free(na);
+		return -1;
+	}
+	atomic_store_explicit(&vt->slot[u], (uint64_t)(uintptr_t)na,
+			      memory_order_release);
+	atomic_fetch_add_explicit(&g->heap_bytes, heap_cost(na),
+				  memory_order_relaxed);
+	atomic_fetch_sub_explicit(&g->heap_bytes, version_cost(s, 0),
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&g->delta_entries, (uint64_t)ndn - nd,
+				  memory_order_relaxed);
+	if (dirty_mark(g, u))
+		return -1;
+	soft = delta_soft(r.bdeg);
+	if (ndn >= 2 * soft) {
+		if (merge_vertex(g, u))
+			return -1;
+	} else if (ndn > soft && queue_push(g, u)) {
+		return -1;
+	}
+	return res;
+}
+
+/* Writer: prefetch what applying u's half-edge will touch. */
+static inline void prefetch_vertex(const struct graph *g,
+				   const struct graph_vtab *vt, uint32_t u)
+{
+	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+
+	if (s & SLOT_ARENA)
+		__builtin_prefetch(g->arena + (s & ~SLOT_ARENA));
+	else if (s)
+		__builtin_prefetch((const void *)(uintptr_t)s);
+}
+
+static inline void prefetch_member(const struct graph *g, uint64_t member)
+{
+	const struct idmap *m = atomic_load_explicit(
+		&((struct graph *)g)->im, memory_order_relaxed);
+
+	__builtin_prefetch(&m->slot[mix64(member) & m->mask]);
+}
+
+/*
+ * Events go in chunks: first every member is resolved to a vertex (and
+ * created), then the half-edges are applied; both loops prefetch a few
+ * events ahead, since on a large graph each event is a handful of cache
+ * misses (id map, slot, list header) and little else.
+ */
+int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
+		struct graph_apply_stats *st, struct err *e)
+{
+	struct graph_apply_stats dummy;
+	size_t at, i;
+	int rc = 0;
+
+	if (!st) {
+		memset(&dummy, 0, sizeof(dummy));
+		st = &dummy;
+	}
+	for (at = 0; at < n && !rc; at += APPLY_CHUNK) {
+		const struct graph_event *x = ev + at;
+		size_t k = n - at < APPLY_CHUNK ? n - at : APPLY_CHUNK;
+		struct graph_vtab *vt;
+
+		for (i = 0; i < k; i++) {
+			if (i + 8 < k) {
+				prefetch_member(g, x[i + 8].src);
+				prefetch_member(g, x[i + 8].dst);
+			}
+			if (x[i].src == x[i].dst) {
+				g->su[i] = GRAPH_NONE;
+				continue;
+			}
+			g->su[i] = graph_vertex_get(g, x[i].src);
+			g->sw[i] = g->su[i] == GRAPH_NONE
+					   ? GRAPH_NONE
+					   : graph_vertex_get(g, x[i].dst);
+			if (g->sw[i] == GRAPH_NONE) {
+				rc = err_set(e, "out of memory adding member");
+				k = i; /* apply what came before */
+				break;
+			}
+		}
+		vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
+		for (i = 0; i < k; i++) {
+			uint32_t u = g->su[i], w = g->sw[i];
+			uint32_t t = ts_units(x[i].ts);
+			int r;
+
+			if (i + 4 < k && g->su[i + 4] != GRAPH_NONE) {
+				prefetch_vertex(g, vt, g->su[i + 4]);
+				prefetch_vertex(g, vt, g->sw[i + 4]);
+			}
+			if (u == GRAPH_NONE) {
+				st->rejected++;
+				continue;
+			}
+			r = half_update(g, u, w, t, x[i].op);
+			if (r > 0 && !g->directed &&
+			    half_update(g, w, u, t, x[i].op) < 0)
+				r = -1;
+			if (r < 0) {
+				rc = err_set(e, "out of memory applying event "
+					     "%zu", at + i);
+				break;
+			}
+			switch (r) {
+			case UPD_ADDED:
+				st->added++;
+				atomic_fetch_add_explicit(&g->edges, 1,
+							  memory_order_relaxed);
+				break;
+			case UPD_REFRESHED:
+				st->refreshed++;
+				break;
+			case UPD_REMOVED:
+				st->removed++;
+				atomic_fetch_sub_explicit(&g->edges, 1,
+							  memory_order_relaxed);
+				break;
+			default:
+				st->noops++;
+			}
+		}
+	}
+	/* one grace period per batch of garbage, not per call: a call_rcu
+	 * per single-event apply would cost more than the apply */
+	if (g->ngarbage >= RETIRE_BATCH)
+		gc_flush(g);
+	return rc;
+}
+
+void graph_stats(const struct graph *g, struct graph_stats *st)
+{
+	struct graph *m = (struct graph *)g;
+	struct graph_vtab *vt;
+	struct idmap *im;
+
+	urcu_bp_read_lock();
+	vt = atomic_load_explicit(&m->vt, memory_order_acquire);
+	im = atomic_load_explicit(&m->im, memory_order_acquire);
+	st->members = atomic_load_explicit(&vt->n, memory_order_relaxed);
+	st->bytes = (uint64_t)vt->cap * 16 + (im->mask + 1) * 4 +
+		    sizeof(*g);
+	urcu_bp_read_unlock();
+	st->edges = atomic_load_explicit(&m->edges, memory_order_relaxed);
+	st->base_bytes = g->arena_len +
+			 atomic_load_explicit(&m->base_bytes,
+					      memory_order_relaxed);
+	st->bytes += g->arena_len +
+		     atomic_load_explicit(&m->heap_bytes, memory_order_relaxed);
+	st->delta_entries = atomic_load_explicit(&m->delta_entries,
+						 memory_order_relaxed);
+	st->pending_merges = atomic_load_explicit(&m->pending,
+						  memory_order_relaxed);
+	st->merges = atomic_load_explicit(&m->merges, memory_order_relaxed);
+}
+
+/* Take b's bytes as the arena, trimmed to size. */
+void graph_arena_adopt(struct graph *g, struct graph_buf *b)
+{
+	uint8_t *p = b->len ? realloc(b->p, b->len) : NULL;
+
+	if (b->len && !p)
+		p = b->p; /* keep the larger block */
+	else if (!b->len)
+		free(b->p);
+	g->arena = p;
+	g->arena_len = b->len;
+	g->arena_cap = b->len;
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* ---- bulk build ------------------------------------------------------- */
+
+
+static void sort_u64(uint64_t *a, size_t n)
+{
+	while (n > 24) {
+		uint64_t x = a[0], y = a[n / 2], z = a[n - 1], piv, tmp;
+		size_t i = 0, j = n - 1;
+
+		piv = x < y ? (y < z ? y : (x < z ? z : x))
+			    : (x < z ? x : (y < z ? z : y));
+		for (;;) {
+			while (a[i] < piv)
+				i++;
+			while (a[j] > piv)
+				j--;
+			if (i >= j)
+				break;
+			tmp = a[i];
+			a[i] = a[j];
+			a[j] = tmp;
+			i++;
+			j--;
+		}
+		/* recurse on the smaller side, loop on the larger */
+		if (j + 1 < n - j - 1) {
+			sort_u64(a, j + 1);
+			a += j + 1;
+			n -= j + 1;
+		} else {
+			sort_u64(a + j + 1, n - j - 1);
+			n = j + 1;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		uint64_t x = a[i];
+		size_t j = i;
+
+		while (j > 0 && a[j - 1] > x) {
+			a[j] = a[j - 1];
+			j--;
+		}
+		a[j] = x;
+	}
+}
+
+/*
+ * Renumber vertices by decreasing degree (ties: first appearance). Hubs
+ * get small ids, and since most edges touch a hub, most gaps shrink.
+ * Rewrites ext[] and the id map. perm[old] = new.
+ */
+static int reorder_by_degree(struct graph *g, const uint64_t *deg, uint32_t n,
+			     uint32_t *perm)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	struct idmap *im = atomic_load_explicit(&g->im, memory_order_relaxed);
+	uint64_t *ext = mem_alloc(n ? n : 1, sizeof(uint64_t));
+	uint64_t *key = mem_alloc(n ? n : 1, sizeof(uint64_t));
+	uint32_t i;
+
+	if (!ext || !key) {
+		free(ext);
+		free(key);
+		return -1;
+	}
+	/* sort (degree desc, id asc) packed in one u64 */
+	for (i = 0; i < n; i++) {
+		uint64_t dd = deg[i] > UINT32_MAX ? UINT32_MAX : deg[i];
+
+		key[i] = ((uint64_t)(UINT32_MAX - (uint32_t)dd) << 32) | i;
+	}
+	sort_u64(key, n);
+	for (i = 0; i < n; i++) {
+		uint32_t old = (uint32_t)key[i];
+
+		perm[old] = i;
+		ext[i] = vt->ext[old];
+	}
+	memcpy(vt->ext, ext, (size_t)n * sizeof(uint64_t));
+	memset(im->slot, 0, (im->mask + 1) * sizeof(*im->slot));
+	for (i = 0; i < n; i++)
+		idmap_put(im, vt->ext[i], i);
+	free(ext);
+	free(key);
+	return 0;
+}
+
+int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
+		unsigned flags, uint64_t *dropped, struct err *e)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	uint32_t *src = NULL, *dst = NULL, *tsv = NULL, *perm = NULL, nv, u;
+	uint64_t *deg = NULL, *off = NULL, *half = NULL, loops = 0, total = 0;
+	size_t i, m = 0;
+	struct graph_buf arena = { 0 };
+	int rc = -1;
+
+	if (atomic_load(&vt->n) || g->arena)
+		return err_set(e, "graph_build needs an empty graph");
+	src = mem_alloc(n, sizeof(uint32_t));
+	dst = mem_alloc(n, sizeof(uint32_t));
+	tsv = mem_alloc(n, sizeof(uint32_t));
+	if (!src || !dst || !tsv)
+		goto oom;
+	mem_hint_huge(src, n * sizeof(uint32_t));
+	mem_hint_huge(dst, n * sizeof(uint32_t));
+	mem_hint_huge(tsv, n * sizeof(uint32_t));
+	for (i = 0; i < n; i++) {
+		if (ev[i].src == ev[i].dst) {
+			loops++;
+			continue;
+		}
+		src[m] = graph_vertex_get(g, ev[i].src);
+		dst[m] = graph_vertex_get(g, ev[i].dst);
+		if (src[m] == GRAPH_NONE || dst[m] == GRAPH_NONE)
+			goto oom;
+		tsv[m++] = ts_units(ev[i].ts);
+	}
+	vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
+	nv = atomic_load_explicit(&vt->n, memory_order_relaxed);
+	deg = mem_calloc((size_t)nv + 1, sizeof(uint64_t));
+	off = mem_calloc((size_t)nv + 1, sizeof(uint64_t));
+	if (!deg || !off)
+		goto oom;
+	for (i = 0; i < m; i++) {
+		deg[src[i]]++;
+		if (!g->directed)
+			deg[dst[i]]++;
+	}
+	if (flags & GRAPH_BUILD_REORDER) {
+		perm = mem_alloc(nv ? nv : 1, sizeof(uint32_t));
+		if (!perm || reorder_by_degree(g, deg, nv, perm))
+			goto oom;
+		for (i = 0; i < m; i++) {
+			src[i] = perm[src[i]];
+			dst[i] = perm[dst[i]];
+		}
+		memset(deg, 0, ((size_t)nv + 1) * sizeof(uint64_t));
+		for (i = 0; i < m; i++) {
+			deg[src[i]]++;
+			if (!g->directed)
+				deg[dst[i]]++;
+		}
+	}
+	for (u = 0; u < nv; u++)
+		off[u + 1] = off[u] + deg[u];
+	half = mem_alloc(off[nv] ? off[nv] : 1, sizeof(uint64_t));
+	if (!half)
+		goto oom;
+	mem_hint_huge(half, off[nv] * sizeof(uint64_t));
+	/* the arena will take about 4 bytes an entry: reserve it up front */
+	if (gbuf_reserve(&arena, off[nv] * 4 + 64))
+		goto oom;
+	mem_hint_huge(arena.p, arena.cap);
+	memcpy(deg, off, (size_t)nv * sizeof(uint64_t)); /* fill cursors */
+	for (i = 0; i < m; i++) {
+		half[deg[src[i]]++] = ((uint64_t)dst[i] << 32) | tsv[i];
+		if (!g->directed)
+			half[deg[dst[i]]++] = ((uint64_t)src[i] << 32) | tsv[i];
+	}
+	free(src);
+	free(dst);
+	free(tsv);
+	src = dst = tsv = NULL;
+	for (u = 0; u < nv; u++) {
+		uint64_t *h = half + off[u];
+		size_t k = (size_t)(off[u + 1] - off[u]), j, q = 0;
+
+		if (!k)
+			continue;
+		sort_u64(h, k);
+		/* dedup: sorted by (id, ts), so the last of a run is newest */
+		if (graph_scratch_reserve(g, k))
+			goto oom;
+		for (j = 0; j < k; j++) {
+			if (j + 1 < k && (h[j + 1] >> 32) == (h[j] >> 32))
+				continue;
+			g->sid[q] = (uint32_t)(h[j] >> 32);
+			g->sts[q++] = (uint32_t)h[j];
+		}
+		total += q;
+		atomic_store_explicit(&vt->slot[u], SLOT_ARENA | arena.len,
+				      memory_order_relaxed);
+		if (adj_encode(g->sid, g->sts, (uint32_t)q, &arena))
+			goto oom;
+	}
+	graph_arena_adopt(g, &arena);
+	vtab_fit(g);
+	atomic_store(&g->edges, g->directed ? total : total / 2);
+	for (u = 0; u < nv; u += GRAPH_CHUNK)
+		if (dirty_mark(g, u))
+			goto oom;
+	if (dropped)
+		*dropped = loops;
+	rc = 0;
+	goto out;
+oom:
+	err_set(e, "out of memory building the graph");
+out:
+	free(src);
+	free(dst);
+	free(tsv);
+	free(perm);
+	free(deg);
+	free(off);
+	free(half);
+	graph_buf_release(&arena);
+	return rc;
+}
+

@@ -1,0 +1,278 @@
+/* import.c - igraph's file readers, turned into add events. */
+#include "import.h"
+
+#include <igraph.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "mem.h"
+
+/* The message of the last igraph error on this thread. */
+static _Thread_local char ig_msg[ERR_MSG_MAX];
+
+static void on_igraph_error(const char *reason, const char *file, int line,
+			    igraph_error_t code)
+{
+	(void)file;
+	(void)line;
+	snprintf(ig_msg, sizeof(ig_msg), "%s (%s)", reason,
+		 igraph_strerror(code));
+	IGRAPH_FINALLY_FREE();
+}
+
+static void on_igraph_warning(const char *reason, const char *file, int line)
+{
+	(void)reason;
+	(void)file;
+	(void)line;
+}
+
+/* Strict decimal u64. 0 or -1. */
+static int dec_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!s || !*s)
+		return -1;
+	for (i = 0; s[i]; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+
+		if (d > 9 || i >= 20 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Type of the vertex (want_edge 0) or edge attribute `name`, or -1. */
+static int attr_type(const igraph_t *g, int want_edge, const char *name)
+{
+	igraph_strvector_t gn, vn, en;
+	igraph_vector_int_t gt, vt, et;
+	igraph_integer_t i;
+	int type = -1;
+
+	if (igraph_strvector_init(&gn, 0) || igraph_strvector_init(&vn, 0) ||
+	    igraph_strvector_init(&en, 0))
+		return -1; /* leaks nothing igraph would not free at exit */
+	igraph_vector_int_init(&gt, 0);
+	igraph_vector_int_init(&vt, 0);
+	igraph_vector_int_init(&et, 0);
+	if (igraph_cattribute_list(g, &gn, &gt, &vn, &vt, &en, &et) ==
+	    IGRAPH_SUCCESS) {
+		igraph_strvector_t *names = want_edge ? &en : &vn;
+		igraph_vector_int_t *types = want_edge ? &et : &vt;
+
+		for (i = 0; i < igraph_strvector_size(names); i++)
+			if (!strcmp(igraph_strvector_get(names, i), name))
+				type = (int)VECTOR(*types)[i];
+	}
+	igraph_strvector_destroy(&gn);
+	igraph_strvector_destroy(&vn);
+	igraph_strvector_destroy(&en);
+	igraph_vector_int_destroy(&gt);
+	igraph_vector_int_destroy(&vt);
+	igraph_vector_int_destroy(&et);
+	return type;
+}
+
+/*
+ * Member ids for every vertex into ids[] (n entries): from the attribute
+ * `name` when every vertex has a usable one, else base + index.
+ */
+static void member_ids(const igraph_t *g, const char *name, uint64_t base,
+		       uint64_t *ids, igraph_integer_t n)
+{
+	int type = name ? attr_type(g, 0, name) : -1;
+	igraph_integer_t v;
+	int ok = type == IGRAPH_ATTRIBUTE_NUMERIC ||
+		 type == IGRAPH_ATTRIBUTE_STRING;
+
+	for (v = 0; ok && v < n; v++) {
+		if (type == IGRAPH_ATTRIBUTE_NUMERIC) {
+			igraph_real_t x = VAN(g, name, v);
+
+			/* doubles are exact up to 2^53 only */
+			ok = x >= 0 && x <= 9007199254740992.0 && x == floor(x);
+			ids[v] = ok ? (uint64_t)x : 0;
+		} else {
+			ok = dec_u64(VAS(g, name, v), &ids[v]) == 0;
+		}
+	}
+	if (ok)
+		return;
+	for (v = 0; v < n; v++)
+		ids[v] = base + (uint64_t)v;
+}
+
+/* The edge-ts attribute name and type, or NULL. */
+static const char *ts_attr(const igraph_t *g, int *type)
+{
+	static const char *const names[] = { "ts", "time", "timestamp" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		*type = attr_type(g, 1, names[i]);
+		if (*type == IGRAPH_ATTRIBUTE_NUMERIC ||
+		    *type == IGRAPH_ATTRIBUTE_STRING)
+			return names[i];
+	}
+	return NULL;
+}
+
+/* The file as a FILE * igraph can read: gzip decompressed into a temp. */
+static FILE *open_plain(const char *path, struct err *e)
+{
+	gzFile gz = gzopen(path, "rb");
+	FILE *f = NULL;
+	char buf[1 << 16];
+	int r;
+
+	if (!gz) {
+		err_set(e, "%s: cannot open: %m", path);
+		return NULL;
+	}
+	if (gzdirect(gz)) {
+		gzclose(gz);
+		f = fopen(path, "rb");
+		if (!f)
+			err_set(e, "%s: cannot open: %m", path);
+		return f;
+	}
+	f = tmpfile();
+	if (!f) {
+		err_set(e, "%s: cannot create a temporary file: %m", path);
+		goto out;
+	}
+	while ((r = gzread(gz, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)r, f) != (size_t)r) {
+			err_set(e, "%s: cannot write a temporary file: %m",
+				path);
+			goto fail;
+		}
+	if (r < 0) {
+		int zerr;
+
+		err_set(e, "%s: %s", path, gzerror(gz, &zerr));
+		goto fail;
+	}
+	rewind(f);
+	goto out;
+fail:
+	fclose(f);
+	f = NULL;
+out:
+	gzclose(gz);
+	return f;
+}
+
+int import_read(const char *path, const char *format, int directed,
+		uint32_t now, struct event_list *out, struct err *e)
+{
+	igraph_error_handler_t *old_err;
+	igraph_warning_handler_t *old_warn;
+	const igraph_attribute_table_t *old_attr;
+	const char *idattr = NULL, *tsname;
+	uint64_t *ids = NULL, base = 0;
+	igraph_t g;
+	int have_g = 0, tstype = -1, rc = -1;
+	igraph_error_t ir;
+	igraph_integer_t nv, ne, eid, from, to;
+	FILE *f;
+
+	f = open_plain(path, e);
+	if (!f)
+		return -1;
+	ig_msg[0] = '\0';
+	old_err = igraph_set_error_handler(on_igraph_error);
+	old_warn = igraph_set_warning_handler(on_igraph_warning);
+	old_attr = igraph_set_attribute_table(&igraph_cattribute_table);
+
+	if (!strcmp(format, "graphml")) {
+		ir = igraph_read_graph_graphml(&g, f, 0);
+		idattr = "id";
+	} else if (!strcmp(format, "gml")) {
+		ir = igraph_read_graph_gml(&g, f);
+		idattr = "id";
+	} else if (!strcmp(format, "pajek")) {
+		ir = igraph_read_graph_pajek(&g, f);
+		base = 1;
+	} else if (!strcmp(format, "ncol")) {
+		ir = igraph_read_graph_ncol(&g, f, NULL, 1,
+					    IGRAPH_ADD_WEIGHTS_NO, directed);
+		idattr = "name";
+	} else if (!strcmp(format, "lgl")) {
+		ir = igraph_read_graph_lgl(&g, f, 1, IGRAPH_ADD_WEIGHTS_NO,
+					   directed);
+		idattr = "name";
+	} else {
+		err_set(e, "%s: \"%s\" is not an igraph format", path, format);
+		goto out;
+	}
+	if (ir != IGRAPH_SUCCESS) {
+		err_set(e, "%s: %s", path, ig_msg[0] ? ig_msg :
+			igraph_strerror(ir));
+		goto out;
+	}
+	have_g = 1;
+	nv = igraph_vcount(&g);
+	ne = igraph_ecount(&g);
+	ids = mem_alloc((size_t)nv, sizeof(*ids));
+	if (!ids || event_list_reserve(out, (size_t)ne) < 0) {
+		err_set(e, "%s: out of memory for %lld edges", path,
+			(long long)ne);
+		goto out;
+	}
+	member_ids(&g, idattr, base, ids, nv);
+	tsname = ts_attr(&g, &tstype);
+	for (eid = 0; eid < ne; eid++) {
+		struct graph_event ev;
+		uint64_t ts = now;
+
+		igraph_edge(&g, eid, &from, &to);
+		if (tsname && tstype == IGRAPH_ATTRIBUTE_NUMERIC) {
+			igraph_real_t x = EAN(&g, tsname, eid);
+
+			if (!(x >= 0 && x <= UINT32_MAX && x == floor(x))) {
+				err_set(e, "%s: edge %lld: \"%s\" %g is not a "
+					"timestamp (an integer 0..4294967295)",
+					path, (long long)eid, tsname, x);
+				goto out;
+			}
+			ts = (uint64_t)x;
+		} else if (tsname) {
+			const char *s = EAS(&g, tsname, eid);
+
+			if (dec_u64(s, &ts) < 0 || ts > UINT32_MAX) {
+				err_set(e, "%s: edge %lld: \"%.40s\" is not a "
+					"timestamp (an integer 0..4294967295)",
+					path, (long long)eid, s);
+				goto out;
+			}
+		}
+		ev.src = ids[from];
+		ev.dst = ids[to];
+		ev.ts = (uint32_t)ts;
+		ev.op = GRAPH_ADD;
+		if (ev.src == ev.dst) {
+			out->self_loops++;
+			continue;
+		}
+		out->ev[out->n++] = ev;
+	}
+	rc = 0;
+out:
+	if (have_g)
+		igraph_destroy(&g);
+	igraph_set_attribute_table(old_attr);
+	igraph_set_warning_handler(old_warn);
+	igraph_set_error_handler(old_err);
+	free(ids);
+	fclose(f);
+	return rc;
+}

@@ -1,0 +1,1159 @@
+/*
+ * test_load.c - reading edge/event files (graph/load.h, graph/import.h)
+ * and the `triad load` / `triad stats` commands.
+ *
+ * References: the events each test wrote into its own input (literal
+ * tables or a seeded generator), the same input through another code path
+ * (gzip streaming vs the threaded in-place parser), a plain pair table for
+ * removes (and graph_apply on a fresh graph), igraph's own edgelist reader
+ * for degrees of data/facebook_combined.txt, and the counts published in
+ * data/SOURCES.md.
+ */
+#include <check.h>
+#include <igraph.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "graph.h"
+#include "load.h"
+#include "mem.h"
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/test_load.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+static const char *path_in(const char *name)
+{
+	static char buf[4][512];
+	static unsigned k;
+
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s", tmpdir, name);
+	return buf[k];
+}
+
+static const char *write_file(const char *name, const char *s, size_t n)
+{
+	const char *p = path_in(name);
+	FILE *f = fopen(p, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(s, 1, n, f), n);
+	ck_assert_int_eq(fclose(f), 0);
+	return p;
+}
+
+static const char *write_str(const char *name, const char *s)
+{
+	return write_file(name, s, strlen(s));
+}
+
+static const char *write_gz(const char *name, const char *s, size_t n)
+{
+	const char *p = path_in(name);
+	gzFile gz = gzopen(p, "wb");
+
+	ck_assert_ptr_nonnull(gz);
+	ck_assert_int_eq(gzwrite(gz, s, (unsigned)n), (int)n);
+	ck_assert_int_eq(gzclose(gz), Z_OK);
+	return p;
+}
+
+static int load(const char *path, const char *fmt, int skip_bad,
+		struct event_list *l, struct err *e)
+{
+	struct load_opts o = { 0 };
+
+	o.format = fmt;
+	o.skip_bad = skip_bad;
+	err_clear(e);
+	return load_events(path, &o, l, e);
+}
+
+struct want {
+	uint64_t src, dst;
+	int64_t ts; /* -1: "now" (load time) */
+	uint8_t op;
+};
+
+static void check_events(const struct event_list *l, const struct want *w,
+			 size_t n, uint32_t t0, uint32_t t1)
+{
+	size_t i;
+
+	ck_assert_uint_eq(l->n, n);
+	for (i = 0; i < n; i++) {
+		ck_assert_msg(l->ev[i].src == w[i].src &&
+			      l->ev[i].dst == w[i].dst &&
+			      l->ev[i].op == w[i].op,
+			      "event %zu: got %" PRIu64 " %" PRIu64 " op %u", i,
+			      l->ev[i].src, l->ev[i].dst, l->ev[i].op);
+		if (w[i].ts < 0) {
+			ck_assert_uint_ge(l->ev[i].ts, t0);
+			ck_assert_uint_le(l->ev[i].ts, t1);
+		} else {
+			ck_assert_uint_eq(l->ev[i].ts, (uint64_t)w[i].ts);
+		}
+	}
+}
+
+static uint32_t now32(void)
+{
+	return (uint32_t)time(NULL);
+}
+
+/* ---- text formats --------------------------------------------------------- */
+
+START_TEST(test_edges_quirks)
+{
+	static const char in[] =
+		"\xEF\xBB\xBF# SNAP comment\n"
+		"% KONECT header\n"
+		"\n"
+		"1 2 100\r\n"
+		"3\t4\t200\n"
+		"   \t\n"
+		"  5   6  \n"
+		"7 7 50\n"
+		"18446744073709551615 0 4294967295\n"
+		"8 9 -1 300\n"          /* KONECT: src dst weight ts */
+		"2 1 50\n"              /* repeated pair, older ts: kept */
+		"10 11 300";            /* no final newline */
+	static const struct want w[] = {
+		{ 1, 2, 100, 0 },  { 3, 4, 200, 0 }, { 5, 6, -1, 0 },
+		{ UINT64_MAX, 0, UINT32_MAX, 0 }, { 8, 9, 300, 0 },
+		{ 2, 1, 50, 0 },   { 10, 11, 300, 0 },
+	};
+	struct event_list l = { 0 };
+	struct err e;
+	uint32_t t0 = now32(), t1;
+	const char *p = write_str("a.txt", in);
+
+	ck_assert_msg(load(p, NULL, 0, &l, &e) == 0, "%s", e.msg);
+	t1 = now32();
+	check_events(&l, w, sizeof(w) / sizeof(w[0]), t0, t1);
+	ck_assert_uint_eq(l.self_loops, 1);
+	ck_assert_uint_eq(l.bad_skipped, 0);
+	event_list_release(&l);
+	ck_assert_ptr_null(l.ev);
+	ck_assert_uint_eq(l.n, 0);
+}
+END_TEST
+
+START_TEST(test_csv)
+{
+	static const char hdr[] = "src,dst,ts\n1,2,10\n 3 , 4 , 20 \r\n5,6\n"
+				  "\n# c\n7,7,1\n";
+	static const char nohdr[] = "1,2\n3,4,5\n";
+	static const struct want w1[] = {
+		{ 1, 2, 10, 0 }, { 3, 4, 20, 0 }, { 5, 6, -1, 0 } };
+	static const struct want w2[] = { { 1, 2, -1, 0 }, { 3, 4, 5, 0 } };
+	struct event_list l = { 0 };
+	struct err e;
+	uint32_t t0 = now32();
+
+	ck_assert_msg(load(write_str("h.csv", hdr), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	check_events(&l, w1, 3, t0, now32());
+	ck_assert_uint_eq(l.self_loops, 1);
+	event_list_release(&l);
+	ck_assert_msg(load(write_str("n.csv", nohdr), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	check_events(&l, w2, 2, t0, now32());
+	event_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_ndjson)
+{
+	static const char in[] =
+		"{\"op\":\"add\",\"src\":1,\"dst\":2,\"ts\":10}\n"
+		"\n"
+		"{\"src\":\"3\",\"dst\":4}\r\n"
+		"  {\"op\":\"remove\",\"src\":2,\"dst\":1,\"ts\":11}  \n"
+		"{\"src\":9,\"dst\":9,\"ts\":1}\n"
+		"{\"src\":18446744073709551615,\"dst\":5,\"ts\":12,\"x\":1}";
+	static const struct want w[] = {
+		{ 1, 2, 10, GRAPH_ADD }, { 3, 4, -1, GRAPH_ADD },
+		{ 2, 1, 11, GRAPH_REMOVE }, { UINT64_MAX, 5, 12, GRAPH_ADD } };
+	struct event_list l = { 0 };
+	struct err e;
+	uint32_t t0 = now32();
+
+	ck_assert_msg(load(write_str("e.ndjson", in), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	check_events(&l, w, 4, t0, now32());
+	ck_assert_uint_eq(l.self_loops, 1);
+	event_list_release(&l);
+	ck_assert_msg(load(write_str("e.jsonl", in), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	ck_assert_uint_eq(l.n, 4);
+	event_list_release(&l);
+}
+END_TEST
+
+/* Several files append to one list, in order. */
+START_TEST(test_append)
+{
+	struct event_list l = { 0 };
+	struct err e;
+
+	ck_assert_int_eq(load(write_str("1.txt", "1 2 5\n"), NULL, 0, &l, &e),
+			 0);
+	ck_assert_int_eq(load(write_str("2.csv", "3,4,6\n"), NULL, 0, &l, &e),
+			 0);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_uint_eq(l.ev[0].src, 1);
+	ck_assert_uint_eq(l.ev[1].src, 3);
+	ck_assert_uint_eq(l.ev[1].ts, 6);
+	event_list_release(&l);
+}
+END_TEST
+
+static const struct {
+	const char *fmt, *name, *in;
+	unsigned line;
+	const char *msg; /* what follows "PATH:LINE: " */
+	size_t good;     /* events loaded with skip_bad */
+} bad_cases[] = {
+	{ "edges", "b.txt", "1 2\n3 x\n", 2, "\"x\" is not a member id", 1 },
+	{ "edges", "b.txt", "1 2\n\n# c\n-3 4\n5 6\n", 4,
+	  "\"-3\" is not a member id", 2 },
+	{ "edges", "b.txt", "12a 4\n", 1, "\"12a\" is not a member id", 0 },
+	{ "edges", "b.txt", "1 18446744073709551616\n", 1,
+	  "\"18446744073709551616\" is above 18446744073709551615", 0 },
+	{ "edges", "b.txt", "1 2\n1\n", 2, "missing the destination member id",
+	  1 },
+	{ "edges", "b.txt", "1 2 -5\n", 1,
+	  "\"-5\" is not a timestamp (an integer 0..4294967295)", 0 },
+	{ "edges", "b.txt", "1 2 4294967296\n", 1,
+	  "\"4294967296\" is not a timestamp (an integer 0..4294967295)", 0 },
+	{ "edges", "b.txt", "1 2 1.5\n3 4\n", 1,
+	  "\"1.5\" is not a timestamp (an integer 0..4294967295)", 1 },
+	{ "edges", "b.txt", "1 2 3 4 5\n", 1, "\"5\" is one field too many",
+	  0 },
+	{ "edges", "b.txt", "1 2\r\n3 4 x\r\n", 2,
+	  "\"x\" is not a timestamp (an integer 0..4294967295)", 1 },
+	{ "edges", "b.txt",
+	  "1 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", 1,
+	  "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is not a member id",
+	  0 },
+	{ "csv", "b.csv", "1,2\n1;2\n", 2, "\"1;2\" is not a member id", 1 },
+	{ "csv", "b.csv", "1,2,3,4\n", 1, "\"4\" is one field too many", 0 },
+	{ "csv", "b.csv", "1\n", 1, "missing the destination member id", 0 },
+	{ "csv", "b.csv", "a,b\n1,2\nx,3\n", 3, "\"x\" is not a member id",
+	  1 },
+	{ "ndjson", "b.ndjson", "{\"src\":1,\"dst\":2}\n{\"src\":1}\n", 2,
+	  "\"dst\" is missing", 1 },
+	{ "ndjson", "b.ndjson", "\n\nnot json\n{\"src\":1,\"dst\":2}\n", 3,
+	  "not json", 1 },
+	{ "ndjson", "b.ndjson", "{\"src\":1,\"dst\":2,\"ts\":-1}", 1,
+	  "\"ts\" must be", 0 },
+	{ "ndjson", "b.ndjson", "{\"src\":1,\"dst\":2}\n# no comments\n", 2,
+	  "not json", 1 },
+};
+
+START_TEST(test_bad_lines)
+{
+	struct event_list l = { 0 };
+	struct err e;
+	char want[600];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const char *p = write_str(bad_cases[i].name, bad_cases[i].in);
+
+		snprintf(want, sizeof(want), "%s:%u: %s", p, bad_cases[i].line,
+			 bad_cases[i].msg);
+		ck_assert_int_eq(load(p, bad_cases[i].fmt, 0, &l, &e), -1);
+		ck_assert_msg(!strncmp(e.msg, want, strlen(want)),
+			      "case %zu: got '%s', want '%s'", i, e.msg, want);
+		event_list_release(&l);
+
+		ck_assert_msg(load(p, bad_cases[i].fmt, 1, &l, &e) == 0, "%s", e.msg);
+		ck_assert_uint_eq(l.bad_skipped, 1);
+		ck_assert_uint_eq(l.n, bad_cases[i].good);
+		event_list_release(&l);
+
+		/* the same through gzip streaming */
+		p = write_gz("b.gz", bad_cases[i].in, strlen(bad_cases[i].in));
+		snprintf(want, sizeof(want), "%s:%u: %s", p, bad_cases[i].line,
+			 bad_cases[i].msg);
+		ck_assert_int_eq(load(p, bad_cases[i].fmt, 0, &l, &e), -1);
+		ck_assert_msg(!strncmp(e.msg, want, strlen(want)),
+			      "gz case %zu: got '%s', want '%s'", i, e.msg,
+			      want);
+		event_list_release(&l);
+	}
+}
+END_TEST
+
+START_TEST(test_gz_same)
+{
+	static const char *const in[] = {
+		"# c\n1 2 3\n4 5 6\r\n7 8\n9 9 1\n",
+		"src,dst\n1,2,3\n4,5,6\n",
+		"{\"src\":1,\"dst\":2,\"ts\":3}\n{\"op\":\"remove\",\"src\":2,"
+		"\"dst\":1,\"ts\":4}\n",
+	};
+	static const char *const fmt[] = { "edges", "csv", "ndjson" };
+	struct event_list a = { 0 }, b = { 0 };
+	struct err e;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		const char *p = write_str("p", in[i]);
+		const char *q = write_gz("q.gz", in[i], strlen(in[i]));
+
+		ck_assert_msg(load(p, fmt[i], 0, &a, &e) == 0, "%s", e.msg);
+		ck_assert_msg(load(q, fmt[i], 0, &b, &e) == 0, "%s", e.msg);
+		ck_assert_uint_gt(a.n, 0);
+		ck_assert_uint_eq(a.n, b.n);
+		ck_assert_uint_eq(a.self_loops, b.self_loops);
+		for (size_t k = 0; k < a.n; k++) {
+			ck_assert_uint_eq(a.ev[k].src, b.ev[k].src);
+			ck_assert_uint_eq(a.ev[k].dst, b.ev[k].dst);
+			ck_assert_uint_eq(a.ev[k].op, b.ev[k].op);
+			if (i != 0 || k != 2) /* line 3 has no ts */
+				ck_assert_uint_eq(a.ev[k].ts, b.ev[k].ts);
+		}
+		event_list_release(&a);
+		event_list_release(&b);
+	}
+	/* a gzip file named .txt.gz guesses "edges" */
+	ck_assert_int_eq(load(write_gz("x.txt.gz", in[0], strlen(in[0])), NULL,
+			      0, &a, &e), 0);
+	ck_assert_uint_eq(a.n, 3);
+	event_list_release(&a);
+}
+END_TEST
+
+/* ---- big inputs: threads, buffer boundaries ------------------------------ */
+
+#define BIG_LINES 400000u /* ~10 MB: several threads, > one stream buffer */
+
+static uint64_t gen_id(uint64_t i, int which)
+{
+	uint64_t x = i * 0x9e3779b97f4a7c15ull + (uint64_t)which * 77;
+
+	x ^= x >> 29;
+	return which ? x : x % 100000; /* dst spans the whole u64 range */
+}
+
+/* The generated file; line `bad` (1-based, 0 none) is malformed; every
+ * 1000th line is a self-loop. */
+static char *gen_big(size_t *len, unsigned bad_line)
+{
+	size_t cap = (size_t)BIG_LINES * 48, n = 0;
+	char *s = malloc(cap);
+	uint32_t i;
+
+	ck_assert_ptr_nonnull(s);
+	for (i = 0; i < BIG_LINES; i++) {
+		uint64_t a = gen_id(i, 0), b = i % 1000 == 999 ? a : gen_id(i, 1);
+
+		if (i + 1 == bad_line)
+			n += (size_t)snprintf(s + n, cap - n, "%" PRIu64 " 0x1 %u\n",
+					      a, i);
+		else
+			n += (size_t)snprintf(s + n, cap - n,
+					      "%" PRIu64 "%s%" PRIu64 " %u\n", a,
+					      i % 7 ? " " : "\t", b, i);
+	}
+	*len = n;
+	return s;
+}
+
+static void check_big(const struct event_list *l)
+{
+	uint32_t i;
+	size_t k = 0, wrong = 0, first = SIZE_MAX;
+
+	ck_assert_uint_eq(l->self_loops, BIG_LINES / 1000);
+	ck_assert_uint_eq(l->n, BIG_LINES - BIG_LINES / 1000);
+	/* plain compares: a Check assertion per element is a syscall */
+	for (i = 0; i < BIG_LINES; i++) {
+		if (i % 1000 == 999)
+			continue;
+		if (l->ev[k].src != gen_id(i, 0) ||
+		    l->ev[k].dst != gen_id(i, 1) || l->ev[k].ts != i ||
+		    l->ev[k].op != GRAPH_ADD) {
+			wrong++;
+			if (first == SIZE_MAX)
+				first = k;
+		}
+		k++;
+	}
+	ck_assert_msg(wrong == 0, "%zu events differ, first at %zu", wrong,
+		      first);
+}
+
+START_TEST(test_big_paths)
+{
+	struct event_list l = { 0 };
+	struct err e;
+	size_t len;
+	char *s = gen_big(&len, 0), want[600];
+	const char *p;
+
+	p = write_file("big.txt", s, len);
+	ck_assert_msg(load(p, NULL, 0, &l, &e) == 0, "%s", e.msg);
+	check_big(&l);
+	event_list_release(&l);
+
+	p = write_gz("big.txt.gz", s, len);
+	ck_assert_msg(load(p, NULL, 0, &l, &e) == 0, "%s", e.msg);
+	check_big(&l);
+	event_list_release(&l);
+
+	/* no final newline: the streamed fallback */
+	p = write_file("big2.txt", s, len - 1);
+	ck_assert_msg(load(p, NULL, 0, &l, &e) == 0, "%s", e.msg);
+	check_big(&l);
+	event_list_release(&l);
+	free(s);
+
+	/* a bad line late in the file: found by a later thread, numbered
+	 * from the start of the file */
+	s = gen_big(&len, 350001);
+	p = write_file("bad.txt", s, len);
+	snprintf(want, sizeof(want), "%s:350001: \"0x1\" is not a member id",
+		 p);
+	ck_assert_int_eq(load(p, NULL, 0, &l, &e), -1);
+	ck_assert_str_eq(e.msg, want);
+	event_list_release(&l);
+	ck_assert_int_eq(load(p, NULL, 1, &l, &e), 0);
+	ck_assert_uint_eq(l.bad_skipped, 1);
+	ck_assert_uint_eq(l.n, BIG_LINES - BIG_LINES / 1000 - 1);
+	event_list_release(&l);
+
+	p = write_gz("bad.txt.gz", s, len);
+	snprintf(want, sizeof(want), "%s:350001: \"0x1\" is not a member id",
+		 p);
+	ck_assert_int_eq(load(p, NULL, 0, &l, &e), -1);
+	ck_assert_str_eq(e.msg, want);
+	event_list_release(&l);
+	free(s);
+}
+END_TEST
+
+/* Big NDJSON: the threaded in-place parser (one json-c parser per thread)
+ * and gzip streaming both give back exactly the generated events. */
+#define BIG_JSON 150000u
+
+START_TEST(test_big_ndjson)
+{
+	size_t cap = (size_t)BIG_JSON * 100, n = 0, wrong = 0, k;
+	char *s = malloc(cap);
+	struct event_list a = { 0 }, b = { 0 };
+	struct err e;
+	uint32_t i;
+
+	ck_assert_ptr_nonnull(s);
+	for (i = 0; i < BIG_JSON; i++)
+		n += (size_t)snprintf(s + n, cap - n,
+				      i % 3 ? "{\"src\":%" PRIu64 ",\"dst\":\"%"
+					      PRIu64 "\",\"ts\":%u}\n" :
+					      "{\"op\":\"remove\",\"src\":%" PRIu64
+					      ",\"dst\":\"%" PRIu64 "\",\"ts\":%u}\n",
+				      gen_id(i, 0), gen_id(i, 1), i);
+	ck_assert_uint_gt(n, 4u << 20);
+	ck_assert_msg(load(write_file("big.ndjson", s, n), NULL, 0, &a, &e) ==
+		      0, "%s", e.msg);
+	ck_assert_msg(load(write_gz("big.ndjson.gz", s, n), NULL, 0, &b, &e) ==
+		      0, "%s", e.msg);
+	free(s);
+	ck_assert_uint_eq(a.n, BIG_JSON);
+	ck_assert_uint_eq(b.n, BIG_JSON);
+	for (k = 0; k < BIG_JSON; k++) {
+		uint8_t op = k % 3 ? GRAPH_ADD : GRAPH_REMOVE;
+
+		wrong += a.ev[k].src != gen_id((uint32_t)k, 0) ||
+			 a.ev[k].dst != gen_id((uint32_t)k, 1) ||
+			 a.ev[k].ts != k || a.ev[k].op != op ||
+			 b.ev[k].src != a.ev[k].src ||
+			 b.ev[k].dst != a.ev[k].dst ||
+			 b.ev[k].ts != a.ev[k].ts || b.ev[k].op != op;
+	}
+	ck_assert_uint_eq(wrong, 0);
+	event_list_release(&a);
+	event_list_release(&b);
+}
+END_TEST
+
+/* ---- format names, files that cannot be read ------------------------------ */
+
+START_TEST(test_format_guess)
+{
+	static const struct {
+		const char *path, *fmt;
+	} t[] = {
+		{ "a.txt", "edges" },     { "a.edges", "edges" },
+		{ "x/a.el", "edges" },    { "a.tsv", "edges" },
+		{ "a.csv", "csv" },       { "a.CSV.gz", "csv" },
+		{ "a.ndjson", "ndjson" }, { "a.jsonl.gz", "ndjson" },
+		{ "a.graphml", "graphml" }, { "a.gml", "gml" },
+		{ "a.net", "pajek" },     { "a.pajek", "pajek" },
+		{ "a.ncol", "ncol" },     { "a.lgl.gz", "lgl" },
+		{ "a.txt.gz", "edges" },  { "a.dat", NULL },
+		{ "a.gz", NULL },         { "out.konect", NULL },
+		{ "txt", NULL },
+	};
+	struct event_list l = { 0 };
+	struct err e;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *g = load_format_guess(t[i].path);
+
+		if (!t[i].fmt)
+			ck_assert_msg(g == NULL, "%s: %s", t[i].path, g);
+		else
+			ck_assert_msg(g && !strcmp(g, t[i].fmt), "%s: %s",
+				      t[i].path, g ? g : "NULL");
+		if (g)
+			ck_assert_int_eq(load_format_valid(g), 1);
+	}
+	ck_assert_int_eq(load_format_valid("json"), 0);
+	ck_assert_int_eq(load(write_str("a.dat", "1 2\n"), NULL, 0, &l, &e),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "a.dat: unknown file format"));
+	/* with --format it loads */
+	ck_assert_int_eq(load(path_in("a.dat"), "edges", 0, &l, &e), 0);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_int_eq(load(path_in("a.dat"), "bogus", 0, &l, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "unknown format \"bogus\""));
+	ck_assert_int_eq(load(path_in("missing.txt"), NULL, 0, &l, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "missing.txt: cannot open"));
+	/* an empty file is no events, not an error */
+	ck_assert_int_eq(load(write_str("empty.txt", ""), NULL, 0, &l, &e), 0);
+	ck_assert_uint_eq(l.n, 1);
+	event_list_release(&l);
+}
+END_TEST
+
+/* ---- igraph formats --------------------------------------------------------- */
+
+/* Undirected pairs compare without orientation. */
+static int has_pair(const struct event_list *l, uint64_t a, uint64_t b,
+		    int64_t ts)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (((l->ev[i].src == a && l->ev[i].dst == b) ||
+		     (l->ev[i].src == b && l->ev[i].dst == a)) &&
+		    (ts < 0 || l->ev[i].ts == (uint64_t)ts))
+			return 1;
+	return 0;
+}
+
+START_TEST(test_gml)
+{
+	static const char in[] =
+		"graph [\n  directed 0\n"
+		"  node [ id 10 ]\n  node [ id 20 ]\n  node [ id 30 ]\n"
+		"  edge [ source 10 target 20 ts 100 ]\n"
+		"  edge [ source 20 target 30 ts 200 ]\n"
+		"  edge [ source 30 target 30 ts 5 ]\n]\n";
+	struct event_list l = { 0 };
+	struct err e;
+
+	ck_assert_msg(load(write_str("g.gml", in), NULL, 0, &l, &e) == 0, "%s",
+		      e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_uint_eq(l.self_loops, 1);
+	ck_assert(has_pair(&l, 10, 20, 100));
+	ck_assert(has_pair(&l, 20, 30, 200));
+	event_list_release(&l);
+	/* gzip: the same */
+	ck_assert_msg(load(write_gz("g.gml.gz", in, strlen(in)), NULL, 0, &l,
+			   &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert(has_pair(&l, 20, 30, 200));
+	event_list_release(&l);
+	/* broken: an error naming the file, no abort */
+	ck_assert_int_eq(load(write_str("bad.gml", "graph [ node [ id 1 "),
+			      NULL, 0, &l, &e), -1);
+	ck_assert_msg(!strncmp(e.msg, path_in("bad.gml"),
+			       strlen(path_in("bad.gml"))), "%s", e.msg);
+	event_list_release(&l);
+	/* ts out of range */
+	ck_assert_int_eq(load(write_str("ts.gml", "graph [ node [ id 1 ] node "
+					"[ id 2 ] edge [ source 1 target 2 ts "
+					"-4 ] ]"), NULL, 0, &l, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "is not a timestamp"));
+	event_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_graphml)
+{
+	static const char head[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n"
+		"<key id=\"t\" for=\"edge\" attr.name=\"time\" "
+		"attr.type=\"double\"/>\n"
+		"<graph id=\"G\" edgedefault=\"undirected\">\n";
+	char in[2048];
+	struct event_list l = { 0 };
+	struct err e;
+	uint32_t t0 = now32();
+
+	snprintf(in, sizeof(in), "%s"
+		 "<node id=\"5\"/><node id=\"18446744073709551615\"/>"
+		 "<node id=\"7\"/>\n"
+		 "<edge source=\"5\" target=\"18446744073709551615\">"
+		 "<data key=\"t\">1234</data></edge>\n"
+		 "<edge source=\"7\" target=\"5\"><data key=\"t\">99</data>"
+		 "</edge>\n</graph>\n</graphml>\n", head);
+	ck_assert_msg(load(write_str("g.graphml", in), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert(has_pair(&l, 5, UINT64_MAX, 1234));
+	ck_assert(has_pair(&l, 7, 5, 99));
+	event_list_release(&l);
+
+	/* non-numeric node ids: igraph vertex indices; no ts: load time */
+	snprintf(in, sizeof(in),
+		 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		 "<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n"
+		 "<graph id=\"G\" edgedefault=\"directed\">\n"
+		 "<node id=\"n0\"/><node id=\"n1\"/><node id=\"n2\"/>\n"
+		 "<edge source=\"n2\" target=\"n0\"/>\n"
+		 "</graph>\n</graphml>\n");
+	ck_assert_msg(load(write_str("h.graphml", in), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_uint_eq(l.ev[0].src, 2);
+	ck_assert_uint_eq(l.ev[0].dst, 0);
+	ck_assert_uint_ge(l.ev[0].ts, t0);
+	event_list_release(&l);
+
+	ck_assert_int_eq(load(write_str("bad.graphml", "<graphml><graph>"),
+			      NULL, 0, &l, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "bad.graphml: "));
+	event_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_pajek_ncol_lgl)
+{
+	struct event_list l = { 0 };
+	struct err e;
+
+	ck_assert_msg(load(write_str("p.net", "*Vertices 3\n1 \"a\"\n2 \"b\"\n"
+				     "3 \"c\"\n*Edges\n1 2\n2 3\n"), NULL, 0,
+			   &l, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert(has_pair(&l, 1, 2, -1));
+	ck_assert(has_pair(&l, 2, 3, -1));
+	event_list_release(&l);
+
+	ck_assert_msg(load(write_str("a.ncol", "100 200 1.5\n200 300\n"
+				     "300 300\n"), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_uint_eq(l.self_loops, 1);
+	ck_assert(has_pair(&l, 100, 200, -1));
+	ck_assert(has_pair(&l, 200, 300, -1));
+	event_list_release(&l);
+
+	/* names that are not ids: vertex indices in order of appearance */
+	ck_assert_msg(load(write_str("b.ncol", "alice bob\nbob carol\n"), NULL,
+			   0, &l, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert(has_pair(&l, 0, 1, -1));
+	ck_assert(has_pair(&l, 1, 2, -1));
+	event_list_release(&l);
+
+	ck_assert_msg(load(write_str("a.lgl", "# 100\n200\n300\n# 200\n300\n"),
+			   NULL, 0, &l, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 3);
+	ck_assert(has_pair(&l, 100, 200, -1));
+	ck_assert(has_pair(&l, 100, 300, -1));
+	ck_assert(has_pair(&l, 200, 300, -1));
+	event_list_release(&l);
+}
+END_TEST
+
+/* ---- load_build with removes ------------------------------------------------- */
+
+struct triple {
+	uint64_t a, b;
+	uint32_t ts;
+};
+
+static int triple_cmp(const void *x, const void *y)
+{
+	const struct triple *p = x, *q = y;
+
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	if (p->b != q->b)
+		return p->b < q->b ? -1 : 1;
+	return p->ts < q->ts ? -1 : p->ts > q->ts;
+}
+
+/* Every stored half-edge as (member, member, ts), sorted. */
+static struct triple *edge_set(const struct graph *g, size_t *n)
+{
+	struct graph_view v;
+	struct graph_iter it;
+	struct triple *t = NULL;
+	size_t cap = 0;
+	uint32_t u, w, ts;
+	void *p;
+
+	*n = 0;
+	graph_view_begin(g, &v);
+	for (u = 0; u < graph_nvertices(&v); u++) {
+		graph_iter_init(&it, &v, u);
+		while (graph_iter_next(&it, &w, &ts)) {
+			if (*n == cap) {
+				p = t;
+				ck_assert_int_eq(mem_grow(&p, &cap, *n + 1,
+							  sizeof(*t)), 0);
+				t = p;
+			}
+			t[*n].a = graph_member(&v, u);
+			t[*n].b = graph_member(&v, w);
+			t[*n].ts = ts;
+			(*n)++;
+		}
+	}
+	graph_view_end(&v);
+	if (*n)
+		qsort(t, *n, sizeof(*t), triple_cmp);
+	return t;
+}
+
+#define RM_MEMBERS 24u
+
+static void build_vs_apply(int directed)
+{
+	struct event_list l = { 0 };
+	struct graph *g1 = graph_new(directed), *g2 = graph_new(directed);
+	/* the plain reference: present flag and ts per ordered pair */
+	static uint8_t present[RM_MEMBERS][RM_MEMBERS];
+	static uint32_t rts[RM_MEMBERS][RM_MEMBERS];
+	struct triple *t1, *t2, *tr;
+	size_t n1, n2, nr = 0, i;
+	struct err e;
+	uint64_t seed = 12345 + (uint64_t)directed;
+
+	memset(present, 0, sizeof(present));
+	ck_assert_ptr_nonnull(g1);
+	ck_assert_ptr_nonnull(g2);
+	for (i = 0; i < 4000; i++) {
+		struct graph_event ev;
+		uint64_t a, b;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		a = (seed >> 33) % RM_MEMBERS;
+		b = (seed >> 45) % RM_MEMBERS;
+		if (a == b)
+			continue;
+		ev.src = a * 1000003 + 7; /* sparse ids */
+		ev.dst = b * 1000003 + 7;
+		ev.ts = (uint32_t)((seed >> 13) % 100000000);
+		ev.op = (seed >> 20) % 3 == 0 ? GRAPH_REMOVE : GRAPH_ADD;
+		ck_assert_int_eq(event_list_push(&l, &ev), 0);
+		if (!directed && a > b) {
+			uint64_t x = a;
+
+			a = b;
+			b = x;
+		}
+		if (ev.op == GRAPH_REMOVE) {
+			present[a][b] = 0;
+		} else {
+			uint32_t r = ev.ts / GRAPH_TS_RES * GRAPH_TS_RES;
+
+			if (!present[a][b] || rts[a][b] < r)
+				rts[a][b] = r;
+			present[a][b] = 1;
+		}
+	}
+	ck_assert_msg(load_build(g1, &l, GRAPH_BUILD_REORDER, &e) == 0, "%s",
+		      e.msg);
+	ck_assert_msg(graph_apply(g2, l.ev, l.n, NULL, &e) == 0, "%s", e.msg);
+	t1 = edge_set(g1, &n1);
+	t2 = edge_set(g2, &n2);
+	tr = mem_alloc(2 * RM_MEMBERS * RM_MEMBERS, sizeof(*tr));
+	ck_assert_ptr_nonnull(tr);
+	for (uint64_t a = 0; a < RM_MEMBERS; a++)
+		for (uint64_t b = 0; b < RM_MEMBERS; b++) {
+			if (!present[a][b])
+				continue;
+			tr[nr++] = (struct triple){ a * 1000003 + 7,
+						    b * 1000003 + 7, rts[a][b] };
+			if (!directed)
+				tr[nr++] = (struct triple){ b * 1000003 + 7,
+							    a * 1000003 + 7,
+							    rts[a][b] };
+		}
+	qsort(tr, nr, sizeof(*tr), triple_cmp);
+	ck_assert_uint_gt(nr, 0);
+	ck_assert_uint_eq(n1, nr);
+	ck_assert_uint_eq(n2, nr);
+	for (i = 0; i < nr; i++) {
+		ck_assert_int_eq(triple_cmp(&t1[i], &tr[i]), 0);
+		ck_assert_int_eq(triple_cmp(&t2[i], &tr[i]), 0);
+	}
+	free(t1);
+	free(t2);
+	free(tr);
+	graph_free(g1);
+	graph_free(g2);
+	event_list_release(&l);
+}
+
+START_TEST(test_build_removes_undirected)
+{
+	build_vs_apply(0);
+}
+END_TEST
+
+START_TEST(test_build_removes_directed)
+{
+	build_vs_apply(1);
+}
+END_TEST
+
+/* An ndjson file with removes, end to end through load_build. */
+START_TEST(test_build_ndjson)
+{
+	static const char in[] =
+		"{\"src\":1,\"dst\":2,\"ts\":7200}\n"
+		"{\"src\":2,\"dst\":3,\"ts\":7200}\n"
+		"{\"op\":\"remove\",\"src\":2,\"dst\":1}\n"
+		"{\"op\":\"remove\",\"src\":8,\"dst\":9}\n"
+		"{\"src\":3,\"dst\":2,\"ts\":36000}\n"
+		"{\"src\":3,\"dst\":2,\"ts\":3600}\n";
+	struct event_list l = { 0 };
+	struct graph *g = graph_new(0);
+	struct triple *t;
+	size_t n;
+	struct err e;
+
+	ck_assert_int_eq(load(write_str("r.ndjson", in), NULL, 0, &l, &e), 0);
+	ck_assert_int_eq(load_build(g, &l, 0, &e), 0);
+	t = edge_set(g, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(t[0].a == 2 && t[0].b == 3 && t[0].ts == 36000);
+	ck_assert(t[1].a == 3 && t[1].b == 2 && t[1].ts == 36000);
+	free(t);
+	graph_free(g);
+	event_list_release(&l);
+}
+END_TEST
+
+/* ---- real data ------------------------------------------------------------- */
+
+static const char *data_path(const char *name)
+{
+	static char buf[1024];
+	const char *d = getenv("TRIAD_DATA");
+
+	snprintf(buf, sizeof(buf), "%s/%s", d ? d : "data", name);
+	return buf;
+}
+
+START_TEST(test_facebook_vs_igraph)
+{
+	struct event_list l = { 0 };
+	struct graph *g = graph_new(0);
+	struct graph_view v;
+	igraph_t ig;
+	igraph_vector_int_t deg;
+	igraph_integer_t i;
+	struct err e;
+	FILE *f;
+
+	ck_assert_msg(load(data_path("facebook_combined.txt"), NULL, 0, &l,
+			   &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 88234);
+	ck_assert_msg(load_build(g, &l, GRAPH_BUILD_REORDER, &e) == 0, "%s",
+		      e.msg);
+	f = fopen(data_path("facebook_combined.txt"), "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(igraph_read_graph_edgelist(&ig, f, 0, 0),
+			 IGRAPH_SUCCESS);
+	fclose(f);
+	ck_assert_int_eq(igraph_vector_int_init(&deg, 0), IGRAPH_SUCCESS);
+	ck_assert_int_eq(igraph_degree(&ig, &deg, igraph_vss_all(), IGRAPH_ALL,
+				       IGRAPH_LOOPS), IGRAPH_SUCCESS);
+	graph_view_begin(g, &v);
+	ck_assert_uint_eq(graph_nvertices(&v), (uint64_t)igraph_vcount(&ig));
+	for (i = 0; i < igraph_vcount(&ig); i++) {
+		uint32_t id = graph_lookup(&v, (uint64_t)i);
+
+		ck_assert_uint_ne(id, GRAPH_NONE);
+		ck_assert_uint_eq(graph_degree(&v, id),
+				  (uint64_t)VECTOR(deg)[i]);
+	}
+	graph_view_end(&v);
+	igraph_vector_int_destroy(&deg);
+	igraph_destroy(&ig);
+	graph_free(g);
+	event_list_release(&l);
+}
+END_TEST
+
+/* Counts published in data/SOURCES.md. */
+START_TEST(test_collegemsg_counts)
+{
+	struct event_list l = { 0 };
+	struct graph *gd = graph_new(1), *gu = graph_new(0);
+	struct graph_stats st;
+	struct err e;
+
+	ck_assert_msg(load(data_path("CollegeMsg.txt"), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	ck_assert_uint_eq(l.n, 59835);
+	ck_assert_uint_eq(l.self_loops, 0);
+	ck_assert_uint_eq(l.ev[0].ts, 1082040961u);
+	ck_assert_uint_eq(l.ev[l.n - 1].ts, 1098777142u);
+	ck_assert_int_eq(load_build(gd, &l, 0, &e), 0);
+	ck_assert_int_eq(load_build(gu, &l, GRAPH_BUILD_REORDER, &e), 0);
+	graph_stats(gd, &st);
+	ck_assert_uint_eq(st.members, 1899);
+	ck_assert_uint_eq(st.edges, 20296);
+	graph_stats(gu, &st);
+	ck_assert_uint_eq(st.members, 1899);
+	ck_assert_uint_eq(st.edges, 13838);
+	graph_free(gd);
+	graph_free(gu);
+	event_list_release(&l);
+}
+END_TEST
+
+/* ---- the commands ------------------------------------------------------------ */
+
+/* Run "$TRIAD_BIN args" with stdout/stderr into files; exit status. */
+static int run(const char *args)
+{
+	const char *bin = getenv("TRIAD_BIN");
+	char cmd[4096];
+	int st;
+
+	if (!bin)
+		bin = "bin/triad";
+	snprintf(cmd, sizeof(cmd), "%s %s >'%s/out' 2>'%s/err' </dev/null",
+		 bin, args, tmpdir, tmpdir);
+	st = system(cmd);
+	ck_assert_msg(st != -1 && WIFEXITED(st), "%s did not exit", cmd);
+	return WEXITSTATUS(st);
+}
+
+static char *slurp(const char *name)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(path_in(name), "r");
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+START_TEST(test_cli_load_exit_codes)
+{
+	char args[2048];
+	const char *bad;
+
+	ck_assert_int_eq(run("load --help"), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "usage: triad load"));
+	ck_assert_int_eq(run("stats --help"), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "usage: triad stats"));
+
+	ck_assert_int_eq(run("load"), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "no input file"));
+	snprintf(args, sizeof(args), "load '%s'",
+		 write_str("a.txt", "1 2\n"));
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "missing -o"));
+	snprintf(args, sizeof(args), "load '%s' -o '%s/s' --bogus",
+		 path_in("a.txt"), tmpdir);
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "\"--bogus\""));
+	snprintf(args, sizeof(args), "load '%s' -o '%s/s' --format nope",
+		 path_in("a.txt"), tmpdir);
+	ck_assert_int_eq(run(args), 2);
+	snprintf(args, sizeof(args), "load '%s' -o '%s/s'",
+		 write_str("a.xyz", "1 2\n"), tmpdir);
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "unknown file format"));
+	snprintf(args, sizeof(args), "load '%s/missing.txt' -o '%s/s'",
+		 tmpdir, tmpdir);
+	ck_assert_int_eq(run(args), 1);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "missing.txt: cannot open"));
+
+	bad = write_str("bad.txt", "1 2 10\n3 x 11\n4 5 12\n");
+	snprintf(args, sizeof(args), "load '%s' -o '%s/s'", bad, tmpdir);
+	ck_assert_int_eq(run(args), 1);
+	{
+		char want[600];
+
+		snprintf(want, sizeof(want),
+			 "triad load: %s:2: \"x\" is not a member id\n", bad);
+		ck_assert_str_eq(slurp("err"), want);
+	}
+	snprintf(args, sizeof(args), "load '%s' -o '%s/s' --skip-bad --quiet",
+		 bad, tmpdir);
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "bad_lines       1 skipped"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "edges           2"));
+	ck_assert_str_eq(slurp("err"), "");
+
+	ck_assert_int_eq(run("stats"), 2);
+	snprintf(args, sizeof(args), "stats --snapshot '%s/nothing'", tmpdir);
+	ck_assert_int_eq(run(args), 1);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "nothing"));
+}
+END_TEST
+
+START_TEST(test_cli_load_stats_facebook)
+{
+	static uint32_t deg[4039];
+	char args[2048];
+	struct json_object *j, *d, *x;
+	uint64_t a, b, zero = 0, sum = 0;
+	uint32_t mn = UINT32_MAX, mx = 0, i;
+	FILE *f;
+
+	/* the reference degree summary, counted straight from the file */
+	f = fopen(data_path("facebook_combined.txt"), "r");
+	ck_assert_ptr_nonnull(f);
+	while (fscanf(f, "%" SCNu64 " %" SCNu64, &a, &b) == 2) {
+		ck_assert_uint_lt(a, 4039);
+		ck_assert_uint_lt(b, 4039);
+		deg[a]++;
+		deg[b]++;
+	}
+	fclose(f);
+	for (i = 0; i < 4039; i++) {
+		mn = deg[i] < mn ? deg[i] : mn;
+		mx = deg[i] > mx ? deg[i] : mx;
+		zero += deg[i] == 0;
+		sum += deg[i];
+	}
+
+	snprintf(args, sizeof(args), "load '%s' -o '%s/fb'",
+		 data_path("facebook_combined.txt"), tmpdir);
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "members         4039\n"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "edges           88234\n"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "bytes_per_edge"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "seconds"));
+
+	snprintf(args, sizeof(args), "stats --snapshot '%s/fb' --json", tmpdir);
+	ck_assert_int_eq(run(args), 0);
+	j = json_tokener_parse(slurp("out"));
+	ck_assert_ptr_nonnull(j);
+	ck_assert(json_object_object_get_ex(j, "members", &x));
+	ck_assert_int_eq(json_object_get_int64(x), 4039);
+	ck_assert(json_object_object_get_ex(j, "edges", &x));
+	ck_assert_int_eq(json_object_get_int64(x), 88234);
+	ck_assert(json_object_object_get_ex(j, "bytes", &x));
+	ck_assert_int_gt(json_object_get_int64(x), 0);
+	ck_assert(json_object_object_get_ex(j, "bytes_per_edge", &x));
+	ck_assert(json_object_get_double(x) > 0);
+	ck_assert(json_object_object_get_ex(j, "degree", &d));
+	ck_assert(json_object_object_get_ex(d, "min", &x));
+	ck_assert_int_eq(json_object_get_int64(x), mn);
+	ck_assert(json_object_object_get_ex(d, "max", &x));
+	ck_assert_int_eq(json_object_get_int64(x), mx);
+	ck_assert(json_object_object_get_ex(d, "zero", &x));
+	ck_assert_int_eq(json_object_get_int64(x), (int64_t)zero);
+	ck_assert(json_object_object_get_ex(d, "mean", &x));
+	ck_assert(fabs(json_object_get_double(x) - (double)sum / 4039) < 0.01);
+	json_object_put(j);
+
+	snprintf(args, sizeof(args), "stats --snapshot '%s/fb'", tmpdir);
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "members         4039\n"));
+}
+END_TEST
+
+static Suite *load_suite(void)
+{
+	Suite *s = suite_create("load");
+	TCase *text = tcase_create("text"), *ig = tcase_create("igraph"),
+	      *build = tcase_create("build"), *data = tcase_create("data"),
+	      *cli = tcase_create("cli");
+
+	tcase_add_checked_fixture(text, setup, teardown);
+	tcase_add_test(text, test_edges_quirks);
+	tcase_add_test(text, test_csv);
+	tcase_add_test(text, test_ndjson);
+	tcase_add_test(text, test_append);
+	tcase_add_test(text, test_bad_lines);
+	tcase_add_test(text, test_gz_same);
+	tcase_add_test(text, test_big_paths);
+	tcase_add_test(text, test_big_ndjson);
+	tcase_add_test(text, test_format_guess);
+	tcase_set_timeout(text, 120);
+	suite_add_tcase(s, text);
+
+	tcase_add_checked_fixture(ig, setup, teardown);
+	tcase_add_test(ig, test_gml);
+	tcase_add_test(ig, test_graphml);
+	tcase_add_test(ig, test_pajek_ncol_lgl);
+	suite_add_tcase(s, ig);
+
+	tcase_add_checked_fixture(build, setup, teardown);
+	tcase_add_test(build, test_build_removes_undirected);
+	tcase_add_test(build, test_build_removes_directed);
+	tcase_add_test(build, test_build_ndjson);
+	tcase_set_timeout(build, 60);
+	suite_add_tcase(s, build);
+
+	tcase_add_test(data, test_facebook_vs_igraph);
+	tcase_add_test(data, test_collegemsg_counts);
+	tcase_set_timeout(data, 60);
+	suite_add_tcase(s, data);
+
+	tcase_add_checked_fixture(cli, setup, teardown);
+	tcase_add_test(cli, test_cli_load_exit_codes);
+	tcase_add_test(cli, test_cli_load_stats_facebook);
+	tcase_set_timeout(cli, 120);
+	suite_add_tcase(s, cli);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(load_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
