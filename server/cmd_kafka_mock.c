@@ -1,9 +1,84 @@
-/* PLACEHOLDER until its owner lands it: replace this whole file. */
+/* cmd_kafka_mock.c - `triad kafka-mock`: librdkafka's mock cluster. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cmd.h"
+#include "kafka.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: triad kafka-mock [--partitions N] [--topic T]\n"
+"\n"
+"Runs librdkafka's mock Kafka cluster (one broker on loopback) with topic T\n"
+"(default triad-events, N partitions, default 4). Prints the bootstrap\n"
+"address as the first line of stdout and runs until SIGTERM or SIGINT.\n"
+"Messages live in memory only. For tests, demos and trying triad without a\n"
+"Kafka cluster.\n");
+}
+
 int cmd_kafka_mock(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "triad: \"%s\" is not built yet\n", argv[0]);
-	return 1;
+	const char *topic = "triad-events";
+	unsigned long parts = 4;
+	struct kafka_mock *m;
+	struct err e = { "" };
+	sigset_t set;
+	int i, sig;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "triad kafka-mock: \"%s\" needs a value "
+				"or is unknown (try --help)\n", argv[i]);
+			return 2;
+		}
+		if (!strcmp(argv[i], "--topic")) {
+			topic = argv[++i];
+			if (!*topic) {
+				fprintf(stderr, "triad kafka-mock: empty "
+					"--topic\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--partitions")) {
+			char *end;
+
+			errno = 0;
+			parts = strtoul(argv[++i], &end, 10);
+			if (errno || *end || argv[i][0] == '-' || !parts ||
+			    parts > 1000) {
+				fprintf(stderr, "triad kafka-mock: --partitions "
+					"\"%s\" is not 1..1000\n", argv[i]);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "triad kafka-mock: unknown option "
+				"\"%s\" (try --help)\n", argv[i]);
+			return 2;
+		}
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	m = kafka_mock_start(topic, (unsigned)parts, &e);
+	if (!m) {
+		fprintf(stderr, "triad kafka-mock: %s\n", e.msg);
+		return 1;
+	}
+	printf("%s\n", kafka_mock_bootstraps(m));
+	fflush(stdout);
+	fprintf(stderr, "triad kafka-mock: topic \"%s\" with %lu partitions; "
+		"SIGTERM stops\n", topic, parts);
+	while (sigwait(&set, &sig))
+		;
+	kafka_mock_stop(m);
+	return 0;
 }

@@ -1,9 +1,241 @@
-/* PLACEHOLDER until its owner lands it: replace this whole file. */
+/* cmd_serve.c - `triad serve`: options, signals, start-up messages. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cmd.h"
+#include "serve.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: triad serve [--snapshot SNAP] [--state DIR] [--listen HOST:PORT]\n"
+"                   [--threads N] [--brokers LIST --topic T [--group G]]\n"
+"                   [--model M] [--events FILE] [--admin-token TOKEN]\n"
+"                   [--checkpoint-secs N]\n"
+"\n"
+"The online service. With no graph source it serves data/facebook_combined.txt\n"
+"on 127.0.0.1:8080 with ingest over HTTP only.\n"
+"  --snapshot SNAP      start from an offline snapshot (triad load)\n"
+"  --state DIR          durable state (checkpoint, offsets, dismissals, log);\n"
+"                       a checkpoint there wins over --snapshot/--events\n"
+"  --events FILE        start from an event/edge file instead of a snapshot\n"
+"  --listen HOST:PORT   address to serve on (default 127.0.0.1:8080)\n"
+"  --threads N          HTTP worker threads (default: number of CPUs)\n"
+"  --brokers LIST       Kafka bootstrap servers; consume --topic (default\n"
+"                       triad-events) from the checkpointed offsets\n"
+"  --group G            Kafka group.id label (no group join is done)\n"
+"  --model M            ranking model file (triad train); SIGHUP reloads it\n"
+"  --admin-token TOKEN  lets non-loopback clients POST /admin/checkpoint\n"
+"  --checkpoint-secs N  checkpoint every N seconds when changed (default 10;\n"
+"                       0 = only on demand and at exit)\n"
+"Signals: SIGTERM/SIGINT stop (finish requests, checkpoint, exit 0);\n"
+"SIGHUP reloads --model.\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "triad serve: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try 'triad serve --help')\n");
+	return 2;
+}
+
+/*
+ * While the graph loads (which may take minutes on a big input) the main
+ * thread is busy; this watcher takes SIGTERM/SIGINT meanwhile and leaves
+ * at once: nothing is in flight and the state is only ever changed by
+ * whole LMDB transactions, so an exit here loses nothing. A SIGHUP is
+ * remembered and served after loading.
+ */
+static atomic_int loading = 1, hup_pending;
+
+static void *load_watch(void *arg)
+{
+	const sigset_t *set = arg;
+	struct timespec tick = { 0, 100000000L };
+
+	while (atomic_load(&loading)) {
+		int sig = sigtimedwait(set, NULL, &tick);
+
+		if (sig == SIGHUP)
+			atomic_store(&hup_pending, 1);
+		else if (sig == SIGTERM || sig == SIGINT) {
+			fprintf(stderr, "triad serve: stopped while loading\n");
+			_exit(0);
+		}
+	}
+	return NULL;
+}
+
 int cmd_serve(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "triad: \"%s\" is not built yet\n", argv[0]);
-	return 1;
+	struct serve_opts o;
+	struct serve *s = NULL;
+	struct err e = { "" };
+	static char host[256];
+	const char *what = "";
+	sigset_t set;
+	uint64_t members = 0, edges = 0;
+	pthread_t watcher;
+	int i, rc = 0, sig, watching;
+
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = 8080;
+	o.checkpoint_secs = 10;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		unsigned long n;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		if (strncmp(a, "--", 2))
+			return bad_usage("unexpected argument \"%s\"", a);
+		if (!v)
+			return bad_usage("option \"%s\" needs a value", a);
+		i++;
+		if (!strcmp(a, "--snapshot"))
+			o.snapshot = v;
+		else if (!strcmp(a, "--state"))
+			o.state = v;
+		else if (!strcmp(a, "--events"))
+			o.events = v;
+		else if (!strcmp(a, "--brokers"))
+			o.brokers = v;
+		else if (!strcmp(a, "--topic"))
+			o.topic = v;
+		else if (!strcmp(a, "--group"))
+			o.group = v;
+		else if (!strcmp(a, "--model"))
+			o.model = v;
+		else if (!strcmp(a, "--admin-token"))
+			o.admin_token = v;
+		else if (!strcmp(a, "--threads")) {
+			if (parse_uint(v, 1024, &n) || !n)
+				return bad_usage("--threads \"%s\" is not 1..1024",
+						 v);
+			o.threads = (unsigned)n;
+		} else if (!strcmp(a, "--checkpoint-secs")) {
+			if (parse_uint(v, 86400, &n))
+				return bad_usage("--checkpoint-secs \"%s\" is "
+						 "not 0..86400", v);
+			o.checkpoint_secs = (unsigned)n;
+		} else if (!strcmp(a, "--listen")) {
+			const char *colon = strrchr(v, ':');
+
+			if (!colon || colon == v ||
+			    (size_t)(colon - v) >= sizeof(host) ||
+			    parse_uint(colon + 1, 65535, &n) || !n)
+				return bad_usage("--listen \"%s\" is not "
+						 "HOST:PORT", v);
+			memcpy(host, v, (size_t)(colon - v));
+			host[colon - v] = 0;
+			o.host = host;
+			o.port = (uint16_t)n;
+		} else {
+			return bad_usage("unknown option \"%s\"", a);
+		}
+	}
+	if (o.topic && !o.brokers)
+		return bad_usage("%s needs --brokers", "--topic");
+	if (o.snapshot && o.events)
+		return bad_usage("%s: give --snapshot or --events, not both",
+				 "--events");
+
+	/* every thread inherits this mask; the main thread takes signals
+	 * with sigwait, so handlers never run inside library code */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	s = serve_new(&o, &e);
+	if (!s) {
+		fprintf(stderr, "triad serve: %s\n", e.msg);
+		return 1;
+	}
+	if (serve_listen(s, &e)) {
+		fprintf(stderr, "triad serve: %s\n", e.msg);
+		serve_free(s);
+		return 1;
+	}
+	fprintf(stderr, "triad serve: listening on http://%s:%u (loading)\n",
+		o.host, (unsigned)o.port);
+	watching = !pthread_create(&watcher, NULL, load_watch, &set);
+	rc = serve_load(s, &what, &e);
+	atomic_store(&loading, 0);
+	if (watching)
+		pthread_join(watcher, NULL);
+	if (rc) {
+		fprintf(stderr, "triad serve: %s\n", e.msg);
+		serve_stop(s, &e);
+		serve_free(s);
+		return 1;
+	}
+	if (atomic_load(&hup_pending))
+		raise(SIGHUP); /* pending until the sigwait below */
+	serve_counts(s, &members, &edges);
+	fprintf(stderr, "triad serve: ready: %llu members, %llu edges from "
+		"%s\n", (unsigned long long)members,
+		(unsigned long long)edges, what);
+	if (serve_start_ingest(s, &e)) {
+		fprintf(stderr, "triad serve: %s\n", e.msg);
+		serve_stop(s, &e);
+		serve_free(s);
+		return 1;
+	}
+	for (;;) {
+		if (sigwait(&set, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			if (serve_reload_model(s, &e))
+				fprintf(stderr, "triad serve: reload: %s\n",
+					e.msg);
+			else
+				fprintf(stderr, "triad serve: model "
+					"reloaded\n");
+			continue;
+		}
+		break;
+	}
+	fprintf(stderr, "triad serve: stopping\n");
+	if (serve_stop(s, &e)) {
+		fprintf(stderr, "triad serve: final checkpoint: %s\n", e.msg);
+		rc = 1;
+	}
+	serve_free(s);
+	return rc;
 }

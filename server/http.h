@@ -1,0 +1,83 @@
+/*
+ * http.h - a multi-threaded HTTP/1.1 server on libevent's evhttp.
+ *
+ * What always holds:
+ * - One listening socket, bound before any worker starts, shared by N
+ *   worker threads; each worker runs its own event_base and evhttp and
+ *   accepts from the shared socket (the kernel hands each connection to
+ *   one of them). A request is handled start to finish on one worker, so
+ *   per-worker scratch needs no locking.
+ * - The handler runs synchronously inside the worker's loop and must
+ *   answer every request exactly once with http_reply().
+ * - Bodies above max_body bytes are refused with 413 by libevent before
+ *   the handler sees them (Content-Length checked up front, chunked bodies
+ *   as they grow).
+ * - Stopping: stop accepting, let requests already received finish and
+ *   their answers flush, then the workers exit.
+ *
+ * This is the only module besides the Kafka one that sees libevent types;
+ * handlers see struct http_req only.
+ */
+#ifndef TRIAD_HTTP_H
+#define TRIAD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+enum http_method { HTTP_GET, HTTP_POST, HTTP_OTHER };
+
+struct http_req; /* one request, valid during the handler call only */
+
+/* Called on worker `worker` (0..nthreads-1) for each request. */
+typedef void (*http_handler_fn)(void *ctx, struct http_req *r,
+				unsigned worker);
+
+struct http_server;
+
+/*
+ * Bind host:port (IPv4 address or name; port 1..65535) and listen.
+ * Nothing runs yet. NULL with e filled (e.g. address in use).
+ */
+struct http_server *http_server_new(const char *host, uint16_t port,
+				    unsigned nthreads, size_t max_body,
+				    http_handler_fn fn, void *ctx,
+				    struct err *e);
+
+/* Start the worker threads. 0 or -1 with e filled. */
+int http_server_start(struct http_server *s, struct err *e);
+
+/*
+ * Stop accepting, finish what was received (answers get up to
+ * `grace_ms` to flush), join the workers. Safe to call once from any
+ * thread other than a worker.
+ */
+void http_server_stop(struct http_server *s, unsigned grace_ms);
+
+/* Free (after stop, or when never started). NULL is fine. */
+void http_server_free(struct http_server *s);
+
+/* ---- inside a handler ---------------------------------------------- */
+
+enum http_method http_req_method(const struct http_req *r);
+/* Decoded path ("/recommend"); never NULL. */
+const char *http_req_path(const struct http_req *r);
+/* Raw query string after '?', or NULL when there is none. */
+const char *http_req_query(const struct http_req *r);
+/* Request header value or NULL. */
+const char *http_req_header(const struct http_req *r, const char *name);
+/* The whole body as one contiguous block (*len bytes; may be NULL when
+ * empty). Valid until http_reply. */
+const char *http_req_body(struct http_req *r, size_t *len);
+/* 1 when the peer address is loopback (127.0.0.0/8 or ::1). */
+int http_req_is_loopback(const struct http_req *r);
+
+/*
+ * Answer: status code, content type (NULL: application/json), body bytes
+ * (copied). `allow` (may be NULL) becomes an Allow header (for 405).
+ */
+void http_reply(struct http_req *r, int status, const char *ctype,
+		const void *body, size_t len, const char *allow);
+
+#endif

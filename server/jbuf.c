@@ -1,0 +1,77 @@
+/* jbuf.c - see jbuf.h. */
+#include "jbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mem.h"
+
+int jbuf_add(struct graph_buf *b, const void *p, size_t n)
+{
+	void *q = b->p;
+
+	if (n > SIZE_MAX - b->len - 1)
+		return -1;
+	if (mem_grow(&q, &b->cap, b->len + n + 1, 1))
+		return -1;
+	b->p = q;
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = 0;
+	return 0;
+}
+
+int jbuf_printf(struct graph_buf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < sizeof(tmp))
+		return jbuf_add(b, tmp, (size_t)n);
+	{
+		void *q = b->p;
+
+		if (mem_grow(&q, &b->cap, b->len + (size_t)n + 1, 1))
+			return -1;
+		b->p = q;
+		va_start(ap, fmt);
+		vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		b->len += (size_t)n;
+	}
+	return 0;
+}
+
+int jbuf_str(struct graph_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (jbuf_add(b, "\"", 1))
+		return -1;
+	for (; *p; p++) {
+		char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+
+		if (*p == '"' || *p == '\\') {
+			esc[1] = (char)*p;
+			if (jbuf_add(b, esc, 2))
+				return -1;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			if (jbuf_add(b, esc, 6))
+				return -1;
+		} else if (jbuf_add(b, p, 1)) {
+			return -1;
+		}
+	}
+	return jbuf_add(b, "\"", 1);
+}

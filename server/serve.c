@@ -1,0 +1,1134 @@
+/*
+ * serve.c - the online service (see serve.h): request routing and
+ * validation, ingest, checkpoints, model swaps.
+ */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer-preferring */
+#include "serve.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dismiss.h"
+#include "event.h"
+#include "graph.h"
+#include "http.h"
+#include "jbuf.h"
+#include "kafka.h"
+#include "load.h"
+#include "mem.h"
+#include "metrics.h"
+#include "model.h"
+#include "recommend.h"
+#include "store.h"
+
+#define MAX_BODY ((size_t)16 << 20)
+#define MAX_ERRORS 10
+#define MEMBERS_MAX 1000u
+#define MAINTAIN_US 1000u
+#define SAMPLE_DATA "facebook_combined.txt"
+
+/* Per-HTTP-worker scratch: touched by that worker only. */
+struct wctx {
+	struct rec_ctx *rc;
+	struct event_parser *ep;
+	struct graph_buf out;
+	struct graph_event *ev;
+	size_t evcap;
+	uint32_t nbr[MEMBERS_MAX];
+};
+
+/* One POST /edges waiting for a group commit (lives on its handler's stack). */
+struct gc_req {
+	const struct graph_event *ev;
+	size_t n;
+	int done, rc;
+	struct err e;
+	struct gc_req *next;
+};
+
+struct serve {
+	struct serve_opts o;
+	unsigned nthreads;
+	struct graph *g;
+	atomic_int ready;
+	pthread_mutex_t wmu; /* the graph's writer side, and the fields below */
+	struct store_offset *koff; /* Kafka positions applied so far */
+	size_t nkoff, koffcap;
+	uint64_t since_ckpt;       /* events applied since the last checkpoint */
+	int need_full;             /* next checkpoint writes every chunk */
+	time_t last_ckpt;
+
+	struct store *store;
+	struct dismiss_set *dis;
+	struct metrics m;
+	struct http_server *http;
+	struct kafka_consumer *kc;
+	struct wctx *w;
+
+	/* group commit of concurrent POST /edges: one leader logs and applies
+	 * everything queued in one transaction (one fsync) */
+	pthread_mutex_t gmu;
+	pthread_cond_t gcv;
+	struct gc_req *gq_head, **gq_tail;
+	int gc_leader;
+
+	pthread_rwlock_t model_lock;
+	const struct model *model; /* in use */
+	struct model *owned;       /* == model when loaded from a file */
+
+	pthread_t mt;
+	int mt_started;
+	atomic_int mt_stop;
+
+	_Atomic uint64_t http_acc, http_rej, kafka_acc, kafka_rej;
+	_Atomic uint64_t added, refreshed, removed, noops;
+	_Atomic int64_t last_ts; /* ts of the last applied event; -1 none */
+	_Atomic uint64_t ckpts, ckpt_fail;
+	time_t started;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+struct serve *serve_new(const struct serve_opts *o, struct err *e)
+{
+	struct serve *s = mem_calloc(1, sizeof(*s));
+	pthread_rwlockattr_t ra;
+	long ncpu;
+	unsigned i;
+
+	if (!s) {
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	s->o = *o;
+	if (!s->o.host)
+		s->o.host = "127.0.0.1";
+	if (!s->o.topic)
+		s->o.topic = "triad-events";
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	s->nthreads = o->threads ? o->threads : (ncpu > 0 ? (unsigned)ncpu : 1);
+	pthread_mutex_init(&s->wmu, NULL);
+	pthread_mutex_init(&s->gmu, NULL);
+	pthread_cond_init(&s->gcv, NULL);
+	s->gq_tail = &s->gq_head;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+		PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->model_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	atomic_store(&s->last_ts, -1);
+	s->started = time(NULL);
+	metrics_init(&s->m);
+	s->dis = dismiss_new();
+	s->w = mem_calloc(s->nthreads, sizeof(*s->w));
+	if (!s->dis || !s->w) {
+		err_set(e, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < s->nthreads; i++) {
+		s->w[i].rc = rec_ctx_new();
+		s->w[i].ep = event_parser_new();
+		if (!s->w[i].rc || !s->w[i].ep) {
+			err_set(e, "out of memory");
+			goto fail;
+		}
+	}
+	if (o->model) {
+		s->owned = model_load(o->model, e);
+		if (!s->owned)
+			goto fail;
+		s->model = s->owned;
+	} else {
+		s->model = model_default();
+	}
+	if (o->state) {
+		s->store = store_open(o->state, e);
+		if (!s->store)
+			goto fail;
+	}
+	return s;
+fail:
+	serve_free(s);
+	return NULL;
+}
+
+void serve_free(struct serve *s)
+{
+	unsigned i;
+
+	if (!s)
+		return;
+	http_server_free(s->http);
+	if (s->w)
+		for (i = 0; i < s->nthreads; i++) {
+			rec_ctx_free(s->w[i].rc);
+			event_parser_free(s->w[i].ep);
+			graph_buf_release(&s->w[i].out);
+			free(s->w[i].ev);
+		}
+	free(s->w);
+	dismiss_free(s->dis);
+	store_close(s->store);
+	model_free(s->owned);
+	graph_free(s->g);
+	free(s->koff);
+	pthread_rwlock_destroy(&s->model_lock);
+	pthread_cond_destroy(&s->gcv);
+	pthread_mutex_destroy(&s->gmu);
+	pthread_mutex_destroy(&s->wmu);
+	free(s);
+}
+
+void serve_counts(struct serve *s, uint64_t *members, uint64_t *edges)
+{
+	struct graph_stats st;
+
+	graph_stats(s->g, &st);
+	*members = st.members;
+	*edges = st.edges;
+}
+
+/* ---- ingest (writer side) ------------------------------------------------ */
+
+/* Remember Kafka positions (caller holds wmu). */
+static int koff_update(struct serve *s, const struct store_offset *off,
+		       size_t noff)
+{
+	size_t i, j;
+
+	for (i = 0; i < noff; i++) {
+		for (j = 0; j < s->nkoff; j++)
+			if (s->koff[j].partition == off[i].partition)
+				break;
+		if (j == s->nkoff) {
+			if (mem_grow((void **)&s->koff, &s->koffcap, j + 1,
+				     sizeof(*s->koff)))
+				return -1;
+			s->nkoff++;
+		}
+		s->koff[j] = off[i];
+	}
+	return 0;
+}
+
+/*
+ * Log (with state) then apply n events, and record Kafka positions off.
+ * 0; -1 + e when the log write failed (nothing logged or applied: the
+ * caller may retry); 1 + e when the events were logged but applying them
+ * failed (out of memory: retrying would log them twice; recovery applies
+ * them).
+ */
+static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
+		  const struct store_offset *off, size_t noff, struct err *e)
+{
+	struct graph_apply_stats st = { 0 };
+	int rc = 0;
+
+	pthread_mutex_lock(&s->wmu);
+	if (s->store && store_log_append(s->store, ev, n,
+					 noff ? s->o.topic : NULL, off, noff,
+					 e)) {
+		pthread_mutex_unlock(&s->wmu);
+		return -1;
+	}
+	if (n && graph_apply(s->g, ev, n, &st, e))
+		rc = 1;
+	if (noff && koff_update(s, off, noff))
+		s->need_full = 1; /* out of memory: offsets stay in the log */
+	s->since_ckpt += n + noff;
+	pthread_mutex_unlock(&s->wmu);
+	atomic_fetch_add(&s->added, st.added);
+	atomic_fetch_add(&s->refreshed, st.refreshed);
+	atomic_fetch_add(&s->removed, st.removed);
+	atomic_fetch_add(&s->noops, st.noops + st.rejected);
+	if (n)
+		atomic_store(&s->last_ts, (int64_t)ev[n - 1].ts);
+	return rc;
+}
+
+/*
+ * POST /edges ingest with group commit: requests arriving while a commit
+ * is under way queue up; the next leader logs and applies all of them in
+ * one transaction, in queue order, and wakes them. Same return codes as
+ * ingest(). A request returns only after its events are durable.
+ */
+static int ingest_http(struct serve *s, const struct graph_event *ev,
+		       size_t n, struct err *e)
+{
+	struct gc_req me, *list, *r;
+	struct graph_event *all = NULL;
+	size_t total = 0, at = 0;
+	int rc;
+
+	memset(&me, 0, sizeof(me));
+	me.ev = ev;
+	me.n = n;
+	pthread_mutex_lock(&s->gmu);
+	*s->gq_tail = &me;
+	s->gq_tail = &me.next;
+	while (!me.done && s->gc_leader)
+		pthread_cond_wait(&s->gcv, &s->gmu);
+	if (me.done) {
+		pthread_mutex_unlock(&s->gmu);
+		if (me.rc)
+			err_set(e, "%s", me.e.msg);
+		return me.rc;
+	}
+	s->gc_leader = 1;
+	list = s->gq_head;
+	s->gq_head = NULL;
+	s->gq_tail = &s->gq_head;
+	pthread_mutex_unlock(&s->gmu);
+
+	for (r = list; r; r = r->next)
+		total += r->n;
+	if (list->next) {
+		all = mem_alloc(total, sizeof(*all));
+		if (all)
+			for (r = list; r; r = r->next) {
+				memcpy(all + at, r->ev, r->n * sizeof(*all));
+				at += r->n;
+			}
+	}
+	if (list->next && !all)
+		rc = err_set(e, "out of memory");
+	else
+		rc = ingest(s, all ? all : list->ev, total, NULL, 0, e);
+	free(all);
+
+	pthread_mutex_lock(&s->gmu);
+	for (r = list; r; r = r->next) {
+		r->done = 1;
+		r->rc = rc;
+		if (rc)
+			err_set(&r->e, "%s", e->msg);
+	}
+	s->gc_leader = 0;
+	pthread_cond_broadcast(&s->gcv);
+	pthread_mutex_unlock(&s->gmu);
+	return rc;
+}
+
+/* Checkpoint now (takes wmu). */
+static int checkpoint(struct serve *s, int full, struct store_ckpt_stats *st,
+		      struct store_offset **offs, size_t *noffs, struct err *e)
+{
+	int rc;
+
+	if (!s->store)
+		return err_set(e, "no --state directory to checkpoint to");
+	pthread_mutex_lock(&s->wmu);
+	rc = store_checkpoint(s->store, s->g, full || s->need_full,
+			      s->nkoff ? s->o.topic : NULL, s->koff, s->nkoff,
+			      st, e);
+	if (!rc) {
+		s->need_full = 0;
+		s->since_ckpt = 0;
+		s->last_ckpt = time(NULL);
+		if (offs) {
+			*offs = s->nkoff ? mem_dup(s->koff, s->nkoff *
+						   sizeof(*s->koff)) : NULL;
+			*noffs = *offs ? s->nkoff : 0;
+		}
+	}
+	pthread_mutex_unlock(&s->wmu);
+	atomic_fetch_add(rc ? &s->ckpt_fail : &s->ckpts, 1);
+	return rc;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void *maintain_main(void *arg)
+{
+	struct serve *s = arg;
+
+	while (!atomic_load(&s->mt_stop)) {
+		size_t left;
+		int due;
+
+		pthread_mutex_lock(&s->wmu);
+		left = graph_maintain(s->g, MAINTAIN_US);
+		due = s->store && s->o.checkpoint_secs && s->since_ckpt &&
+		      time(NULL) - s->last_ckpt >= (time_t)s->o.checkpoint_secs;
+		pthread_mutex_unlock(&s->wmu);
+		if (due) {
+			struct err e = { "" };
+
+			checkpoint(s, 0, NULL, NULL, NULL, &e);
+		}
+		sleep_ms(left ? 1 : 20);
+	}
+	return NULL;
+}
+
+static int kafka_stored(void *ctx, int32_t p, int64_t *next)
+{
+	struct serve *s = ctx;
+	struct err e = { "" };
+
+	if (!s->store)
+		return 0;
+	return store_offset_get(s->store, s->o.topic, p, next, &e);
+}
+
+static int kafka_apply(void *ctx, const struct graph_event *ev, size_t n,
+		       size_t nbad, const struct store_offset *off,
+		       size_t noff)
+{
+	struct serve *s = ctx;
+	struct err e = { "" };
+
+	if (ingest(s, ev, n, off, noff, &e) < 0)
+		return -1; /* offered again: nothing of it was logged */
+	atomic_fetch_add(&s->kafka_acc, n);
+	atomic_fetch_add(&s->kafka_rej, nbad);
+	return 0;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static int file_exists(const char *p)
+{
+	struct stat st;
+
+	return !stat(p, &st) && S_ISREG(st.st_mode);
+}
+
+/* The bundled sample: ./data, $TRIAD_DATA, then next to the binary. */
+static const char *sample_path(char *buf, size_t n)
+{
+	const char *env = getenv("TRIAD_DATA");
+	char exe[PATH_MAX];
+	ssize_t k;
+
+	snprintf(buf, n, "data/%s", SAMPLE_DATA);
+	if (file_exists(buf))
+		return buf;
+	if (env) {
+		snprintf(buf, n, "%s/%s", env, SAMPLE_DATA);
+		if (file_exists(buf))
+			return buf;
+	}
+	k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (k > 0) {
+		char *slash;
+
+		exe[k] = 0;
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(buf, n, "%s/../data/%s", exe, SAMPLE_DATA);
+			if (file_exists(buf))
+				return buf;
+		}
+	}
+	snprintf(buf, n, "data/%s", SAMPLE_DATA);
+	return buf;
+}
+
+static struct graph *graph_from_events(const char *path, struct err *e)
+{
+	struct load_opts lo = { NULL, 0, 0, 1 };
+	struct event_list l = { 0 };
+	struct graph *g = graph_new(0);
+
+	if (!g) {
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	if (load_events(path, &lo, &l, e) || load_build(g, &l, 0, e)) {
+		graph_free(g);
+		g = NULL;
+	}
+	event_list_release(&l);
+	return g;
+}
+
+static void dis_load_cb(void *ctx, uint64_t m, uint64_t c)
+{
+	dismiss_add(ctx, m, c);
+}
+
+int serve_load(struct serve *s, const char **what, struct err *e)
+{
+	struct graph *g = NULL;
+	const char *src = "empty graph";
+	char buf[PATH_MAX + 64];
+	int has = 0;
+
+	if (s->store) {
+		has = store_has_checkpoint(s->store, e);
+		if (has < 0)
+			return -1;
+		if (store_dismiss_each(s->store, dis_load_cb, s->dis, e))
+			return -1;
+	}
+	if (has) {
+		src = "state checkpoint";
+	} else if (s->o.snapshot) {
+		g = store_snapshot_open(s->o.snapshot, e);
+		src = "snapshot";
+	} else if (s->o.events) {
+		g = graph_from_events(s->o.events, e);
+		src = "event file";
+	} else if (!s->store && !s->o.brokers) {
+		g = graph_from_events(sample_path(buf, sizeof(buf)), e);
+		src = "sample data";
+	} else {
+		g = graph_new(0);
+		if (!g)
+			err_set(e, "out of memory");
+	}
+	if (!has && !g)
+		return -1;
+	if (s->store) {
+		/* checkpoint + log, or the bootstrap graph + a log left by a
+		 * crash before the first checkpoint */
+		if (store_state_load(s->store, &g, NULL, NULL, e)) {
+			graph_free(g);
+			return -1;
+		}
+	}
+	s->g = g;
+	if (s->store) {
+		struct store_ckpt_stats st;
+
+		if (checkpoint(s, !has, &st, NULL, NULL, e))
+			return -1;
+	}
+	if (what)
+		*what = src;
+	atomic_store(&s->ready, 1);
+	return 0;
+}
+
+int serve_start_ingest(struct serve *s, struct err *e)
+{
+	if (pthread_create(&s->mt, NULL, maintain_main, s))
+		return err_set(e, "cannot start the maintenance thread");
+	s->mt_started = 1;
+	if (s->o.brokers) {
+		struct kafka_consumer_opts ko;
+
+		memset(&ko, 0, sizeof(ko));
+		ko.brokers = s->o.brokers;
+		ko.topic = s->o.topic;
+		ko.group = s->o.group;
+		ko.stored = kafka_stored;
+		ko.apply = kafka_apply;
+		ko.ctx = s;
+		ko.metrics = &s->m;
+		s->kc = kafka_consumer_start(&ko, e);
+		if (!s->kc)
+			return -1;
+	}
+	return 0;
+}
+
+int serve_reload_model(struct serve *s, struct err *e)
+{
+	struct model *m, *old;
+
+	if (!s->o.model)
+		return err_set(e, "no --model file to reload");
+	m = model_load(s->o.model, e);
+	if (!m)
+		return -1;
+	pthread_rwlock_wrlock(&s->model_lock); /* waits for requests in flight */
+	old = s->owned;
+	s->owned = m;
+	s->model = m;
+	pthread_rwlock_unlock(&s->model_lock);
+	model_free(old);
+	return 0;
+}
+
+int serve_stop(struct serve *s, struct err *e)
+{
+	int rc = 0;
+
+	http_server_stop(s->http, 300);
+	kafka_consumer_stop(s->kc);
+	s->kc = NULL;
+	if (s->mt_started) {
+		atomic_store(&s->mt_stop, 1);
+		pthread_join(s->mt, NULL);
+		s->mt_started = 0;
+	}
+	if (s->store && atomic_load(&s->ready))
+		rc = checkpoint(s, 0, NULL, NULL, NULL, e);
+	return rc;
+}
+
+/* ---- request helpers -------------------------------------------------- */
+
+struct reqctx {
+	struct serve *s;
+	struct http_req *r;
+	struct wctx *w;
+	int status;
+};
+
+static void reply_buf(struct reqctx *q, int status, const char *ctype)
+{
+	q->status = status;
+	http_reply(q->r, status, ctype, q->w->out.p, q->w->out.len, NULL);
+}
+
+static void reply_error(struct reqctx *q, int status, const char *msg)
+{
+	q->w->out.len = 0;
+	if (jbuf_add(&q->w->out, "{\"error\":", 9) ||
+	    jbuf_str(&q->w->out, msg) || jbuf_add(&q->w->out, "}", 1)) {
+		q->status = 500;
+		http_reply(q->r, 500, NULL, "{\"error\":\"out of memory\"}", 25,
+			   NULL);
+		return;
+	}
+	reply_buf(q, status, NULL);
+}
+
+/* Answer an error and leave the handler. */
+#define FAIL(q, status, msg)                                                 \
+	do {                                                                 \
+		reply_error(q, status, msg);                                 \
+		return;                                                      \
+	} while (0)
+
+static void reply_405(struct reqctx *q, const char *allow)
+{
+	static const char b[] = "{\"error\":\"method not allowed\"}";
+
+	q->status = 405;
+	http_reply(q->r, 405, NULL, b, sizeof(b) - 1, allow);
+}
+
+/* Strict unsigned decimal: digits only, no sign, no overflow. */
+static int parse_u64(const char *p, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!n || n > 20)
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned d = (unsigned char)p[i] - '0';
+
+		if (d > 9)
+			return -1;
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+struct qparam {
+	const char *name;
+	int required;
+	uint64_t min, max;
+	uint64_t val;
+	int seen;
+};
+
+/*
+ * Parse the query string against params[0..n): every key must be one of
+ * them, at most once, with a value that is a decimal in [min, max].
+ * 0, or -1 with a message in msg.
+ */
+static int parse_query(const char *qs, struct qparam *params, size_t n,
+		       char *msg, size_t msz)
+{
+	const char *p = qs ? qs : "";
+	size_t i;
+
+	while (*p) {
+		const char *amp = strchr(p, '&'), *eq;
+		size_t len = amp ? (size_t)(amp - p) : strlen(p), klen;
+
+		if (!len) {
+			p += 1;
+			continue;
+		}
+		eq = memchr(p, '=', len);
+		klen = eq ? (size_t)(eq - p) : len;
+		for (i = 0; i < n; i++)
+			if (strlen(params[i].name) == klen &&
+			    !memcmp(params[i].name, p, klen))
+				break;
+		if (i == n) {
+			snprintf(msg, msz, "unknown parameter \"%.*s\"",
+				 (int)(klen > 40 ? 40 : klen), p);
+			return -1;
+		}
+		if (params[i].seen++) {
+			snprintf(msg, msz, "parameter \"%s\" given twice",
+				 params[i].name);
+			return -1;
+		}
+		if (!eq || eq + 1 == p + len) {
+			snprintf(msg, msz, "parameter \"%s\" has no value",
+				 params[i].name);
+			return -1;
+		}
+		{
+			const char *v = eq + 1;
+			size_t vlen = len - klen - 1;
+
+			if (parse_u64(v, vlen, &params[i].val)) {
+				if (*v == '-')
+					snprintf(msg, msz, "\"%s\" must not be "
+						 "negative", params[i].name);
+				else if (vlen && strspn(v, "0123456789") >=
+							 vlen)
+					snprintf(msg, msz, "\"%s\" is too "
+						 "large", params[i].name);
+				else
+					snprintf(msg, msz, "\"%s\" \"%.*s\" is "
+						 "not a decimal integer",
+						 params[i].name,
+						 (int)(vlen > 40 ? 40 : vlen),
+						 v);
+				return -1;
+			}
+			if (params[i].val < params[i].min ||
+			    params[i].val > params[i].max) {
+				snprintf(msg, msz, "\"%s\" must be from %llu "
+					 "to %llu", params[i].name,
+					 (unsigned long long)params[i].min,
+					 (unsigned long long)params[i].max);
+				return -1;
+			}
+		}
+		p += len;
+		if (*p == '&')
+			p++;
+	}
+	for (i = 0; i < n; i++)
+		if (params[i].required && !params[i].seen) {
+			snprintf(msg, msz, "missing parameter \"%s\"",
+				 params[i].name);
+			return -1;
+		}
+	return 0;
+}
+
+/* ---- handlers --------------------------------------------------------- */
+
+static int dismissed_cb(void *ctx, uint64_t member, uint64_t candidate)
+{
+	return dismiss_has(ctx, member, candidate);
+}
+
+static void h_recommend(struct reqctx *q)
+{
+	struct qparam p[4] = {
+		{ "member", 1, 0, UINT64_MAX, 0, 0 },
+		{ "k", 0, 1, REC_K_MAX, 10, 0 },
+		{ "explain", 0, 0, 1, 0, 0 },
+		{ "budget_ms", 0, 1, 60000, 0, 0 },
+	};
+	struct rec_request rq;
+	struct graph_view v;
+	struct err e = { "" };
+	char msg[160];
+	int rc;
+
+	if (parse_query(http_req_query(q->r), p, 4, msg, sizeof(msg)))
+		FAIL(q, 400, msg);
+	rq.member = p[0].val;
+	rq.k = (uint32_t)p[1].val;
+	rq.explain = (int)p[2].val;
+	rq.budget_us = (uint32_t)(p[3].val * 1000u);
+	q->w->out.len = 0;
+	pthread_rwlock_rdlock(&q->s->model_lock);
+	graph_view_begin(q->s->g, &v);
+	rc = rec_answer_json(q->w->rc, &v, q->s->model, &rq, dismissed_cb,
+			     q->s->dis, &q->w->out, &e);
+	graph_view_end(&v);
+	pthread_rwlock_unlock(&q->s->model_lock);
+	if (rc == REC_UNKNOWN)
+		FAIL(q, 404, "unknown member");
+	if (rc)
+		FAIL(q, 500, e.msg);
+	reply_buf(q, 200, NULL);
+}
+
+static void h_members(struct reqctx *q, const char *idstr)
+{
+	struct graph_buf *o = &q->w->out;
+	struct graph_view v;
+	uint64_t id;
+	uint32_t u, d, n, i;
+	int bad = 0;
+
+	if (parse_u64(idstr, strlen(idstr), &id))
+		FAIL(q, 400, "member id must be an unsigned "
+				   "64-bit decimal");
+	if (http_req_query(q->r) && *http_req_query(q->r))
+		FAIL(q, 400, "no parameters expected");
+	graph_view_begin(q->s->g, &v);
+	u = graph_lookup(&v, id);
+	if (u == GRAPH_NONE) {
+		graph_view_end(&v);
+		FAIL(q, 404, "unknown member");
+	}
+	d = graph_degree(&v, u);
+	n = graph_sample(&v, u, d < MEMBERS_MAX ? d : MEMBERS_MAX,
+			 GRAPH_SAMPLE_NEWEST, 0, q->w->nbr, NULL);
+	o->len = 0;
+	bad |= jbuf_printf(o, "{\"member\":%llu,\"degree\":%u,\"neighbors\":[",
+			   (unsigned long long)id, d);
+	for (i = 0; i < n; i++)
+		bad |= jbuf_printf(o, i ? ",%llu" : "%llu",
+				   (unsigned long long)graph_member(
+					   &v, q->w->nbr[i]));
+	graph_view_end(&v);
+	bad |= jbuf_add(o, "]}", 2);
+	if (bad)
+		FAIL(q, 500, "out of memory");
+	reply_buf(q, 200, NULL);
+}
+
+static void h_edges(struct reqctx *q)
+{
+	struct wctx *w = q->w;
+	struct graph_buf *o = &w->out;
+	size_t len, n = 0, nerr = 0, line = 0;
+	const char *body = http_req_body(q->r, &len), *p = body,
+		   *end = body ? body + len : NULL;
+	uint32_t now = (uint32_t)time(NULL);
+	uint64_t rejected = 0;
+	struct err e = { "" };
+	int bad = 0;
+
+	/* errors collect in out; the head is put in front at the end */
+	o->len = 0;
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end, *s = p;
+		struct graph_event ev;
+
+		line++;
+		p = nl ? nl + 1 : end;
+		while (s < le && (*s == ' ' || *s == '\t'))
+			s++;
+		while (le > s && (le[-1] == '\r' || le[-1] == ' ' ||
+				  le[-1] == '\t'))
+			le--;
+		if (s == le)
+			continue;
+		if (event_parse(w->ep, s, (size_t)(le - s), now, &ev, &e)) {
+			rejected++;
+			if (nerr++ < MAX_ERRORS) {
+				bad |= jbuf_printf(o, "%s{\"line\":%zu,"
+						   "\"error\":",
+						   nerr > 1 ? "," : "", line);
+				bad |= jbuf_str(o, e.msg);
+				bad |= jbuf_add(o, "}", 1);
+			}
+			continue;
+		}
+		if (mem_grow((void **)&w->ev, &w->evcap, n + 1,
+			     sizeof(*w->ev))) {
+			bad = 1;
+			break;
+		}
+		w->ev[n++] = ev;
+	}
+	if (bad)
+		FAIL(q, 500, "out of memory");
+	if (n && ingest_http(q->s, w->ev, n, &e))
+		FAIL(q, 500, e.msg);
+	atomic_fetch_add(&q->s->http_acc, n);
+	atomic_fetch_add(&q->s->http_rej, rejected);
+	{
+		/* prepend the head now that the counts are known */
+		char head[96];
+		int hl = snprintf(head, sizeof(head), "{\"accepted\":%zu,"
+				  "\"rejected\":%llu,\"errors\":[", n,
+				  (unsigned long long)rejected);
+		struct graph_buf tmp = { 0 };
+
+		if (jbuf_add(&tmp, head, (size_t)hl) ||
+		    jbuf_add(&tmp, o->p, o->len) || jbuf_add(&tmp, "]}", 2)) {
+			graph_buf_release(&tmp);
+			FAIL(q, 500, "out of memory");
+		}
+		graph_buf_release(o);
+		*o = tmp;
+	}
+	reply_buf(q, 200, NULL);
+}
+
+static void h_dismiss(struct reqctx *q)
+{
+	struct qparam p[2] = {
+		{ "member", 1, 0, UINT64_MAX, 0, 0 },
+		{ "candidate", 1, 0, UINT64_MAX, 0, 0 },
+	};
+	struct err e = { "" };
+	char msg[160];
+
+	if (parse_query(http_req_query(q->r), p, 2, msg, sizeof(msg)))
+		FAIL(q, 400, msg);
+	if (p[0].val == p[1].val)
+		FAIL(q, 400, "member and candidate are the same");
+	if (q->s->store &&
+	    store_dismiss_add(q->s->store, p[0].val, p[1].val, &e))
+		FAIL(q, 500, e.msg);
+	if (dismiss_add(q->s->dis, p[0].val, p[1].val))
+		FAIL(q, 500, "out of memory");
+	q->status = 204;
+	http_reply(q->r, 204, NULL, NULL, 0, NULL);
+}
+
+static void h_stats(struct reqctx *q)
+{
+	struct serve *s = q->s;
+	struct graph_buf *o = &q->w->out;
+	struct graph_stats st;
+	int bad = 0;
+
+	graph_stats(s->g, &st);
+	o->len = 0;
+	bad |= jbuf_printf(o, "{\"members\":%llu,\"edges\":%llu,\"bytes\":%llu,"
+			   "\"bytes_per_edge\":%.2f,",
+			   (unsigned long long)st.members,
+			   (unsigned long long)st.edges,
+			   (unsigned long long)st.bytes,
+			   st.edges ? (double)st.bytes / (double)st.edges : 0.0);
+	bad |= jbuf_printf(o, "\"events_applied\":%llu,\"events_rejected\":%llu,"
+			   "\"kafka_lag\":%lld,\"model\":",
+			   (unsigned long long)(atomic_load(&s->http_acc) +
+						atomic_load(&s->kafka_acc)),
+			   (unsigned long long)(atomic_load(&s->http_rej) +
+						atomic_load(&s->kafka_rej)),
+			   (long long)kafka_consumer_lag(s->kc));
+	pthread_rwlock_rdlock(&s->model_lock);
+	bad |= jbuf_str(o, model_name(s->model));
+	pthread_rwlock_unlock(&s->model_lock);
+	bad |= jbuf_printf(o, ",\"directed\":%s,\"delta_entries\":%llu,"
+			   "\"pending_merges\":%llu,\"merges\":%llu,"
+			   "\"dismissals\":%llu,\"checkpoints\":%llu,"
+			   "\"uptime_s\":%lld,\"threads\":%u,"
+			   "\"state\":%s,\"kafka\":%s}",
+			   graph_is_directed(s->g) ? "true" : "false",
+			   (unsigned long long)st.delta_entries,
+			   (unsigned long long)st.pending_merges,
+			   (unsigned long long)st.merges,
+			   (unsigned long long)dismiss_count(s->dis),
+			   (unsigned long long)atomic_load(&s->ckpts),
+			   (long long)(time(NULL) - s->started), s->nthreads,
+			   s->store ? "true" : "false",
+			   s->kc ? "true" : "false");
+	if (bad)
+		FAIL(q, 500, "out of memory");
+	reply_buf(q, 200, NULL);
+}
+
+static void h_metrics(struct reqctx *q)
+{
+	struct serve *s = q->s;
+	struct metrics_gauges g;
+	struct graph_stats st;
+	int64_t last = atomic_load(&s->last_ts);
+
+	memset(&g, 0, sizeof(g));
+	g.ready = atomic_load(&s->ready);
+	if (g.ready) {
+		graph_stats(s->g, &st);
+		g.members = st.members;
+		g.edges = st.edges;
+		g.bytes = st.bytes;
+		g.delta_entries = st.delta_entries;
+		g.pending_merges = st.pending_merges;
+	}
+	g.http_accepted = atomic_load(&s->http_acc);
+	g.http_rejected = atomic_load(&s->http_rej);
+	g.kafka_accepted = atomic_load(&s->kafka_acc);
+	g.kafka_rejected = atomic_load(&s->kafka_rej);
+	g.graph_added = atomic_load(&s->added);
+	g.graph_refreshed = atomic_load(&s->refreshed);
+	g.graph_removed = atomic_load(&s->removed);
+	g.graph_noops = atomic_load(&s->noops);
+	g.ingest_lag_s = last < 0 ? -1 : (int64_t)time(NULL) - last;
+	g.kafka_lag = kafka_consumer_lag(s->kc);
+	g.checkpoints = atomic_load(&s->ckpts);
+	g.checkpoint_failures = atomic_load(&s->ckpt_fail);
+	g.dismissals = dismiss_count(s->dis);
+	q->w->out.len = 0;
+	pthread_rwlock_rdlock(&s->model_lock);
+	g.model = model_name(s->model);
+	if (metrics_render(&s->m, &g, &q->w->out)) {
+		pthread_rwlock_unlock(&s->model_lock);
+		FAIL(q, 500, "out of memory");
+	}
+	pthread_rwlock_unlock(&s->model_lock);
+	reply_buf(q, 200, "text/plain; version=0.0.4");
+}
+
+static int admin_allowed(struct reqctx *q)
+{
+	const char *tok = q->s->o.admin_token, *h;
+
+	if (http_req_is_loopback(q->r))
+		return 1;
+	if (!tok || !*tok)
+		return 0;
+	h = http_req_header(q->r, "X-Admin-Token");
+	if (h && !strcmp(h, tok))
+		return 1;
+	h = http_req_header(q->r, "Authorization");
+	return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, tok);
+}
+
+static void h_checkpoint(struct reqctx *q)
+{
+	struct graph_buf *o = &q->w->out;
+	struct store_ckpt_stats st;
+	struct store_offset *offs = NULL;
+	size_t noffs = 0, i;
+	struct err e = { "" };
+	uint64_t t0 = now_us();
+	int bad = 0;
+
+	if (!admin_allowed(q))
+		FAIL(q, 403, "admin requests need loopback or "
+				   "the admin token");
+	if (!q->s->store)
+		FAIL(q, 409, "no --state directory to "
+				   "checkpoint to");
+	if (checkpoint(q->s, 0, &st, &offs, &noffs, &e))
+		FAIL(q, 500, e.msg);
+	o->len = 0;
+	bad |= jbuf_printf(o, "{\"members\":%llu,\"edges\":%llu,"
+			   "\"chunks_written\":%llu,\"bytes_written\":%llu,"
+			   "\"log_batches_dropped\":%llu,\"took_us\":%llu,"
+			   "\"topic\":",
+			   (unsigned long long)st.members,
+			   (unsigned long long)st.edges,
+			   (unsigned long long)st.chunks,
+			   (unsigned long long)st.bytes,
+			   (unsigned long long)st.log_dropped,
+			   (unsigned long long)(now_us() - t0));
+	if (q->s->o.brokers)
+		bad |= jbuf_str(o, q->s->o.topic);
+	else
+		bad |= jbuf_add(o, "null", 4);
+	bad |= jbuf_add(o, ",\"offsets\":[", 12);
+	for (i = 0; i < noffs; i++)
+		bad |= jbuf_printf(o, "%s{\"partition\":%d,\"next\":%lld}",
+				   i ? "," : "", (int)offs[i].partition,
+				   (long long)offs[i].next);
+	bad |= jbuf_add(o, "]}", 2);
+	free(offs);
+	if (bad)
+		FAIL(q, 500, "out of memory");
+	reply_buf(q, 200, NULL);
+}
+
+static void on_request(void *ctx, struct http_req *r, unsigned worker)
+{
+	struct serve *s = ctx;
+	struct reqctx q = { s, r, &s->w[worker], 0 };
+	const char *path = http_req_path(r);
+	enum http_method m = http_req_method(r);
+	enum metrics_route route = MR_OTHER;
+	uint64_t t0 = now_us();
+	int ready = atomic_load(&s->ready);
+
+	if (!strcmp(path, "/healthz")) {
+		route = MR_HEALTHZ;
+		if (m != HTTP_GET)
+			reply_405(&q, "GET");
+		else if (ready) {
+			q.status = 200;
+			http_reply(r, 200, "text/plain", "ok\n", 3, NULL);
+		} else {
+			q.status = 503;
+			http_reply(r, 503, "text/plain", "loading\n", 8, NULL);
+		}
+	} else if (!strcmp(path, "/metrics")) {
+		route = MR_METRICS;
+		if (m != HTTP_GET)
+			reply_405(&q, "GET");
+		else
+			h_metrics(&q);
+	} else {
+		static const struct {
+			const char *path;
+			int prefix;
+			enum http_method m;
+			const char *allow;
+			enum metrics_route route;
+		} rt[] = {
+			{ "/recommend", 0, HTTP_GET, "GET", MR_RECOMMEND },
+			{ "/edges", 0, HTTP_POST, "POST", MR_EDGES },
+			{ "/dismiss", 0, HTTP_POST, "POST", MR_DISMISS },
+			{ "/members/", 1, HTTP_GET, "GET", MR_MEMBERS },
+			{ "/stats", 0, HTTP_GET, "GET", MR_STATS },
+			{ "/admin/checkpoint", 0, HTTP_POST, "POST",
+			  MR_CHECKPOINT },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(rt) / sizeof(rt[0]); i++)
+			if (rt[i].prefix ? !strncmp(path, rt[i].path,
+						    strlen(rt[i].path))
+					 : !strcmp(path, rt[i].path))
+				break;
+		if (i == sizeof(rt) / sizeof(rt[0])) {
+			reply_error(&q, 404, "no such path");
+		} else {
+			route = rt[i].route;
+			if (m != rt[i].m)
+				reply_405(&q, rt[i].allow);
+			else if (!ready)
+				reply_error(&q, 503, "loading");
+			else if (route == MR_RECOMMEND)
+				h_recommend(&q);
+			else if (route == MR_EDGES)
+				h_edges(&q);
+			else if (route == MR_DISMISS)
+				h_dismiss(&q);
+			else if (route == MR_MEMBERS)
+				h_members(&q, path + strlen(rt[i].path));
+			else if (route == MR_STATS)
+				h_stats(&q);
+			else
+				h_checkpoint(&q);
+		}
+	}
+	metrics_request(&s->m, route, q.status, now_us() - t0);
+}
+
+int serve_listen(struct serve *s, struct err *e)
+{
+	s->http = http_server_new(s->o.host, s->o.port, s->nthreads, MAX_BODY,
+				  on_request, s, e);
+	if (!s->http)
+		return -1;
+	return http_server_start(s->http, e);
+}

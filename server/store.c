@@ -1,0 +1,1206 @@
+/*
+ * store.c - snapshots and durable state on LMDB (see store.h for the
+ * layout and what always holds).
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "mem.h"
+
+#define META_MAGIC "TRIADGPH"
+#define META_LEN 40u
+#define EV_LEN 21u             /* src 8, dst 8, ts 4, op 1 */
+#define LOG_HDR 8u             /* crc 4, n 4 */
+#define MAP_MIN ((size_t)64 << 20)
+#define STATE_MAP ((size_t)1 << 30)
+#define GROW_TRIES 12
+
+struct store {
+	MDB_env *env;
+	MDB_dbi meta, chunks, log, offsets, dismiss;
+	pthread_mutex_t mu;  /* serialises every transaction we start */
+	uint64_t next_seq;   /* key of the next log record */
+	int need_full;       /* a checkpoint failed after graph_dirty_take */
+	size_t mapsize;
+	char *dir;
+};
+
+/* ---- byte helpers ------------------------------------------------------ */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[1] << 8 | p[0];
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p + 4) << 32 | get_le32(p);
+}
+
+static uint32_t crc_of(const void *a, size_t na, const void *b, size_t nb)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+
+	/* zlib takes uInt lengths; chunk records stay far below 4 GiB but
+	 * feed in slices anyway so no length is ever cut. */
+	while (na) {
+		uInt k = na > 1u << 30 ? 1u << 30 : (uInt)na;
+		c = crc32(c, a, k);
+		a = (const uint8_t *)a + k;
+		na -= k;
+	}
+	while (nb) {
+		uInt k = nb > 1u << 30 ? 1u << 30 : (uInt)nb;
+		c = crc32(c, b, k);
+		b = (const uint8_t *)b + k;
+		nb -= k;
+	}
+	return (uint32_t)c;
+}
+
+/* ---- meta record ------------------------------------------------------- */
+
+struct meta {
+	uint32_t version, directed, nchunks;
+	uint64_t members, edges;
+};
+
+static void meta_encode(uint8_t out[META_LEN], const struct meta *m)
+{
+	memcpy(out, META_MAGIC, 8);
+	put_le32(out + 8, m->version);
+	put_le32(out + 12, m->directed);
+	put_le64(out + 16, m->members);
+	put_le64(out + 24, m->edges);
+	put_le32(out + 32, m->nchunks);
+	put_le32(out + 36, crc_of(out, 36, NULL, 0));
+}
+
+static int meta_decode(const MDB_val *v, struct meta *m, const char *path,
+		       struct err *e)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (v->mv_size != META_LEN || memcmp(p, META_MAGIC, 8))
+		return err_set(e, "\"%s\": meta record: not a triad graph "
+			       "record", path);
+	if (get_le32(p + 36) != crc_of(p, 36, NULL, 0))
+		return err_set(e, "\"%s\": meta record: crc mismatch", path);
+	m->version = get_le32(p + 8);
+	m->directed = get_le32(p + 12);
+	m->members = get_le64(p + 16);
+	m->edges = get_le64(p + 24);
+	m->nchunks = get_le32(p + 32);
+	if (m->version != STORE_FORMAT)
+		return err_set(e, "\"%s\": meta record: format version %u, "
+			       "this triad reads %u", path, m->version,
+			       STORE_FORMAT);
+	if (m->directed > 1)
+		return err_set(e, "\"%s\": meta record: bad directed flag",
+			       path);
+	if (m->members > UINT32_MAX ||
+	    m->nchunks != (m->members + GRAPH_CHUNK - 1) / GRAPH_CHUNK)
+		return err_set(e, "\"%s\": meta record: %llu members do not "
+			       "fit %u chunks", path,
+			       (unsigned long long)m->members, m->nchunks);
+	return 0;
+}
+
+/* ---- environment ------------------------------------------------------- */
+
+static int mdb_fail(struct err *e, int rc, const char *path, const char *what)
+{
+	return err_set(e, "\"%s\": %s: %s", path, what, mdb_strerror(rc));
+}
+
+static int ensure_dir(const char *path, struct err *e)
+{
+	struct stat st;
+
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return err_set(e, "\"%s\": cannot create directory: %s", path,
+			       strerror(errno));
+	if (stat(path, &st) || !S_ISDIR(st.st_mode))
+		return err_set(e, "\"%s\": not a directory", path);
+	return 0;
+}
+
+/*
+ * LMDB maps data.mdb and trusts that every page up to the last one it
+ * recorded is there; a file cut short would fault (SIGBUS) on first
+ * touch. Refuse such a file before any transaction reads it.
+ */
+static int check_file_size(MDB_env *env, const char *path, struct err *e)
+{
+	char fn[4096];
+	struct stat st;
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	if (snprintf(fn, sizeof(fn), "%s/data.mdb", path) >= (int)sizeof(fn))
+		return err_set(e, "\"%s\": path too long", path);
+	if (stat(fn, &st))
+		return err_set(e, "\"%s\": %s", fn, strerror(errno));
+	if (mdb_env_info(env, &info) || mdb_env_stat(env, &ms))
+		return err_set(e, "\"%s\": cannot read environment info", fn);
+	if (((uint64_t)info.me_last_pgno + 1) * ms.ms_psize >
+	    (uint64_t)st.st_size)
+		return err_set(e, "\"%s\": truncated (%lld bytes, last page "
+			       "%zu needs %llu)", fn, (long long)st.st_size,
+			       info.me_last_pgno,
+			       ((unsigned long long)info.me_last_pgno + 1) *
+				       ms.ms_psize);
+	return 0;
+}
+
+/* Open an existing environment read-only without a lock file. */
+static int env_open_ro(const char *path, MDB_env **out, struct err *e)
+{
+	char fn[4096];
+	struct stat st;
+	MDB_env *env = NULL;
+	int rc;
+
+	if (snprintf(fn, sizeof(fn), "%s/data.mdb", path) >= (int)sizeof(fn))
+		return err_set(e, "\"%s\": path too long", path);
+	if (stat(path, &st))
+		return err_set(e, "\"%s\": %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, "\"%s\": not a snapshot directory", path);
+	if (stat(fn, &st))
+		return err_set(e, "\"%s\": %s", fn, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, "\"%s\": not a regular file", fn);
+	rc = mdb_env_create(&env);
+	if (rc)
+		return mdb_fail(e, rc, path, "cannot create environment");
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_mapsize(env, (size_t)st.st_size + MAP_MIN);
+	rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS,
+			  0644);
+	if (rc) {
+		mdb_env_close(env);
+		return mdb_fail(e, rc, fn, "cannot open");
+	}
+	if (check_file_size(env, path, e)) {
+		mdb_env_close(env);
+		return -1;
+	}
+	*out = env;
+	return 0;
+}
+
+/* ---- chunks ------------------------------------------------------------ */
+
+/* Encode chunk c of v and put it into dbi (append when `append`). */
+static int put_chunk(MDB_txn *txn, MDB_dbi dbi, const struct graph_view *v,
+		     uint32_t c, struct graph_buf *buf, int append,
+		     uint64_t *bytes, int *mrc, struct err *e)
+{
+	uint8_t kb[4];
+	MDB_val k, d;
+	int rc;
+
+	buf->len = 0;
+	if (graph_chunk_encode(v, c, buf, e))
+		return -1;
+	put_be32(kb, c);
+	k.mv_size = 4;
+	k.mv_data = kb;
+	d.mv_size = buf->len + 4;
+	d.mv_data = NULL;
+	rc = mdb_put(txn, dbi, &k, &d, MDB_RESERVE | (append ? MDB_APPEND : 0));
+	if (rc) {
+		*mrc = rc;
+		return err_set(e, "chunk %u: %s", c, mdb_strerror(rc));
+	}
+	put_le32(d.mv_data, crc_of(kb, 4, buf->p, buf->len));
+	if (buf->len)
+		memcpy((uint8_t *)d.mv_data + 4, buf->p, buf->len);
+	*bytes += buf->len + 4;
+	return 0;
+}
+
+/* Read meta + chunks of an open transaction into a new graph. */
+static struct graph *load_graph(MDB_txn *txn, MDB_dbi mdbi, MDB_dbi cdbi,
+				const char *path, struct err *e)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	struct meta m = { 0 };
+	struct graph *g = NULL;
+	uint32_t next = 0;
+	int rc;
+
+	k.mv_data = "graph";
+	k.mv_size = 5;
+	rc = mdb_get(txn, mdbi, &k, &d);
+	if (rc) {
+		if (rc == MDB_NOTFOUND)
+			err_set(e, "\"%s\": meta record missing", path);
+		else
+			mdb_fail(e, rc, path, "meta record");
+		return NULL;
+	}
+	if (meta_decode(&d, &m, path, e))
+		return NULL;
+	g = graph_new((int)m.directed);
+	if (!g) {
+		err_set(e, "\"%s\": out of memory", path);
+		return NULL;
+	}
+	if (graph_import_begin(g, m.members, m.edges, e)) {
+		err_prefix(e, "\"%s\"", path);
+		goto fail;
+	}
+	rc = mdb_cursor_open(txn, cdbi, &cur);
+	if (rc) {
+		mdb_fail(e, rc, path, "chunks");
+		goto fail;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		const uint8_t *p = d.mv_data;
+		uint32_t c;
+
+		if (k.mv_size != 4) {
+			err_set(e, "\"%s\": chunk record with a %zu-byte key",
+				path, k.mv_size);
+			goto fail;
+		}
+		c = get_be32(k.mv_data);
+		if (c >= m.nchunks) {
+			err_set(e, "\"%s\": chunk %u: beyond the %u chunks the "
+				"meta record names", path, c, m.nchunks);
+			goto fail;
+		}
+		if (c != next) {
+			err_set(e, "\"%s\": chunk %u: missing", path, next);
+			goto fail;
+		}
+		if (d.mv_size < 4) {
+			err_set(e, "\"%s\": chunk %u: truncated record (%zu "
+				"bytes)", path, c, d.mv_size);
+			goto fail;
+		}
+		if (get_le32(p) != crc_of(k.mv_data, 4, p + 4, d.mv_size - 4)) {
+			err_set(e, "\"%s\": chunk %u: crc mismatch (corrupted "
+				"or truncated record)", path, c);
+			goto fail;
+		}
+		if (graph_import_chunk(g, c, p + 4, d.mv_size - 4, e)) {
+			err_prefix(e, "\"%s\": chunk %u", path, c);
+			goto fail;
+		}
+		next++;
+	}
+	if (rc != MDB_NOTFOUND) {
+		mdb_fail(e, rc, path, "chunks");
+		goto fail;
+	}
+	if (next != m.nchunks) {
+		err_set(e, "\"%s\": chunk %u: missing", path, next);
+		goto fail;
+	}
+	mdb_cursor_close(cur);
+	cur = NULL;
+	if (graph_import_end(g, e)) {
+		err_prefix(e, "\"%s\"", path);
+		goto fail;
+	}
+	return g;
+fail:
+	if (cur)
+		mdb_cursor_close(cur);
+	graph_free(g);
+	return NULL;
+}
+
+/* ---- offline snapshots ------------------------------------------------- */
+
+static int snapshot_txn(MDB_env *env, const struct graph *g, int *mrc,
+			struct err *e)
+{
+	MDB_txn *txn = NULL;
+	MDB_dbi mdbi, cdbi;
+	struct graph_view v;
+	struct graph_buf buf = { 0 };
+	struct graph_stats gs;
+	struct meta m = { 0 };
+	uint8_t mb[META_LEN];
+	MDB_val k, d;
+	uint64_t bytes = 0;
+	uint32_t c;
+	int rc, ret = -1, viewing = 0;
+
+	rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc)
+		goto mdb_err;
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &mdbi)) ||
+	    (rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &cdbi)) ||
+	    (rc = mdb_drop(txn, cdbi, 0)))
+		goto mdb_err;
+	graph_view_begin(g, &v);
+	viewing = 1;
+	graph_stats(g, &gs);
+	m.version = STORE_FORMAT;
+	m.directed = graph_is_directed(g) ? 1 : 0;
+	m.members = graph_nvertices(&v);
+	m.edges = gs.edges;
+	m.nchunks = graph_nchunks(&v);
+	for (c = 0; c < m.nchunks; c++)
+		if (put_chunk(txn, cdbi, &v, c, &buf, 1, &bytes, mrc, e))
+			goto out;
+	graph_view_end(&v);
+	viewing = 0;
+	meta_encode(mb, &m);
+	k.mv_data = "graph";
+	k.mv_size = 5;
+	d.mv_data = mb;
+	d.mv_size = META_LEN;
+	if ((rc = mdb_put(txn, mdbi, &k, &d, 0)))
+		goto mdb_err;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc)
+		goto mdb_err;
+	ret = 0;
+	goto out;
+mdb_err:
+	*mrc = rc;
+	err_set(e, "%s", mdb_strerror(rc));
+out:
+	if (viewing)
+		graph_view_end(&v);
+	if (txn)
+		mdb_txn_abort(txn);
+	graph_buf_release(&buf);
+	return ret;
+}
+
+int store_snapshot_write(const char *path, const struct graph *g,
+			 struct err *e)
+{
+	struct graph_stats gs;
+	size_t mapsize;
+	int tries;
+
+	if (ensure_dir(path, e))
+		return -1;
+	graph_stats(g, &gs);
+	/* encoded chunks are about the in-memory base size; leave room for
+	 * B-tree pages and LMDB's copy-on-write of a replaced snapshot */
+	mapsize = gs.bytes > SIZE_MAX / 4 ? SIZE_MAX / 2
+					  : (size_t)gs.bytes * 3;
+	if (mapsize < MAP_MIN)
+		mapsize = MAP_MIN;
+	for (tries = 0; tries < GROW_TRIES; tries++) {
+		MDB_env *env = NULL;
+		int rc, mrc = 0;
+
+		rc = mdb_env_create(&env);
+		if (rc)
+			return mdb_fail(e, rc, path, "cannot create environment");
+		mdb_env_set_maxdbs(env, 8);
+		mdb_env_set_mapsize(env, mapsize);
+		rc = mdb_env_open(env, path, MDB_NOTLS, 0644);
+		if (rc) {
+			mdb_env_close(env);
+			return mdb_fail(e, rc, path, "cannot open");
+		}
+		rc = snapshot_txn(env, g, &mrc, e);
+		mdb_env_close(env);
+		if (!rc)
+			return 0;
+		if (mrc != MDB_MAP_FULL || mapsize > SIZE_MAX / 2) {
+			err_prefix(e, "\"%s\"", path);
+			return -1;
+		}
+		mapsize *= 2;
+	}
+	return err_set(e, "\"%s\": map still full after growing it", path);
+}
+
+struct graph *store_snapshot_open(const char *path, struct err *e)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi mdbi, cdbi;
+	struct graph *g = NULL;
+	int rc;
+
+	if (env_open_ro(path, &env, e))
+		return NULL;
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		mdb_fail(e, rc, path, "cannot read");
+		goto out;
+	}
+	rc = mdb_dbi_open(txn, "meta", 0, &mdbi);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "chunks", 0, &cdbi);
+	if (rc) {
+		if (rc == MDB_NOTFOUND)
+			err_set(e, "\"%s\": not a triad snapshot (no meta or "
+				"chunks database)", path);
+		else
+			mdb_fail(e, rc, path, "cannot read");
+		goto out;
+	}
+	g = load_graph(txn, mdbi, cdbi, path, e);
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return g;
+}
+
+int store_snapshot_tamper(const char *path, enum store_tamper what,
+			  uint32_t c, struct err *e)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi mdbi, cdbi;
+	MDB_val k, d, nd;
+	uint8_t kb[4], *copy = NULL, mb[META_LEN];
+	struct meta m = { 0 };
+	int rc, ret = -1;
+
+	if ((rc = mdb_env_create(&env)))
+		return mdb_fail(e, rc, path, "cannot create environment");
+	mdb_env_set_maxdbs(env, 8);
+	if ((rc = mdb_env_open(env, path, MDB_NOTLS, 0644)) ||
+	    (rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
+	    (rc = mdb_dbi_open(txn, "meta", 0, &mdbi)) ||
+	    (rc = mdb_dbi_open(txn, "chunks", 0, &cdbi)))
+		goto mdb_err;
+	put_be32(kb, c);
+	k.mv_data = kb;
+	k.mv_size = 4;
+	switch (what) {
+	case STORE_TAMPER_FLIP_BYTE:
+	case STORE_TAMPER_TRUNCATE:
+		if ((rc = mdb_get(txn, cdbi, &k, &d)))
+			goto mdb_err;
+		copy = mem_dup(d.mv_data, d.mv_size);
+		if (!copy) {
+			err_set(e, "out of memory");
+			goto out;
+		}
+		nd.mv_data = copy;
+		nd.mv_size = d.mv_size;
+		if (what == STORE_TAMPER_FLIP_BYTE)
+			copy[4 + (d.mv_size - 4) / 2] ^= 0x10;
+		else
+			nd.mv_size = d.mv_size / 2;
+		if ((rc = mdb_put(txn, cdbi, &k, &nd, 0)))
+			goto mdb_err;
+		break;
+	case STORE_TAMPER_DROP:
+		if ((rc = mdb_del(txn, cdbi, &k, NULL)))
+			goto mdb_err;
+		break;
+	case STORE_TAMPER_VERSION:
+	case STORE_TAMPER_EXTRA:
+		k.mv_data = "graph";
+		k.mv_size = 5;
+		if ((rc = mdb_get(txn, mdbi, &k, &d)))
+			goto mdb_err;
+		if (d.mv_size != META_LEN) {
+			err_set(e, "meta record has the wrong size");
+			goto out;
+		}
+		memcpy(mb, d.mv_data, META_LEN);
+		m.nchunks = get_le32(mb + 32);
+		if (what == STORE_TAMPER_VERSION) {
+			put_le32(mb + 8, get_le32(mb + 8) + 1);
+			put_le32(mb + 36, crc_of(mb, 36, NULL, 0));
+			d.mv_data = mb;
+			if ((rc = mdb_put(txn, mdbi, &k, &d, 0)))
+				goto mdb_err;
+		} else {
+			uint8_t rec[4];
+
+			put_be32(kb, m.nchunks);
+			k.mv_data = kb;
+			k.mv_size = 4;
+			put_le32(rec, crc_of(kb, 4, NULL, 0));
+			d.mv_data = rec;
+			d.mv_size = 4;
+			if ((rc = mdb_put(txn, cdbi, &k, &d, 0)))
+				goto mdb_err;
+		}
+		break;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc)
+		goto mdb_err;
+	ret = 0;
+	goto out;
+mdb_err:
+	mdb_fail(e, rc, path, "tamper");
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	free(copy);
+	mdb_env_close(env);
+	return ret;
+}
+
+/* ---- durable state ----------------------------------------------------- */
+
+/* Run one write transaction; fill() does the work. MDB_MAP_FULL (from
+ * fill via *mrc or from the commit) grows the map and retries. */
+typedef int (*txn_fill)(struct store *s, MDB_txn *txn, void *arg, int *mrc,
+			struct err *e);
+
+static int write_txn(struct store *s, txn_fill fill, void *arg, struct err *e)
+{
+	int tries;
+
+	for (tries = 0; tries < GROW_TRIES; tries++) {
+		MDB_txn *txn = NULL;
+		int rc, mrc = 0;
+
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc)
+			return mdb_fail(e, rc, s->dir, "begin");
+		if (fill(s, txn, arg, &mrc, e)) {
+			mdb_txn_abort(txn);
+			if (mrc != MDB_MAP_FULL) {
+				err_prefix(e, "\"%s\"", s->dir);
+				return -1;
+			}
+		} else {
+			rc = mdb_txn_commit(txn);
+			if (!rc)
+				return 0;
+			if (rc != MDB_MAP_FULL)
+				return mdb_fail(e, rc, s->dir, "commit");
+		}
+		if (s->mapsize > SIZE_MAX / 2)
+			break;
+		rc = mdb_env_set_mapsize(s->env, s->mapsize * 2);
+		if (rc)
+			return mdb_fail(e, rc, s->dir, "grow map");
+		s->mapsize *= 2;
+	}
+	return err_set(e, "\"%s\": map still full after growing it", s->dir);
+}
+
+static int open_dbis(struct store *s, MDB_txn *txn, void *arg, int *mrc,
+		     struct err *e)
+{
+	MDB_cursor *cur;
+	MDB_val k, d;
+	int rc;
+
+	(void)arg;
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
+	    (rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &s->chunks)) ||
+	    (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
+	    (rc = mdb_dbi_open(txn, "offsets", MDB_CREATE, &s->offsets)) ||
+	    (rc = mdb_dbi_open(txn, "dismiss", MDB_CREATE, &s->dismiss)))
+		goto fail;
+	if ((rc = mdb_cursor_open(txn, s->log, &cur)))
+		goto fail;
+	rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (!rc && k.mv_size == 8)
+		s->next_seq = get_be64(k.mv_data) + 1;
+	else if (rc && rc != MDB_NOTFOUND)
+		goto fail;
+	return 0;
+fail:
+	*mrc = rc;
+	return err_set(e, "open databases: %s", mdb_strerror(rc));
+}
+
+struct store *store_open(const char *dir, struct err *e)
+{
+	struct store *s;
+	char fn[4096];
+	struct stat st;
+	int rc;
+
+	if (ensure_dir(dir, e))
+		return NULL;
+	s = mem_calloc(1, sizeof(*s));
+	if (!s || !(s->dir = strdup(dir))) {
+		free(s);
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	s->mapsize = STATE_MAP;
+	if (snprintf(fn, sizeof(fn), "%s/data.mdb", dir) < (int)sizeof(fn) &&
+	    !stat(fn, &st) && (size_t)st.st_size + MAP_MIN > s->mapsize)
+		s->mapsize = (size_t)st.st_size * 2 + MAP_MIN;
+	rc = mdb_env_create(&s->env);
+	if (rc) {
+		mdb_fail(e, rc, dir, "cannot create environment");
+		s->env = NULL;
+		goto fail;
+	}
+	mdb_env_set_maxdbs(s->env, 8);
+	mdb_env_set_mapsize(s->env, s->mapsize);
+	rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0644);
+	if (rc) {
+		mdb_fail(e, rc, dir, "cannot open state");
+		goto fail;
+	}
+	if (check_file_size(s->env, dir, e))
+		goto fail;
+	if (write_txn(s, open_dbis, NULL, e))
+		goto fail;
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->env)
+		mdb_env_close(s->env);
+	pthread_mutex_destroy(&s->mu);
+	free(s->dir);
+	free(s);
+}
+
+int store_has_checkpoint(struct store *s, struct err *e)
+{
+	MDB_txn *txn;
+	MDB_val k, d;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		pthread_mutex_unlock(&s->mu);
+		return mdb_fail(e, rc, s->dir, "read");
+	}
+	k.mv_data = "graph";
+	k.mv_size = 5;
+	rc = mdb_get(txn, s->meta, &k, &d);
+	mdb_txn_abort(txn);
+	pthread_mutex_unlock(&s->mu);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return mdb_fail(e, rc, s->dir, "meta record");
+	return 1;
+}
+
+static void ev_encode(uint8_t *p, const struct graph_event *ev)
+{
+	put_le64(p, ev->src);
+	put_le64(p + 8, ev->dst);
+	put_le32(p + 16, ev->ts);
+	p[20] = ev->op;
+}
+
+static void ev_decode(const uint8_t *p, struct graph_event *ev)
+{
+	ev->src = get_le64(p);
+	ev->dst = get_le64(p + 8);
+	ev->ts = get_le32(p + 16);
+	ev->op = p[20];
+}
+
+int store_state_load(struct store *s, struct graph **g_out,
+		     struct graph_apply_stats *st, uint64_t *replayed,
+		     struct err *e)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, d, mk, md;
+	struct graph *g = NULL, *fresh = NULL;
+	struct graph_event *ev = NULL;
+	size_t evcap = 0;
+	uint64_t count = 0;
+	int rc, ret = -1;
+
+	pthread_mutex_lock(&s->mu);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		mdb_fail(e, rc, s->dir, "read");
+		goto out;
+	}
+	mk.mv_data = "graph";
+	mk.mv_size = 5;
+	rc = mdb_get(txn, s->meta, &mk, &md);
+	if (!rc) {
+		fresh = load_graph(txn, s->meta, s->chunks, s->dir, e);
+		if (!fresh)
+			goto out;
+		g = fresh;
+	} else if (rc == MDB_NOTFOUND) {
+		g = *g_out;
+		if (!g) {
+			err_set(e, "\"%s\": no checkpoint and no graph", s->dir);
+			goto out;
+		}
+	} else {
+		mdb_fail(e, rc, s->dir, "meta record");
+		goto out;
+	}
+	if ((rc = mdb_cursor_open(txn, s->log, &cur))) {
+		mdb_fail(e, rc, s->dir, "log");
+		goto out;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		const uint8_t *p = d.mv_data;
+		uint64_t seq;
+		uint32_t n, i;
+
+		if (k.mv_size != 8) {
+			err_set(e, "\"%s\": log record with a %zu-byte key",
+				s->dir, k.mv_size);
+			goto out;
+		}
+		seq = get_be64(k.mv_data);
+		if (d.mv_size < LOG_HDR) {
+			err_set(e, "\"%s\": log record %llu: truncated", s->dir,
+				(unsigned long long)seq);
+			goto out;
+		}
+		n = get_le32(p + 4);
+		if ((d.mv_size - LOG_HDR) / EV_LEN != n ||
+		    (d.mv_size - LOG_HDR) % EV_LEN) {
+			err_set(e, "\"%s\": log record %llu: truncated", s->dir,
+				(unsigned long long)seq);
+			goto out;
+		}
+		if (get_le32(p) != crc_of(k.mv_data, 8, p + 4, d.mv_size - 4)) {
+			err_set(e, "\"%s\": log record %llu: crc mismatch",
+				s->dir, (unsigned long long)seq);
+			goto out;
+		}
+		if (mem_grow((void **)&ev, &evcap, n, sizeof(*ev))) {
+			err_set(e, "out of memory");
+			goto out;
+		}
+		for (i = 0; i < n; i++)
+			ev_decode(p + LOG_HDR + (size_t)i * EV_LEN, &ev[i]);
+		if (graph_apply(g, ev, n, st, e)) {
+			err_prefix(e, "\"%s\": log record %llu", s->dir,
+				   (unsigned long long)seq);
+			goto out;
+		}
+		count += n;
+	}
+	if (rc != MDB_NOTFOUND) {
+		mdb_fail(e, rc, s->dir, "log");
+		goto out;
+	}
+	if (fresh)
+		*g_out = fresh;
+	fresh = NULL;
+	if (replayed)
+		*replayed = count;
+	ret = 0;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	pthread_mutex_unlock(&s->mu);
+	graph_free(fresh);
+	free(ev);
+	return ret;
+}
+
+static int put_offsets(struct store *s, MDB_txn *txn, const char *topic,
+		       const struct store_offset *off, size_t noff, int *mrc,
+		       struct err *e)
+{
+	uint8_t kb[260], vb[8];
+	size_t tl, i;
+	MDB_val k, d;
+	int rc;
+
+	if (!noff)
+		return 0;
+	tl = strlen(topic);
+	if (tl > 249)
+		return err_set(e, "topic name too long");
+	memcpy(kb, topic, tl);
+	kb[tl] = 0;
+	for (i = 0; i < noff; i++) {
+		put_be32(kb + tl + 1, (uint32_t)off[i].partition);
+		put_be64(vb, (uint64_t)off[i].next);
+		k.mv_data = kb;
+		k.mv_size = tl + 5;
+		d.mv_data = vb;
+		d.mv_size = 8;
+		rc = mdb_put(txn, s->offsets, &k, &d, 0);
+		if (rc) {
+			*mrc = rc;
+			return err_set(e, "offsets: %s", mdb_strerror(rc));
+		}
+	}
+	return 0;
+}
+
+struct append_arg {
+	const struct graph_event *ev;
+	size_t n;
+	const char *topic;
+	const struct store_offset *off;
+	size_t noff;
+};
+
+static int append_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
+		       struct err *e)
+{
+	struct append_arg *a = argp;
+	uint8_t kb[8], *p;
+	MDB_val k, d;
+	size_t i;
+	int rc;
+
+	if (a->n) {
+		if (a->n > (UINT32_MAX - LOG_HDR) / EV_LEN)
+			return err_set(e, "log batch too large");
+		put_be64(kb, s->next_seq);
+		k.mv_data = kb;
+		k.mv_size = 8;
+		d.mv_size = LOG_HDR + a->n * EV_LEN;
+		d.mv_data = NULL;
+		rc = mdb_put(txn, s->log, &k, &d, MDB_RESERVE | MDB_APPEND);
+		if (rc) {
+			*mrc = rc;
+			return err_set(e, "log: %s", mdb_strerror(rc));
+		}
+		p = d.mv_data;
+		put_le32(p + 4, (uint32_t)a->n);
+		for (i = 0; i < a->n; i++)
+			ev_encode(p + LOG_HDR + i * EV_LEN, &a->ev[i]);
+		put_le32(p, crc_of(kb, 8, p + 4, d.mv_size - 4));
+	}
+	return put_offsets(s, txn, a->topic, a->off, a->noff, mrc, e);
+}
+
+int store_log_append(struct store *s, const struct graph_event *ev, size_t n,
+		     const char *topic, const struct store_offset *off,
+		     size_t noff, struct err *e)
+{
+	struct append_arg a = { ev, n, topic, off, noff };
+	int rc;
+
+	if (!n && !noff)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	rc = write_txn(s, append_fill, &a, e);
+	if (!rc && n)
+		s->next_seq++;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int store_offset_get(struct store *s, const char *topic, int32_t partition,
+		     int64_t *next, struct err *e)
+{
+	uint8_t kb[260];
+	size_t tl = strlen(topic);
+	MDB_txn *txn;
+	MDB_val k, d;
+	int rc, ret;
+
+	if (tl > 249)
+		return err_set(e, "topic name too long");
+	memcpy(kb, topic, tl);
+	kb[tl] = 0;
+	put_be32(kb + tl + 1, (uint32_t)partition);
+	k.mv_data = kb;
+	k.mv_size = tl + 5;
+	pthread_mutex_lock(&s->mu);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		pthread_mutex_unlock(&s->mu);
+		return mdb_fail(e, rc, s->dir, "read");
+	}
+	rc = mdb_get(txn, s->offsets, &k, &d);
+	if (!rc && d.mv_size == 8) {
+		*next = (int64_t)get_be64(d.mv_data);
+		ret = *next >= 0 ? 1 : err_set(e, "\"%s\": bad offset record",
+					       s->dir);
+	} else if (!rc) {
+		ret = err_set(e, "\"%s\": offset record of topic \"%s\" "
+			      "partition %d: bad size", s->dir, topic,
+			      (int)partition);
+	} else if (rc == MDB_NOTFOUND) {
+		ret = 0;
+	} else {
+		ret = mdb_fail(e, rc, s->dir, "offsets");
+	}
+	mdb_txn_abort(txn);
+	pthread_mutex_unlock(&s->mu);
+	return ret;
+}
+
+struct ckpt_arg {
+	struct graph *g;
+	int full;
+	const uint32_t *dirty;
+	size_t ndirty;
+	const char *topic;
+	const struct store_offset *off;
+	size_t noff;
+	struct store_ckpt_stats st;
+};
+
+static int ckpt_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
+		     struct err *e)
+{
+	struct ckpt_arg *a = argp;
+	struct graph_view v;
+	struct graph_buf buf = { 0 };
+	struct graph_stats gs;
+	struct meta m = { 0 };
+	uint8_t mb[META_LEN];
+	MDB_val k, d;
+	MDB_stat ms;
+	uint32_t c, prev = 0;
+	size_t i;
+	int rc, ret = -1;
+
+	memset(&a->st, 0, sizeof(a->st));
+	k.mv_data = "graph";
+	k.mv_size = 5;
+	rc = mdb_get(txn, s->meta, &k, &d);
+	if (!rc && d.mv_size == META_LEN)
+		prev = get_le32((const uint8_t *)d.mv_data + 32);
+	else if (!rc || rc != MDB_NOTFOUND)
+		a->full = 1;
+	graph_view_begin(a->g, &v);
+	m.nchunks = graph_nchunks(&v);
+	m.members = graph_nvertices(&v);
+	if (prev > m.nchunks)
+		a->full = 1; /* a foreign checkpoint: rewrite it all */
+	if (a->full) {
+		if ((rc = mdb_drop(txn, s->chunks, 0))) {
+			graph_view_end(&v);
+			goto mdb_err;
+		}
+		for (c = 0; c < m.nchunks; c++)
+			if (put_chunk(txn, s->chunks, &v, c, &buf, 1,
+				      &a->st.bytes, mrc, e))
+				goto view_fail;
+		a->st.chunks = m.nchunks;
+	} else {
+		/* dirty chunks, plus any chunk the last checkpoint did not
+		 * have yet (new members), each once */
+		for (i = 0; i < a->ndirty; i++) {
+			c = a->dirty[i];
+			if (c >= prev || c >= m.nchunks)
+				continue;
+			if (put_chunk(txn, s->chunks, &v, c, &buf, 0,
+				      &a->st.bytes, mrc, e))
+				goto view_fail;
+			a->st.chunks++;
+		}
+		for (c = prev; c < m.nchunks; c++) {
+			if (put_chunk(txn, s->chunks, &v, c, &buf, 0,
+				      &a->st.bytes, mrc, e))
+				goto view_fail;
+			a->st.chunks++;
+		}
+	}
+	graph_view_end(&v);
+	graph_stats(a->g, &gs);
+	m.version = STORE_FORMAT;
+	m.directed = graph_is_directed(a->g) ? 1 : 0;
+	m.edges = gs.edges;
+	meta_encode(mb, &m);
+	k.mv_data = "graph";
+	k.mv_size = 5;
+	d.mv_data = mb;
+	d.mv_size = META_LEN;
+	if ((rc = mdb_put(txn, s->meta, &k, &d, 0)))
+		goto mdb_err;
+	if (put_offsets(s, txn, a->topic, a->off, a->noff, mrc, e))
+		goto out;
+	if ((rc = mdb_stat(txn, s->log, &ms)) ||
+	    (rc = mdb_drop(txn, s->log, 0)))
+		goto mdb_err;
+	a->st.log_dropped = ms.ms_entries;
+	a->st.members = m.members;
+	a->st.edges = m.edges;
+	ret = 0;
+	goto out;
+view_fail:
+	graph_view_end(&v);
+	goto out;
+mdb_err:
+	*mrc = rc;
+	err_set(e, "checkpoint: %s", mdb_strerror(rc));
+out:
+	graph_buf_release(&buf);
+	return ret;
+}
+
+int store_checkpoint(struct store *s, struct graph *g, int full,
+		     const char *topic, const struct store_offset *off,
+		     size_t noff, struct store_ckpt_stats *st, struct err *e)
+{
+	struct ckpt_arg a;
+	uint32_t *dirty = NULL;
+	size_t ndirty = 0;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if (graph_dirty_take(g, &dirty, &ndirty, e)) {
+		/* the dirty set may be lost: write everything next time */
+		s->need_full = 1;
+		pthread_mutex_unlock(&s->mu);
+		return -1;
+	}
+	memset(&a, 0, sizeof(a));
+	a.g = g;
+	a.full = full || s->need_full;
+	a.dirty = dirty;
+	a.ndirty = ndirty;
+	a.topic = topic;
+	a.off = off;
+	a.noff = noff;
+	rc = write_txn(s, ckpt_fill, &a, e);
+	if (rc)
+		s->need_full = 1;
+	else
+		s->need_full = 0;
+	pthread_mutex_unlock(&s->mu);
+	free(dirty);
+	if (!rc && st)
+		*st = a.st;
+	return rc;
+}
+
+struct dismiss_arg {
+	uint8_t kb[16];
+};
+
+static int dismiss_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
+			struct err *e)
+{
+	struct dismiss_arg *a = argp;
+	MDB_val k, d;
+	int rc;
+
+	k.mv_data = a->kb;
+	k.mv_size = 16;
+	d.mv_data = "";
+	d.mv_size = 0;
+	rc = mdb_put(txn, s->dismiss, &k, &d, 0);
+	if (rc) {
+		*mrc = rc;
+		return err_set(e, "dismiss: %s", mdb_strerror(rc));
+	}
+	return 0;
+}
+
+int store_dismiss_add(struct store *s, uint64_t member, uint64_t candidate,
+		      struct err *e)
+{
+	struct dismiss_arg a;
+	int rc;
+
+	put_be64(a.kb, member);
+	put_be64(a.kb + 8, candidate);
+	pthread_mutex_lock(&s->mu);
+	rc = write_txn(s, dismiss_fill, &a, e);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int store_dismiss_each(struct store *s,
+		       void (*fn)(void *ctx, uint64_t member,
+				  uint64_t candidate),
+		       void *ctx, struct err *e)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	int rc, ret = -1;
+
+	pthread_mutex_lock(&s->mu);
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) ||
+	    (rc = mdb_cursor_open(txn, s->dismiss, &cur))) {
+		mdb_fail(e, rc, s->dir, "dismissals");
+		goto out;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		if (k.mv_size != 16) {
+			err_set(e, "\"%s\": dismissal record with a %zu-byte "
+				"key", s->dir, k.mv_size);
+			goto out;
+		}
+		fn(ctx, get_be64(k.mv_data), get_be64((uint8_t *)k.mv_data + 8));
+	}
+	if (rc != MDB_NOTFOUND) {
+		mdb_fail(e, rc, s->dir, "dismissals");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	pthread_mutex_unlock(&s->mu);
+	return ret;
+}

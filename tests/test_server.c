@@ -1,0 +1,915 @@
+/*
+ * test_server.c - `triad serve` end to end over HTTP: every endpoint, the
+ * CONTRACT's bad inputs, durability of HTTP ingest and dismissals across
+ * kill -9, model reload, start-up and shutdown. Helpers in e2e.h; the
+ * Kafka side is in test_kafka.c.
+ *
+ * References: a small graph whose answers are worked out by hand, a plain
+ * set of the edges a test acknowledged, and the CONTRACT's list of bad
+ * inputs. Every wait is bounded in count and time.
+ */
+#include "e2e.h"
+
+#include "graph.h"
+#include "store.h"
+
+/* ---- tests ------------------------------------------------------------- */
+
+START_TEST(endpoints_answer)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	uint64_t rec[16], nb[16];
+	struct resp r;
+	json_object *o;
+	pid_t pid;
+	int n;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+
+	r = must(port, "GET", "/healthz", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "ok\n");
+	resp_free(&r);
+
+	ck_assert_int_eq(stat_of(port, "members"), 8);
+	ck_assert_int_eq(stat_of(port, "edges"), 8);
+
+	n = neighbors_of(port, 1, nb, 16);
+	ck_assert_int_eq(n, 2);
+	ck_assert(contains(nb, n, 2) && contains(nb, n, 3));
+	/* newest first */
+	ck_assert_uint_eq(nb[0], 3);
+
+	n = recommend(port, 1, 10, rec);
+	ck_assert_int_ge(n, 2);
+	ck_assert_uint_eq(rec[0], 4); /* two mutual friends */
+	ck_assert(contains(rec, n, 5));
+	ck_assert(!contains(rec, n, 1) && !contains(rec, n, 2) &&
+		  !contains(rec, n, 3));
+	n = recommend(port, 1, 1, rec);
+	ck_assert_int_eq(n, 1);
+
+	r = must(port, "GET", "/recommend?member=1&k=5&explain=1&budget_ms=50",
+		 NULL);
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	json_object_put(o);
+	resp_free(&r);
+
+	r = must(port, "GET", "/metrics", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "triad_members 8"));
+	ck_assert_ptr_nonnull(strstr(r.body, "triad_edges 8"));
+	ck_assert_ptr_nonnull(strstr(r.body, "triad_http_requests_total{"
+				     "path=\"/recommend\",status=\"200\"}"));
+	ck_assert_ptr_nonnull(strstr(r.body,
+				     "triad_http_request_duration_seconds_bucket"
+				     "{path=\"/recommend\",le=\"+Inf\"}"));
+	ck_assert_ptr_nonnull(strstr(r.body, "triad_ingest_lag_seconds"));
+	ck_assert_ptr_nonnull(strstr(r.body, "triad_kafka_consumer_lag"));
+	ck_assert_ptr_nonnull(strstr(r.body, "triad_model_info{model="));
+	ck_assert_ptr_nonnull(strstr(r.body, "triad_ingest_events_total"));
+	resp_free(&r);
+
+	/* admin checkpoint without --state: refused, not crashed */
+	r = must(port, "POST", "/admin/checkpoint", NULL);
+	ck_assert_int_eq(r.status, 409);
+	resp_free(&r);
+
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+START_TEST(bad_inputs_refused)
+{
+	static const struct {
+		const char *method, *path;
+		int status;
+	} cases[] = {
+		{ "GET", "/recommend", 400 },
+		{ "GET", "/recommend?k=5", 400 },
+		{ "GET", "/recommend?member=", 400 },
+		{ "GET", "/recommend?member=-1", 400 },
+		{ "GET", "/recommend?member=abc", 400 },
+		{ "GET", "/recommend?member=1.5", 400 },
+		{ "GET", "/recommend?member=0x10", 400 },
+		{ "GET", "/recommend?member=18446744073709551616", 400 },
+		{ "GET", "/recommend?member=99999999999999999999999999", 400 },
+		{ "GET", "/recommend?member=1&k=0", 400 },
+		{ "GET", "/recommend?member=1&k=1001", 400 },
+		{ "GET", "/recommend?member=1&k=-3", 400 },
+		{ "GET", "/recommend?member=1&k=ten", 400 },
+		{ "GET", "/recommend?member=1&k=4294967306", 400 },
+		{ "GET", "/recommend?member=1&member=2", 400 },
+		{ "GET", "/recommend?member=1&bogus=1", 400 },
+		{ "GET", "/recommend?member=1&explain=2", 400 },
+		{ "GET", "/recommend?member=424242", 404 },
+		{ "GET", "/recommend?member=18446744073709551615", 404 },
+		{ "POST", "/recommend?member=1", 405 },
+		{ "GET", "/edges", 405 },
+		{ "DELETE", "/stats", 405 },
+		{ "PUT", "/dismiss?member=1&candidate=4", 405 },
+		{ "GET", "/admin/checkpoint", 405 },
+		{ "GET", "/nope", 404 },
+		{ "GET", "/", 404 },
+		{ "GET", "/members/abc", 400 },
+		{ "GET", "/members/-1", 400 },
+		{ "GET", "/members/", 400 },
+		{ "GET", "/members/18446744073709551616", 400 },
+		{ "GET", "/members/77777", 404 },
+		{ "POST", "/dismiss?member=1", 400 },
+		{ "POST", "/dismiss?member=1&candidate=x", 400 },
+		{ "POST", "/dismiss?member=1&candidate=1", 400 },
+	};
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	struct resp r;
+	size_t i;
+	pid_t pid;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_object *o, *err;
+
+		r = must(port, cases[i].method, cases[i].path, NULL);
+		ck_assert_msg(r.status == cases[i].status,
+			      "%s %s: %d, expected %d (%s)", cases[i].method,
+			      cases[i].path, r.status, cases[i].status, r.body);
+		o = parse_json(&r);
+		ck_assert_msg(json_object_object_get_ex(o, "error", &err) &&
+			      json_object_is_type(err, json_type_string),
+			      "%s: no error string", cases[i].path);
+		json_object_put(o);
+		resp_free(&r);
+	}
+	/* garbage that is not HTTP at all, then the server still answers */
+	{
+		int fd = connect_port(port);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(send_all(fd, "\x01\x02garbage\r\n\r\n", 13), 0);
+		nap_ms(50);
+		close(fd);
+	}
+	r = must(port, "GET", "/healthz", NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+START_TEST(edges_ingest_and_limits)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	struct resp r;
+	json_object *o, *errs;
+	uint64_t nb[16];
+	char body[4096];
+	size_t len = 0;
+	pid_t pid;
+	int i, n;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+
+	/* line 1 good, 2..13 bad (12 errors, 10 reported), 14 good,
+	 * 15 blank, 16 remove */
+	len += (size_t)sprintf(body + len,
+			       "{\"src\":1,\"dst\":6,\"ts\":1800000000}\n");
+	for (i = 0; i < 12; i++)
+		len += (size_t)sprintf(body + len, "%s\n",
+				       i % 3 == 0 ? "not json" :
+				       i % 3 == 1 ? "{\"src\":9,\"dst\":9}" :
+						    "{\"src\":\"x\",\"dst\":1}");
+	len += (size_t)sprintf(body + len, "{\"op\":\"add\",\"src\":\"100\","
+			       "\"dst\":101}\r\n\n");
+	len += (size_t)sprintf(body + len, "{\"op\":\"remove\",\"src\":7,"
+			       "\"dst\":8}");
+	r = must(port, "POST", "/edges", body);
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert_int_eq(jint(o, "accepted"), 3);
+	ck_assert_int_eq(jint(o, "rejected"), 12);
+	ck_assert(json_object_object_get_ex(o, "errors", &errs));
+	ck_assert_int_eq(json_object_array_length(errs), 10);
+	ck_assert_int_eq(jint(json_object_array_get_idx(errs, 0), "line"), 2);
+	ck_assert_int_eq(jint(json_object_array_get_idx(errs, 9), "line"), 11);
+	json_object_put(o);
+	resp_free(&r);
+
+	n = neighbors_of(port, 1, nb, 16);
+	ck_assert_int_eq(n, 3);
+	ck_assert(contains(nb, n, 6));
+	ck_assert_uint_eq(nb[0], 6); /* newest first */
+	n = neighbors_of(port, 100, nb, 16);
+	ck_assert_int_eq(n, 1);
+	ck_assert_uint_eq(nb[0], 101);
+	n = neighbors_of(port, 7, nb, 16);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(stat_of(port, "edges"), 8 + 2 - 1);
+	ck_assert_int_eq(stat_of(port, "events_rejected"), 12);
+
+	/* empty body */
+	r = must(port, "POST", "/edges", "");
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+
+	/* over 16 MiB: refused from the header, before the body */
+	{
+		int fd = connect_port(port);
+		char head[256];
+		int hl = snprintf(head, sizeof(head),
+				  "POST /edges HTTP/1.1\r\nHost: x\r\n"
+				  "Connection: close\r\n"
+				  "Content-Length: %d\r\n\r\n{\"src\":1,",
+				  16 * 1024 * 1024 + 1);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(send_all(fd, head, (size_t)hl), 0);
+		ck_assert_int_eq(read_resp(fd, &r), 0);
+		ck_assert_int_eq(r.status, 413);
+		resp_free(&r);
+		close(fd);
+	}
+	/* a body just under the limit of valid lines is taken */
+	{
+		size_t cap = 16u << 20, at = 0, k = 0;
+		char *big = malloc(cap);
+		char line[96];
+
+		ck_assert_ptr_nonnull(big);
+		for (;;) {
+			int ll = snprintf(line, sizeof(line),
+					  "{\"src\":%zu,\"dst\":%zu,\"ts\":1700002000}\n",
+					  1000000 + k, 2000000 + k);
+
+			if (at + (size_t)ll > cap)
+				break;
+			memcpy(big + at, line, (size_t)ll);
+			at += (size_t)ll;
+			k++;
+		}
+		ck_assert_int_eq(req(port, "POST", "/edges", big, at, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		o = parse_json(&r);
+		ck_assert_int_eq(jint(o, "accepted"), (int64_t)k);
+		json_object_put(o);
+		resp_free(&r);
+		free(big);
+		ck_assert_int_eq(stat_of(port, "edges"), 9 + (int64_t)k);
+	}
+	r = must(port, "GET", "/healthz", NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 30), 0);
+}
+END_TEST
+
+START_TEST(dismissals_respected_and_durable)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--state", NULL, NULL };
+	uint64_t rec[16];
+	struct resp r;
+	pid_t pid;
+	int n;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	args[3] = (char *)tpath("state");
+	pid = serve_start(port, args);
+	n = recommend(port, 1, 10, rec);
+	ck_assert(contains(rec, n, 4));
+	r = must(port, "POST", "/dismiss?member=1&candidate=4", NULL);
+	ck_assert_int_eq(r.status, 204);
+	resp_free(&r);
+	n = recommend(port, 1, 10, rec);
+	ck_assert(!contains(rec, n, 4));
+	ck_assert(contains(rec, n, 5));
+	/* dismissals are per member: 4's other friends still see 1 */
+	r = must(port, "POST", "/admin/checkpoint", NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	kill(pid, SIGKILL); /* the dismissal must survive a crash */
+	waitpid(pid, NULL, 0);
+
+	pid = serve_start(port, args);
+	n = recommend(port, 1, 10, rec);
+	ck_assert(!contains(rec, n, 4));
+	ck_assert(contains(rec, n, 5));
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	/* and a clean stop + restart keeps it too */
+	pid = serve_start(port, args);
+	n = recommend(port, 1, 10, rec);
+	ck_assert(!contains(rec, n, 4));
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+/*
+ * kill -9 while HTTP batches are being acknowledged: after restart every
+ * acknowledged edge is there, and only those (plus, possibly, the one
+ * batch that was in flight when the server died).
+ */
+START_TEST(kill9_during_http_ingest)
+{
+	enum { BATCHES = 40, PER = 10 };
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--state", NULL,
+			 "--checkpoint-secs", "1", NULL };
+	char body[2048];
+	struct resp r;
+	pid_t pid;
+	int b, i, acked = 0, fd;
+	uint64_t nb[4];
+	int64_t edges;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	args[3] = (char *)tpath("state");
+	pid = serve_start(port, args);
+	for (b = 0; b < BATCHES; b++) {
+		size_t len = 0;
+
+		for (i = 0; i < PER; i++)
+			len += (size_t)sprintf(body + len,
+					       "{\"src\":%d,\"dst\":%d,\"ts\":%d}\n",
+					       10000 + b * PER + i,
+					       20000 + b * PER + i,
+					       1700000000 + b);
+		if (b == BATCHES / 2)
+			nap_ms(1200); /* let a periodic checkpoint happen */
+		if (b == BATCHES - 1) {
+			/* the last batch is in flight when the server dies */
+			char head[256];
+			int hl = snprintf(head, sizeof(head),
+					  "POST /edges HTTP/1.1\r\nHost: x\r\n"
+					  "Connection: close\r\n"
+					  "Content-Length: %zu\r\n\r\n", len);
+
+			fd = connect_port(port);
+			ck_assert_int_ge(fd, 0);
+			send_all(fd, head, (size_t)hl);
+			send_all(fd, body, len);
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			close(fd);
+			break;
+		}
+		ck_assert_int_eq(req(port, "POST", "/edges", body, len, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		resp_free(&r);
+		acked++;
+	}
+	pid = serve_start(port, args);
+	for (b = 0; b < acked; b++)
+		for (i = 0; i < PER; i++) {
+			int n = neighbors_of(port, (uint64_t)(10000 + b * PER + i),
+					     nb, 4);
+
+			ck_assert_msg(n == 1, "acknowledged edge %d lost",
+				      b * PER + i);
+			ck_assert_uint_eq(nb[0], (uint64_t)(20000 + b * PER + i));
+		}
+	edges = stat_of(port, "edges");
+	ck_assert_msg(edges == 8 + acked * PER || edges == 8 + (acked + 1) * PER,
+		      "edges %lld", (long long)edges);
+	/* a second crash right after recovery changes nothing */
+	kill9(pid);
+	pid = serve_start(port, args);
+	ck_assert_int_eq(stat_of(port, "edges"), edges);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+
+/* The "model" of an answer for member 1 ("" when not 200). */
+static void model_of(unsigned port, char *out, size_t n)
+{
+	struct resp r = must(port, "GET", "/recommend?member=1&k=3", NULL);
+	json_object *o, *m;
+
+	out[0] = 0;
+	if (r.status == 200) {
+		o = parse_json(&r);
+		if (json_object_object_get_ex(o, "model", &m))
+			snprintf(out, n, "%s", json_object_get_string(m));
+		json_object_put(o);
+	}
+	resp_free(&r);
+}
+
+static void write_model(const char *path, const char *version)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+		 "{\"format\":\"triad-model\",\"format_version\":1,"
+		 "\"name\":\"t\",\"version\":\"%s\",\"kind\":\"logistic\","
+		 "\"features\":[\"mutual\"],\"mean\":[0],\"scale\":[1],"
+		 "\"weights\":[1],\"bias\":0}\n", version);
+	write_file(path, text);
+}
+
+START_TEST(sighup_reloads_model)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--model", NULL, NULL };
+	char name[128];
+	pid_t pid;
+	double end;
+	int i;
+
+	write_file(tpath("g.txt"), small_graph);
+	write_model(tpath("m.json"), "1");
+	args[1] = (char *)tpath("g.txt");
+	args[3] = (char *)tpath("m.json");
+	pid = serve_start(port, args);
+	model_of(port, name, sizeof(name));
+	ck_assert_str_eq(name, "t@1");
+
+	write_model(tpath("m.json"), "2");
+	kill(pid, SIGHUP);
+	end = mono() + 10;
+	for (i = 0; mono() < end; i++) {
+		/* every request during the reload is answered */
+		model_of(port, name, sizeof(name));
+		ck_assert_msg(!strcmp(name, "t@1") || !strcmp(name, "t@2"),
+			      "answer %d: model \"%s\"", i, name);
+		if (!strcmp(name, "t@2"))
+			break;
+	}
+	ck_assert_str_eq(name, "t@2");
+
+	/* a broken model file is refused; the old model keeps serving */
+	write_file(tpath("m.json"), "{\"format\":\"nope\"}");
+	kill(pid, SIGHUP);
+	nap_ms(300);
+	model_of(port, name, sizeof(name));
+	ck_assert_str_eq(name, "t@2");
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+
+
+/* --snapshot with an empty --state bootstraps; later the state wins. */
+START_TEST(snapshot_bootstraps_state)
+{
+	static const struct graph_event ev[] = {
+		{ 1, 2, 1700000000u, GRAPH_ADD }, { 1, 3, 1700010000u, GRAPH_ADD },
+		{ 2, 4, 1700020000u, GRAPH_ADD }, { 3, 4, 1700030000u, GRAPH_ADD },
+	};
+	unsigned port = free_port();
+	char *args[] = { "--snapshot", NULL, "--state", NULL, NULL };
+	char *state_only[] = { "--state", NULL, NULL };
+	struct graph *g = graph_new(0);
+	struct err e = { "" };
+	struct resp r;
+	uint64_t nb[8];
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(g);
+	ck_assert_int_eq(graph_apply(g, ev, 4, NULL, &e), 0);
+	ck_assert_msg(store_snapshot_write(tpath("snap"), g, &e) == 0, "%s",
+		      e.msg);
+	graph_free(g);
+	args[1] = (char *)tpath("snap");
+	args[3] = state_only[1] = (char *)tpath("state");
+
+	pid = serve_start(port, args);
+	ck_assert_int_eq(stat_of(port, "edges"), 4);
+	r = must(port, "POST", "/edges", "{\"src\":4,\"dst\":9,\"ts\":1800000000}\n");
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	pid = serve_start(port, state_only);
+	ck_assert_int_eq(stat_of(port, "edges"), 5);
+	ck_assert_int_eq(neighbors_of(port, 9, nb, 8), 1);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	/* the snapshot again: the state's checkpoint wins over it */
+	pid = serve_start(port, args);
+	ck_assert_int_eq(stat_of(port, "edges"), 5);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+/* While the graph loads, /healthz and the API answer 503, never 200. */
+START_TEST(loading_answers_503)
+{
+	unsigned port = free_port();
+	char listen[64];
+	char *args[] = { "serve", "--listen", listen, "--events", NULL, NULL };
+	FILE *f = fopen(tpath("big.txt"), "w");
+	uint64_t s = 99;
+	int i, saw_ok = 0, saw_503 = 0, st;
+	double end;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(f);
+	for (i = 0; i < 400000; i++) {
+		s = s * 6364136223846793005ull + 1;
+		fprintf(f, "%llu %llu\n", (unsigned long long)(s >> 44),
+			(unsigned long long)((s >> 20) & 0xfffff) + 1);
+	}
+	fclose(f);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	args[4] = (char *)tpath("big.txt");
+	pid = spawn(NULL, args);
+	end = mono() + 60;
+	while (mono() < end && !saw_ok) {
+		struct resp r;
+
+		if (!req(port, "GET", "/healthz", NULL, 0, &r)) {
+			if (r.status == 503) {
+				struct resp r2;
+
+				saw_503++;
+				/* the API says loading too (or is ready by now) */
+				if (!req(port, "GET", "/stats", NULL, 0, &r2)) {
+					ck_assert(r2.status == 503 ||
+						  r2.status == 200);
+					resp_free(&r2);
+				}
+			} else {
+				ck_assert_int_eq(r.status, 200);
+				saw_ok = 1;
+			}
+			resp_free(&r);
+		}
+		ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
+		nap_ms(5);
+	}
+	ck_assert(saw_ok);
+	fprintf(stderr, "loading_answers_503: %d answers while loading\n",
+		saw_503);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	/* SIGTERM while loading: a prompt, clean exit */
+	pid = spawn(NULL, args);
+	end = mono() + 60;
+	for (saw_503 = 0; mono() < end && !saw_503; nap_ms(2)) {
+		struct resp r;
+
+		if (!req(port, "GET", "/healthz", NULL, 0, &r)) {
+			saw_503 = 1;
+			resp_free(&r);
+		}
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+
+/* Random bytes as bodies, paths and queries: answered, never a crash. */
+START_TEST(random_input_never_crashes)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	static const char *paths[] = { "/edges", "/recommend", "/dismiss",
+				       "/members/1", "/stats", "/x" };
+	static const char *methods[] = { "GET", "POST", "PUT", "DELETE" };
+	uint64_t seed = 4242;
+	char body[2048], path[160];
+	struct resp r;
+	pid_t pid;
+	int i, st;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	for (i = 0; i < 300; i++) {
+		size_t len, j, ql;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		len = (seed >> 40) % sizeof(body);
+		for (j = 0; j < len; j++) {
+			seed = seed * 6364136223846793005ull + 1;
+			/* mostly JSON-ish bytes, some binary */
+			body[j] = (seed >> 60) < 12
+				? "{}[]\":,0123456789 \nsrcdtop-"[(seed >> 33) % 28]
+				: (char)(seed >> 24);
+		}
+		ql = (size_t)snprintf(path, sizeof(path), "%s?",
+				      paths[i % 6]);
+		for (j = 0; j < 40; j++) {
+			seed = seed * 6364136223846793005ull + 1;
+			path[ql++] = "member=kcandidate&explain=1-9%x"[(seed >> 33) % 31];
+		}
+		path[ql] = 0;
+		if (!req(port, methods[(seed >> 50) % 4], path, body, len, &r)) {
+			ck_assert_int_ge(r.status, 200);
+			ck_assert_int_lt(r.status, 600);
+			ck_assert_int_ne(r.status, 500);
+			resp_free(&r);
+		}
+		ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
+	}
+	r = must(port, "GET", "/healthz", NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+/* A damaged checkpoint in --state: refused at start, exit 1. */
+START_TEST(damaged_state_refused)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--state", NULL, NULL };
+	char listen[64];
+	char *again[] = { "serve", "--listen", listen, "--state", NULL, NULL };
+	struct err e = { "" };
+	char log[4096] = "";
+	FILE *f;
+	pid_t pid;
+	size_t n;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	args[3] = again[4] = (char *)tpath("state");
+	pid = serve_start(port, args);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	ck_assert_msg(store_snapshot_tamper(tpath("state"),
+					    STORE_TAMPER_FLIP_BYTE, 0, &e) == 0,
+		      "%s", e.msg);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	ck_assert_int_eq(truncate(tpath("stderr.log"), 0), 0);
+	ck_assert_int_eq(wait_exit(spawn(NULL, again), 20), 1);
+	f = fopen(tpath("stderr.log"), "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(log, 1, sizeof(log) - 1, f);
+	log[n] = 0;
+	fclose(f);
+	ck_assert_msg(strstr(log, "chunk 0") && strstr(log, "state"),
+		      "stderr: %s", log);
+}
+END_TEST
+
+
+/* Concurrent POST /edges (group commit): every acknowledged edge lands
+ * exactly once, also after kill -9. */
+START_TEST(concurrent_posts_all_durable)
+{
+	enum { CLIENTS = 6, POSTS = 20, PER = 5 };
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--state", NULL, "--threads", "4",
+			 NULL };
+	pid_t pid, kids[CLIENTS];
+	uint64_t nb[4];
+	int c, st, b, i;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	args[3] = (char *)tpath("state");
+	pid = serve_start(port, args);
+	for (c = 0; c < CLIENTS; c++) {
+		kids[c] = fork();
+		ck_assert_int_ge(kids[c], 0);
+		if (!kids[c]) {
+			for (b = 0; b < POSTS; b++) {
+				char body[1024];
+				size_t len = 0;
+				struct resp r;
+
+				for (i = 0; i < PER; i++)
+					len += (size_t)sprintf(body + len,
+						"{\"src\":%d,\"dst\":%d,\"ts\":1800000000}\n",
+						100000 + (c * POSTS + b) * PER + i,
+						500000 + (c * POSTS + b) * PER + i);
+				if (req(port, "POST", "/edges", body, len, &r) ||
+				    r.status != 200)
+					_exit(1);
+				resp_free(&r);
+			}
+			_exit(0);
+		}
+	}
+	for (c = 0; c < CLIENTS; c++) {
+		ck_assert_int_eq(waitpid(kids[c], &st, 0), kids[c]);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	ck_assert_int_eq(stat_of(port, "edges"), 8 + CLIENTS * POSTS * PER);
+	ck_assert_int_eq(stat_of(port, "events_applied"),
+			 CLIENTS * POSTS * PER);
+	kill9(pid);
+	pid = serve_start(port, args);
+	ck_assert_int_eq(stat_of(port, "edges"), 8 + CLIENTS * POSTS * PER);
+	for (i = 0; i < CLIENTS * POSTS * PER; i += 7) {
+		ck_assert_int_eq(neighbors_of(port, (uint64_t)(100000 + i), nb, 4),
+				 1);
+		ck_assert_uint_eq(nb[0], (uint64_t)(500000 + i));
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+
+/* A non-loopback IPv4 address of this host into out; 0 when none. */
+static int outside_addr(struct in_addr *out)
+{
+	struct ifaddrs *ifa, *i;
+	int found = 0;
+
+	if (getifaddrs(&ifa))
+		return 0;
+	for (i = ifa; i && !found; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET) {
+			struct in_addr a =
+				((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+
+			if ((ntohl(a.s_addr) >> 24) != 127) {
+				*out = a;
+				found = 1;
+			}
+		}
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* 1 when addr:port answers /healthz with 200. */
+static int admin_ping(struct in_addr addr, unsigned port)
+{
+	struct sockaddr_in a;
+	struct resp r;
+	static const char q[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+				"Connection: close\r\n\r\n";
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+
+	if (fd < 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr = addr;
+	if (!connect(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !send_all(fd, q, sizeof(q) - 1) && !read_resp(fd, &r)) {
+		ok = r.status == 200;
+		resp_free(&r);
+	}
+	close(fd);
+	return ok;
+}
+
+/* POST /admin/checkpoint to addr:port with an extra header line. */
+static int admin_post(struct in_addr addr, unsigned port, const char *hdr)
+{
+	struct sockaddr_in a;
+	struct resp r;
+	char head[512];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), n, status;
+
+	ck_assert_int_ge(fd, 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr = addr;
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	n = snprintf(head, sizeof(head),
+		     "POST /admin/checkpoint HTTP/1.1\r\nHost: x\r\n%s"
+		     "Connection: close\r\nContent-Length: 0\r\n\r\n", hdr);
+	ck_assert_int_eq(send_all(fd, head, (size_t)n), 0);
+	ck_assert_int_eq(read_resp(fd, &r), 0);
+	close(fd);
+	status = r.status;
+	resp_free(&r);
+	return status;
+}
+
+/*
+ * Admin requests: loopback always; elsewhere only with the token. Test
+ * servers listen on 127.0.0.1 only, so the non-loopback half runs only
+ * with TRIAD_TEST_OUTSIDE=1, listening on this host's first non-loopback
+ * IPv4 address (never on all interfaces).
+ */
+START_TEST(admin_needs_loopback_or_token)
+{
+	unsigned port = free_port();
+	char listen[64];
+	char *args[] = { "serve", "--listen", listen, "--threads", "2",
+			 "--events", NULL, "--state", NULL, "--admin-token",
+			 "s3cret", NULL };
+	struct in_addr lo, out;
+	double end;
+	pid_t pid;
+	int up = 0;
+
+	const char *want = getenv("TRIAD_TEST_OUTSIDE");
+	int outside = want && !strcmp(want, "1") && outside_addr(&out);
+
+	write_file(tpath("g.txt"), small_graph);
+	lo.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(listen, sizeof(listen), "%s:%u",
+		 inet_ntoa(outside ? out : lo), port);
+	args[6] = (char *)tpath("g.txt");
+	args[8] = (char *)tpath("state");
+	pid = spawn(NULL, args);
+	for (end = mono() + 30; mono() < end && !up; nap_ms(30)) {
+		int st;
+
+		up = outside ? admin_ping(out, port) : admin_ping(lo, port);
+		ck_assert_int_eq(waitpid(pid, &st, WNOHANG), 0);
+	}
+	ck_assert(up);
+	if (!outside) {
+		ck_assert_int_eq(admin_post(lo, port, ""), 200);
+	} else {
+		ck_assert_int_eq(admin_post(out, port, ""), 403);
+		ck_assert_int_eq(admin_post(out, port, "X-Admin-Token: nope\r\n"),
+				 403);
+		ck_assert_int_eq(admin_post(out, port,
+					    "X-Admin-Token: s3cret\r\n"), 200);
+		ck_assert_int_eq(admin_post(out, port,
+					    "Authorization: Bearer s3cret\r\n"),
+				 200);
+		ck_assert_int_eq(admin_post(out, port,
+					    "Authorization: Bearer s3cre\r\n"),
+				 403);
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+START_TEST(cli_usage_errors)
+{
+	static char *const bad[][4] = {
+		{ "serve", "--listen", "nonsense", NULL },
+		{ "serve", "--threads", "0", NULL },
+		{ "serve", "--bogus", "1", NULL },
+		{ "serve", "--topic", "t", NULL },
+		{ "kafka-mock", "--partitions", "-2", NULL },
+		{ "replay", "x.txt", NULL, NULL },
+	};
+	char *help[] = { "serve", "--help", NULL };
+	char *missing[] = { "serve", "--snapshot", "/nonexistent/snap",
+			    "--listen", "127.0.0.1:1", NULL };
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(wait_exit(spawn(tpath("o"), bad[i]), 20), 2);
+	ck_assert_int_eq(wait_exit(spawn(tpath("o"), help), 20), 0);
+	/* a missing snapshot is a runtime failure (or the port is taken:
+	 * either way 1, never a crash) */
+	ck_assert_int_eq(wait_exit(spawn(tpath("o"), missing), 20), 1);
+}
+END_TEST
+
+static Suite *server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *t = tcase_create("e2e");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, endpoints_answer);
+	tcase_add_test(t, bad_inputs_refused);
+	tcase_add_test(t, edges_ingest_and_limits);
+	tcase_add_test(t, dismissals_respected_and_durable);
+	tcase_add_test(t, kill9_during_http_ingest);
+	tcase_add_test(t, cli_usage_errors);
+	tcase_add_test(t, admin_needs_loopback_or_token);
+	tcase_add_test(t, concurrent_posts_all_durable);
+	tcase_add_test(t, random_input_never_crashes);
+	tcase_add_test(t, damaged_state_refused);
+	tcase_add_test(t, snapshot_bootstraps_state);
+	tcase_add_test(t, loading_answers_503);
+	tcase_add_test(t, sighup_reloads_model);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(server_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
