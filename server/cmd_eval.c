@@ -1,9 +1,162 @@
-/* PLACEHOLDER until its owner lands it: replace this whole file. */
+/* cmd_eval.c - `triad eval`: the temporal hold-out evaluation. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cmd.h"
+#include "eval.h"
+#include "load.h"
+#include "model.h"
+
+static const char eval_usage[] =
+	"usage: triad eval EVENTS [--model MODEL] [--split FRACTION | --split-time T]\n"
+	"                  [-k N] [--methods LIST] [--json] [--format F] [--quiet]\n"
+	"\n"
+	"Temporal hold-out evaluation (CONTRACT.md): the graph of the pairs first\n"
+	"seen up to the split time (default: the ts of event floor(0.8 n)) ranks\n"
+	"for every member who gains edges after it. Methods (default all):\n"
+	"cn, aa, jaccard, ra, ppr, model (MODEL, or the built-in default).\n"
+	"Prints recall@k, precision@k, MRR and NDCG@k per method (k default 10).\n";
+
+static void progress(void *ctx, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	fprintf(stderr, "\rtriad eval: %" PRIu64 "/%" PRIu64 " members", done, total);
+}
+
 int cmd_eval(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "triad: \"%s\" is not built yet\n", argv[0]);
-	return 1;
+	const char *in = NULL, *mpath = NULL, *fmt = NULL;
+	struct load_opts lo = { 0 };
+	struct event_list l = { 0 };
+	struct eval_report r;
+	struct model *loaded = NULL;
+	const struct model *m = model_default();
+	struct err e = { "" };
+	double split = 0.8;
+	uint32_t split_time = 0, k = 10;
+	unsigned methods = (1u << EVAL_NMETHODS) - 1, h;
+	int use_time = 0, json = 0, quiet = !isatty(2), i, rc = 1;
+	char *end;
+	unsigned long long v;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(eval_usage, stdout);
+			return 0;
+		} else if (!strcmp(a, "--json")) {
+			json = 1;
+		} else if (!strcmp(a, "--quiet")) {
+			quiet = 1;
+		} else if (!strcmp(a, "--model") || !strcmp(a, "--split") ||
+			   !strcmp(a, "--split-time") || !strcmp(a, "-k") ||
+			   !strcmp(a, "--methods") || !strcmp(a, "--format")) {
+			if (!next) {
+				fprintf(stderr, "triad eval: %s needs a value\n", a);
+				return 2;
+			}
+			i++;
+			if (!strcmp(a, "--model")) {
+				mpath = next;
+			} else if (!strcmp(a, "--split")) {
+				split = strtod(next, &end);
+				if (!*next || *end || !(split > 0 && split <= 1)) {
+					fprintf(stderr, "triad eval: --split \"%s\" is not a fraction in (0, 1]\n", next);
+					return 2;
+				}
+				use_time = 0;
+			} else if (!strcmp(a, "--split-time") || !strcmp(a, "-k")) {
+				v = strtoull(next, &end, 10);
+				if (!*next || *next == '-' || *end || v > UINT32_MAX ||
+				    (a[1] == 'k' && (v < 1 || v > 1000))) {
+					fprintf(stderr, "triad eval: %s \"%s\" is not %s\n", a, next,
+						a[1] == 'k' ? "a number from 1 to 1000" : "a timestamp");
+					return 2;
+				}
+				if (a[1] == 'k') {
+					k = (uint32_t)v;
+				} else {
+					split_time = (uint32_t)v;
+					use_time = 1;
+				}
+			} else if (!strcmp(a, "--methods")) {
+				if (eval_methods_parse(next, &methods, &e)) {
+					fprintf(stderr, "triad eval: --methods: %s\n", e.msg);
+					return 2;
+				}
+			} else {
+				fmt = next;
+			}
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "triad eval: unknown option \"%s\"\n", a);
+			return 2;
+		} else if (!in) {
+			in = a;
+		} else {
+			fprintf(stderr, "triad eval: one EVENTS file only (\"%s\")\n", a);
+			return 2;
+		}
+	}
+	if (!in) {
+		fprintf(stderr, "triad eval: missing EVENTS file\n");
+		return 2;
+	}
+	if (fmt && !load_format_valid(fmt)) {
+		fprintf(stderr, "triad eval: unknown format \"%s\"\n", fmt);
+		return 2;
+	}
+	if (mpath) {
+		if (!(loaded = model_load(mpath, &e))) {
+			fprintf(stderr, "triad eval: %s\n", e.msg);
+			return 1;
+		}
+		m = loaded;
+	}
+	lo.format = fmt;
+	lo.quiet = quiet;
+	if (load_events(in, &lo, &l, &e)) {
+		fprintf(stderr, "triad eval: %s\n", e.msg);
+		goto out;
+	}
+	if (eval_run(l.ev, l.n, split, use_time, split_time, k, methods, m,
+		     quiet ? NULL : progress, NULL, &r, &e)) {
+		fprintf(stderr, "%striad eval: %s: %s\n", quiet ? "" : "\n", in, e.msg);
+		goto out;
+	}
+	if (!quiet)
+		fprintf(stderr, "\n");
+	if (json) {
+		printf("{\"split_time\":%u,\"members\":%" PRIu64 ",\"test_pairs\":%" PRIu64
+		       ",\"k\":%u,\"methods\":{", r.split_time, r.members, r.test_pairs, r.k);
+		for (h = 0, i = 0; h < EVAL_NMETHODS; h++) {
+			if (!(methods & (1u << h)))
+				continue;
+			printf("%s\"%s\":{\"recall\":%.6f,\"precision\":%.6f,\"mrr\":%.6f,\"ndcg\":%.6f}",
+			       i++ ? "," : "", eval_method_name(h), r.m[h].recall,
+			       r.m[h].precision, r.m[h].mrr, r.m[h].ndcg);
+		}
+		printf("}}\n");
+	} else {
+		printf("split time %u; training graph %" PRIu64 " edges; judged %" PRIu64
+		       " members, %" PRIu64 " test pairs (each from both ends); k = %u\n",
+		       r.split_time, r.train_edges, r.members, r.test_pairs, r.k);
+		if (methods & (1u << EVAL_MODEL))
+			printf("model %s\n", model_name(m));
+		printf("%-8s %10s %13s %8s %9s\n", "method", "recall@k",
+		       "precision@k", "MRR", "NDCG@k");
+		for (h = 0; h < EVAL_NMETHODS; h++)
+			if (methods & (1u << h))
+				printf("%-8s %10.4f %13.4f %8.4f %9.4f\n",
+				       eval_method_name(h), r.m[h].recall,
+				       r.m[h].precision, r.m[h].mrr, r.m[h].ndcg);
+	}
+	rc = 0;
+out:
+	event_list_release(&l);
+	model_free(loaded);
+	return rc;
 }

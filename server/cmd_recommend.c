@@ -1,9 +1,144 @@
-/* PLACEHOLDER until its owner lands it: replace this whole file. */
+/* cmd_recommend.c - `triad recommend`: one answer, offline. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cmd.h"
+#include "graph.h"
+#include "model.h"
+#include "recommend.h"
+#include "store.h"
+
+static const char recommend_usage[] =
+	"usage: triad recommend --snapshot SNAP --member ID [-k N] [--explain]\n"
+	"                       [--model MODEL] [--now T]\n"
+	"\n"
+	"Print the answer GET /recommend would give for member ID (the same\n"
+	"JSON), from a snapshot written by `triad load`. k from 1 to 1000\n"
+	"(default 10). Ages are measured from --now (default: the newest edge\n"
+	"timestamp in the snapshot). --model defaults to the built-in model.\n";
+
+/* The newest edge ts of the graph: O(E). */
+static uint32_t newest_ts(const struct graph_view *v)
+{
+	uint32_t n = graph_nvertices(v), i, w, ts, best = 0;
+	struct graph_iter it;
+
+	for (i = 0; i < n; i++) {
+		graph_iter_init(&it, v, i);
+		while (graph_iter_next(&it, &w, &ts))
+			if (ts > best)
+				best = ts;
+	}
+	return best;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return -1;
+	*out = strtoull(s, &end, 10);
+	return *end ? -1 : 0;
+}
+
 int cmd_recommend(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "triad: \"%s\" is not built yet\n", argv[0]);
-	return 1;
+	const char *snap = NULL, *mpath = NULL;
+	struct rec_request r = { 0, 10, 0, 0 };
+	struct graph_buf out = { NULL, 0, 0 };
+	struct model *loaded = NULL;
+	const struct model *m = model_default();
+	struct rec_ctx *c = NULL;
+	struct graph *g = NULL;
+	struct graph_view v;
+	struct err e = { "" };
+	uint64_t x, now = 0;
+	int have_member = 0, have_now = 0, i, rc = 1, st;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(recommend_usage, stdout);
+			return 0;
+		} else if (!strcmp(a, "--explain")) {
+			r.explain = 1;
+		} else if (!strcmp(a, "--snapshot") || !strcmp(a, "--member") ||
+			   !strcmp(a, "-k") || !strcmp(a, "--model") ||
+			   !strcmp(a, "--now")) {
+			if (!next) {
+				fprintf(stderr, "triad recommend: %s needs a value\n", a);
+				return 2;
+			}
+			i++;
+			if (!strcmp(a, "--snapshot")) {
+				snap = next;
+			} else if (!strcmp(a, "--model")) {
+				mpath = next;
+			} else if (parse_u64(next, &x) ||
+				   (!strcmp(a, "-k") && (x < 1 || x > REC_K_MAX)) ||
+				   (!strcmp(a, "--now") && x > UINT32_MAX)) {
+				fprintf(stderr, "triad recommend: %s \"%s\" is not %s\n", a, next,
+					!strcmp(a, "-k") ? "a number from 1 to 1000"
+					: !strcmp(a, "--now") ? "a timestamp" : "a member id");
+				return 2;
+			} else if (!strcmp(a, "-k")) {
+				r.k = (uint32_t)x;
+			} else if (!strcmp(a, "--now")) {
+				now = x;
+				have_now = 1;
+			} else {
+				r.member = x;
+				have_member = 1;
+			}
+		} else {
+			fprintf(stderr, "triad recommend: unknown argument \"%s\"\n", a);
+			return 2;
+		}
+	}
+	if (!snap || !have_member) {
+		fprintf(stderr, "triad recommend: %s\n",
+			!snap ? "missing --snapshot SNAP" : "missing --member ID");
+		return 2;
+	}
+	if (mpath) {
+		if (!(loaded = model_load(mpath, &e))) {
+			fprintf(stderr, "triad recommend: %s\n", e.msg);
+			return 1;
+		}
+		m = loaded;
+	}
+	if (!(g = store_snapshot_open(snap, &e))) {
+		fprintf(stderr, "triad recommend: %s\n", e.msg);
+		goto out;
+	}
+	if (!(c = rec_ctx_new())) {
+		fprintf(stderr, "triad recommend: out of memory\n");
+		goto out;
+	}
+	graph_view_begin(g, &v);
+	rec_ctx_set_now(c, have_now ? (uint32_t)now : newest_ts(&v));
+	st = rec_answer_json(c, &v, m, &r, NULL, NULL, &out, &e);
+	graph_view_end(&v);
+	if (st == REC_UNKNOWN) {
+		fprintf(stderr, "triad recommend: member %" PRIu64 " is unknown or has no edges in \"%s\"\n",
+			r.member, snap);
+		goto out;
+	}
+	if (st) {
+		fprintf(stderr, "triad recommend: member %" PRIu64 ": %s\n", r.member, e.msg);
+		goto out;
+	}
+	fwrite(out.p, 1, out.len, stdout);
+	putchar('\n');
+	rc = 0;
+out:
+	free(out.p);
+	rec_ctx_free(c);
+	graph_free(g);
+	model_free(loaded);
+	return rc;
 }

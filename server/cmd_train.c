@@ -1,9 +1,178 @@
-/* PLACEHOLDER until its owner lands it: replace this whole file. */
+/* cmd_train.c - `triad train`: fit the ranking model on an event file. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cmd.h"
+#include "load.h"
+#include "model.h"
+#include "train.h"
+
+static const char train_usage[] =
+	"usage: triad train EVENTS -o MODEL [--split FRACTION | --split-time T]\n"
+	"                   [--format F] [--name NAME] [--version V] [--quiet]\n"
+	"\n"
+	"Fit the ranking model (logistic regression over the serving features)\n"
+	"on the events up to the split time, exactly as `triad eval` splits them\n"
+	"(default --split 0.8), so `train` then `eval --model` on the same file\n"
+	"and split never sees the test period. The training period is split\n"
+	"again inside to pick features and regularisation. Writes MODEL (JSON).\n"
+	"--version defaults to a hash of the fitted numbers.\n";
+
+static void progress(void *ctx, const char *phase)
+{
+	(void)ctx;
+	fprintf(stderr, "triad train: %s\n", phase);
+}
+
+static int parse_frac(const char *s, double *out)
+{
+	char *end;
+
+	*out = strtod(s, &end);
+	return !*s || *end || !(*out > 0 && *out <= 1) ? -1 : 0;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!*s || *s == '-')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (*end || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "triad: \"%s\" is not built yet\n", argv[0]);
-	return 1;
+	const char *in = NULL, *outp = NULL, *fmt = NULL, *version = NULL;
+	struct train_opts o;
+	struct train_info info;
+	struct load_opts lo = { 0 };
+	struct event_list l = { 0 };
+	struct model m;
+	struct err e = { "" };
+	char infojson[1024], ver[32];
+	int quiet = !isatty(2), i, rc = 1;
+	uint64_t h = 1469598103934665603ull;
+	uint32_t f;
+
+	train_opts_default(&o);
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(train_usage, stdout);
+			return 0;
+		} else if (!strcmp(a, "--quiet")) {
+			quiet = 1;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--split") ||
+			   !strcmp(a, "--split-time") || !strcmp(a, "--format") ||
+			   !strcmp(a, "--name") || !strcmp(a, "--version")) {
+			if (!next) {
+				fprintf(stderr, "triad train: %s needs a value\n", a);
+				return 2;
+			}
+			i++;
+			if (!strcmp(a, "-o")) {
+				outp = next;
+			} else if (!strcmp(a, "--split")) {
+				if (parse_frac(next, &o.split)) {
+					fprintf(stderr, "triad train: --split \"%s\" is not a fraction in (0, 1]\n", next);
+					return 2;
+				}
+			} else if (!strcmp(a, "--split-time")) {
+				if (parse_u32(next, &o.split_time)) {
+					fprintf(stderr, "triad train: --split-time \"%s\" is not a timestamp\n", next);
+					return 2;
+				}
+				o.use_time = 1;
+			} else if (!strcmp(a, "--format")) {
+				fmt = next;
+			} else if (!strcmp(a, "--name")) {
+				if (!*next || strlen(next) >= MODEL_NAME_MAX || strpbrk(next, "@\"\\")) {
+					fprintf(stderr, "triad train: --name \"%s\" must be 1..%d characters without '@', '\"' or '\\'\n",
+						next, MODEL_NAME_MAX - 1);
+					return 2;
+				}
+				o.name = next;
+			} else {
+				if (!*next || strlen(next) >= MODEL_NAME_MAX || strpbrk(next, "\"\\")) {
+					fprintf(stderr, "triad train: --version \"%s\" must be 1..%d characters without '\"' or '\\'\n",
+						next, MODEL_NAME_MAX - 1);
+					return 2;
+				}
+				version = next;
+			}
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "triad train: unknown option \"%s\"\n", a);
+			return 2;
+		} else if (!in) {
+			in = a;
+		} else {
+			fprintf(stderr, "triad train: one EVENTS file only (\"%s\")\n", a);
+			return 2;
+		}
+	}
+	if (!in || !outp) {
+		fprintf(stderr, "triad train: %s\n", !in ? "missing EVENTS file" : "missing -o MODEL");
+		return 2;
+	}
+	if (fmt && !load_format_valid(fmt)) {
+		fprintf(stderr, "triad train: unknown format \"%s\"\n", fmt);
+		return 2;
+	}
+	lo.format = fmt;
+	lo.quiet = quiet;
+	if (!quiet)
+		fprintf(stderr, "triad train: reading %s\n", in);
+	if (load_events(in, &lo, &l, &e)) {
+		fprintf(stderr, "triad train: %s\n", e.msg);
+		goto out;
+	}
+	if (train_fit(l.ev, l.n, &o, quiet ? NULL : progress, NULL, &m, &info, &e)) {
+		fprintf(stderr, "triad train: %s: %s\n", in, e.msg);
+		goto out;
+	}
+	if (!version) {
+		/* FNV-1a of the fitted numbers: a retrained model gets a new
+		 * version, the same fit the same one */
+		const double *parts[3] = { m.w, m.mean, m.scale };
+
+		for (f = 0; f < m.nf; f++) {
+			h = (h ^ m.feat[f]) * 1099511628211ull;
+			for (size_t j = 0; j < 3; j++) {
+				const unsigned char *p = (const unsigned char *)&parts[j][f];
+
+				for (size_t b = 0; b < sizeof(double); b++)
+					h = (h ^ p[b]) * 1099511628211ull;
+			}
+		}
+		snprintf(ver, sizeof(ver), "%08" PRIx64, h & 0xffffffffu);
+		version = ver;
+	}
+	model_set_name(&m, o.name, version);
+	train_info_json(&info, infojson, sizeof(infojson));
+	if (model_save(&m, outp, infojson, &e)) {
+		fprintf(stderr, "triad train: %s\n", e.msg);
+		goto out;
+	}
+	printf("model %s -> %s\n", model_name(&m), outp);
+	printf("split time %u; inner splits %u and %u\n", info.split_time,
+	       info.t2, info.t3);
+	printf("fitted on %" PRIu64 " candidates of %" PRIu64 " members (%" PRIu64 " positive)\n",
+	       info.rows2, info.members2, info.pos2);
+	printf("chosen: features %s, l2 %g, %u negatives per member; validation recall@%u %.4f (adamic-adar %.4f)\n",
+	       info.feature_set, info.l2, info.negs, o.k, info.val_recall,
+	       info.val_recall_aa);
+	rc = 0;
+out:
+	event_list_release(&l);
+	return rc;
 }

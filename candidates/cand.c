@@ -1,0 +1,139 @@
+/* cand.c - the dense per-query candidate table (see cand.h). */
+#include "cand.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mem.h"
+
+struct cand_ctx *cand_ctx_new(void)
+{
+	return mem_calloc(1, sizeof(struct cand_ctx));
+}
+
+void cand_ctx_free(struct cand_ctx *c)
+{
+	if (!c)
+		return;
+	free(c->stamp);
+	free(c->slot);
+	free(c->excl);
+	free(c->c);
+	free(c->buf);
+	free(c->tsbuf);
+	free(c->queue);
+	free(c->arena);
+	free(c);
+}
+
+uint64_t cand_now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int grow_map(struct cand_ctx *c, uint32_t nv)
+{
+	uint32_t *st = NULL, *sl = NULL, *ex = NULL;
+	size_t ncap = c->cap_v ? c->cap_v : 1024;
+	int rc = -1;
+
+	while (ncap < nv)
+		ncap *= 2;
+	if (ncap > UINT32_MAX)
+		ncap = UINT32_MAX;
+	st = mem_calloc(ncap, sizeof(*st));
+	sl = mem_alloc(ncap, sizeof(*sl));
+	ex = mem_calloc(ncap, sizeof(*ex));
+	if (!st || !sl || !ex)
+		goto out;
+	/* stamps restart: the old table's contents belong to no live query */
+	free(c->stamp);
+	free(c->slot);
+	free(c->excl);
+	c->stamp = st;
+	c->slot = sl;
+	c->excl = ex;
+	st = sl = ex = NULL;
+	c->cap_v = (uint32_t)ncap;
+	c->epoch = 0;
+	rc = 0;
+out:
+	free(st);
+	free(sl);
+	free(ex);
+	return rc;
+}
+
+int cand_reserve_buf(struct cand_ctx *c, size_t n)
+{
+	size_t cap1 = c->bufcap, cap2 = c->bufcap;
+
+	if (n <= c->bufcap)
+		return 0;
+	if (mem_grow((void **)&c->buf, &cap1, n, sizeof(uint32_t)) ||
+	    mem_grow((void **)&c->tsbuf, &cap2, n, sizeof(uint32_t)))
+		return -1;
+	c->bufcap = cap1 < cap2 ? cap1 : cap2;
+	return 0;
+}
+
+struct cand *cand_touch(struct cand_ctx *c, uint32_t x)
+{
+	struct cand *s;
+
+	if (x >= c->cap_v)
+		return NULL;
+	if (c->stamp[x] == c->epoch)
+		return &c->c[c->slot[x]];
+	if (c->n == c->cap &&
+	    mem_grow((void **)&c->c, &c->cap, c->n + 1, sizeof(*c->c)))
+		return NULL;
+	s = &c->c[c->n];
+	memset(s, 0, sizeof(*s));
+	s->v = x;
+	if (c->excl[x] == c->epoch)
+		s->flags = CAND_EXCL;
+	c->stamp[x] = c->epoch;
+	c->slot[x] = (uint32_t)c->n++;
+	return s;
+}
+
+int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
+	       struct err *e)
+{
+	uint32_t nv = graph_nvertices(v), w, ts;
+	struct graph_iter it;
+
+	if (u >= nv)
+		return err_set(e, "vertex %u is not in the graph", u);
+	if (nv > c->cap_v && grow_map(c, nv))
+		return err_set(e, "out of memory for a candidate table of %u vertices", nv);
+	if (++c->epoch == 0) {
+		/* wrapped: old stamps could collide, clear once per 2^32 queries */
+		memset(c->stamp, 0, (size_t)c->cap_v * sizeof(*c->stamp));
+		memset(c->excl, 0, (size_t)c->cap_v * sizeof(*c->excl));
+		c->epoch = 1;
+	}
+	c->n = 0;
+	c->alen = 0;
+	c->member = u;
+	c->member_deg = graph_degree(v, u);
+	c->newest_ts = 0;
+	c->excl_read = 0;
+	if (c->cap < 1024 &&
+	    mem_grow((void **)&c->c, &c->cap, 1024, sizeof(*c->c)))
+		return err_set(e, "out of memory for candidates");
+	c->excl[u] = c->epoch;
+	graph_iter_init(&it, v, u);
+	while (graph_iter_next(&it, &w, &ts)) {
+		c->excl_read++;
+		if (ts > c->newest_ts)
+			c->newest_ts = ts;
+		c->excl[w] = c->epoch;
+	}
+	return 0;
+}

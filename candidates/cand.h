@@ -1,0 +1,122 @@
+/*
+ * cand.h - candidate sets for one recommendation query.
+ *
+ * What always holds:
+ * - A query works for one member u of one graph view. Every vertex the
+ *   generators touch gets one slot in a dense, reusable table (a per-vertex
+ *   epoch stamp plus slot index; no clearing, no hashing, no per-query
+ *   allocation once the context has grown to the graph's size).
+ * - u and its current neighbours are marked excluded when the query begins
+ *   (cand_begin) and can never come out of cand_list; dismissed members are
+ *   filtered by the caller's callback at selection time (scoring/recommend).
+ * - Each slot records which generators found it (CAND_FOF, CAND_WALK,
+ *   CAND_PPR) and each generator's signal, so several generators merge into
+ *   one list with provenance.
+ * - A context belongs to one thread at a time; make one per worker thread.
+ *
+ * Tuned for: power-law social graphs where a query touches 10^2..10^5
+ * vertices out of 10^5..10^8.
+ */
+#ifndef TRIAD_CAND_H
+#define TRIAD_CAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "graph.h"
+
+#define CAND_FOF 1u   /* found by friends-of-friends (triangle closing) */
+#define CAND_WALK 2u  /* visited by the random walk with restart */
+#define CAND_PPR 4u   /* reached by personalised PageRank push */
+#define CAND_EXCL 64u /* the member or a current neighbour: never a candidate */
+#define CAND_KEEP 128u /* scratch mark for selection passes */
+#define CAND_CACHED 256u /* private to walk.c: nb_off/nb_len are valid */
+
+struct cand {
+	uint32_t v;      /* vertex id */
+	uint32_t mutual; /* mutual connections counted by fof (within caps) */
+	float aa;        /* Adamic-Adar over those: sum of 1 / ln d_w */
+	uint32_t visits; /* random-walk landings */
+	uint32_t flags;  /* CAND_* bits */
+	float ppr;       /* PPR estimate p(v), 0..1 */
+	float ppr_r;     /* PPR residual (private to ppr.c) */
+	uint32_t nb_off, nb_len; /* private to walk.c: cached neighbour list */
+};
+
+/* Why a generator stopped; filled by every generator. */
+struct cand_run {
+	int cut;             /* 1 when the deadline stopped it early */
+	uint64_t edges_read; /* neighbour entries read (work done) */
+	uint32_t steps;      /* walk steps / PPR pushes / fof intermediates */
+};
+
+struct cand_ctx {
+	/* private: dense per-vertex map, valid where stamp[v] == epoch;
+	 * excl[v] == epoch marks the member and its neighbours */
+	uint32_t *stamp, *slot, *excl;
+	uint32_t cap_v;
+	uint32_t epoch;
+	/* touched vertices of this query (excluded ones included) */
+	struct cand *c;
+	size_t n, cap;
+	/* scratch buffers for generators (neighbour samples, PPR queue) */
+	uint32_t *buf, *tsbuf;
+	size_t bufcap;
+	uint32_t *queue;
+	size_t qcap;
+	uint32_t *arena;     /* decoded neighbour lists of this query */
+	size_t alen, acap;
+	uint32_t member;     /* vertex id of the query's member */
+	uint32_t member_deg; /* its degree */
+	uint32_t newest_ts;  /* newest edge ts read so far, seconds */
+	uint64_t excl_read;  /* neighbour entries read to mark exclusions */
+};
+
+/* A new empty context (grows on first use). NULL when out of memory. */
+struct cand_ctx *cand_ctx_new(void);
+/* Free it. NULL is fine. */
+void cand_ctx_free(struct cand_ctx *c);
+
+/*
+ * Start a query for vertex u of view v: forget the previous query, make the
+ * dense map cover graph_nvertices(v) (grows once, O(n) then; O(1) after)
+ * and mark u and all its neighbours excluded: O(d_u) neighbour reads and
+ * 4-byte writes.
+ * Returns 0, or -1 with e filled when out of memory or u is not a vertex.
+ */
+int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
+	       struct err *e);
+
+/* The slot of vertex x, created when x is new to this query (zeroed,
+ * flags CAND_EXCL when x is the member or a neighbour). NULL when out of
+ * memory. O(1) amortised. */
+struct cand *cand_touch(struct cand_ctx *c, uint32_t x);
+
+/* The slot of x when touched by this query, else NULL. O(1). */
+static inline struct cand *cand_find(const struct cand_ctx *c, uint32_t x)
+{
+	if (x < c->cap_v && c->stamp[x] == c->epoch)
+		return &c->c[c->slot[x]];
+	return NULL;
+}
+
+/* 1 when x is the query's member or one of its neighbours. O(1). */
+static inline int cand_is_excluded(const struct cand_ctx *c, uint32_t x)
+{
+	return x < c->cap_v && c->excl[x] == c->epoch;
+}
+
+/* Make the scratch buffers hold at least n entries. 0 or -1 (OOM). */
+int cand_reserve_buf(struct cand_ctx *c, size_t n);
+
+/* Monotonic clock in nanoseconds (for deadlines). */
+uint64_t cand_now_ns(void);
+
+/* 1 when deadline_ns is not 0 and has passed. */
+static inline int cand_past(uint64_t deadline_ns)
+{
+	return deadline_ns && cand_now_ns() >= deadline_ns;
+}
+
+#endif

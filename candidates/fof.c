@@ -1,0 +1,164 @@
+/* fof.c - friends-of-friends candidates with capped expansion (fof.h). */
+#include "fof.h"
+
+#include <math.h>
+
+#include "mem.h"
+
+void fof_params_default(struct fof_params *p)
+{
+	p->max_expand = FOF_MAX_EXPAND;
+	p->max_read = FOF_MAX_READ;
+	p->hub_read = FOF_HUB_READ;
+	p->max_total = FOF_MAX_TOTAL;
+}
+
+/* (ts, id) ordering of the newest selection: newer first, then smaller id. */
+static int newer(uint32_t ts_a, uint32_t id_a, uint32_t ts_b, uint32_t id_b)
+{
+	return ts_a != ts_b ? ts_a > ts_b : id_a < id_b;
+}
+
+static void swap2(uint32_t *id, uint32_t *ts, uint32_t i, uint32_t j)
+{
+	uint32_t t;
+
+	t = id[i], id[i] = id[j], id[j] = t;
+	t = ts[i], ts[i] = ts[j], ts[j] = t;
+}
+
+/*
+ * Reorder id/ts[0..n) so that the k newest come first (in no particular
+ * order): quickselect with a median-of-three pivot, O(n) expected,
+ * deterministic. Whatever order the list's timestamps follow (ids often
+ * grow with time, which defeats a bounded heap) the cost stays linear.
+ */
+static void select_newest(uint32_t *id, uint32_t *ts, uint32_t n, uint32_t k)
+{
+	uint32_t lo = 0, hi = n, i, store, mid;
+
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		/* median of three to hi-1 */
+		if (newer(ts[mid], id[mid], ts[lo], id[lo]))
+			swap2(id, ts, mid, lo);
+		if (newer(ts[hi - 1], id[hi - 1], ts[lo], id[lo]))
+			swap2(id, ts, hi - 1, lo);
+		if (newer(ts[mid], id[mid], ts[hi - 1], id[hi - 1]))
+			swap2(id, ts, mid, hi - 1);
+		/* now lo >= hi-1 >= mid in "newness": pivot at hi-1 */
+		for (store = lo, i = lo; i < hi - 1; i++)
+			if (newer(ts[i], id[i], ts[hi - 1], id[hi - 1]))
+				swap2(id, ts, i, store++);
+		swap2(id, ts, store, hi - 1);
+		if (store == k || store + 1 == k)
+			return;
+		if (store > k)
+			hi = store;
+		else
+			lo = store + 1;
+	}
+}
+
+/*
+ * The neighbours of u to expand, into c->queue; returns how many or -1.
+ * Over the cap: the newest `cap`, by one pass over u's list into scratch
+ * and a linear-time selection (O(d_u) expected).
+ */
+static int64_t expand_set(struct cand_ctx *c, const struct graph_view *v,
+			  uint32_t cap, uint64_t *read)
+{
+	uint32_t u = c->member, d = c->member_deg, n = 0, w, ts;
+	struct graph_iter it;
+
+	if (mem_grow((void **)&c->queue, &c->qcap, (size_t)d + 1,
+		     sizeof(*c->queue)) ||
+	    cand_reserve_buf(c, (size_t)d + 1))
+		return -1;
+	graph_iter_init(&it, v, u);
+	while (n < d && graph_iter_next(&it, &w, &ts)) {
+		c->queue[n] = w;
+		c->tsbuf[n++] = ts;
+	}
+	*read += n;
+	if (n > cap) {
+		select_newest(c->queue, c->tsbuf, n, cap);
+		n = cap;
+	}
+	return n;
+}
+
+int fof_run(struct cand_ctx *c, const struct graph_view *v,
+	    const struct fof_params *p, uint64_t deadline_ns,
+	    struct cand_run *run, struct err *e)
+{
+	struct cand_run r = { 0, 0, 0 };
+	struct graph_iter it;
+	uint32_t i, j, w, x, dw, got, ts;
+	float inc;
+	int64_t ne;
+	uint64_t own;
+	struct cand *s;
+	int rc = -1;
+
+	ne = expand_set(c, v, p->max_expand, &r.edges_read);
+	own = r.edges_read; /* u's own list: not part of the budget */
+	if (ne < 0) {
+		err_set(e, "out of memory for friends of friends");
+		goto out;
+	}
+	if (cand_reserve_buf(c, p->hub_read ? p->hub_read : 1)) {
+		err_set(e, "out of memory for friends of friends");
+		goto out;
+	}
+	for (i = 0; i < (uint32_t)ne; i++) {
+		if (cand_past(deadline_ns)) {
+			r.cut = 1;
+			break;
+		}
+		w = c->queue[i];
+		dw = graph_degree(v, w);
+		r.steps++;
+		/* a w reaching any candidate has u too, so d_w >= 2 */
+		inc = dw >= 2 ? (float)(1.0 / log((double)dw)) : 0.0f;
+		if (dw <= p->max_read && r.edges_read - own < p->max_total) {
+			graph_iter_init(&it, v, w);
+			while (graph_iter_next(&it, &x, &ts)) {
+				r.edges_read++;
+				if (ts > c->newest_ts)
+					c->newest_ts = ts;
+				if (!(s = cand_touch(c, x))) {
+					err_set(e, "out of memory for friends of friends");
+					goto out;
+				}
+				if (s->flags & CAND_EXCL)
+					continue;
+				s->flags |= CAND_FOF;
+				s->mutual++;
+				s->aa += inc;
+			}
+			continue;
+		}
+		got = graph_sample(v, w, p->hub_read, GRAPH_SAMPLE_NEWEST, 0,
+				   c->buf, c->tsbuf);
+		r.edges_read += got;
+		for (j = 0; j < got; j++) {
+			if (c->tsbuf[j] > c->newest_ts)
+				c->newest_ts = c->tsbuf[j];
+			if (!(s = cand_touch(c, c->buf[j]))) {
+				err_set(e, "out of memory for friends of friends");
+				goto out;
+			}
+			if (s->flags & CAND_EXCL)
+				continue;
+			s->flags |= CAND_FOF;
+			s->mutual++;
+			s->aa += inc;
+		}
+	}
+	rc = 0;
+out:
+	if (run)
+		*run = r;
+	return rc;
+}

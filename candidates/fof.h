@@ -1,0 +1,63 @@
+/*
+ * fof.h - friends of friends: triangle-closing candidates.
+ *
+ * For member u, walks u's neighbours w and their neighbours x, counting in
+ * the query's dense table how many w each x was reached through (its
+ * mutual connections). No set is built per query; everything lives in the
+ * reusable cand_ctx.
+ *
+ * Bounded work, whatever the graph. With E = max_expand, R = max_read,
+ * H = hub_read (<= 32, the graph's fast newest-sample path) and
+ * T = max_total, one run reads
+ *   at most  min(E * max(R, H), T + R + E * H)  neighbour entries of
+ *   intermediates,
+ * plus choosing which of u's neighbours to expand: all of them when
+ * d_u <= E, else the E newest (one pass over u's list and a linear-time
+ * selection: O(d_u) expected, 8 bytes of scratch per neighbour).
+ * An intermediate w with d_w <= R is read in full; a bigger one gives only
+ * its H newest neighbours (O(H + D) through the graph's newest index,
+ * which lists of degree >= 1024 keep; R defaults to 1024 so that every
+ * capped list takes that fast path). Once T entries have been read, every
+ * further intermediate gives only its H newest. With the defaults
+ * (E = 256, R = 1024, H = 32, T = 65,536) that is <= 74,752 entries read.
+ * Mutual counts are exact when nothing was capped (d_u <= E and every
+ * d_w <= R); otherwise they count only the paths read.
+ */
+#ifndef TRIAD_FOF_H
+#define TRIAD_FOF_H
+
+#include <stdint.h>
+
+#include "cand.h"
+
+#define FOF_MAX_EXPAND 256u
+#define FOF_MAX_READ 1024u
+#define FOF_HUB_READ 32u
+#define FOF_MAX_TOTAL 65536u
+#define FOF_UNCAPPED UINT32_MAX
+
+struct fof_params {
+	uint32_t max_expand; /* neighbours of u expanded (newest first when more) */
+	uint32_t max_read;   /* intermediates with more neighbours than this ... */
+	uint32_t hub_read;   /* ... give only their this-many newest */
+	uint32_t max_total;  /* full reads stop once this many entries were read;
+			      * later intermediates give their hub_read newest */
+};
+
+/* The defaults above. */
+void fof_params_default(struct fof_params *p);
+
+/*
+ * Add u's friends of friends to the query begun with cand_begin(c, v, u):
+ * each reached non-excluded vertex gets CAND_FOF, its mutual count and its
+ * Adamic-Adar sum (1 / ln d_w per intermediate w, d_w its full degree).
+ * deadline_ns: monotonic (cand_now_ns) time to stop at, 0 for none;
+ * checked before each intermediate. run (may be NULL) gets cut/work
+ * (edges_read counts u's own list too).
+ * Returns 0, or -1 with e filled when out of memory.
+ */
+int fof_run(struct cand_ctx *c, const struct graph_view *v,
+	    const struct fof_params *p, uint64_t deadline_ns,
+	    struct cand_run *run, struct err *e);
+
+#endif

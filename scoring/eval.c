@@ -1,0 +1,354 @@
+/* eval.c - the temporal hold-out protocol (eval.h). */
+#include "eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+#include "recommend.h"
+
+static const char *const method_names[EVAL_NMETHODS] = {
+	"cn", "aa", "jaccard", "ra", "ppr", "model"
+};
+
+const char *eval_method_name(enum eval_method m)
+{
+	return (unsigned)m < EVAL_NMETHODS ? method_names[m] : "?";
+}
+
+int eval_methods_parse(const char *list, unsigned *set, struct err *e)
+{
+	const char *p = list, *q;
+	size_t len;
+	unsigned i, s = 0;
+
+	while (*p) {
+		q = strchr(p, ',');
+		len = q ? (size_t)(q - p) : strlen(p);
+		for (i = 0; i < EVAL_NMETHODS; i++)
+			if (strlen(method_names[i]) == len &&
+			    !strncmp(p, method_names[i], len))
+				break;
+		if (i == EVAL_NMETHODS)
+			return err_set(e, "unknown method \"%.*s\" (methods: cn, aa, jaccard, ra, ppr, model)",
+				       (int)len, p);
+		s |= 1u << i;
+		p += len + (q ? 1 : 0);
+	}
+	if (!s)
+		return err_set(e, "empty method list");
+	*set = s;
+	return 0;
+}
+
+/* Stable merge sort of events by ts. */
+static void msort(struct graph_event *a, struct graph_event *tmp, size_t n)
+{
+	size_t h = n / 2, i = 0, j = h, k = 0;
+
+	if (n < 2)
+		return;
+	msort(a, tmp, h);
+	msort(a + h, tmp, n - h);
+	while (i < h && j < n)
+		tmp[k++] = a[j].ts < a[i].ts ? a[j++] : a[i++];
+	while (i < h)
+		tmp[k++] = a[i++];
+	while (j < n)
+		tmp[k++] = a[j++];
+	memcpy(a, tmp, n * sizeof(*a));
+}
+
+struct upair {
+	uint64_t a, b;
+};
+
+static int upair_cmp(const void *x, const void *y)
+{
+	const struct upair *p = x, *q = y;
+
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	return p->b < q->b ? -1 : p->b > q->b;
+}
+
+static int u64_cmp(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static size_t upair_unique(struct upair *p, size_t n)
+{
+	size_t i, m = 0;
+
+	qsort(p, n, sizeof(*p), upair_cmp);
+	for (i = 0; i < n; i++)
+		if (!m || upair_cmp(&p[m - 1], &p[i]))
+			p[m++] = p[i];
+	return m;
+}
+
+void eval_split_release(struct eval_split *s)
+{
+	free(s->train);
+	free(s->judge);
+	memset(s, 0, sizeof(*s));
+}
+
+int eval_split_make(const struct graph_event *ev, size_t n, double frac,
+		    int use_time, uint32_t split_time, struct eval_split *s,
+		    struct err *e)
+{
+	struct graph_event *all = NULL, *tmp = NULL;
+	struct upair *tr = NULL, *te = NULL, key;
+	uint64_t *ends = NULL;
+	size_t i, m = 0, nev, ntr, nte, nends, nj = 0, idx;
+	int rc = -1;
+
+	memset(s, 0, sizeof(*s));
+	if (!use_time && !(frac > 0 && frac <= 1)) {
+		err_set(e, "split fraction %g is not in (0, 1]", frac);
+		goto out;
+	}
+	all = mem_alloc(n, sizeof(*all));
+	tmp = mem_alloc(n, sizeof(*tmp));
+	if (!all || !tmp)
+		goto oom;
+	for (i = 0; i < n; i++)
+		if (ev[i].src != ev[i].dst && ev[i].op == GRAPH_ADD)
+			all[m++] = ev[i];
+	if (m == 0) {
+		err_set(e, "no edge events to split");
+		goto out;
+	}
+	msort(all, tmp, m);
+	if (use_time) {
+		s->split_time = split_time;
+	} else {
+		idx = (size_t)floor(frac * (double)m);
+		s->split_time = all[idx < m ? idx : m - 1].ts;
+	}
+	for (nev = 0; nev < m && all[nev].ts <= s->split_time; nev++)
+		;
+	tr = mem_alloc(nev, sizeof(*tr));
+	te = mem_alloc(m - nev, sizeof(*te));
+	ends = mem_alloc(2 * nev, sizeof(*ends));
+	if (!tr || !te || !ends)
+		goto oom;
+	for (i = 0; i < m; i++) {
+		struct upair *q = i < nev ? &tr[i] : &te[i - nev];
+
+		q->a = all[i].src < all[i].dst ? all[i].src : all[i].dst;
+		q->b = all[i].src < all[i].dst ? all[i].dst : all[i].src;
+		if (i < nev) {
+			ends[2 * i] = all[i].src;
+			ends[2 * i + 1] = all[i].dst;
+		}
+	}
+	ntr = upair_unique(tr, nev);
+	nte = upair_unique(te, m - nev);
+	qsort(ends, 2 * nev, sizeof(*ends), u64_cmp);
+	for (i = 0, nends = 0; i < 2 * nev; i++)
+		if (!nends || ends[nends - 1] != ends[i])
+			ends[nends++] = ends[i];
+	/* keep test pairs new after T with both ends known before it; reuse
+	 * te in place (nj <= i) */
+	for (i = 0; i < nte; i++) {
+		key = te[i];
+		if (bsearch(&key, tr, ntr, sizeof(*tr), upair_cmp) ||
+		    !bsearch(&key.a, ends, nends, sizeof(*ends), u64_cmp) ||
+		    !bsearch(&key.b, ends, nends, sizeof(*ends), u64_cmp))
+			continue;
+		te[nj++] = key;
+	}
+	s->test_pairs = nj;
+	s->njudge = 2 * nj;
+	if (!(s->judge = mem_alloc(s->njudge ? s->njudge : 1, sizeof(*s->judge))))
+		goto oom;
+	for (i = 0; i < nj; i++) {
+		s->judge[2 * i].member = te[i].a;
+		s->judge[2 * i].target = te[i].b;
+		s->judge[2 * i + 1].member = te[i].b;
+		s->judge[2 * i + 1].target = te[i].a;
+	}
+	qsort(s->judge, s->njudge, sizeof(*s->judge), upair_cmp);
+	for (i = 0; i < s->njudge; i++)
+		if (!i || s->judge[i].member != s->judge[i - 1].member)
+			s->members++;
+	s->train = all;
+	s->ntrain = nev;
+	all = NULL;
+	rc = 0;
+	goto out;
+oom:
+	err_set(e, "out of memory splitting %zu events", n);
+out:
+	free(all);
+	free(tmp);
+	free(tr);
+	free(te);
+	free(ends);
+	return rc;
+}
+
+int eval_build_graph(struct graph *g, const struct eval_split *s,
+		     struct err *e)
+{
+	return graph_build(g, s->train, s->ntrain, 0, NULL, e);
+}
+
+void eval_judge(const uint64_t *ranked, size_t nr, const uint64_t *targets,
+		size_t nt, uint32_t k, struct eval_acc *acc)
+{
+	double dcg = 0, idcg = 0, rr = 0;
+	size_t i;
+
+	for (i = 0; i < nr && i < k; i++) {
+		if (!bsearch(&ranked[i], targets, nt, sizeof(*targets), u64_cmp))
+			continue;
+		acc->hits++;
+		dcg += 1.0 / log2((double)i + 2.0);
+		if (rr == 0)
+			rr = 1.0 / ((double)i + 1.0);
+	}
+	for (i = 0; i < nt && i < k; i++)
+		idcg += 1.0 / log2((double)i + 2.0);
+	acc->relevant += nt;
+	acc->members++;
+	acc->rr += rr;
+	acc->ndcg += idcg > 0 ? dcg / idcg : 0;
+}
+
+void eval_metrics(const struct eval_acc *acc, uint32_t k,
+		  struct eval_metrics *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (acc->relevant)
+		m->recall = (double)acc->hits / (double)acc->relevant;
+	if (acc->members) {
+		m->precision = (double)acc->hits / ((double)k * (double)acc->members);
+		m->mrr = acc->rr / (double)acc->members;
+		m->ndcg = acc->ndcg / (double)acc->members;
+	}
+}
+
+/* Top k member ids with a positive score, from sorted items. */
+static size_t topk(const struct rec_ctx *c, uint32_t k, uint64_t *out)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->n && n < k; i++)
+		if (c->it[i].score > 0)
+			out[n++] = c->it[i].member;
+	return n;
+}
+
+int eval_run(const struct graph_event *ev, size_t n, double frac,
+	     int use_time, uint32_t split_time, uint32_t k, unsigned methods,
+	     const struct model *m, eval_progress_fn progress, void *pctx,
+	     struct eval_report *r, struct err *e)
+{
+	static const enum feat_id heur[4] = {
+		FEAT_MUTUAL, FEAT_ADAMIC_ADAR, FEAT_JACCARD, FEAT_RESOURCE_ALLOC
+	};
+	struct rec_params ph, pp, pm;
+	struct eval_split s;
+	struct graph_view v;
+	struct graph *g = NULL;
+	struct rec_ctx *c = NULL;
+	struct graph_stats gs;
+	uint64_t *ranked = NULL, *targets = NULL, done = 0;
+	size_t i, j, nt, nr;
+	uint32_t u;
+	int rc = -1, viewing = 0;
+	unsigned h;
+
+	memset(r, 0, sizeof(*r));
+	if (k < 1)
+		return err_set(e, "k must be at least 1");
+	if ((methods & (1u << EVAL_MODEL)) && !m)
+		return err_set(e, "method \"model\" needs a model");
+	if (eval_split_make(ev, n, frac, use_time, split_time, &s, e))
+		return -1;
+	r->split_time = s.split_time;
+	r->members = s.members;
+	r->test_pairs = s.test_pairs;
+	r->k = k;
+	r->methods = methods;
+	if (!(g = graph_new(0)) || !(c = rec_ctx_new()) ||
+	    !(ranked = mem_alloc(k, sizeof(*ranked))) ||
+	    !(targets = mem_alloc(s.njudge ? s.njudge : 1, sizeof(*targets)))) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	if (eval_build_graph(g, &s, e))
+		goto out;
+	graph_stats(g, &gs);
+	r->train_edges = gs.edges;
+	rec_params_default(&ph);
+	ph.gens = CAND_FOF;
+	ph.fof.max_expand = ph.fof.max_read = ph.fof.max_total = FOF_UNCAPPED;
+	ph.keep_per_gen = 0;
+	rec_params_default(&pp);
+	pp.gens = CAND_PPR;
+	pp.ppr_max_degree = UINT32_MAX;
+	pp.keep_per_gen = 0;
+	rec_params_default(&pm);
+	graph_view_begin(g, &v);
+	viewing = 1;
+	for (i = 0; i < s.njudge; i = j) {
+		for (j = i, nt = 0; j < s.njudge && s.judge[j].member == s.judge[i].member; j++)
+			targets[nt++] = s.judge[j].target;
+		u = graph_lookup(&v, s.judge[i].member);
+		if (u == GRAPH_NONE) {
+			err_set(e, "member %llu of a test pair is not in the training graph",
+				(unsigned long long)s.judge[i].member);
+			goto out;
+		}
+		if (methods & 15u) {
+			if (rec_gather(c, &v, u, s.split_time, &ph, 0, e))
+				goto out;
+			for (h = 0; h < 4; h++) {
+				if (!(methods & (1u << h)))
+					continue;
+				rec_score_feature(c, heur[h]);
+				rec_sort(c);
+				nr = topk(c, k, ranked);
+				eval_judge(ranked, nr, targets, nt, k, &r->acc[h]);
+			}
+		}
+		if (methods & (1u << EVAL_PPR)) {
+			if (rec_gather(c, &v, u, s.split_time, &pp, 0, e))
+				goto out;
+			rec_score_feature(c, FEAT_PPR);
+			rec_sort(c);
+			nr = topk(c, k, ranked);
+			eval_judge(ranked, nr, targets, nt, k, &r->acc[EVAL_PPR]);
+		}
+		if (methods & (1u << EVAL_MODEL)) {
+			if (rec_gather(c, &v, u, s.split_time, &pm, 0, e))
+				goto out;
+			rec_score_model(c, m);
+			rec_sort(c);
+			nr = topk(c, k, ranked);
+			eval_judge(ranked, nr, targets, nt, k, &r->acc[EVAL_MODEL]);
+		}
+		if (progress && (++done % 256) == 0)
+			progress(pctx, done, s.members);
+	}
+	for (h = 0; h < EVAL_NMETHODS; h++)
+		eval_metrics(&r->acc[h], k, &r->m[h]);
+	rc = 0;
+out:
+	if (viewing)
+		graph_view_end(&v);
+	rec_ctx_free(c);
+	graph_free(g);
+	free(ranked);
+	free(targets);
+	eval_split_release(&s);
+	return rc;
+}

@@ -1,0 +1,119 @@
+/*
+ * eval.h - the temporal hold-out protocol of CONTRACT.md ("Evaluation
+ * protocol"), shared by `triad eval` and `triad train`.
+ *
+ * What always holds:
+ * - Events are taken in file order, self-loops and removes dropped, then
+ *   stable-sorted by ts. Pairs are undirected {min, max}; repeats are one
+ *   edge. The split time T is the ts of event floor(F * n) (0-based; the
+ *   last event when that index is n) or given directly.
+ * - The training graph holds every pair whose first event has ts <= T (with
+ *   its newest ts <= T). Test pairs first appear after T, both ends already
+ *   have an edge in the training graph; each is judged from both ends.
+ * - Every method ranks candidates with a positive score that are not the
+ *   member nor a neighbour, ties to the smaller member id, top k.
+ * - Deterministic: members are judged in ascending id order.
+ */
+#ifndef TRIAD_EVAL_H
+#define TRIAD_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "graph.h"
+#include "model.h"
+
+enum eval_method {
+	EVAL_CN, EVAL_AA, EVAL_JACCARD, EVAL_RA, EVAL_PPR, EVAL_MODEL,
+	EVAL_NMETHODS
+};
+
+/* "cn", "aa", "jaccard", "ra", "ppr", "model". */
+const char *eval_method_name(enum eval_method m);
+
+/* Parse a comma-separated list of method names into a bit set
+ * (1u << method). 0, or -1 with e naming the unknown name. */
+int eval_methods_parse(const char *list, unsigned *set, struct err *e);
+
+struct eval_pair {
+	uint64_t member, target; /* member ids */
+};
+
+/* A split of an event list. */
+struct eval_split {
+	uint32_t split_time;       /* T, seconds */
+	struct graph_event *train; /* events with ts <= T (adds), sorted by ts */
+	size_t ntrain;
+	struct eval_pair *judge;   /* test pairs from both ends, sorted by (member, target) */
+	size_t njudge;             /* = 2 * test pairs */
+	uint64_t test_pairs;
+	uint64_t members;          /* distinct judge[].member */
+};
+
+/*
+ * Split n events. When use_time is 0, T comes from frac (0 < frac <= 1),
+ * else T = split_time. Returns 0, or -1 with e filled (no events, bad
+ * fraction, out of memory). Release with eval_split_release.
+ * O(n log n) time, O(n) memory.
+ */
+int eval_split_make(const struct graph_event *ev, size_t n, double frac,
+		    int use_time, uint32_t split_time, struct eval_split *s,
+		    struct err *e);
+void eval_split_release(struct eval_split *s);
+
+/* Accumulated figures of one method. */
+struct eval_acc {
+	uint64_t hits;     /* answers that are test pairs */
+	uint64_t relevant; /* test pairs judged (from both ends) */
+	uint64_t members;  /* members judged */
+	double rr;         /* sum of reciprocal ranks */
+	double ndcg;       /* sum of per-member NDCG@k */
+};
+
+/*
+ * Judge one member's answer: ranked[0..nr) (best first, nr <= k) against
+ * its sorted, duplicate-free targets[0..nt) (nt >= 1). Adds to acc.
+ * O(nr log nt + min(k, nt)).
+ */
+void eval_judge(const uint64_t *ranked, size_t nr, const uint64_t *targets,
+		size_t nt, uint32_t k, struct eval_acc *acc);
+
+struct eval_metrics {
+	double recall, precision, mrr, ndcg;
+};
+
+/* recall = hits / relevant; precision = hits / (k * members); MRR and
+ * NDCG are means over members. All 0 when nothing was judged. */
+void eval_metrics(const struct eval_acc *acc, uint32_t k,
+		  struct eval_metrics *m);
+
+struct eval_report {
+	uint32_t split_time;
+	uint64_t members, test_pairs, train_edges;
+	uint32_t k;
+	unsigned methods; /* bit set of enum eval_method */
+	struct eval_metrics m[EVAL_NMETHODS];
+	struct eval_acc acc[EVAL_NMETHODS];
+};
+
+/* Called every so often with members done / members total (may be NULL). */
+typedef void (*eval_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/*
+ * The whole protocol: split, build the training graph, rank for every
+ * judged member with each method in `methods` (model: m, which must not be
+ * NULL when EVAL_MODEL is asked for), judge. Returns 0, or -1 with e.
+ */
+int eval_run(const struct graph_event *ev, size_t n, double frac,
+	     int use_time, uint32_t split_time, uint32_t k, unsigned methods,
+	     const struct model *m, eval_progress_fn progress, void *pctx,
+	     struct eval_report *r, struct err *e);
+
+/*
+ * Build the training graph of a split into g (new, empty). 0 or -1.
+ */
+int eval_build_graph(struct graph *g, const struct eval_split *s,
+		     struct err *e);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * feat.h - the one feature module: every number a ranking method or model
+ * sees about a (member, candidate) pair. train, eval, recommend and the
+ * server all call feat_compute, so a model sees the same values offline
+ * and online.
+ *
+ * What always holds:
+ * - Features are computed on one graph view for member u and candidate c
+ *   (c != u, usually not adjacent), relative to a reference time `now`
+ *   (seconds): the split time offline, the newest event ts when serving.
+ *   Timestamps newer than `now` count as age 0.
+ * - Common-neighbour features are exact (one graph_common merge), whatever
+ *   caps the candidate generators used.
+ * - Values are finite; counts with heavy tails are given as log1p(...) so a
+ *   linear model can use them directly (the model normalises on top).
+ */
+#ifndef TRIAD_FEAT_H
+#define TRIAD_FEAT_H
+
+#include <stdint.h>
+
+#include "graph.h"
+
+enum feat_id {
+	FEAT_MUTUAL,         /* |N(u) & N(c)| */
+	FEAT_ADAMIC_ADAR,    /* sum over mutual w of 1 / ln d_w */
+	FEAT_RESOURCE_ALLOC, /* sum over mutual w of 1 / d_w */
+	FEAT_JACCARD,        /* mutual / |N(u) | N(c)| */
+	FEAT_COSINE,         /* mutual / sqrt(d_u d_c) (Salton) */
+	FEAT_PREF_ATTACH,    /* ln(1 + d_u d_c) */
+	FEAT_DEG_MEMBER,     /* ln(1 + d_u) */
+	FEAT_DEG_CAND,       /* ln(1 + d_c) */
+	FEAT_WALK,           /* ln(1 + random-walk visits) */
+	FEAT_PPR,            /* ln(1 + 10^4 * PPR estimate) */
+	FEAT_RECENT_MUTUAL,  /* sum over w of exp(-(age(u,w) + age(c,w)) / FEAT_TAU) */
+	FEAT_MUTUAL_AGE,     /* ln(1 + hours since the newest edge to a mutual w) */
+	FEAT_CAND_AGE,       /* ln(1 + hours since c's newest edge) */
+	FEAT_CAND_RECENT,    /* ln(1 + c's edges, of its newest 32, younger than FEAT_TAU) */
+	FEAT_LOG_MUTUAL,     /* ln(1 + mutual) */
+	FEAT_N
+};
+
+#define FEAT_TAU (14.0 * 86400.0)  /* recency decay constant, seconds */
+#define FEAT_AGE_NONE 100000.0     /* hours used when there is no such edge */
+#define FEAT_VIA_MAX 5u            /* mutual connections reported per pair */
+
+/* Generator signals passed in (feat_compute cannot recompute them). */
+struct feat_in {
+	uint32_t visits; /* random-walk landings on c */
+	float ppr;       /* PPR estimate of c */
+};
+
+/* Mutual connections of a pair, newest first (by the later of the two
+ * edges; ties smaller vertex id first). */
+struct feat_via {
+	uint32_t n;
+	uint32_t v[FEAT_VIA_MAX]; /* vertex ids */
+	uint32_t ts[FEAT_VIA_MAX];
+};
+
+/* The feature's name as used in model files and explain output. */
+const char *feat_name(enum feat_id f);
+
+/* The id of a feature name, or -1 when unknown. O(FEAT_N). */
+int feat_lookup(const char *name);
+
+/*
+ * Fill x[FEAT_N] for member u and candidate c of view v at time now. via
+ * (may be NULL) gets up to FEAT_VIA_MAX mutual connections.
+ * O(min(d_u, d_c) (log(d/B) + B)) or O(d_u + d_c) for the merge, plus
+ * O(32 + D) (or O(d_c log 32) for d_c < 1024) for c's newest edges.
+ */
+void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
+		  uint32_t now, const struct feat_in *in, double *x,
+		  struct feat_via *via);
+
+#endif

@@ -1,0 +1,309 @@
+/* recommend.c - candidates -> features -> model -> JSON (recommend.h). */
+#include "recommend.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+
+struct sel {
+	double key;
+	uint64_t member;
+	uint32_t idx; /* slot index in the cand table */
+};
+
+void rec_params_default(struct rec_params *p)
+{
+	fof_params_default(&p->fof);
+	walk_params_default(&p->walk);
+	ppr_params_default(&p->ppr);
+	p->gens = CAND_FOF | CAND_WALK | CAND_PPR;
+	p->ppr_max_degree = 16;
+	p->keep_per_gen = 200;
+}
+
+struct rec_ctx *rec_ctx_new(void)
+{
+	struct rec_ctx *c = mem_calloc(1, sizeof(*c));
+
+	if (c && !(c->cc = cand_ctx_new())) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+void rec_ctx_free(struct rec_ctx *c)
+{
+	if (!c)
+		return;
+	cand_ctx_free(c->cc);
+	free(c->it);
+	free(c->sel);
+	free(c);
+}
+
+void rec_ctx_set_now(struct rec_ctx *c, uint32_t now)
+{
+	c->now = now;
+}
+
+static int sel_cmp(const void *a, const void *b)
+{
+	const struct sel *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key > y->key ? -1 : 1;
+	return x->member < y->member ? -1 : x->member > y->member;
+}
+
+/* Mark (CAND_KEEP) the best `keep` candidates by one generator's signal. */
+static int keep_best(struct rec_ctx *c, const struct graph_view *v,
+		     unsigned gen, uint32_t keep)
+{
+	struct cand_ctx *cc = c->cc;
+	struct sel *s;
+	size_t i, n = 0;
+	double key;
+
+	if (mem_grow(&c->sel, &c->selcap, cc->n, sizeof(struct sel)))
+		return -1;
+	s = c->sel;
+	for (i = 0; i < cc->n; i++) {
+		const struct cand *x = &cc->c[i];
+
+		if ((x->flags & CAND_EXCL) || !(x->flags & gen))
+			continue;
+		key = gen == CAND_FOF ? x->aa
+		      : gen == CAND_WALK ? x->visits : x->ppr;
+		s[n].key = key;
+		s[n].member = 0;
+		s[n].idx = (uint32_t)i;
+		n++;
+	}
+	if (keep && n > keep) {
+		for (i = 0; i < n; i++)
+			s[i].member = graph_member(v, cc->c[s[i].idx].v);
+		qsort(s, n, sizeof(*s), sel_cmp);
+		n = keep;
+	}
+	for (i = 0; i < n; i++)
+		cc->c[s[i].idx].flags |= CAND_KEEP;
+	return 0;
+}
+
+int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
+	       uint32_t now, const struct rec_params *p, uint64_t deadline_ns,
+	       struct err *e)
+{
+	struct cand_ctx *cc = c->cc;
+	static const unsigned gens[3] = { CAND_FOF, CAND_WALK, CAND_PPR };
+	struct feat_in in;
+	size_t i, n = 0;
+	unsigned g;
+
+	c->n = 0;
+	c->degraded = 0;
+	memset(c->run, 0, sizeof(c->run));
+	if (cand_begin(cc, v, u, e))
+		return -1;
+	if ((p->gens & CAND_FOF) &&
+	    fof_run(cc, v, &p->fof, deadline_ns, &c->run[0], e))
+		return -1;
+	if ((p->gens & CAND_WALK) &&
+	    walk_run(cc, v, &p->walk, deadline_ns, &c->run[1], e))
+		return -1;
+	if ((p->gens & CAND_PPR) && cc->member_deg <= p->ppr_max_degree &&
+	    ppr_run(cc, v, &p->ppr, deadline_ns, &c->run[2], e))
+		return -1;
+	c->degraded = c->run[0].cut || c->run[1].cut || c->run[2].cut;
+	for (g = 0; g < 3; g++)
+		if ((p->gens & gens[g]) && keep_best(c, v, gens[g], p->keep_per_gen))
+			return err_set(e, "out of memory for candidate selection");
+	for (i = 0; i < cc->n; i++)
+		if (cc->c[i].flags & CAND_KEEP)
+			n++;
+	if (mem_grow((void **)&c->it, &c->cap, n, sizeof(*c->it)))
+		return err_set(e, "out of memory for %zu candidates", n);
+	if (!now)
+		now = cc->newest_ts;
+	for (i = 0; i < cc->n; i++) {
+		struct cand *x = &cc->c[i];
+		struct rec_item *it;
+
+		if (!(x->flags & CAND_KEEP))
+			continue;
+		x->flags &= ~CAND_KEEP;
+		/* features cost a merge each: past the deadline, answer with
+		 * the candidates scored so far */
+		if ((c->n & 15) == 15 && cand_past(deadline_ns)) {
+			c->degraded = 1;
+			break;
+		}
+		it = &c->it[c->n++];
+		it->v = x->v;
+		it->member = graph_member(v, x->v);
+		it->flags = x->flags & (CAND_FOF | CAND_WALK | CAND_PPR);
+		it->score = 0;
+		in.visits = x->visits;
+		in.ppr = x->ppr;
+		feat_compute(v, u, x->v, now, &in, it->x, NULL);
+	}
+	return 0;
+}
+
+void rec_score_model(struct rec_ctx *c, const struct model *m)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		c->it[i].score = model_score(m, c->it[i].x);
+}
+
+void rec_score_feature(struct rec_ctx *c, enum feat_id f)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		c->it[i].score = c->it[i].x[f];
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct rec_item *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->member < y->member ? -1 : x->member > y->member;
+}
+
+void rec_sort(struct rec_ctx *c)
+{
+	if (c->n > 1)
+		qsort(c->it, c->n, sizeof(*c->it), item_cmp);
+}
+
+/* ---- JSON ------------------------------------------------------------ */
+
+static int put(struct graph_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int put(struct graph_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(room ? (char *)b->p + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return 0;
+		}
+		if (mem_grow((void **)&b->p, &b->cap, b->len + (size_t)n + 1, 1))
+			return -1;
+	}
+}
+
+/* A finite number in JSON: %.6g never prints nan/inf for finite values. */
+static double fin(double x)
+{
+	return isfinite(x) ? x : 0.0;
+}
+
+int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
+		    const struct model *m, const struct rec_request *r,
+		    rec_dismissed_fn dis, void *dis_ctx, struct graph_buf *out,
+		    struct err *e)
+{
+	uint64_t t0 = cand_now_ns(), budget;
+	struct rec_params p;
+	struct feat_via via;
+	size_t i, start = out->len, shown = 0;
+	uint32_t u, j, nvia, now;
+	double x[FEAT_N];
+	int first_src;
+
+	if (r->k < 1 || r->k > REC_K_MAX)
+		return err_set(e, "k %u is out of range 1..%u", r->k, REC_K_MAX);
+	u = graph_lookup(v, r->member);
+	if (u == GRAPH_NONE || graph_degree(v, u) == 0)
+		return REC_UNKNOWN;
+	rec_params_default(&p);
+	if (p.keep_per_gen < 2 * r->k)
+		p.keep_per_gen = 2 * r->k;
+	budget = (uint64_t)(r->budget_us ? r->budget_us : REC_BUDGET_US) * 1000u;
+	if (rec_gather(c, v, u, c->now, &p, t0 + budget, e))
+		return -1;
+	now = c->now ? c->now : c->cc->newest_ts;
+	rec_score_model(c, m);
+	rec_sort(c);
+	/* pick the answer first so took_us covers all the ranking work */
+	for (i = 0; i < c->n && shown < r->k; i++) {
+		if (dis && dis(dis_ctx, r->member, c->it[i].member) == 1)
+			continue;
+		c->it[shown++] = c->it[i]; /* compact in place: shown <= i */
+	}
+	if (put(out, "{\"member\":%" PRIu64 ",\"k\":%u,\"model\":\"%s\",\"took_us\":%" PRIu64
+		",\"degraded\":%s,\"recommendations\":[",
+		r->member, r->k, model_name(m), (cand_now_ns() - t0) / 1000u,
+		c->degraded ? "true" : "false"))
+		goto oom;
+	for (i = 0; i < shown; i++) {
+		struct rec_item *it = &c->it[i];
+
+		/* again, to learn the mutual connections (cheap: k items) */
+		feat_compute(v, u, it->v, now, NULL, x, &via);
+		nvia = via.n < (r->explain ? 5u : 3u) ? via.n : (r->explain ? 5u : 3u);
+		if (put(out, "%s{\"member\":%" PRIu64 ",\"score\":%.6g,\"mutual\":%u,\"via\":[",
+			i ? "," : "", it->member, fin(it->score),
+			(uint32_t)it->x[FEAT_MUTUAL]))
+			goto oom;
+		for (j = 0; j < nvia; j++)
+			if (put(out, "%s%" PRIu64, j ? "," : "",
+				graph_member(v, via.v[j])))
+				goto oom;
+		if (put(out, "],\"sources\":["))
+			goto oom;
+		first_src = 1;
+		if ((it->flags & CAND_FOF) && (first_src = 0, put(out, "\"fof\"")))
+			goto oom;
+		if ((it->flags & CAND_WALK) &&
+		    put(out, "%s\"walk\"", first_src ? "" : ","))
+			goto oom;
+		if (it->flags & CAND_WALK)
+			first_src = 0;
+		if ((it->flags & CAND_PPR) &&
+		    put(out, "%s\"ppr\"", first_src ? "" : ","))
+			goto oom;
+		if (put(out, "]"))
+			goto oom;
+		if (r->explain) {
+			if (put(out, ",\"features\":{"))
+				goto oom;
+			for (j = 0; j < FEAT_N; j++)
+				if (put(out, "%s\"%s\":%.6g", j ? "," : "",
+					feat_name(j), fin(it->x[j])))
+					goto oom;
+			if (put(out, "}"))
+				goto oom;
+		}
+		if (put(out, "}"))
+			goto oom;
+	}
+	if (put(out, "]}"))
+		goto oom;
+	return 0;
+oom:
+	out->len = start;
+	return err_set(e, "out of memory for the answer");
+}

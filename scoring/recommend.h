@@ -1,0 +1,128 @@
+/*
+ * recommend.h - the whole answer pipeline: candidates from the generators,
+ * features, model score, exclusions, top k, and the JSON answer of
+ * GET /recommend (CONTRACT.md). Used by `triad recommend`, the server,
+ * `triad eval` and `triad train`, so all of them rank the same way.
+ *
+ * What always holds:
+ * - An answer never holds the member, a current neighbour, or a candidate
+ *   the dismissed callback rejects.
+ * - Deterministic: the same graph, model, request and reference time give
+ *   the same recommendations (walks are seeded from the member id; ties go
+ *   to the smaller member id). Only took_us varies.
+ * - Bounded: candidate generation obeys the generators' stated bounds and
+ *   the request's budget (degraded = true when it cut them short); at most
+ *   3 * keep_per_gen candidates are scored, each costing one common-
+ *   neighbour merge (feat.h).
+ * - A rec_ctx is per-thread scratch, reused across requests.
+ */
+#ifndef TRIAD_RECOMMEND_H
+#define TRIAD_RECOMMEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cand.h"
+#include "err.h"
+#include "feat.h"
+#include "fof.h"
+#include "graph.h"
+#include "model.h"
+#include "ppr.h"
+#include "walk.h"
+
+#define REC_UNKNOWN (-2)
+#define REC_K_MAX 1000u
+#define REC_BUDGET_US 50000u /* default latency budget of candidate generation */
+
+struct rec_params {
+	struct fof_params fof;
+	struct walk_params walk;
+	struct ppr_params ppr;
+	unsigned gens;           /* CAND_FOF | CAND_WALK | CAND_PPR to run */
+	uint32_t ppr_max_degree; /* PPR only for members with d_u <= this */
+	uint32_t keep_per_gen;   /* per generator, its best this-many are scored (fof by
+				  * Adamic-Adar, walk by visits, ppr by estimate); 0 = all */
+};
+
+/* The serving defaults: all three generators, PPR for d_u <= 16, 200 kept
+ * per generator. */
+void rec_params_default(struct rec_params *p);
+
+/* One scored candidate. */
+struct rec_item {
+	uint64_t member; /* external id */
+	uint32_t v;      /* vertex id */
+	uint32_t flags;  /* CAND_FOF | CAND_WALK | CAND_PPR provenance */
+	double score;    /* model score, or the ranking key of rec_sort */
+	double x[FEAT_N];
+};
+
+struct rec_ctx {
+	struct cand_ctx *cc;
+	struct rec_item *it; /* the gathered candidates, n of them */
+	size_t n, cap;
+	void *sel;           /* private: selection scratch */
+	size_t selcap;
+	int degraded;        /* last gather was cut short by its deadline */
+	uint32_t now;        /* reference time for the next answer; 0 = derive */
+	struct cand_run run[3]; /* fof, walk, ppr of the last gather */
+};
+
+/* A new per-thread context (grows to the graph's size on first use, about
+ * 12 bytes per vertex, and keeps that memory for later queries). NULL when
+ * out of memory. Free with rec_ctx_free (NULL is fine). */
+struct rec_ctx *rec_ctx_new(void);
+void rec_ctx_free(struct rec_ctx *c);
+
+/* Set the reference time ("now", seconds) for rec_answer_json calls on
+ * this context: the newest event ts the caller has seen. 0 (the initial
+ * value) derives it per query as the newest edge ts the query read. */
+void rec_ctx_set_now(struct rec_ctx *c, uint32_t now);
+
+/*
+ * Candidates and features for vertex u: runs the generators of p (each
+ * until deadline_ns, 0 = none), keeps each generator's best keep_per_gen,
+ * and computes feat_compute for each kept one at time now (0: the newest
+ * edge ts the generators read) into c->it[0..c->n) in unspecified order.
+ * Sets c->degraded when the deadline cut a generator or the features
+ * short (then only the candidates featured in time are in c->it). Returns 0, or -1 with e filled (out of memory).
+ */
+int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
+	       uint32_t now, const struct rec_params *p, uint64_t deadline_ns,
+	       struct err *e);
+
+/* Score each gathered item with m (into .score). O(n * nf). */
+void rec_score_model(struct rec_ctx *c, const struct model *m);
+
+/* Set each item's score to its feature f. O(n). */
+void rec_score_feature(struct rec_ctx *c, enum feat_id f);
+
+/* Sort the gathered items by score descending, ties smaller member first.
+ * O(n log n). */
+void rec_sort(struct rec_ctx *c);
+
+typedef int (*rec_dismissed_fn)(void *ctx, uint64_t member, uint64_t candidate); /* 1 = dismissed */
+
+struct rec_request {
+	uint64_t member;
+	uint32_t k;         /* 1..1000 */
+	int explain;        /* add "features" and up to 5 "via" */
+	uint32_t budget_us; /* candidate generation budget; 0 = REC_BUDGET_US */
+};
+
+/*
+ * Appends the CONTRACT's JSON answer for GET /recommend to out:
+ *   {"member":ID,"k":N,"model":"NAME@VERSION","took_us":T,"degraded":B,
+ *    "recommendations":[{"member":ID,"score":S,"mutual":M,"via":[IDS],
+ *    "sources":["fof","walk","ppr"], "features":{...} (explain only)}]}
+ * via lists up to 3 mutual connections (5 with explain), newest first.
+ * Returns 0; REC_UNKNOWN when the member is unknown or has no edges
+ * (nothing appended); -1 with e filled (k out of range, out of memory).
+ */
+int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
+		    const struct model *m, const struct rec_request *r,
+		    rec_dismissed_fn dis, void *dis_ctx, struct graph_buf *out,
+		    struct err *e);
+
+#endif

@@ -1,0 +1,487 @@
+/* train.c - fitting the logistic-regression ranking model (train.h). */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "mem.h"
+#include "recommend.h"
+
+void train_opts_default(struct train_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->split = 0.8;
+	o->k = 10;
+	o->max_members = 4000;
+	o->name = "lr";
+	o->version = "1";
+}
+
+/* Examples of one level: per judged member a group of candidate rows. */
+struct ds {
+	float *x;        /* rows * FEAT_N */
+	uint8_t *y;      /* 1: the pair appears after the level's split */
+	uint64_t *cand;  /* candidate member id of each row */
+	uint64_t *owner; /* member id of each row */
+	size_t rows, cap;
+	uint32_t *gstart; /* ngroups + 1 row offsets */
+	uint32_t *gtargets; /* new pairs of the member (found or not) */
+	size_t ngroups, gcap;
+	uint32_t split_time;
+	uint64_t pos;
+};
+
+static void ds_release(struct ds *d)
+{
+	free(d->x);
+	free(d->y);
+	free(d->cand);
+	free(d->owner);
+	free(d->gstart);
+	free(d->gtargets);
+	memset(d, 0, sizeof(*d));
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int ds_add_rows(struct ds *d, size_t need)
+{
+	size_t c1 = d->cap, c2 = d->cap, c3 = d->cap, c4 = d->cap;
+
+	if (d->rows + need <= d->cap)
+		return 0;
+	if (mem_grow((void **)&d->x, &c1, (d->rows + need), FEAT_N * sizeof(float)) ||
+	    mem_grow((void **)&d->y, &c2, d->rows + need, 1) ||
+	    mem_grow((void **)&d->cand, &c3, d->rows + need, sizeof(uint64_t)) ||
+	    mem_grow((void **)&d->owner, &c4, d->rows + need, sizeof(uint64_t)))
+		return -1;
+	d->cap = c1 < c2 ? c1 : c2;
+	d->cap = d->cap < c3 ? d->cap : c3;
+	d->cap = d->cap < c4 ? d->cap : c4;
+	return 0;
+}
+
+/* Gather the examples of one level: split ev (sorted, adds) at frac. */
+static int collect(const struct graph_event *ev, size_t n, double frac,
+		   uint32_t max_members, struct ds *d, struct err *e)
+{
+	struct eval_split s;
+	struct rec_params p;
+	struct graph_view v;
+	struct graph *g = NULL;
+	struct rec_ctx *c = NULL;
+	uint64_t *targets = NULL, member;
+	size_t i, j, r, nt, gi = 0, c1;
+	uint32_t u;
+	int rc = -1, viewing = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (eval_split_make(ev, n, frac, 0, 0, &s, e))
+		return -1;
+	d->split_time = s.split_time;
+	if (!s.members) {
+		err_set(e, "no new pairs after the inner split time %u: too little data before the split",
+			s.split_time);
+		goto out;
+	}
+	c1 = 0;
+	if (!(g = graph_new(0)) || !(c = rec_ctx_new()) ||
+	    !(targets = mem_alloc(s.njudge, sizeof(*targets))) ||
+	    mem_grow((void **)&d->gstart, &c1, s.members + 1, sizeof(uint32_t)) ||
+	    !(d->gtargets = mem_alloc(s.members, sizeof(uint32_t)))) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	if (eval_build_graph(g, &s, e))
+		goto out;
+	rec_params_default(&p);
+	graph_view_begin(g, &v);
+	viewing = 1;
+	d->gstart[0] = 0;
+	for (i = 0; i < s.njudge; i = j, gi++) {
+		member = s.judge[i].member;
+		for (j = i, nt = 0; j < s.njudge && s.judge[j].member == member; j++)
+			targets[nt++] = s.judge[j].target;
+		/* an even sample of members when there are too many */
+		if (max_members && s.members > max_members &&
+		    (gi * max_members) / s.members ==
+			    ((gi + 1) * max_members) / s.members)
+			continue;
+		u = graph_lookup(&v, member);
+		if (rec_gather(c, &v, u, s.split_time, &p, 0, e))
+			goto out;
+		rec_sort(c); /* by score 0: member order, so rows are deterministic */
+		if (ds_add_rows(d, c->n)) {
+			err_set(e, "out of memory for training examples");
+			goto out;
+		}
+		for (r = 0; r < c->n; r++) {
+			size_t row = d->rows++;
+
+			for (uint32_t f = 0; f < FEAT_N; f++)
+				d->x[row * FEAT_N + f] = (float)c->it[r].x[f];
+			d->cand[row] = c->it[r].member;
+			d->owner[row] = member;
+			d->y[row] = bsearch(&c->it[r].member, targets, nt,
+					    sizeof(*targets), u64_cmp) != NULL;
+			d->pos += d->y[row];
+		}
+		d->gtargets[d->ngroups] = (uint32_t)nt;
+		d->gstart[++d->ngroups] = (uint32_t)d->rows;
+	}
+	rc = 0;
+out:
+	if (viewing)
+		graph_view_end(&v);
+	rec_ctx_free(c);
+	graph_free(g);
+	free(targets);
+	eval_split_release(&s);
+	if (rc)
+		ds_release(d);
+	return rc;
+}
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+	uint64_t z = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+struct config {
+	const char *set_name;
+	uint32_t nf;
+	uint8_t feat[FEAT_N];
+	double l2;
+	uint32_t negs;
+};
+
+/* Row r is used for fitting under c: positives always, negatives with
+ * probability negs / (negatives of its group). */
+static int row_used(const struct ds *d, size_t r, uint32_t gneg,
+		    uint32_t negs)
+{
+	if (d->y[r])
+		return 1;
+	if (gneg <= negs)
+		return 1;
+	return mix(d->owner[r], d->cand[r]) % gneg < negs;
+}
+
+/* Solve a x = b (n x n, row-major) in place by Gaussian elimination with
+ * partial pivoting; b becomes x. 0 or -1 when singular. */
+static int solve(double *a, double *b, uint32_t n)
+{
+	uint32_t i, j, k, p;
+	double t;
+
+	for (i = 0; i < n; i++) {
+		p = i;
+		for (j = i + 1; j < n; j++)
+			if (fabs(a[j * n + i]) > fabs(a[p * n + i]))
+				p = j;
+		if (fabs(a[p * n + i]) < 1e-12)
+			return -1;
+		if (p != i) {
+			for (k = 0; k < n; k++) {
+				t = a[i * n + k];
+				a[i * n + k] = a[p * n + k];
+				a[p * n + k] = t;
+			}
+			t = b[i];
+			b[i] = b[p];
+			b[p] = t;
+		}
+		for (j = i + 1; j < n; j++) {
+			t = a[j * n + i] / a[i * n + i];
+			for (k = i; k < n; k++)
+				a[j * n + k] -= t * a[i * n + k];
+			b[j] -= t * b[i];
+		}
+	}
+	for (i = n; i-- > 0;) {
+		for (k = i + 1; k < n; k++)
+			b[i] -= a[i * n + k] * b[k];
+		b[i] /= a[i * n + i];
+	}
+	return 0;
+}
+
+static int fit(const struct ds *d, const struct config *c, struct model *m,
+	       struct err *e)
+{
+	uint32_t nf = c->nf, D = nf + 1, i, j, it, gneg;
+	double H[(FEAT_N + 1) * (FEAT_N + 1)], g[FEAT_N + 1], w[FEAT_N + 1];
+	double cnt = 0, pr, q, step, hw;
+	size_t gi, r, nu = 0, k;
+	float *z = NULL;
+	uint8_t *y = NULL;
+	int rc = -1;
+
+	memset(m, 0, sizeof(*m));
+	m->nf = nf;
+	memcpy(m->feat, c->feat, nf);
+	/* the rows used, once: their standardised features in z */
+	if (!(z = mem_alloc(d->rows ? d->rows : 1, D * sizeof(float))) ||
+	    !(y = mem_alloc(d->rows ? d->rows : 1, 1))) {
+		err_set(e, "out of memory for the fit");
+		goto out;
+	}
+	for (gi = 0; gi < d->ngroups; gi++) {
+		for (gneg = 0, r = d->gstart[gi]; r < d->gstart[gi + 1]; r++)
+			gneg += !d->y[r];
+		for (r = d->gstart[gi]; r < d->gstart[gi + 1]; r++) {
+			if (!row_used(d, r, gneg, c->negs))
+				continue;
+			z[nu * D] = 1;
+			for (i = 0; i < nf; i++) {
+				double x = d->x[r * FEAT_N + c->feat[i]];
+
+				z[nu * D + i + 1] = (float)x;
+				m->mean[i] += x;
+				m->scale[i] += x * x;
+			}
+			y[nu++] = d->y[r];
+		}
+	}
+	cnt = (double)nu;
+	if (cnt < 2) {
+		err_set(e, "too few training examples (%zu)", nu);
+		goto out;
+	}
+	for (i = 0; i < nf; i++) {
+		m->mean[i] /= cnt;
+		m->scale[i] = sqrt(fmax(m->scale[i] / cnt - m->mean[i] * m->mean[i], 0));
+		if (!(m->scale[i] > 1e-9))
+			m->scale[i] = 1; /* constant feature: its weight stays ~0 */
+	}
+	for (k = 0; k < nu; k++)
+		for (i = 0; i < nf; i++)
+			z[k * D + i + 1] = (float)((z[k * D + i + 1] - m->mean[i]) / m->scale[i]);
+	memset(w, 0, sizeof(w));
+	for (it = 0; it < 30; it++) {
+		memset(H, 0, sizeof(H));
+		memset(g, 0, sizeof(g));
+		for (k = 0; k < nu; k++) {
+			const float *zk = &z[k * D];
+
+			for (q = 0, i = 0; i < D; i++)
+				q += w[i] * zk[i];
+			pr = 1 / (1 + exp(-q));
+			hw = pr * (1 - pr);
+			for (i = 0; i < D; i++) {
+				g[i] += (pr - y[k]) * zk[i];
+				for (j = i; j < D; j++)
+					H[i * D + j] += hw * zk[i] * zk[j];
+			}
+		}
+		for (i = 0; i < D; i++) {
+			for (j = 0; j < i; j++)
+				H[i * D + j] = H[j * D + i];
+			H[i * D + i] += i ? c->l2 : 1e-6;
+			g[i] += (i ? c->l2 : 1e-6) * w[i];
+		}
+		if (solve(H, g, D)) {
+			err_set(e, "training examples are degenerate (singular Hessian)");
+			goto out;
+		}
+		for (step = 0, i = 0; i < D; i++) {
+			w[i] -= g[i];
+			step = fmax(step, fabs(g[i]));
+		}
+		if (step < 1e-6)
+			break;
+	}
+	m->bias = w[0];
+	for (i = 0; i < nf; i++)
+		m->w[i] = w[i + 1];
+	rc = 0;
+out:
+	free(z);
+	free(y);
+	return rc;
+}
+
+struct scored {
+	double s;
+	uint64_t cand;
+	uint8_t y;
+};
+
+static int scored_cmp(const void *a, const void *b)
+{
+	const struct scored *x = a, *y = b;
+
+	if (x->s != y->s)
+		return x->s > y->s ? -1 : 1;
+	return x->cand < y->cand ? -1 : x->cand > y->cand;
+}
+
+/* recall@k of ranking each group by m (or by Adamic-Adar when m is NULL,
+ * positive scores only). */
+static double recall_at(const struct ds *d, const struct model *m,
+			uint32_t k, struct scored *buf)
+{
+	uint64_t hits = 0, rel = 0;
+	double x[FEAT_N];
+	size_t gi, r, n, i;
+
+	for (gi = 0; gi < d->ngroups; gi++) {
+		n = 0;
+		for (r = d->gstart[gi]; r < d->gstart[gi + 1]; r++) {
+			for (i = 0; i < FEAT_N; i++)
+				x[i] = d->x[r * FEAT_N + i];
+			buf[n].s = m ? model_score(m, x) : x[FEAT_ADAMIC_ADAR];
+			buf[n].cand = d->cand[r];
+			buf[n].y = d->y[r];
+			if (buf[n].s > 0)
+				n++;
+		}
+		qsort(buf, n, sizeof(*buf), scored_cmp);
+		for (i = 0; i < n && i < k; i++)
+			hits += buf[i].y;
+		rel += d->gtargets[gi];
+	}
+	return rel ? (double)hits / (double)rel : 0;
+}
+
+static uint32_t set_all(uint8_t *f)
+{
+	uint32_t i;
+
+	for (i = 0; i < FEAT_N; i++)
+		f[i] = (uint8_t)i;
+	return FEAT_N;
+}
+
+static uint32_t set_without(uint8_t *f, const int *drop, size_t nd)
+{
+	uint32_t i, n = 0;
+	size_t j;
+
+	for (i = 0; i < FEAT_N; i++) {
+		for (j = 0; j < nd && drop[j] != (int)i; j++)
+			;
+		if (j == nd)
+			f[n++] = (uint8_t)i;
+	}
+	return n;
+}
+
+int train_fit(const struct graph_event *ev, size_t n,
+	      const struct train_opts *o, train_progress_fn progress,
+	      void *pctx, struct model *out, struct train_info *info,
+	      struct err *e)
+{
+	static const int no_time[] = { FEAT_RECENT_MUTUAL, FEAT_MUTUAL_AGE,
+				       FEAT_CAND_AGE, FEAT_CAND_RECENT };
+	static const int no_gen[] = { FEAT_WALK, FEAT_PPR };
+	static const double l2s[] = { 0.1, 10 };
+	static const uint32_t negs[] = { 30, 300 };
+	struct config cfg[3 * 2 * 2], best;
+	struct eval_split outer;
+	struct ds d2, d3;
+	struct scored *buf = NULL;
+	struct model m;
+	size_t i, nc = 0, maxg = 0, gi;
+	double rec, best_rec = -1;
+	int rc = -1;
+
+	memset(info, 0, sizeof(*info));
+	memset(&d2, 0, sizeof(d2));
+	memset(&d3, 0, sizeof(d3));
+	if (eval_split_make(ev, n, o->split, o->use_time, o->split_time, &outer, e))
+		return -1;
+	info->split_time = outer.split_time;
+	if (progress)
+		progress(pctx, "level 2 examples");
+	if (collect(outer.train, outer.ntrain, o->split, o->max_members, &d2, e))
+		goto out;
+	if (progress)
+		progress(pctx, "level 3 examples");
+	/* level 3: the events up to T2, split again */
+	for (i = 0; i < outer.ntrain && outer.train[i].ts <= d2.split_time; i++)
+		;
+	if (collect(outer.train, i, o->split, o->max_members, &d3, e))
+		goto out;
+	info->t2 = d2.split_time;
+	info->t3 = d3.split_time;
+	info->rows2 = d2.rows;
+	info->pos2 = d2.pos;
+	info->members2 = d2.ngroups;
+	info->rows3 = d3.rows;
+	info->pos3 = d3.pos;
+	info->members3 = d3.ngroups;
+	for (gi = 0; gi < d2.ngroups; gi++)
+		maxg = d2.gstart[gi + 1] - d2.gstart[gi] > maxg ? d2.gstart[gi + 1] - d2.gstart[gi] : maxg;
+	if (!(buf = mem_alloc(maxg ? maxg : 1, sizeof(*buf)))) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	for (int s = 0; s < 3; s++)
+		for (i = 0; i < 2; i++)
+			for (size_t j = 0; j < 2; j++, nc++) {
+				struct config *c = &cfg[nc];
+
+				c->set_name = s == 0 ? "all" : s == 1 ? "no-time" : "no-walk";
+				c->nf = s == 0 ? set_all(c->feat)
+					: s == 1 ? set_without(c->feat, no_time, 4)
+						 : set_without(c->feat, no_gen, 2);
+				c->l2 = l2s[i];
+				c->negs = negs[j];
+			}
+	if (progress)
+		progress(pctx, "choosing features and regularisation");
+	for (i = 0; i < nc; i++) {
+		if (fit(&d3, &cfg[i], &m, e))
+			goto out;
+		model_set_name(&m, "x", "x");
+		rec = recall_at(&d2, &m, o->k, buf);
+		if (rec > best_rec) { /* ties keep the earlier (simpler grid order) */
+			best_rec = rec;
+			best = cfg[i];
+		}
+	}
+	info->val_recall = best_rec;
+	info->val_recall_aa = recall_at(&d2, NULL, o->k, buf);
+	info->l2 = best.l2;
+	info->negs = best.negs;
+	info->feature_set = best.set_name;
+	if (progress)
+		progress(pctx, "final fit");
+	if (fit(&d2, &best, out, e))
+		goto out;
+	model_set_name(out, o->name, o->version);
+	out->builtin = 0;
+	rc = 0;
+out:
+	free(buf);
+	ds_release(&d2);
+	ds_release(&d3);
+	eval_split_release(&outer);
+	return rc;
+}
+
+void train_info_json(const struct train_info *info, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "{\"split_time\":%u,\"t2\":%u,\"t3\":%u,\"rows\":%llu,\"positives\":%llu,"
+		 "\"members\":%llu,\"feature_set\":\"%s\",\"l2\":%g,\"negatives_per_member\":%u,"
+		 "\"validation_recall\":%.6f,\"validation_recall_aa\":%.6f}",
+		 info->split_time, info->t2, info->t3,
+		 (unsigned long long)info->rows2, (unsigned long long)info->pos2,
+		 (unsigned long long)info->members2,
+		 info->feature_set ? info->feature_set : "", info->l2, info->negs,
+		 info->val_recall, info->val_recall_aa);
+}

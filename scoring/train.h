@@ -1,0 +1,71 @@
+/*
+ * train.h - fitting a ranking model on the training period of an event
+ * file, never looking past the split time.
+ *
+ * How (all deterministic):
+ * 1. Split the events as eval does (split time T); keep events ts <= T.
+ * 2. Split that period again with the same fraction (T2), and once more
+ *    (T3 within ts <= T2). Each level gives a graph and the pairs that
+ *    appear after it: level 3 (graph at T3, pairs in (T3, T2]) and level 2
+ *    (graph at T2, pairs in (T2, T]).
+ * 3. For each judged member of a level, the serving pipeline (rec_gather
+ *    with the serving defaults, now = that level's split time) gives the
+ *    candidates a served answer would rank, with their features; a
+ *    candidate is positive when it is one of the member's new pairs.
+ * 4. Each configuration of a small grid (feature set, L2 strength,
+ *    negatives per member) is fitted on level 3 and judged by recall@k on
+ *    level 2; the best is refitted on level 2 and returned.
+ * Logistic regression by Newton's method with L2 on the weights (not the
+ * bias), features standardised by the fitting data's mean and deviation.
+ */
+#ifndef TRIAD_TRAIN_H
+#define TRIAD_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "graph.h"
+#include "model.h"
+
+struct train_opts {
+	double split;          /* fraction, as eval --split */
+	int use_time;          /* 1: split_time instead of split */
+	uint32_t split_time;
+	uint32_t k;            /* recall@k used to choose the configuration */
+	uint32_t max_members;  /* judged members sampled per level (0: all) */
+	const char *name;      /* model name */
+	const char *version;   /* model version */
+};
+
+/* split 0.8, k 10, max_members 4000, name "lr", version "1". */
+void train_opts_default(struct train_opts *o);
+
+/* What train_fit did, for the report and the model's "info". */
+struct train_info {
+	uint32_t split_time, t2, t3;
+	uint64_t rows2, pos2, members2; /* level 2 examples, positives, members */
+	uint64_t rows3, pos3, members3;
+	double val_recall;              /* chosen configuration's level-2 recall@k */
+	double val_recall_aa;           /* Adamic-Adar on the same candidates */
+	double l2;                      /* chosen L2 strength */
+	uint32_t negs;                  /* chosen negatives per member */
+	const char *feature_set;        /* chosen feature set's name */
+};
+
+/* Called now and then with a phase name (may be NULL). */
+typedef void (*train_progress_fn)(void *ctx, const char *phase);
+
+/*
+ * Fit a model on events ev[0..n) into *out (builtin = 0). Returns 0, or -1
+ * with e filled (too little data before the split, out of memory).
+ */
+int train_fit(const struct graph_event *ev, size_t n,
+	      const struct train_opts *o, train_progress_fn progress,
+	      void *pctx, struct model *out, struct train_info *info,
+	      struct err *e);
+
+/* The model's "info" JSON object text for info (into buf, NUL-ended). */
+void train_info_json(const struct train_info *info, char *buf, size_t len);
+
+#endif

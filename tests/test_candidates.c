@@ -1,0 +1,422 @@
+/*
+ * test_candidates.c - the candidate generators against brute force.
+ *
+ * Small random graphs are held both in the compressed graph and in a plain
+ * adjacency matrix; friends of friends must find exactly the 2-hop
+ * non-neighbours with exact mutual counts, PPR must agree with power
+ * iteration, no generator may ever surface the member or a neighbour,
+ * answers repeat exactly, deadlines stop the work, and a hub of 200k
+ * leaves costs no more than the bounds the headers state.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cand.h"
+#include "fof.h"
+#include "graph.h"
+#include "ppr.h"
+#include "walk.h"
+
+#define NV 80
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static uint64_t ext(uint32_t i)
+{
+	return 1000003u * (uint64_t)i + 17u; /* sparse member ids */
+}
+
+/* A random graph of NV members into g and adj (NV x NV 0/1). Returns the
+ * vertex id of each member index in vid[]. */
+static struct graph *random_graph(uint64_t seed, double p, uint8_t *adj,
+				  uint32_t *vid)
+{
+	struct graph_event *ev = malloc(NV * NV * sizeof(*ev));
+	struct graph *g = graph_new(0);
+	struct graph_view v;
+	size_t n = 0;
+	uint32_t i, j;
+
+	memset(adj, 0, NV * NV);
+	/* every member gets one edge to the next so all are vertices */
+	for (i = 0; i < NV; i++)
+		for (j = i + 1; j < NV; j++)
+			if (j == i + 1 || (double)(rnd(&seed) % 10000) < p * 10000) {
+				ev[n].src = ext(i);
+				ev[n].dst = ext(j);
+				ev[n].ts = 1000000 + (uint32_t)(rnd(&seed) % 5000000);
+				ev[n].op = GRAPH_ADD;
+				n++;
+				adj[i * NV + j] = adj[j * NV + i] = 1;
+			}
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	for (i = 0; i < NV; i++)
+		vid[i] = graph_lookup(&v, ext(i));
+	graph_view_end(&v);
+	free(ev);
+	return g;
+}
+
+static uint32_t idx_of(const uint32_t *vid, uint32_t v)
+{
+	for (uint32_t i = 0; i < NV; i++)
+		if (vid[i] == v)
+			return i;
+	return UINT32_MAX;
+}
+
+START_TEST(fof_matches_brute_force)
+{
+	static uint8_t adj[NV * NV];
+	uint32_t vid[NV];
+	struct cand_ctx *c = cand_ctx_new();
+	struct fof_params p;
+	struct graph_view v;
+	struct cand_run run;
+
+	fof_params_default(&p);
+	for (uint64_t seed = 1; seed <= 8; seed++) {
+		struct graph *g = random_graph(seed * 7919, 0.02 + 0.02 * (double)seed, adj, vid);
+
+		graph_view_begin(g, &v);
+		for (uint32_t u = 0; u < NV; u++) {
+			uint32_t found = 0, expect = 0;
+
+			ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
+			ck_assert_int_eq(fof_run(c, &v, &p, 0, &run, NULL), 0);
+			ck_assert_int_eq(run.cut, 0);
+			for (uint32_t x = 0; x < NV; x++) {
+				uint32_t m = 0;
+				double aa = 0;
+				struct cand *s = cand_find(c, vid[x]);
+
+				for (uint32_t w = 0; w < NV; w++)
+					if (adj[u * NV + w] && adj[w * NV + x]) {
+						uint32_t dw = 0;
+
+						for (uint32_t y = 0; y < NV; y++)
+							dw += adj[w * NV + y];
+						m++;
+						aa += 1 / log((double)dw);
+					}
+				if (x == u || adj[u * NV + x]) {
+					/* excluded, never a candidate */
+					ck_assert(cand_is_excluded(c, vid[x]));
+					ck_assert(!s || (s->flags & CAND_EXCL));
+					ck_assert(!s || !(s->flags & CAND_FOF));
+					continue;
+				}
+				if (m) {
+					expect++;
+					ck_assert_ptr_nonnull(s);
+					ck_assert(s->flags & CAND_FOF);
+					ck_assert_uint_eq(s->mutual, m);
+					ck_assert_msg(fabs(s->aa - aa) < 1e-4 * (1 + aa),
+						      "aa %g, reference %g", s->aa, aa);
+				} else {
+					ck_assert(!s || !(s->flags & CAND_FOF));
+				}
+				ck_assert(x == u || adj[u * NV + x] || !cand_is_excluded(c, vid[x]));
+			}
+			for (size_t i = 0; i < c->n; i++)
+				found += (c->c[i].flags & CAND_FOF) != 0;
+			ck_assert_uint_eq(found, expect);
+		}
+		graph_view_end(&v);
+		graph_free(g);
+	}
+	cand_ctx_free(c);
+}
+END_TEST
+
+/* PPR by power iteration on the matrix: p = alpha e_u + (1-alpha) p W. */
+static void ppr_reference(const uint8_t *adj, uint32_t u, double alpha,
+			  double *p)
+{
+	double r[NV], nr[NV];
+	uint32_t deg[NV], i, j, it;
+
+	for (i = 0; i < NV; i++) {
+		deg[i] = 0;
+		for (j = 0; j < NV; j++)
+			deg[i] += adj[i * NV + j];
+		p[i] = 0;
+		r[i] = i == u;
+	}
+	for (it = 0; it < 400; it++) {
+		memset(nr, 0, sizeof(nr));
+		for (i = 0; i < NV; i++) {
+			p[i] += alpha * r[i];
+			for (j = 0; j < NV; j++)
+				if (adj[i * NV + j])
+					nr[j] += (1 - alpha) * r[i] / deg[i];
+		}
+		memcpy(r, nr, sizeof(r));
+	}
+}
+
+START_TEST(ppr_matches_power_iteration)
+{
+	static uint8_t adj[NV * NV];
+	uint32_t vid[NV];
+	double ref[NV];
+	struct cand_ctx *c = cand_ctx_new();
+	struct ppr_params p = { 0.15f, 1e-7f, 1000000 };
+	struct graph_view v;
+	struct graph *g = random_graph(4242, 0.06, adj, vid);
+
+	graph_view_begin(g, &v);
+	for (uint32_t u = 0; u < NV; u += 7) {
+		ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
+		ck_assert_int_eq(ppr_run(c, &v, &p, 0, NULL, NULL), 0);
+		ppr_reference(adj, u, 0.15, ref);
+		for (uint32_t x = 0; x < NV; x++) {
+			struct cand *s = cand_find(c, vid[x]);
+			double got = s ? s->ppr : 0;
+
+			ck_assert_msg(fabs(got - ref[x]) < 2e-4,
+				      "member %u: ppr %g, reference %g", x, got, ref[x]);
+			if (s && (s->flags & CAND_PPR))
+				ck_assert(x != u && !adj[u * NV + x]);
+		}
+	}
+	graph_view_end(&v);
+	graph_free(g);
+	cand_ctx_free(c);
+}
+END_TEST
+
+START_TEST(walk_exclusions_and_determinism)
+{
+	static uint8_t adj[NV * NV];
+	uint32_t vid[NV], *visits = calloc(NV, sizeof(uint32_t));
+	struct cand_ctx *c = cand_ctx_new(), *c2 = cand_ctx_new();
+	struct walk_params p;
+	struct graph_view v;
+	struct graph *g = random_graph(99, 0.05, adj, vid);
+	struct cand_run r1, r2;
+
+	walk_params_default(&p);
+	graph_view_begin(g, &v);
+	for (uint32_t u = 0; u < NV; u++) {
+		uint64_t total = 0;
+
+		ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
+		ck_assert_int_eq(walk_run(c, &v, &p, 0, &r1, NULL), 0);
+		ck_assert_int_eq(r1.cut, 0);
+		ck_assert_uint_le(r1.steps, p.steps);
+		for (uint32_t x = 0; x < NV; x++) {
+			struct cand *s = cand_find(c, vid[x]);
+
+			visits[x] = s ? s->visits : 0;
+			total += visits[x];
+			if (x == u || adj[u * NV + x])
+				ck_assert_uint_eq(visits[x], 0);
+			/* a landing needs a path: walks only follow edges */
+			if (visits[x])
+				ck_assert(s->flags & CAND_WALK);
+		}
+		ck_assert_uint_gt(r1.steps, 0);
+		ck_assert_uint_le(total, r1.steps);
+		/* the same query on another context gives the same visits */
+		ck_assert_int_eq(cand_begin(c2, &v, vid[u], NULL), 0);
+		ck_assert_int_eq(walk_run(c2, &v, &p, 0, &r2, NULL), 0);
+		ck_assert_uint_eq(r1.steps, r2.steps);
+		for (uint32_t x = 0; x < NV; x++) {
+			struct cand *s = cand_find(c2, vid[x]);
+
+			ck_assert_uint_eq(s ? s->visits : 0, visits[x]);
+		}
+	}
+	graph_view_end(&v);
+	graph_free(g);
+	cand_ctx_free(c);
+	cand_ctx_free(c2);
+	free(visits);
+	(void)idx_of;
+}
+END_TEST
+
+START_TEST(deadline_stops_generators)
+{
+	static uint8_t adj[NV * NV];
+	uint32_t vid[NV];
+	struct cand_ctx *c = cand_ctx_new();
+	struct fof_params fp;
+	struct walk_params wp;
+	struct ppr_params pp;
+	struct cand_run r;
+	struct graph_view v;
+	struct graph *g = random_graph(5, 0.2, adj, vid);
+	uint64_t past = 1; /* a monotonic time long gone */
+
+	fof_params_default(&fp);
+	walk_params_default(&wp);
+	ppr_params_default(&pp);
+	graph_view_begin(g, &v);
+	ck_assert_int_eq(cand_begin(c, &v, vid[3], NULL), 0);
+	ck_assert_int_eq(fof_run(c, &v, &fp, past, &r, NULL), 0);
+	ck_assert_int_eq(r.cut, 1);
+	ck_assert_uint_eq(r.steps, 0);
+	ck_assert_int_eq(walk_run(c, &v, &wp, past, &r, NULL), 0);
+	ck_assert_int_eq(r.cut, 1);
+	ck_assert_uint_eq(r.steps, 0);
+	ck_assert_int_eq(ppr_run(c, &v, &pp, past, &r, NULL), 0);
+	ck_assert_int_eq(r.cut, 1);
+	ck_assert_uint_eq(r.steps, 0);
+	/* a deadline far ahead cuts nothing */
+	ck_assert_int_eq(cand_begin(c, &v, vid[3], NULL), 0);
+	ck_assert_int_eq(fof_run(c, &v, &fp, cand_now_ns() + 60000000000ull, &r, NULL), 0);
+	ck_assert_int_eq(r.cut, 0);
+	graph_view_end(&v);
+	graph_free(g);
+	cand_ctx_free(c);
+}
+END_TEST
+
+#define HUB_LEAVES 200000u
+
+START_TEST(bounded_work_on_a_huge_hub)
+{
+	struct graph_event *ev = malloc((HUB_LEAVES + 64) * sizeof(*ev));
+	struct graph *g = graph_new(0);
+	struct cand_ctx *c = cand_ctx_new();
+	struct fof_params fp;
+	struct walk_params wp;
+	struct ppr_params pp;
+	struct cand_run r;
+	struct graph_view v;
+	size_t n = 0;
+	uint32_t i, hub, leaf, bound;
+
+	/* a star: member 1 with 200k leaves, plus a small clique among
+	 * leaves 2..33 so some leaves have real friends of friends */
+	for (i = 0; i < HUB_LEAVES; i++)
+		ev[n++] = (struct graph_event){ 1, 100 + i, 1000000 + i * GRAPH_TS_RES, GRAPH_ADD };
+	for (i = 0; i < 32; i++)
+		ev[n++] = (struct graph_event){ 100 + i, 100 + (i + 1) % 32, 5000000, GRAPH_ADD };
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	fof_params_default(&fp);
+	walk_params_default(&wp);
+	ppr_params_default(&pp);
+	bound = fp.max_total + fp.max_read + fp.max_expand * fp.hub_read +
+		fp.max_expand;
+	graph_view_begin(g, &v);
+	hub = graph_lookup(&v, 1);
+	leaf = graph_lookup(&v, 100 + 5);
+	/* a leaf: the hub is its intermediate and gives only its newest */
+	ck_assert_int_eq(cand_begin(c, &v, leaf, NULL), 0);
+	ck_assert_int_eq(fof_run(c, &v, &fp, 0, &r, NULL), 0);
+	ck_assert_uint_le(r.edges_read, bound);
+	ck_assert_uint_le(r.edges_read, 3 + 2 * (fp.hub_read + 2));
+	/* the newest leaves (the highest numbered) are among the candidates */
+	ck_assert_ptr_nonnull(cand_find(c, graph_lookup(&v, 100 + HUB_LEAVES - 1)));
+	ck_assert(cand_find(c, graph_lookup(&v, 100 + HUB_LEAVES - 1))->flags & CAND_FOF);
+	ck_assert_int_eq(walk_run(c, &v, &wp, 0, &r, NULL), 0);
+	ck_assert_uint_le(r.steps, wp.steps);
+	ck_assert_int_eq(ppr_run(c, &v, &pp, 0, &r, NULL), 0);
+	ck_assert_uint_le(r.edges_read, (uint64_t)(1.0 / (pp.alpha * pp.eps)) + 1);
+	/* the hub: expansion capped at max_expand intermediates */
+	ck_assert_int_eq(cand_begin(c, &v, hub, NULL), 0);
+	ck_assert_uint_eq(c->excl_read, HUB_LEAVES);
+	ck_assert_int_eq(fof_run(c, &v, &fp, 0, &r, NULL), 0);
+	ck_assert_uint_le(r.steps, fp.max_expand);
+	ck_assert_uint_le(r.edges_read, bound + HUB_LEAVES); /* + u's own list */
+	for (size_t k = 0; k < c->n; k++)
+		ck_assert(!(c->c[k].flags & CAND_FOF)); /* all are neighbours */
+	ck_assert_int_eq(ppr_run(c, &v, &pp, 0, &r, NULL), 0);
+	ck_assert_uint_le(r.edges_read, (uint64_t)(1.0 / (pp.alpha * pp.eps)) + 1);
+	graph_view_end(&v);
+	graph_free(g);
+	cand_ctx_free(c);
+	free(ev);
+}
+END_TEST
+
+START_TEST(capped_expansion_takes_the_newest)
+{
+	enum { D = 600, CAP = 50 };
+	struct graph_event ev[2 * D];
+	struct graph *g = graph_new(0);
+	struct cand_ctx *c = cand_ctx_new();
+	struct fof_params fp;
+	struct cand_run r;
+	struct graph_view v;
+	uint32_t ts[D], sorted[D], i, cut, found = 0;
+	uint64_t s = 4711;
+
+	/* member 1 has D friends 1000+i with shuffled times; each friend
+	 * has one friend of its own, 5000+i: the capped run must reach
+	 * exactly the leaves behind the CAP newest friends */
+	for (i = 0; i < D; i++) {
+		ts[i] = 1000000 + (uint32_t)(rnd(&s) % 100000) * GRAPH_TS_RES;
+		ev[2 * i] = (struct graph_event){ 1, 1000 + i, ts[i], GRAPH_ADD };
+		ev[2 * i + 1] = (struct graph_event){ 1000 + i, 5000 + i, 1000, GRAPH_ADD };
+		sorted[i] = ts[i];
+	}
+	ck_assert_int_eq(graph_build(g, ev, 2 * D, 0, NULL, NULL), 0);
+	for (i = 1; i < D; i++) /* insertion sort, descending */
+		for (uint32_t j = i; j > 0 && sorted[j - 1] < sorted[j]; j--) {
+			uint32_t t = sorted[j];
+
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	cut = sorted[CAP - 1];
+	ck_assert_uint_gt(cut, sorted[CAP]); /* distinct with this seed */
+	fof_params_default(&fp);
+	fp.max_expand = CAP;
+	graph_view_begin(g, &v);
+	ck_assert_int_eq(cand_begin(c, &v, graph_lookup(&v, 1), NULL), 0);
+	ck_assert_int_eq(fof_run(c, &v, &fp, 0, &r, NULL), 0);
+	ck_assert_uint_eq(r.steps, CAP);
+	for (i = 0; i < D; i++) {
+		struct cand *x = cand_find(c, graph_lookup(&v, 5000 + i));
+		int reached = x && (x->flags & CAND_FOF);
+
+		ck_assert_int_eq(reached, ts[i] >= cut);
+		found += reached;
+	}
+	ck_assert_uint_eq(found, CAP);
+	graph_view_end(&v);
+	graph_free(g);
+	cand_ctx_free(c);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("candidates");
+	TCase *t = tcase_create("core");
+
+	tcase_set_timeout(t, 60);
+	tcase_add_test(t, fof_matches_brute_force);
+	tcase_add_test(t, ppr_matches_power_iteration);
+	tcase_add_test(t, walk_exclusions_and_determinism);
+	tcase_add_test(t, deadline_stops_generators);
+	tcase_add_test(t, bounded_work_on_a_huge_hub);
+	tcase_add_test(t, capped_expansion_takes_the_newest);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *r = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,222 @@
+/*
+ * test_eval.c - the evaluation protocol and training.
+ *
+ * Metrics against a hand-computed example, the split rules against a
+ * hand-worked event list, every method on a graph where the right answer
+ * is known, and training on a generated temporal graph where the members who
+ * attract new links change over time: the fitted model must find them
+ * better than Adamic-Adar and resource allocation, which cannot see time,
+ * and fit the same way twice.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "graph.h"
+#include "model.h"
+#include "train.h"
+
+static void close_to(double got, double want, const char *what)
+{
+	ck_assert_msg(fabs(got - want) < 1e-9, "%s: got %.12g, want %.12g",
+		      what, got, want);
+}
+
+START_TEST(metrics_match_hand_computation)
+{
+	struct eval_acc acc;
+	struct eval_metrics m;
+	const uint64_t r1[] = { 5, 7, 9 }, t1[] = { 7, 9, 11 };
+	const uint64_t r2[] = { 1 }, t2[] = { 2 };
+
+	memset(&acc, 0, sizeof(acc));
+	eval_judge(r1, 3, t1, 3, 3, &acc);
+	eval_judge(r2, 1, t2, 1, 3, &acc);
+	eval_metrics(&acc, 3, &m);
+	ck_assert_uint_eq(acc.hits, 2);
+	ck_assert_uint_eq(acc.relevant, 4);
+	ck_assert_uint_eq(acc.members, 2);
+	close_to(m.recall, 2.0 / 4.0, "recall");
+	close_to(m.precision, 2.0 / (3.0 * 2.0), "precision");
+	close_to(m.mrr, (0.5 + 0) / 2, "mrr");
+	/* member 1: hits at ranks 2 and 3 of 3 relevant */
+	close_to(m.ndcg, ((1 / log2(3) + 1 / log2(4)) / (1 + 1 / log2(3) + 1 / log2(4)) + 0) / 2,
+		 "ndcg");
+}
+END_TEST
+
+START_TEST(split_follows_the_protocol)
+{
+	const struct graph_event ev[] = {
+		{ 1, 2, 10, GRAPH_ADD }, { 2, 3, 5, GRAPH_ADD },
+		{ 3, 3, 7, GRAPH_ADD },  { 1, 3, 20, GRAPH_ADD },
+		{ 2, 1, 30, GRAPH_ADD }, { 3, 4, 15, GRAPH_ADD },
+		{ 4, 5, 40, GRAPH_ADD }, { 1, 4, 25, GRAPH_ADD },
+	};
+	struct eval_split s;
+	struct err e = { "" };
+
+	/* 7 events without the self-loop; floor(0.5 * 7) = 3 -> ts 20 */
+	ck_assert_int_eq(eval_split_make(ev, 8, 0.5, 0, 0, &s, &e), 0);
+	ck_assert_uint_eq(s.split_time, 20);
+	ck_assert_uint_eq(s.ntrain, 4);
+	for (size_t i = 1; i < s.ntrain; i++)
+		ck_assert_uint_le(s.train[i - 1].ts, s.train[i].ts);
+	/* {1,4} only: {1,2} repeats a training pair, 5 is new */
+	ck_assert_uint_eq(s.test_pairs, 1);
+	ck_assert_uint_eq(s.members, 2);
+	ck_assert_uint_eq(s.njudge, 2);
+	ck_assert_uint_eq(s.judge[0].member, 1);
+	ck_assert_uint_eq(s.judge[0].target, 4);
+	ck_assert_uint_eq(s.judge[1].member, 4);
+	ck_assert_uint_eq(s.judge[1].target, 1);
+	eval_split_release(&s);
+	/* given time 12: training {2,3},{1,2}; only {1,3} qualifies */
+	ck_assert_int_eq(eval_split_make(ev, 8, 0, 1, 12, &s, &e), 0);
+	ck_assert_uint_eq(s.split_time, 12);
+	ck_assert_uint_eq(s.test_pairs, 1);
+	ck_assert_uint_eq(s.judge[0].member, 1);
+	ck_assert_uint_eq(s.judge[0].target, 3);
+	eval_split_release(&s);
+	/* stable: equal ts keep file order (the fraction lands on a tie) */
+	ck_assert_int_eq(eval_split_make(ev, 8, 1.0, 0, 0, &s, &e), 0);
+	ck_assert_uint_eq(s.split_time, 40);
+	ck_assert_uint_eq(s.test_pairs, 0);
+	eval_split_release(&s);
+	ck_assert_int_eq(eval_split_make(ev, 8, 1.5, 0, 0, &s, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "1.5"));
+}
+END_TEST
+
+#define GROUPS 50
+
+START_TEST(every_method_finds_the_obvious_answer)
+{
+	struct graph_event ev[3 * GROUPS];
+	struct eval_report r;
+	struct err e = { "" };
+	unsigned methods = (1u << EVAL_NMETHODS) - 1, h;
+	size_t n = 0;
+
+	/* disjoint paths a-b-c before the split; a-c after it */
+	for (uint64_t i = 0; i < GROUPS; i++) {
+		ev[n++] = (struct graph_event){ 3 * i + 1, 3 * i + 2, (uint32_t)(100 + i), GRAPH_ADD };
+		ev[n++] = (struct graph_event){ 3 * i + 3, 3 * i + 2, (uint32_t)(200 + i), GRAPH_ADD };
+		ev[n++] = (struct graph_event){ 3 * i + 3, 3 * i + 1, (uint32_t)(1000 + i), GRAPH_ADD };
+	}
+	ck_assert_int_eq(eval_run(ev, n, 0, 1, 500, 10, methods, model_default(),
+				  NULL, NULL, &r, &e), 0);
+	ck_assert_uint_eq(r.test_pairs, GROUPS);
+	ck_assert_uint_eq(r.members, 2 * GROUPS);
+	for (h = 0; h < EVAL_NMETHODS; h++) {
+		ck_assert_msg(r.acc[h].hits == 2 * GROUPS, "%s: %llu hits",
+			      eval_method_name(h), (unsigned long long)r.acc[h].hits);
+		close_to(r.m[h].recall, 1, "recall");
+		close_to(r.m[h].precision, 0.1, "precision");
+		close_to(r.m[h].mrr, 1, "mrr");
+		close_to(r.m[h].ndcg, 1, "ndcg");
+	}
+	ck_assert_int_eq(eval_methods_parse("aa,model", &methods, &e), 0);
+	ck_assert_uint_eq(methods, (1u << EVAL_AA) | (1u << EVAL_MODEL));
+	ck_assert_int_eq(eval_methods_parse("aa,bogus", &methods, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "\"bogus\""));
+}
+END_TEST
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+#define NM 1000
+#define HOT 20
+#define ERA 1500
+
+/*
+ * A temporal graph where who attracts new links changes over time: in
+ * each era of ERA events, 60% of the links go from a random member to
+ * one of HOT members picked for that era, the rest join random pairs.
+ * Last era's stars keep their degree (and their many common neighbours)
+ * but stop attracting links, so only time tells the future apart.
+ */
+static size_t shifting_stars_stream(struct graph_event *ev, size_t n)
+{
+	uint64_t s = 88172645463325252ull, hot[HOT], x, z;
+	size_t i, m = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i % ERA == 0)
+			for (uint32_t h = 0; h < HOT; h++)
+				hot[h] = rnd(&s) % NM;
+		x = rnd(&s) % NM;
+		z = rnd(&s) % 100 < 60 ? hot[rnd(&s) % HOT] : rnd(&s) % NM;
+		if (x == z)
+			continue;
+		ev[m++] = (struct graph_event){ x, z, (uint32_t)(1000000 + i * 3600), GRAPH_ADD };
+	}
+	return m;
+}
+
+START_TEST(training_learns_recency)
+{
+	static struct graph_event ev[5000];
+	size_t n = shifting_stars_stream(ev, 5000);
+	struct train_opts o;
+	struct train_info info, info2;
+	struct model m, m2;
+	struct eval_report r;
+	struct err e = { "" };
+
+	train_opts_default(&o);
+	ck_assert_msg(train_fit(ev, n, &o, NULL, NULL, &m, &info, &e) == 0, "%s", e.msg);
+	ck_assert_uint_gt(info.pos2, 0);
+	ck_assert_uint_lt(info.t3, info.t2);
+	ck_assert_uint_lt(info.t2, info.split_time);
+	/* deterministic */
+	ck_assert_int_eq(train_fit(ev, n, &o, NULL, NULL, &m2, &info2, &e), 0);
+	ck_assert_uint_eq(m.nf, m2.nf);
+	for (uint32_t i = 0; i < m.nf; i++)
+		ck_assert(m.w[i] == m2.w[i] && m.mean[i] == m2.mean[i]);
+	model_set_name(&m, "t", "1");
+	ck_assert_int_eq(eval_run(ev, n, 0.8, 0, 0, 10,
+				  (1u << EVAL_AA) | (1u << EVAL_RA) | (1u << EVAL_MODEL),
+				  &m, NULL, NULL, &r, &e), 0);
+	ck_assert_uint_eq(r.split_time, info.split_time);
+	fprintf(stderr, "model %.4f, aa %.4f, ra %.4f\n", r.m[EVAL_MODEL].recall, r.m[EVAL_AA].recall, r.m[EVAL_RA].recall);
+	ck_assert_msg(r.m[EVAL_MODEL].recall > 1.2 * r.m[EVAL_AA].recall &&
+			      r.m[EVAL_MODEL].recall > 1.2 * r.m[EVAL_RA].recall,
+		      "model %.4f, aa %.4f, ra %.4f", r.m[EVAL_MODEL].recall,
+		      r.m[EVAL_AA].recall, r.m[EVAL_RA].recall);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("eval");
+	TCase *t = tcase_create("core");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, metrics_match_hand_computation);
+	tcase_add_test(t, split_follows_the_protocol);
+	tcase_add_test(t, every_method_finds_the_obvious_answer);
+	tcase_add_test(t, training_learns_recency);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *r = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}

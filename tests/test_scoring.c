@@ -1,0 +1,462 @@
+/*
+ * test_scoring.c - features, model files and the JSON answer.
+ *
+ * Features are checked against slow textbook formulas over a plain
+ * adjacency matrix (and Jaccard against igraph_similarity_jaccard); model
+ * files round-trip and every malformed one is refused with a message
+ * naming the file and the field; answers parse as JSON (json-c), never
+ * hold the member, a neighbour or a dismissed candidate, and repeat.
+ */
+#include <check.h>
+#include <igraph.h>
+#include <json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "feat.h"
+#include "graph.h"
+#include "model.h"
+#include "recommend.h"
+
+#define NV 60
+#define NOW 9000000u
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static uint64_t ext(uint32_t i)
+{
+	return 7777u * (uint64_t)i + 5u;
+}
+
+/* tsm[i*NV+j]: 0 no edge, else the stored (rounded) ts. */
+static struct graph *random_graph(uint64_t seed, double p, uint32_t *tsm,
+				  uint32_t *vid)
+{
+	struct graph_event *ev = malloc(NV * NV * sizeof(*ev));
+	struct graph *g = graph_new(0);
+	struct graph_view v;
+	size_t n = 0;
+	uint32_t i, j, ts;
+
+	memset(tsm, 0, NV * NV * sizeof(*tsm));
+	for (i = 0; i < NV; i++)
+		for (j = i + 1; j < NV; j++)
+			if (j == i + 1 || (double)(rnd(&seed) % 10000) < p * 10000) {
+				ts = 1000000 + (uint32_t)(rnd(&seed) % 8000000);
+				ev[n++] = (struct graph_event){ ext(i), ext(j), ts, GRAPH_ADD };
+				ts = ts / GRAPH_TS_RES * GRAPH_TS_RES;
+				tsm[i * NV + j] = tsm[j * NV + i] = ts;
+			}
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	for (i = 0; i < NV; i++)
+		vid[i] = graph_lookup(&v, ext(i));
+	graph_view_end(&v);
+	free(ev);
+	return g;
+}
+
+static double age(uint32_t ts)
+{
+	return ts >= NOW ? 0 : (double)(NOW - ts);
+}
+
+static int desc_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x > y ? -1 : x < y;
+}
+
+static void close_to(double got, double want, const char *what)
+{
+	ck_assert_msg(fabs(got - want) <= 1e-9 * (1 + fabs(want)),
+		      "%s: got %.12g, want %.12g", what, got, want);
+}
+
+START_TEST(features_match_textbook_formulas)
+{
+	static uint32_t tsm[NV * NV];
+	uint32_t vid[NV], deg[NV], i, u, c, w;
+	struct graph_view v;
+	struct graph *g = random_graph(31337, 0.12, tsm, vid);
+	struct feat_in in = { 7, 0.003f };
+	struct feat_via via;
+	double x[FEAT_N];
+
+	for (i = 0; i < NV; i++) {
+		deg[i] = 0;
+		for (w = 0; w < NV; w++)
+			deg[i] += tsm[i * NV + w] != 0;
+	}
+	graph_view_begin(g, &v);
+	for (u = 0; u < NV; u++)
+		for (c = 0; c < NV; c++) {
+			double m = 0, aa = 0, ra = 0, rec = 0, newest = 0;
+			uint32_t cts[NV], nc = 0, recent = 0, newest_w = 0, k;
+
+			if (c == u)
+				continue;
+			for (w = 0; w < NV; w++) {
+				uint32_t a = tsm[u * NV + w], b = tsm[c * NV + w];
+
+				if (tsm[c * NV + w])
+					cts[nc++] = tsm[c * NV + w];
+				if (!a || !b)
+					continue;
+				m++;
+				aa += 1 / log((double)deg[w]);
+				ra += 1.0 / deg[w];
+				rec += exp(-(age(a) + age(b)) / FEAT_TAU);
+				if ((a > b ? a : b) > newest) {
+					newest = a > b ? a : b;
+					newest_w = w;
+				}
+			}
+			qsort(cts, nc, sizeof(*cts), desc_u32);
+			for (k = 0; k < nc && k < 32; k++)
+				recent += age(cts[k]) < FEAT_TAU;
+			feat_compute(&v, vid[u], vid[c], NOW, &in, x, &via);
+			close_to(x[FEAT_MUTUAL], m, "mutual");
+			close_to(x[FEAT_ADAMIC_ADAR], aa, "adamic_adar");
+			close_to(x[FEAT_RESOURCE_ALLOC], ra, "resource_alloc");
+			close_to(x[FEAT_JACCARD], m / (deg[u] + deg[c] - m), "jaccard");
+			close_to(x[FEAT_COSINE], m / sqrt((double)deg[u] * deg[c]), "cosine");
+			close_to(x[FEAT_PREF_ATTACH], log1p((double)deg[u] * deg[c]), "pref_attach");
+			close_to(x[FEAT_DEG_MEMBER], log1p(deg[u]), "deg_member");
+			close_to(x[FEAT_DEG_CAND], log1p(deg[c]), "deg_cand");
+			close_to(x[FEAT_WALK], log(8), "walk");
+			close_to(x[FEAT_PPR], log1p(1e4 * (double)0.003f), "ppr");
+			close_to(x[FEAT_RECENT_MUTUAL], rec, "recent_mutual");
+			close_to(x[FEAT_MUTUAL_AGE],
+				 log1p(m ? age((uint32_t)newest) / 3600 : FEAT_AGE_NONE), "mutual_age");
+			close_to(x[FEAT_CAND_AGE], log1p(age(cts[0]) / 3600), "cand_age");
+			close_to(x[FEAT_CAND_RECENT], log1p(recent), "cand_recent");
+			close_to(x[FEAT_LOG_MUTUAL], log1p(m), "log_mutual");
+			ck_assert_uint_eq(via.n, m < FEAT_VIA_MAX ? m : FEAT_VIA_MAX);
+			if (m) {
+				/* the first one shown is the newest mutual */
+				ck_assert_uint_eq(via.ts[0], (uint32_t)newest);
+				ck_assert(tsm[u * NV + newest_w] && tsm[c * NV + newest_w]);
+				for (k = 0; k < via.n; k++) {
+					uint32_t iw = 0;
+
+					while (vid[iw] != via.v[k])
+						iw++;
+					ck_assert(tsm[u * NV + iw] && tsm[c * NV + iw]);
+					if (k)
+						ck_assert_uint_ge(via.ts[k - 1], via.ts[k]);
+				}
+			}
+		}
+	graph_view_end(&v);
+	graph_free(g);
+}
+END_TEST
+
+START_TEST(jaccard_matches_igraph)
+{
+	static uint32_t tsm[NV * NV];
+	uint32_t vid[NV], u, c;
+	igraph_vector_int_t edges;
+	igraph_matrix_t sim;
+	igraph_t ig;
+	struct graph_view v;
+	struct graph *g = random_graph(777, 0.15, tsm, vid);
+	double x[FEAT_N];
+
+	igraph_vector_int_init(&edges, 0);
+	for (u = 0; u < NV; u++)
+		for (c = u + 1; c < NV; c++)
+			if (tsm[u * NV + c]) {
+				igraph_vector_int_push_back(&edges, u);
+				igraph_vector_int_push_back(&edges, c);
+			}
+	ck_assert_int_eq(igraph_create(&ig, &edges, NV, IGRAPH_UNDIRECTED), IGRAPH_SUCCESS);
+	igraph_matrix_init(&sim, 0, 0);
+	ck_assert_int_eq(igraph_similarity_jaccard(&ig, &sim, igraph_vss_all(), IGRAPH_ALL, 0),
+			 IGRAPH_SUCCESS);
+	graph_view_begin(g, &v);
+	for (u = 0; u < NV; u++)
+		for (c = 0; c < NV; c++) {
+			if (c == u || tsm[u * NV + c])
+				continue; /* candidates are non-neighbours */
+			feat_compute(&v, vid[u], vid[c], NOW, NULL, x, NULL);
+			close_to(x[FEAT_JACCARD], MATRIX(sim, u, c), "jaccard vs igraph");
+		}
+	graph_view_end(&v);
+	igraph_matrix_destroy(&sim);
+	igraph_destroy(&ig);
+	igraph_vector_int_destroy(&edges);
+	graph_free(g);
+}
+END_TEST
+
+static char tmpdir[64];
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+#define GOOD_HEAD "{\"format\":\"triad-model\",\"format_version\":1,\"name\":\"t\",\"version\":\"3\",\"kind\":\"logistic\","
+
+static void refused(const char *name, const char *text, const char *field)
+{
+	struct err e = { "" };
+	const char *path = write_file(name, text);
+	struct model *m = model_load(path, &e);
+
+	ck_assert_msg(m == NULL, "%s was accepted", name);
+	ck_assert_msg(strstr(e.msg, path) != NULL, "message \"%s\" lacks the path", e.msg);
+	ck_assert_msg(strstr(e.msg, field) != NULL, "message \"%s\" lacks \"%s\"", e.msg, field);
+	ck_assert(e.msg[strlen(e.msg) - 1] != '.');
+}
+
+START_TEST(model_files)
+{
+	struct err e = { "" };
+	struct model *m, ref;
+	double x[FEAT_N];
+	const char *path;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_scoring.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	path = write_file("good.json", GOOD_HEAD
+			  "\"features\":[\"adamic_adar\",\"mutual\"],\"mean\":[1,2],"
+			  "\"scale\":[2,0.5],\"weights\":[3,-1],\"bias\":0.25,\"info\":{\"x\":1}}");
+	m = model_load(path, &e);
+	ck_assert_msg(m != NULL, "%s", e.msg);
+	ck_assert_str_eq(model_name(m), "t@3");
+	memset(x, 0, sizeof(x));
+	x[FEAT_ADAMIC_ADAR] = 2;
+	x[FEAT_MUTUAL] = 3;
+	/* z = 0.25 + 3 (2-1)/2 - 1 (3-2)/0.5 = -0.25 */
+	close_to(model_score(m, x), 1 / (1 + exp(0.25)), "score");
+	/* save and load again: the same numbers */
+	ck_assert_int_eq(model_save(m, write_file("saved.json", ""), "{\"a\":1}", &e), 0);
+	ref = *m;
+	model_free(m);
+	m = model_load(write_file("saved.json", "") /* path only */, &e);
+	ck_assert_msg(m == NULL, "an empty file must be refused");
+	ck_assert_int_eq(model_save(&ref, path, NULL, &e), 0);
+	m = model_load(path, &e);
+	ck_assert_msg(m != NULL, "%s", e.msg);
+	ck_assert_uint_eq(m->nf, 2);
+	close_to(model_score(m, x), model_score(&ref, x), "round trip");
+	model_free(m);
+
+	refused("notjson.json", "{\"format\": tri", "not valid JSON");
+	refused("array.json", "[1,2]", "not a JSON object");
+	refused("format.json", "{\"format\":\"other\"}", "\"format\"");
+	refused("version.json", "{\"format\":\"triad-model\",\"format_version\":2}", "\"format_version\"");
+	refused("kind.json", "{\"format\":\"triad-model\",\"format_version\":1,\"kind\":\"gbt\"}", "\"kind\"");
+	refused("nofeat.json", GOOD_HEAD "\"mean\":[1]}", "\"features\"");
+	refused("unknown.json", GOOD_HEAD "\"features\":[\"mutual\",\"shoe_size\"]}", "\"features[1]\"");
+	refused("twice.json", GOOD_HEAD "\"features\":[\"mutual\",\"mutual\"]}", "\"features[1]\"");
+	refused("short.json", GOOD_HEAD "\"features\":[\"mutual\",\"ppr\"],\"mean\":[1],"
+		"\"scale\":[1,1],\"weights\":[1,1],\"bias\":0}", "\"mean\"");
+	refused("scale0.json", GOOD_HEAD "\"features\":[\"mutual\"],\"mean\":[1],"
+		"\"scale\":[0],\"weights\":[1],\"bias\":0}", "\"scale[0]\"");
+	refused("nobias.json", GOOD_HEAD "\"features\":[\"mutual\"],\"mean\":[1],"
+		"\"scale\":[1],\"weights\":[1]}", "\"bias\"");
+	refused("strw.json", GOOD_HEAD "\"features\":[\"mutual\"],\"mean\":[1],"
+		"\"scale\":[1],\"weights\":[\"1\"],\"bias\":0}", "\"weights[0]\"");
+	refused("trailing.json", GOOD_HEAD "\"features\":[\"mutual\"],\"mean\":[1],"
+		"\"scale\":[1],\"weights\":[1],\"bias\":0} {}", "trailing");
+	e.msg[0] = '\0';
+	ck_assert_ptr_null(model_load("/nonexistent/model.json", &e));
+	ck_assert_ptr_nonnull(strstr(e.msg, "/nonexistent/model.json"));
+}
+END_TEST
+
+START_TEST(default_model_is_data_model_json)
+{
+	const char *data = getenv("TRIAD_DATA");
+	const struct model *d = model_default();
+	char path[4096];
+	struct err e = { "" };
+	struct model *m;
+
+	ck_assert_uint_gt(d->nf, 0);
+	if (!data)
+		data = "data";
+	snprintf(path, sizeof(path), "%s/model.json", data);
+	if (access(path, R_OK))
+		return; /* no trained model shipped: nothing to compare */
+	m = model_load(path, &e);
+	ck_assert_msg(m != NULL, "%s", e.msg);
+	ck_assert_str_eq(model_name(m), model_name(d));
+	ck_assert_uint_eq(m->nf, d->nf);
+	for (uint32_t i = 0; i < m->nf; i++) {
+		ck_assert_uint_eq(m->feat[i], d->feat[i]);
+		close_to(d->mean[i], m->mean[i], "mean");
+		close_to(d->scale[i], m->scale[i], "scale");
+		close_to(d->w[i], m->w[i], "weight");
+	}
+	close_to(d->bias, m->bias, "bias");
+	model_free(m);
+}
+END_TEST
+
+struct dis {
+	uint64_t member, cand;
+};
+
+static int dismissed(void *ctx, uint64_t member, uint64_t cand)
+{
+	const struct dis *d = ctx;
+
+	return member == d->member && cand == d->cand;
+}
+
+/* Parse an answer; return its recommendations' member ids. */
+static size_t parse_answer(const struct graph_buf *b, uint64_t member,
+			   uint32_t k, int explain, uint64_t *ids, char *recs,
+			   size_t recslen)
+{
+	json_object *o, *f, *arr, *it, *x;
+	char *text = strndup((const char *)b->p, b->len);
+	size_t i, n;
+
+	o = json_tokener_parse(text);
+	free(text);
+	ck_assert_msg(o != NULL, "answer is not JSON: %.*s", (int)b->len, b->p);
+	ck_assert(json_object_object_get_ex(o, "member", &f));
+	ck_assert_uint_eq((uint64_t)json_object_get_uint64(f), member);
+	ck_assert(json_object_object_get_ex(o, "k", &f) && json_object_get_int(f) == (int)k);
+	ck_assert(json_object_object_get_ex(o, "model", &f));
+	ck_assert_ptr_nonnull(strchr(json_object_get_string(f), '@'));
+	ck_assert(json_object_object_get_ex(o, "took_us", &f));
+	ck_assert(json_object_object_get_ex(o, "degraded", &f) &&
+		  json_object_is_type(f, json_type_boolean));
+	ck_assert(json_object_object_get_ex(o, "recommendations", &arr));
+	n = json_object_array_length(arr);
+	ck_assert_uint_le(n, k);
+	for (i = 0; i < n; i++) {
+		it = json_object_array_get_idx(arr, i);
+		ck_assert(json_object_object_get_ex(it, "member", &x));
+		ids[i] = json_object_get_uint64(x);
+		ck_assert(json_object_object_get_ex(it, "score", &x));
+		ck_assert(json_object_object_get_ex(it, "mutual", &x));
+		ck_assert(json_object_object_get_ex(it, "via", &x));
+		ck_assert_uint_le(json_object_array_length(x), explain ? 5 : 3);
+		ck_assert_int_eq(json_object_object_get_ex(it, "features", &x), explain);
+		if (explain)
+			ck_assert_int_eq(json_object_object_length(x), FEAT_N);
+	}
+	snprintf(recs, recslen, "%s", json_object_to_json_string(arr));
+	json_object_put(o);
+	return n;
+}
+
+START_TEST(answers_are_valid_safe_and_repeatable)
+{
+	static uint32_t tsm[NV * NV];
+	static char recs1[1 << 16], recs2[1 << 16];
+	uint32_t vid[NV], u, i, c;
+	uint64_t ids[64];
+	struct graph_view v;
+	struct graph *g = random_graph(2024, 0.08, tsm, vid);
+	struct rec_ctx *ctx = rec_ctx_new(), *ctx2 = rec_ctx_new();
+	struct graph_buf b = { NULL, 0, 0 };
+	struct rec_request r = { 0, 10, 0, 0 };
+	struct err e = { "" };
+	struct dis d;
+	size_t n, n2;
+
+	rec_ctx_set_now(ctx, NOW);
+	rec_ctx_set_now(ctx2, NOW);
+	graph_view_begin(g, &v);
+	for (u = 0; u < NV; u++) {
+		r.member = ext(u);
+		r.k = 1 + u % 12;
+		r.explain = u % 2;
+		b.len = 0;
+		ck_assert_int_eq(rec_answer_json(ctx, &v, model_default(), &r, NULL, NULL, &b, &e), 0);
+		n = parse_answer(&b, r.member, r.k, r.explain, ids, recs1, sizeof(recs1));
+		for (i = 0; i < n; i++) {
+			for (c = 0; c < NV && ext(c) != ids[i]; c++)
+				;
+			ck_assert_uint_lt(c, NV);
+			ck_assert_uint_ne(c, u);
+			ck_assert_msg(!tsm[u * NV + c], "neighbour recommended");
+		}
+		/* repeat on another context: the same recommendations */
+		b.len = 0;
+		ck_assert_int_eq(rec_answer_json(ctx2, &v, model_default(), &r, NULL, NULL, &b, &e), 0);
+		n2 = parse_answer(&b, r.member, r.k, r.explain, ids + 32, recs2, sizeof(recs2));
+		ck_assert_uint_eq(n, n2);
+		ck_assert_str_eq(recs1, recs2);
+		if (!n)
+			continue;
+		/* dismiss the first: it disappears, nothing else goes */
+		d.member = r.member;
+		d.cand = ids[0];
+		b.len = 0;
+		ck_assert_int_eq(rec_answer_json(ctx, &v, model_default(), &r, dismissed, &d, &b, &e), 0);
+		n2 = parse_answer(&b, r.member, r.k, r.explain, ids + 32, recs2, sizeof(recs2));
+		for (i = 0; i < n2; i++)
+			ck_assert(ids[32 + i] != d.cand);
+		for (i = 1; i < n; i++)
+			ck_assert_uint_eq(ids[32 + i - 1], ids[i]);
+	}
+	r.member = 424242; /* unknown */
+	b.len = 0;
+	ck_assert_int_eq(rec_answer_json(ctx, &v, model_default(), &r, NULL, NULL, &b, &e), REC_UNKNOWN);
+	ck_assert_uint_eq(b.len, 0);
+	r.member = ext(1);
+	r.k = 0;
+	ck_assert_int_eq(rec_answer_json(ctx, &v, model_default(), &r, NULL, NULL, &b, &e), -1);
+	r.k = 1001;
+	ck_assert_int_eq(rec_answer_json(ctx, &v, model_default(), &r, NULL, NULL, &b, &e), -1);
+	graph_view_end(&v);
+	free(b.p);
+	rec_ctx_free(ctx);
+	rec_ctx_free(ctx2);
+	graph_free(g);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("scoring");
+	TCase *t = tcase_create("core");
+
+	tcase_set_timeout(t, 60);
+	tcase_add_test(t, features_match_textbook_formulas);
+	tcase_add_test(t, jaccard_matches_igraph);
+	tcase_add_test(t, model_files);
+	tcase_add_test(t, default_model_is_data_model_json);
+	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *r = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}
