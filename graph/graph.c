@@ -876,7 +876,7 @@ static uint32_t sample_uniform(const struct vref *r, uint32_t k,
 		}
 		return n;
 	}
-	if (r->base && r->bdeg > 4 * GRAPH_BLOCK && r->deg >= 8 * k) {
+	if (r->base && r->bdeg > GRAPH_BLOCK && r->deg >= 2 * k) {
 		uint32_t nd = r->a ? r->a->nd : 0, tries = 0;
 		uint64_t range = (uint64_t)r->bdeg + nd;
 
