@@ -127,6 +127,13 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
  */
 size_t graph_maintain(struct graph *g, uint64_t budget_us);
 
+/*
+ * The newest timestamp of any edge added or loaded so far, in seconds (at
+ * GRAPH_TS_RES); 0 when there is none. Removes do not lower it. Any
+ * thread, O(1). The reference "now" for recency features when serving.
+ */
+uint32_t graph_newest_ts(const struct graph *g);
+
 /* Counters; safe from any thread (values may be a moment old). */
 void graph_stats(const struct graph *g, struct graph_stats *st);
 

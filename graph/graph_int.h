@@ -96,6 +96,7 @@ struct graph {
 	uint8_t *imp_seen;
 
 	/* counters, relaxed atomics: read by any thread */
+	_Atomic uint32_t newest; /* newest ts added or loaded, stored units */
 	_Atomic uint64_t edges, heap_bytes, base_bytes, delta_entries, merges,
 		pending;
 };

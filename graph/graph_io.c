@@ -177,6 +177,9 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 				       "wrong", u, i / GRAPH_BLOCK);
 		g->sid[i] = (uint32_t)id;
 		g->sts[i] = cur;
+		if (cur > atomic_load_explicit(&g->newest, memory_order_relaxed))
+			atomic_store_explicit(&g->newest, cur,
+					      memory_order_relaxed);
 	}
 	if (q != dend)
 		return err_set(e, "member %u: %zu stray bytes after the list",

@@ -331,6 +331,11 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 					     "%zu", at + i);
 				break;
 			}
+			if ((r == UPD_ADDED || r == UPD_REFRESHED) &&
+			    t > atomic_load_explicit(&g->newest,
+						     memory_order_relaxed))
+				atomic_store_explicit(&g->newest, t,
+						      memory_order_relaxed);
 			switch (r) {
 			case UPD_ADDED:
 				st->added++;
@@ -494,6 +499,7 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 						     memory_order_relaxed);
 	uint32_t *src = NULL, *dst = NULL, *tsv = NULL, *perm = NULL, nv, u;
 	uint64_t *deg = NULL, *off = NULL, *half = NULL, loops = 0, total = 0;
+	uint32_t newest = 0;
 	size_t i, m = 0;
 	struct graph_buf arena = { 0 };
 	int rc = -1;
@@ -517,7 +523,10 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 		dst[m] = graph_vertex_get(g, ev[i].dst);
 		if (src[m] == GRAPH_NONE || dst[m] == GRAPH_NONE)
 			goto oom;
-		tsv[m++] = ts_units(ev[i].ts);
+		tsv[m] = ts_units(ev[i].ts);
+		if (tsv[m] > newest)
+			newest = tsv[m];
+		m++;
 	}
 	vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
 	nv = atomic_load_explicit(&vt->n, memory_order_relaxed);
@@ -589,6 +598,7 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 	}
 	graph_arena_adopt(g, &arena);
 	vtab_fit(g);
+	atomic_store(&g->newest, newest);
 	atomic_store(&g->edges, g->directed ? total : total / 2);
 	for (u = 0; u < nv; u += GRAPH_CHUNK)
 		if (dirty_mark(g, u))
@@ -611,3 +621,9 @@ out:
 	return rc;
 }
 
+
+uint32_t graph_newest_ts(const struct graph *g)
+{
+	return ts_secs(atomic_load_explicit(&((struct graph *)g)->newest,
+					    memory_order_relaxed));
+}

@@ -19,21 +19,6 @@ static const char recommend_usage[] =
 	"(default 10). Ages are measured from --now (default: the newest edge\n"
 	"timestamp in the snapshot). --model defaults to the built-in model.\n";
 
-/* The newest edge ts of the graph: O(E). */
-static uint32_t newest_ts(const struct graph_view *v)
-{
-	uint32_t n = graph_nvertices(v), i, w, ts, best = 0;
-	struct graph_iter it;
-
-	for (i = 0; i < n; i++) {
-		graph_iter_init(&it, v, i);
-		while (graph_iter_next(&it, &w, &ts))
-			if (ts > best)
-				best = ts;
-	}
-	return best;
-}
-
 static int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
@@ -120,7 +105,7 @@ int cmd_recommend(int argc, char **argv)
 		goto out;
 	}
 	graph_view_begin(g, &v);
-	rec_ctx_set_now(c, have_now ? (uint32_t)now : newest_ts(&v));
+	rec_ctx_set_now(c, have_now ? (uint32_t)now : graph_newest_ts(g));
 	st = rec_answer_json(c, &v, m, &r, NULL, NULL, &out, &e);
 	graph_view_end(&v);
 	if (st == REC_UNKNOWN) {

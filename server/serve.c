@@ -764,6 +764,9 @@ static void h_recommend(struct reqctx *q)
 	q->w->out.len = 0;
 	pthread_rwlock_rdlock(&q->s->model_lock);
 	graph_view_begin(q->s->g, &v);
+	/* ages are measured from the newest edge the service has seen, as
+	 * training measured them from the split time */
+	rec_ctx_set_now(q->w->rc, graph_newest_ts(q->s->g));
 	rc = rec_answer_json(q->w->rc, &v, q->s->model, &rq, dismissed_cb,
 			     q->s->dis, &q->w->out, &e);
 	graph_view_end(&v);

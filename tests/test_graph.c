@@ -419,6 +419,8 @@ START_TEST(big_hub)
 	}
 	graph_stats(g, &st);
 	REQ_GT(st.merges, 0);
+	/* the newest add, whatever was removed since */
+	REQ_EQ(graph_newest_ts(g), (uint32_t)((3 * N - 1) / 7) * GRAPH_TS_RES);
 	graph_view_begin(g, &v);
 	{
 		uint32_t hub = graph_lookup(&v, 0), deg = 0, k, nbr[32], ts[32];
@@ -488,7 +490,9 @@ START_TEST(ts_follows_ids)
 							GRAPH_ADD };
 	}
 	REQ_EQ(graph_build(g, ev, n, 0, NULL, &e), 0);
+	REQ_EQ(graph_newest_ts(g), N * GRAPH_TS_RES);
 	h = roundtrip(g);
+	REQ_EQ(graph_newest_ts(h), N * GRAPH_TS_RES);
 	for (int k = 0; k < 2; k++) {
 		struct graph *x = k ? h : g;
 		uint32_t hub, w, t, cnt = 0, nb[32], ts[32];
