@@ -20,6 +20,7 @@
 #include "load.h"
 #include "store.h"
 #include "synth.h"
+#include "benchutil.h"
 
 static double now_s(void)
 {
@@ -34,27 +35,6 @@ static size_t heap_in_use(void)
 	struct mallinfo2 mi = mallinfo2();
 
 	return mi.uordblks + mi.hblkhd;
-}
-
-static void machine(void)
-{
-	char line[256], model[256] = "unknown";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "model name", 10)) {
-			char *c = strchr(line, ':');
-
-			snprintf(model, sizeof(model), "%s", c ? c + 2 : line);
-			model[strcspn(model, "\n")] = 0;
-			break;
-		}
-	if (f)
-		fclose(f);
-	printf("machine: %ld cores, %s, %.1f GiB RAM\n",
-	       sysconf(_SC_NPROCESSORS_ONLN), model,
-	       (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) /
-		       (1 << 30));
 }
 
 /* igraph's memory for the same (deduplicated) undirected graph. */
@@ -235,7 +215,7 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 			}
 		}
 		dt = now_s() - t0;
-		printf("ingest     igraph_add_edge        %8.0f events/s  (%d "
+		printf("ingest     igraph_add_edge        %8.2f events/s  (%d "
 		       "single adds, %.2f ms each)\n",
 		       k / dt, k, dt / k * 1e3);
 		igraph_destroy(&ig);
@@ -322,7 +302,7 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("== bench_graph: make bench (tests/bench_graph.c); "
 	       "BENCH_EDGES=%llu\n", (unsigned long long)want);
-	machine();
+	bench_machine();
 	igraph_set_error_handler(igraph_error_handler_printignore);
 
 	snprintf(path, sizeof(path), "%s/facebook_combined.txt",

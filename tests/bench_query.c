@@ -32,6 +32,7 @@
 #include "model.h"
 #include "recommend.h"
 #include "synth.h"
+#include "benchutil.h"
 
 #define TOPK 10
 
@@ -41,24 +42,6 @@ static double now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
-}
-
-static void machine(void)
-{
-	char line[256], model[256] = "unknown";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "model name", 10)) {
-			char *c = strchr(line, ':');
-
-			snprintf(model, sizeof(model), "%s", c ? c + 2 : line);
-			model[strcspn(model, "\n")] = 0;
-			break;
-		}
-	if (f)
-		fclose(f);
-	printf("machine: nproc %ld, CPU %s\n", sysconf(_SC_NPROCESSORS_ONLN), model);
 }
 
 struct top {
@@ -324,7 +307,7 @@ int main(void)
 		edges = strtoull(env, NULL, 10);
 	printf("bench_query: command: TRIAD_DATA=%s %s (BENCH_QUERIES=%u BENCH_EDGES=%llu)\n",
 	       data ? data : "data", "build/tests/bench_query", nq, (unsigned long long)edges);
-	machine();
+	bench_machine();
 	snprintf(path, sizeof(path), "%s/facebook_combined.txt", data ? data : "data");
 	if (load_events(path, &lo, &l, &e)) {
 		fprintf(stderr, "bench_query: %s\n", e.msg);

@@ -19,6 +19,7 @@
 #include "graph.h"
 #include "ppr.h"
 #include "walk.h"
+#include "testutil.h"
 
 #define NV 80
 
@@ -412,11 +413,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *r = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	return testutil_main(suite());
 }

@@ -18,6 +18,7 @@
 #include "graph.h"
 #include "model.h"
 #include "train.h"
+#include "testutil.h"
 
 static void close_to(double got, double want, const char *what)
 {
@@ -212,11 +213,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *r = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	return testutil_main(suite());
 }

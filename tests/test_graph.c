@@ -773,11 +773,5 @@ static Suite *graph_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(graph_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return testutil_main(graph_suite());
 }

@@ -8,6 +8,7 @@
 #include "e2e.h"
 
 #include "kafka.h"
+#include "testutil.h"
 
 /* the series of malformed messages counted for one reason */
 #define BAD(reason) "triad_kafka_malformed_total{reason=\"" reason "\"}"
@@ -234,11 +235,5 @@ static Suite *kafka_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(kafka_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return testutil_main(kafka_suite());
 }

@@ -24,6 +24,7 @@
 #include "graph.h"
 #include "load.h"
 #include "mem.h"
+#include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -1149,11 +1150,5 @@ static Suite *load_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(load_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return testutil_main(load_suite());
 }

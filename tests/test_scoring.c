@@ -20,6 +20,7 @@
 #include "graph.h"
 #include "model.h"
 #include "recommend.h"
+#include "testutil.h"
 
 #define NV 60
 #define NOW 9000000u
@@ -452,11 +453,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *r = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	return testutil_main(suite());
 }

@@ -34,4 +34,17 @@
 				     __LINE__, #c);                          \
 	} while (0)
 
+/* Run one suite (each test in its own process, Check's default) and turn
+ * the outcome into the exit status. */
+static inline int testutil_main(Suite *s)
+{
+	SRunner *r = srunner_create(s);
+	int failed;
+
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}
+
 #endif
