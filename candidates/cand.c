@@ -16,9 +16,7 @@ void cand_ctx_free(struct cand_ctx *c)
 {
 	if (!c)
 		return;
-	free(c->stamp);
-	free(c->slot);
-	free(c->excl);
+	free(c->map);
 	free(c->c);
 	free(c->buf);
 	free(c->tsbuf);
@@ -37,35 +35,22 @@ uint64_t cand_now_ns(void)
 
 static int grow_map(struct cand_ctx *c, uint32_t nv)
 {
-	uint32_t *st = NULL, *sl = NULL, *ex = NULL;
+	struct cand_map *m;
 	size_t ncap = c->cap_v ? c->cap_v : 1024;
-	int rc = -1;
 
 	while (ncap < nv)
 		ncap *= 2;
 	if (ncap > UINT32_MAX)
 		ncap = UINT32_MAX;
-	st = mem_calloc(ncap, sizeof(*st));
-	sl = mem_alloc(ncap, sizeof(*sl));
-	ex = mem_calloc(ncap, sizeof(*ex));
-	if (!st || !sl || !ex)
-		goto out;
+	m = mem_calloc(ncap, sizeof(*m));
+	if (!m)
+		return -1;
 	/* stamps restart: the old table's contents belong to no live query */
-	free(c->stamp);
-	free(c->slot);
-	free(c->excl);
-	c->stamp = st;
-	c->slot = sl;
-	c->excl = ex;
-	st = sl = ex = NULL;
+	free(c->map);
+	c->map = m;
 	c->cap_v = (uint32_t)ncap;
 	c->epoch = 0;
-	rc = 0;
-out:
-	free(st);
-	free(sl);
-	free(ex);
-	return rc;
+	return 0;
 }
 
 int cand_reserve_buf(struct cand_ctx *c, size_t n)
@@ -83,22 +68,24 @@ int cand_reserve_buf(struct cand_ctx *c, size_t n)
 
 struct cand *cand_touch(struct cand_ctx *c, uint32_t x)
 {
+	struct cand_map *m;
 	struct cand *s;
 
 	if (x >= c->cap_v)
 		return NULL;
-	if (c->stamp[x] == c->epoch)
-		return &c->c[c->slot[x]];
+	m = &c->map[x];
+	if (m->stamp == c->epoch)
+		return &c->c[m->slot];
 	if (c->n == c->cap &&
 	    mem_grow((void **)&c->c, &c->cap, c->n + 1, sizeof(*c->c)))
 		return NULL;
 	s = &c->c[c->n];
 	memset(s, 0, sizeof(*s));
 	s->v = x;
-	if (c->excl[x] == c->epoch)
+	if (m->excl == c->epoch)
 		s->flags = CAND_EXCL;
-	c->stamp[x] = c->epoch;
-	c->slot[x] = (uint32_t)c->n++;
+	m->stamp = c->epoch;
+	m->slot = (uint32_t)c->n++;
 	return s;
 }
 
@@ -114,8 +101,7 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 		return err_set(e, "out of memory for a candidate table of %u vertices", nv);
 	if (++c->epoch == 0) {
 		/* wrapped: old stamps could collide, clear once per 2^32 queries */
-		memset(c->stamp, 0, (size_t)c->cap_v * sizeof(*c->stamp));
-		memset(c->excl, 0, (size_t)c->cap_v * sizeof(*c->excl));
+		memset(c->map, 0, (size_t)c->cap_v * sizeof(*c->map));
 		c->epoch = 1;
 	}
 	c->n = 0;
@@ -127,13 +113,13 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	if (c->cap < 1024 &&
 	    mem_grow((void **)&c->c, &c->cap, 1024, sizeof(*c->c)))
 		return err_set(e, "out of memory for candidates");
-	c->excl[u] = c->epoch;
+	c->map[u].excl = c->epoch;
 	graph_iter_init(&it, v, u);
 	while (graph_iter_next(&it, &w, &ts)) {
 		c->excl_read++;
 		if (ts > c->newest_ts)
 			c->newest_ts = ts;
-		c->excl[w] = c->epoch;
+		c->map[w].excl = c->epoch;
 	}
 	return 0;
 }

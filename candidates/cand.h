@@ -32,6 +32,7 @@
 #define CAND_EXCL 64u /* the member or a current neighbour: never a candidate */
 #define CAND_KEEP 128u /* scratch mark for selection passes */
 #define CAND_CACHED 256u /* private to walk.c: nb_off/nb_len are valid */
+#define CAND_SEEN 512u   /* private to walk.c: stepped from once already */
 
 struct cand {
 	uint32_t v;      /* vertex id */
@@ -51,10 +52,17 @@ struct cand_run {
 	uint32_t steps;      /* walk steps / PPR pushes / fof intermediates */
 };
 
+/* One vertex's entry in the dense map: the three words a touch reads sit
+ * in one cache line, not in three arrays. */
+struct cand_map {
+	uint32_t stamp; /* == epoch: slot is valid for this query */
+	uint32_t slot;  /* index into cand_ctx.c */
+	uint32_t excl;  /* == epoch: the member or one of its neighbours */
+};
+
 struct cand_ctx {
-	/* private: dense per-vertex map, valid where stamp[v] == epoch;
-	 * excl[v] == epoch marks the member and its neighbours */
-	uint32_t *stamp, *slot, *excl;
+	/* private: dense per-vertex map (see struct cand_map) */
+	struct cand_map *map;
 	uint32_t cap_v;
 	uint32_t epoch;
 	/* touched vertices of this query (excluded ones included) */
@@ -96,15 +104,15 @@ struct cand *cand_touch(struct cand_ctx *c, uint32_t x);
 /* The slot of x when touched by this query, else NULL. O(1). */
 static inline struct cand *cand_find(const struct cand_ctx *c, uint32_t x)
 {
-	if (x < c->cap_v && c->stamp[x] == c->epoch)
-		return &c->c[c->slot[x]];
+	if (x < c->cap_v && c->map[x].stamp == c->epoch)
+		return &c->c[c->map[x].slot];
 	return NULL;
 }
 
 /* 1 when x is the query's member or one of its neighbours. O(1). */
 static inline int cand_is_excluded(const struct cand_ctx *c, uint32_t x)
 {
-	return x < c->cap_v && c->excl[x] == c->epoch;
+	return x < c->cap_v && c->map[x].excl == c->epoch;
 }
 
 /* Make the scratch buffers hold at least n entries. 0 or -1 (OOM). */

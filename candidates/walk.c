@@ -3,10 +3,13 @@
 
 #include "mem.h"
 
-/* Lists up to this long are decoded once per query and cached, so later
- * steps from the same vertex cost O(1); longer ones are sampled through
- * the graph's block index each time. The cache holds at most
- * WALK_ARENA_MAX entries per query. */
+/* A list is decoded and cached on the second step from its vertex (up to
+ * this long), so later steps cost O(1); the first step, and every step
+ * from longer lists, picks the same neighbour number through the graph's
+ * block index (graph_nth) without decoding the list. Most vertices a walk
+ * reaches are stepped from once, so caching on first sight decoded lists
+ * only to use one entry. The cache holds at most WALK_ARENA_MAX entries
+ * per query. */
 #define WALK_CACHE_DEG 4096u
 #define WALK_ARENA_MAX (1u << 22)
 
@@ -24,9 +27,12 @@ static int step_from(struct cand_ctx *c, const struct graph_view *v,
 		d = graph_degree(v, x);
 		if (d == 0)
 			return 0;
-		if (d > WALK_CACHE_DEG || c->alen + d > WALK_ARENA_MAX)
-			return graph_sample(v, x, 1, GRAPH_SAMPLE_UNIFORM, rnd,
-					    out, NULL) == 1;
+		if (!(s->flags & CAND_SEEN) || d > WALK_CACHE_DEG ||
+		    c->alen + d > WALK_ARENA_MAX) {
+			s->flags |= CAND_SEEN;
+			return graph_nth(v, x, (uint32_t)((rnd >> 32) * d >> 32),
+					 out);
+		}
 		if (mem_grow((void **)&c->arena, &c->acap, c->alen + d,
 			     sizeof(*c->arena)))
 			return -1;

@@ -765,6 +765,33 @@ static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
 	*ts = t;
 }
 
+int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
+	      uint32_t *nbr)
+{
+	struct graph_iter it;
+	struct base_hdr h;
+	struct vref r;
+	uint32_t w, t;
+
+	vref_get(v, u, &r);
+	if (i >= r.deg)
+		return 0;
+	if (r.base && (!r.a || !r.a->nd)) {
+		base_parse(r.base, &h);
+		if (h.blk) {
+			base_nth(&h, i, nbr, &t);
+			return 1;
+		}
+	}
+	iter_init_ref(&it, &r);
+	while (it_next_raw(&it, &w, &t))
+		if (!i--) {
+			*nbr = w;
+			return 1;
+		}
+	return 0; /* not reached: i < deg */
+}
+
 struct pick {
 	uint32_t id, ts;
 };

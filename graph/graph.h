@@ -206,6 +206,15 @@ typedef int (*graph_common_fn)(void *ctx, uint32_t w, uint32_t ts_aw,
 uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
 		      graph_common_fn fn, void *ctx);
 
+/*
+ * The i-th neighbour (0-based, in id order) of u into *nbr; 1, or 0 when
+ * i >= degree. O(log(d/B) + B) through the block index when u has no
+ * pending delta, O(i) otherwise. Lets a random walk pick "neighbour number
+ * r" with or without a decoded copy of the list and land on the same one.
+ */
+int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
+	      uint32_t *nbr);
+
 enum graph_sample_mode {
 	GRAPH_SAMPLE_UNIFORM, /* k distinct neighbours, uniformly */
 	GRAPH_SAMPLE_NEWEST   /* the k newest (ties: smaller id first) */

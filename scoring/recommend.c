@@ -61,6 +61,63 @@ static int sel_cmp(const void *a, const void *b)
 	return x->member < y->member ? -1 : x->member > y->member;
 }
 
+/*
+ * Move the best `keep` of s[0..n) (key descending, then member id
+ * ascending: exactly the first `keep` of a full sort by sel_cmp) to the
+ * front, in O(n) expected: a quickselect on the key finds the cut, and
+ * only the entries tied with it at the cut need their member id (a random
+ * read each) and a sort. Returns keep.
+ */
+static size_t select_top(struct sel *s, size_t n, size_t keep,
+			 const struct graph_view *v, const struct cand_ctx *cc)
+{
+	size_t lo = 0, hi = n, above = 0, tied = 0, i;
+	double cut;
+	struct sel t;
+
+	/* quickselect: afterwards s[keep - 1].key is the keep-th largest key */
+	while (hi - lo > 1) {
+		double piv = s[lo + (hi - lo) / 2].key;
+		size_t lt = lo, gt = hi, j = lo;
+
+		/* three-way partition: > piv | == piv | < piv */
+		while (j < gt) {
+			if (s[j].key > piv) {
+				t = s[j], s[j] = s[lt], s[lt] = t;
+				lt++, j++;
+			} else if (s[j].key < piv) {
+				gt--;
+				t = s[j], s[j] = s[gt], s[gt] = t;
+			} else {
+				j++;
+			}
+		}
+		if (keep - 1 < lt)
+			hi = lt;
+		else if (keep - 1 >= gt)
+			lo = gt;
+		else
+			break; /* the cut falls among keys equal to piv */
+	}
+	cut = s[keep - 1].key;
+	/* gather: keys above the cut first, then the ties */
+	for (i = 0; i < n; i++)
+		if (s[i].key > cut) {
+			t = s[i], s[i] = s[above], s[above] = t;
+			above++;
+		}
+	for (i = above; i < n; i++)
+		if (s[i].key == cut) {
+			t = s[i], s[i] = s[above + tied], s[above + tied] = t;
+			tied++;
+		}
+	/* among the ties, smaller member ids first */
+	for (i = above; i < above + tied; i++)
+		s[i].member = graph_member(v, cc->c[s[i].idx].v);
+	qsort(s + above, tied, sizeof(*s), sel_cmp);
+	return keep;
+}
+
 /* Mark (CAND_KEEP) the best `keep` candidates by one generator's signal. */
 static int keep_best(struct rec_ctx *c, const struct graph_view *v,
 		     unsigned gen, uint32_t keep)
@@ -85,12 +142,8 @@ static int keep_best(struct rec_ctx *c, const struct graph_view *v,
 		s[n].idx = (uint32_t)i;
 		n++;
 	}
-	if (keep && n > keep) {
-		for (i = 0; i < n; i++)
-			s[i].member = graph_member(v, cc->c[s[i].idx].v);
-		qsort(s, n, sizeof(*s), sel_cmp);
-		n = keep;
-	}
+	if (keep && n > keep)
+		n = select_top(s, n, keep, v, cc);
 	for (i = 0; i < n; i++)
 		cc->c[s[i].idx].flags |= CAND_KEEP;
 	return 0;

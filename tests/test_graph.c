@@ -156,6 +156,21 @@ static void compare(struct graph *g, const struct ref *r, uint64_t seed)
 				REQ_EQ(tt, want - 1);
 		}
 
+		/* graph_nth agrees with iteration, and stops at the degree */
+		{
+			uint32_t k = 0, x;
+
+			graph_iter_init(&it, &v, u);
+			while (graph_iter_next(&it, &w, &t)) {
+				if (k % 3 == 0 || k + 1 == rd) {
+					REQ(graph_nth(&v, u, k, &x));
+					REQ_EQ(x, w);
+				}
+				k++;
+			}
+			REQ(!graph_nth(&v, u, rd, &x));
+		}
+
 		/* seek lands on the first neighbour >= target */
 		{
 			uint32_t target = (uint32_t)(rnd(&seed) %
