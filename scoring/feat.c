@@ -93,7 +93,7 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 {
 	struct acc a = { v, now, 0, 0, 0, 0, via };
 	uint32_t du = graph_degree(v, u), dc = graph_degree(v, c);
-	uint32_t nb[32], ts[32], got, i, recent = 0, m;
+	uint32_t nb[32], ts[32], got, i, recent = 0, m, newest_c;
 	double uni;
 
 	if (via)
@@ -113,11 +113,33 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 	x[FEAT_RECENT_MUTUAL] = a.rec;
 	x[FEAT_MUTUAL_AGE] = log1p(m ? age_s(now, a.newest) / 3600.0
 				     : FEAT_AGE_NONE);
-	got = graph_sample(v, c, 32, GRAPH_SAMPLE_NEWEST, 0, nb, ts);
-	for (i = 0; i < got; i++)
-		if (age_s(now, ts[i]) < FEAT_TAU)
-			recent++;
-	x[FEAT_CAND_AGE] = log1p(got ? age_s(now, ts[0]) / 3600.0
+	/* c's newest 32 edges: the young ones among them are simply all its
+	 * young edges, capped at 32, so a short list needs one plain pass
+	 * (max ts and a count); a long one has the graph's newest index */
+	if (dc >= 1024) {
+		got = graph_sample(v, c, 32, GRAPH_SAMPLE_NEWEST, 0, nb, ts);
+		for (i = 0; i < got; i++)
+			if (age_s(now, ts[i]) < FEAT_TAU)
+				recent++;
+		newest_c = got ? ts[0] : 0;
+	} else {
+		struct graph_iter it;
+		uint32_t w, t;
+
+		got = 0;
+		newest_c = 0;
+		graph_iter_init(&it, v, c);
+		while (graph_iter_next(&it, &w, &t)) {
+			got++;
+			if (t > newest_c)
+				newest_c = t;
+			if (age_s(now, t) < FEAT_TAU)
+				recent++;
+		}
+		if (recent > 32)
+			recent = 32;
+	}
+	x[FEAT_CAND_AGE] = log1p(got ? age_s(now, newest_c) / 3600.0
 				     : FEAT_AGE_NONE);
 	x[FEAT_CAND_RECENT] = log1p(recent);
 	x[FEAT_LOG_MUTUAL] = log1p(m);
