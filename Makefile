@@ -6,6 +6,7 @@
 #   make test SANITIZE=address,undefined   the same under ASan/UBSan
 #   make bench                   benchmarks (timing lives here, never in tests)
 #   make run                     the service on the bundled sample data
+#   make fuzz [FUZZ_SECONDS=30]  libFuzzer targets (clang), each for FUZZ_SECONDS
 #
 # Objects go to $(BUILD); a sanitizer build uses its own directory so the
 # two never mix. O=DIR puts every output under DIR (for parallel builds).
@@ -106,3 +107,54 @@ clean:
 	rm -rf $(O)/build $(O)/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Fault injection (tests/faults.c): kill -9 trials under Kafka + HTTP
+# ingest, broker outage, damaged state, full map. FAULT_TRIALS (default
+# 20) and FAULT_SEED (default the clock; printed) choose the trials.
+FAULTS_BIN := $(BUILD)/tests/faults
+.PHONY: faults
+faults: deps
+	@$(MAKE) --no-print-directory $(TRIAD) $(FAULTS_BIN)
+	@TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) $(FAULTS_BIN)
+
+# ---- fuzzing (clang libFuzzer) ----------------------------------------
+# `make fuzz` builds every tests/fuzz_*.c against the library compiled by
+# clang with ASan/UBSan and runs each for FUZZ_SECONDS, starting from the
+# committed seeds in tests/corpus/NAME/ (read only) plus a scratch corpus
+# under $(FUZZ_BUILD)/corpus/NAME/. Crashes land in $(FUZZ_BUILD)/crash/.
+# tests/test_fuzz_regress.c replays tests/corpus/ under `make test`.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD   := $(O)/build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer
+FUZZ_CFLAGS   = $(filter-out -fsanitize=%,$(ALL_CFLAGS)) $(FUZZ_SAN)
+FUZZ_SRC     := $(wildcard tests/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+.PHONY: fuzz fuzz-build
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libtriad.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz_%.c $(FUZZ_BUILD)/libtriad.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ \
+	  $(FUZZ_BUILD)/libtriad.a $(LIBS)
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@fail=0; for f in $(FUZZ_BIN); do \
+	  n=$$(basename $$f); n=$${n#fuzz_}; \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/crash/$$n; \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash/$$n/ \
+	    $(FUZZ_BUILD)/corpus/$$n tests/corpus/$$n || fail=1; \
+	done; exit $$fail

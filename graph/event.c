@@ -48,6 +48,63 @@ static int dec_overflows(const char *d, size_t len)
 	return memcmp(d, u64_max_dec, len) > 0;
 }
 
+/* Value of hex digit c, or -1. */
+static int hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * 1 when the raw JSON string body r[0..n) (between the quotes) decodes to
+ * the ASCII key. Escapes are decoded because json-c decodes them: a key
+ * written "\u0073rc" is "src" to it, so it must be to us.
+ */
+static int raw_key_eq(const char *r, size_t n, const char *key)
+{
+	size_t i = 0;
+
+	for (; *key; key++) {
+		char c;
+
+		if (i >= n)
+			return 0;
+		c = r[i++];
+		if (c == '\\') {
+			if (i >= n)
+				return 0;
+			c = r[i++];
+			if (c == 'u') {
+				int k, h, cp = 0;
+
+				if (n - i < 4)
+					return 0;
+				for (k = 0; k < 4; k++) {
+					if ((h = hex_val(r[i + (size_t)k])) < 0)
+						return 0;
+					cp = cp * 16 + h;
+				}
+				i += 4;
+				if (cp != (unsigned char)*key)
+					return 0;
+				continue;
+			}
+			/* \", \\, \/ stand for themselves; keys are letters,
+			 * so \b \f \n \r \t never match */
+			if (c != '"' && c != '\\' && c != '/')
+				return 0;
+		}
+		if (c != *key)
+			return 0;
+	}
+	return i == n;
+}
+
 /*
  * json-c saturates integers above UINT64_MAX to UINT64_MAX, so a value of
  * exactly UINT64_MAX is ambiguous. Look at the raw literal of `key` at the
@@ -56,7 +113,7 @@ static int dec_overflows(const char *d, size_t len)
  */
 static int raw_key_overflows(const char *s, size_t n, const char *key)
 {
-	size_t i = 0, klen = strlen(key), st, k;
+	size_t i = 0, st, k;
 	int depth = 0, want_key = 0, match = 0, hit = 0;
 
 	while (i < n) {
@@ -67,8 +124,7 @@ static int raw_key_overflows(const char *s, size_t n, const char *key)
 			while (i < n && s[i] != '"')
 				i += s[i] == '\\' ? 2 : 1;
 			if (depth == 1 && want_key)
-				match = i <= n && i - st == klen &&
-					!memcmp(s + st, key, klen);
+				match = i <= n && raw_key_eq(s + st, i - st, key);
 			i++;
 			continue;
 		}

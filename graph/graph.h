@@ -261,8 +261,9 @@ int graph_chunk_encode(const struct graph_view *v, uint32_t c,
  * once (any order), then end. The bytes are untrusted: every varint,
  * bound, ordering and id is checked; a bad chunk is refused with a message
  * naming it and leaves the graph unusable (free it). end checks that all
- * chunks arrived, that member ids are unique and that the edge count
- * matches.
+ * chunks arrived, that member ids are unique, that the edge count
+ * matches and (undirected) that the lists are symmetric (a keyed hash of
+ * both directions of every edge).
  */
 int graph_import_begin(struct graph *g, uint64_t nvertices, uint64_t nedges,
 		       struct err *e);

@@ -268,6 +268,65 @@ int graph_import_chunk(struct graph *g, uint32_t c, const void *bytes,
 	return 0;
 }
 
+/* splitmix64's finaliser: a bijection on 64 bits that mixes well. */
+static uint64_t sym_mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t sym_hash(uint64_t key, uint32_t a, uint32_t b, uint32_t ts)
+{
+	return sym_mix(sym_mix(key ^ ((uint64_t)a << 32 | b)) ^ ts);
+}
+
+/*
+ * An undirected graph stores each edge twice; the bytes are untrusted, so
+ * check that whenever u lists w, w lists u with the same timestamp (an
+ * even half-edge count alone lets one-sided lists through, and then a
+ * remove or a count disagrees between the two ends). Lists are sets, so
+ * this holds iff the half-edges above the diagonal, mirrored, are the
+ * half-edges below it: compared as multiset hashes (a sum of a keyed
+ * 64-bit hash per edge, key fresh per import) and counts, which one pass
+ * over the lists computes. A damaged file passes with probability about
+ * 2^-64. O(E) time, no extra memory; an edge lookup per half-edge instead
+ * made opening a 4M-edge snapshot 6x slower.
+ */
+static int import_check_symmetric(struct graph *g, struct err *e)
+{
+	struct graph_view v;
+	struct timespec now;
+	uint64_t key, up = 0, down = 0, nup = 0, ndown = 0;
+	uint32_t u, n, w, ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	key = sym_mix((uint64_t)now.tv_nsec ^ (uint64_t)now.tv_sec << 30 ^
+		      (uint64_t)(uintptr_t)g);
+	graph_view_begin(g, &v);
+	n = graph_nvertices(&v);
+	for (u = 0; u < n; u++) {
+		struct graph_iter it;
+
+		graph_iter_init(&it, &v, u);
+		while (graph_iter_next(&it, &w, &ts)) {
+			if (w > u) {
+				up += sym_hash(key, u, w, ts);
+				nup++;
+			} else {
+				down += sym_hash(key, w, u, ts);
+				ndown++;
+			}
+		}
+	}
+	graph_view_end(&v);
+	if (nup != ndown || up != down)
+		return err_set(e, "undirected lists are not symmetric");
+	return 0;
+}
+
 int graph_import_end(struct graph *g, struct err *e)
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
@@ -323,6 +382,8 @@ int graph_import_end(struct graph *g, struct err *e)
 	free(g->imp_seen);
 	g->imp_seen = NULL;
 	gc_flush(g);
+	if (!g->directed && import_check_symmetric(g, e))
+		return -1; /* the caller frees g, as after any refusal */
 	return 0;
 }
 

@@ -45,8 +45,21 @@ double model_score(const struct model *m, const double *x)
 	double z = m->bias;
 	uint32_t i;
 
-	for (i = 0; i < m->nf; i++)
-		z += m->w[i] * (x[m->feat[i]] - m->mean[i]) / m->scale[i];
+	for (i = 0; i < m->nf; i++) {
+		double t = m->w[i] * (x[m->feat[i]] - m->mean[i]) / m->scale[i];
+
+		/* finite parameters can still overflow (a tiny scale, a huge
+		 * weight); two opposite infinities would sum to NaN, which
+		 * no ranking can sort. Clamp each term so the sum of at most
+		 * FEAT_N stays finite; a NaN feature counts as no evidence. */
+		if (t != t)
+			t = 0;
+		else if (t > 1e300)
+			t = 1e300;
+		else if (t < -1e300)
+			t = -1e300;
+		z += t;
+	}
 	if (z > 40)
 		z = 40;
 	if (z < -40)

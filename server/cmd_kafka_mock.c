@@ -18,7 +18,8 @@ static void usage(FILE *f)
 "(default triad-events, N partitions, default 4). Prints the bootstrap\n"
 "address as the first line of stdout and runs until SIGTERM or SIGINT.\n"
 "Messages live in memory only. For tests, demos and trying triad without a\n"
-"Kafka cluster.\n");
+"Kafka cluster. SIGUSR1 takes the broker down (connections refused, address\n"
+"and messages kept), SIGUSR2 brings it up again: a broker outage on demand.\n");
 }
 
 int cmd_kafka_mock(int argc, char **argv)
@@ -67,6 +68,8 @@ int cmd_kafka_mock(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	m = kafka_mock_start(topic, (unsigned)parts, &e);
 	if (!m) {
@@ -77,8 +80,17 @@ int cmd_kafka_mock(int argc, char **argv)
 	fflush(stdout);
 	fprintf(stderr, "triad kafka-mock: topic \"%s\" with %lu partitions; "
 		"SIGTERM stops\n", topic, parts);
-	while (sigwait(&set, &sig))
-		;
+	for (;;) {
+		if (sigwait(&set, &sig))
+			continue;
+		if (sig != SIGUSR1 && sig != SIGUSR2)
+			break;
+		if (kafka_mock_set_down(m, sig == SIGUSR1, &e))
+			fprintf(stderr, "triad kafka-mock: %s\n", e.msg);
+		else
+			fprintf(stderr, "triad kafka-mock: broker %s\n",
+				sig == SIGUSR1 ? "down" : "up");
+	}
 	kafka_mock_stop(m);
 	return 0;
 }

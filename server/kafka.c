@@ -486,6 +486,18 @@ const char *kafka_mock_bootstraps(const struct kafka_mock *m)
 	return rd_kafka_mock_cluster_bootstraps(m->mc);
 }
 
+int kafka_mock_set_down(struct kafka_mock *m, int down, struct err *e)
+{
+	/* the mock cluster numbers its brokers from 1 */
+	rd_kafka_resp_err_t rc = down ? rd_kafka_mock_broker_set_down(m->mc, 1)
+				      : rd_kafka_mock_broker_set_up(m->mc, 1);
+
+	if (rc)
+		return err_set(e, "mock broker %s: %s", down ? "down" : "up",
+			       rd_kafka_err2str(rc));
+	return 0;
+}
+
 void kafka_mock_stop(struct kafka_mock *m)
 {
 	if (!m)

@@ -98,6 +98,12 @@ struct kafka_mock *kafka_mock_start(const char *topic, unsigned partitions,
 /* The bootstrap address ("127.0.0.1:PORT"), valid until kafka_mock_stop. */
 const char *kafka_mock_bootstraps(const struct kafka_mock *m);
 
+/* Take the mock's broker down (down = 1: it closes its connections and
+ * refuses new ones, keeping its address and its messages) or bring it up
+ * again (down = 0). A broker outage for fault tests. 0 or -1 with e
+ * filled. */
+int kafka_mock_set_down(struct kafka_mock *m, int down, struct err *e);
+
 void kafka_mock_stop(struct kafka_mock *m); /* NULL ok */
 
 #endif

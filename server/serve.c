@@ -25,6 +25,8 @@
 #include "mem.h"
 #include "metrics.h"
 #include "model.h"
+#include "ndjson.h"
+#include "query.h"
 #include "recommend.h"
 #include "store.h"
 
@@ -623,117 +625,6 @@ static void reply_405(struct reqctx *q, const char *allow)
 	http_reply(q->r, 405, NULL, b, sizeof(b) - 1, allow);
 }
 
-/* Strict unsigned decimal: digits only, no sign, no overflow. */
-static int parse_u64(const char *p, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (!n || n > 20)
-		return -1;
-	for (i = 0; i < n; i++) {
-		unsigned d = (unsigned char)p[i] - '0';
-
-		if (d > 9)
-			return -1;
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
-struct qparam {
-	const char *name;
-	int required;
-	uint64_t min, max;
-	uint64_t val;
-	int seen;
-};
-
-/*
- * Parse the query string against params[0..n): every key must be one of
- * them, at most once, with a value that is a decimal in [min, max].
- * 0, or -1 with a message in msg.
- */
-static int parse_query(const char *qs, struct qparam *params, size_t n,
-		       char *msg, size_t msz)
-{
-	const char *p = qs ? qs : "";
-	size_t i;
-
-	while (*p) {
-		const char *amp = strchr(p, '&'), *eq;
-		size_t len = amp ? (size_t)(amp - p) : strlen(p), klen;
-
-		if (!len) {
-			p += 1;
-			continue;
-		}
-		eq = memchr(p, '=', len);
-		klen = eq ? (size_t)(eq - p) : len;
-		for (i = 0; i < n; i++)
-			if (strlen(params[i].name) == klen &&
-			    !memcmp(params[i].name, p, klen))
-				break;
-		if (i == n) {
-			snprintf(msg, msz, "unknown parameter \"%.*s\"",
-				 (int)(klen > 40 ? 40 : klen), p);
-			return -1;
-		}
-		if (params[i].seen++) {
-			snprintf(msg, msz, "parameter \"%s\" given twice",
-				 params[i].name);
-			return -1;
-		}
-		if (!eq || eq + 1 == p + len) {
-			snprintf(msg, msz, "parameter \"%s\" has no value",
-				 params[i].name);
-			return -1;
-		}
-		{
-			const char *v = eq + 1;
-			size_t vlen = len - klen - 1;
-
-			if (parse_u64(v, vlen, &params[i].val)) {
-				if (*v == '-')
-					snprintf(msg, msz, "\"%s\" must not be "
-						 "negative", params[i].name);
-				else if (vlen && strspn(v, "0123456789") >=
-							 vlen)
-					snprintf(msg, msz, "\"%s\" is too "
-						 "large", params[i].name);
-				else
-					snprintf(msg, msz, "\"%s\" \"%.*s\" is "
-						 "not a decimal integer",
-						 params[i].name,
-						 (int)(vlen > 40 ? 40 : vlen),
-						 v);
-				return -1;
-			}
-			if (params[i].val < params[i].min ||
-			    params[i].val > params[i].max) {
-				snprintf(msg, msz, "\"%s\" must be from %llu "
-					 "to %llu", params[i].name,
-					 (unsigned long long)params[i].min,
-					 (unsigned long long)params[i].max);
-				return -1;
-			}
-		}
-		p += len;
-		if (*p == '&')
-			p++;
-	}
-	for (i = 0; i < n; i++)
-		if (params[i].required && !params[i].seen) {
-			snprintf(msg, msz, "missing parameter \"%s\"",
-				 params[i].name);
-			return -1;
-		}
-	return 0;
-}
-
 /* ---- handlers --------------------------------------------------------- */
 
 static int dismissed_cb(void *ctx, uint64_t member, uint64_t candidate)
@@ -743,7 +634,7 @@ static int dismissed_cb(void *ctx, uint64_t member, uint64_t candidate)
 
 static void h_recommend(struct reqctx *q)
 {
-	struct qparam p[4] = {
+	struct query_param p[4] = {
 		{ "member", 1, 0, UINT64_MAX, 0, 0 },
 		{ "k", 0, 1, REC_K_MAX, 10, 0 },
 		{ "explain", 0, 0, 1, 0, 0 },
@@ -755,7 +646,7 @@ static void h_recommend(struct reqctx *q)
 	char msg[160];
 	int rc;
 
-	if (parse_query(http_req_query(q->r), p, 4, msg, sizeof(msg)))
+	if (query_parse(http_req_query(q->r), p, 4, msg, sizeof(msg)))
 		FAIL(q, 400, msg);
 	rq.member = p[0].val;
 	rq.k = (uint32_t)p[1].val;
@@ -786,7 +677,7 @@ static void h_members(struct reqctx *q, const char *idstr)
 	uint32_t u, d, n, i;
 	int bad = 0;
 
-	if (parse_u64(idstr, strlen(idstr), &id))
+	if (query_u64(idstr, strlen(idstr), &id))
 		FAIL(q, 400, "member id must be an unsigned "
 				   "64-bit decimal");
 	if (http_req_query(q->r) && *http_req_query(q->r))
@@ -818,9 +709,9 @@ static void h_edges(struct reqctx *q)
 {
 	struct wctx *w = q->w;
 	struct graph_buf *o = &w->out;
-	size_t len, n = 0, nerr = 0, line = 0;
-	const char *body = http_req_body(q->r, &len), *p = body,
-		   *end = body ? body + len : NULL;
+	size_t len, n = 0, nerr = 0, sl;
+	const char *body = http_req_body(q->r, &len), *s;
+	struct ndjson_cursor cur;
 	uint32_t now = (uint32_t)time(NULL);
 	uint64_t rejected = 0;
 	struct err e = { "" };
@@ -828,26 +719,18 @@ static void h_edges(struct reqctx *q)
 
 	/* errors collect in out; the head is put in front at the end */
 	o->len = 0;
-	while (p && p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end, *s = p;
+	ndjson_init(&cur, body, len);
+	while (ndjson_next(&cur, &s, &sl)) {
 		struct graph_event ev;
 
-		line++;
-		p = nl ? nl + 1 : end;
-		while (s < le && (*s == ' ' || *s == '\t'))
-			s++;
-		while (le > s && (le[-1] == '\r' || le[-1] == ' ' ||
-				  le[-1] == '\t'))
-			le--;
-		if (s == le)
+		if (!sl)
 			continue;
-		if (event_parse(w->ep, s, (size_t)(le - s), now, &ev, &e)) {
+		if (event_parse(w->ep, s, sl, now, &ev, &e)) {
 			rejected++;
 			if (nerr++ < MAX_ERRORS) {
 				bad |= jbuf_printf(o, "%s{\"line\":%zu,"
 						   "\"error\":",
-						   nerr > 1 ? "," : "", line);
+						   nerr > 1 ? "," : "", cur.line);
 				bad |= jbuf_str(o, e.msg);
 				bad |= jbuf_add(o, "}", 1);
 			}
@@ -887,14 +770,14 @@ static void h_edges(struct reqctx *q)
 
 static void h_dismiss(struct reqctx *q)
 {
-	struct qparam p[2] = {
+	struct query_param p[2] = {
 		{ "member", 1, 0, UINT64_MAX, 0, 0 },
 		{ "candidate", 1, 0, UINT64_MAX, 0, 0 },
 	};
 	struct err e = { "" };
 	char msg[160];
 
-	if (parse_query(http_req_query(q->r), p, 2, msg, sizeof(msg)))
+	if (query_parse(http_req_query(q->r), p, 2, msg, sizeof(msg)))
 		FAIL(q, 400, msg);
 	if (p[0].val == p[1].val)
 		FAIL(q, 400, "member and candidate are the same");

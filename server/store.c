@@ -30,6 +30,7 @@ struct store {
 	uint64_t next_seq;   /* key of the next log record */
 	int need_full;       /* a checkpoint failed after graph_dirty_take */
 	size_t mapsize;
+	int map_fixed;       /* TRIAD_STATE_MAP_BYTES set: never grow */
 	char *dir;
 };
 
@@ -627,6 +628,10 @@ static int write_txn(struct store *s, txn_fill fill, void *arg, struct err *e)
 			if (rc != MDB_MAP_FULL)
 				return mdb_fail(e, rc, s->dir, "commit");
 		}
+		if (s->map_fixed)
+			return err_set(e, "\"%s\": state map full (%zu bytes, "
+				       "fixed by TRIAD_STATE_MAP_BYTES)",
+				       s->dir, s->mapsize);
 		if (s->mapsize > SIZE_MAX / 2)
 			break;
 		rc = mdb_env_set_mapsize(s->env, s->mapsize * 2);
@@ -665,6 +670,27 @@ fail:
 	return err_set(e, "open databases: %s", mdb_strerror(rc));
 }
 
+/*
+ * TRIAD_STATE_MAP_BYTES=N (a testing knob, see store.h): a fixed map of N
+ * bytes (at least 64 KiB) that is never grown, so that a full map can be
+ * provoked. 1 with *bytes set when given and valid, else 0.
+ */
+static int fixed_map_bytes(size_t *bytes)
+{
+	const char *v = getenv("TRIAD_STATE_MAP_BYTES");
+	unsigned long long n;
+	char *end;
+
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || n < ((size_t)64 << 10) || n > SIZE_MAX / 2)
+		return 0;
+	*bytes = (size_t)n;
+	return 1;
+}
+
 struct store *store_open(const char *dir, struct err *e)
 {
 	struct store *s;
@@ -685,6 +711,19 @@ struct store *store_open(const char *dir, struct err *e)
 	if (snprintf(fn, sizeof(fn), "%s/data.mdb", dir) < (int)sizeof(fn) &&
 	    !stat(fn, &st) && (size_t)st.st_size + MAP_MIN > s->mapsize)
 		s->mapsize = (size_t)st.st_size * 2 + MAP_MIN;
+	/* LMDB writes its meta pages when it creates data.mdb, so an empty
+	 * one is a truncated state, not a new one: refuse it rather than
+	 * start afresh and lose what it held */
+	if (!stat(fn, &st) && st.st_size == 0) {
+		err_set(e, "\"%s\": empty file (truncated state?); remove the "
+			"directory to start with an empty state", fn);
+		goto fail;
+	}
+	if (fixed_map_bytes(&s->mapsize)) {
+		s->map_fixed = 1;
+		if (!stat(fn, &st) && (size_t)st.st_size > s->mapsize)
+			s->mapsize = (size_t)st.st_size;
+	}
 	rc = mdb_env_create(&s->env);
 	if (rc) {
 		mdb_fail(e, rc, dir, "cannot create environment");

@@ -104,6 +104,11 @@ struct store_offset {
 /*
  * Open (creating the directory and the environment when missing) the state
  * at `dir`. NULL with e filled on error. The caller store_close()s it.
+ * The map starts at 1 GiB and doubles whenever a write finds it full. For
+ * fault tests only, the environment variable TRIAD_STATE_MAP_BYTES=N (a
+ * decimal byte count, at least 65536) fixes the map at N bytes (or the
+ * file's size when larger) and never grows it: a write that does not fit
+ * then fails with "state map full" and changes nothing.
  */
 struct store *store_open(const char *dir, struct err *e);
 
