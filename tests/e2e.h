@@ -361,6 +361,53 @@ static inline int64_t stat_of(unsigned port, const char *key)
 }
 
 /* The neighbour list of member m, or -1 when unknown. */
+/* Start `triad kafka-mock --partitions parts --topic topic`; its bootstrap
+ * address (first stdout line) into boot. Aborts the test after 20 s. */
+static inline pid_t mock_start(const char *topic, unsigned parts, char *boot,
+			       size_t n)
+{
+	char ps[16];
+	char *args[] = { "kafka-mock", "--partitions", ps, "--topic",
+			 (char *)topic, NULL };
+	double end = mono() + 20;
+	pid_t pid;
+
+	snprintf(ps, sizeof(ps), "%u", parts);
+	pid = spawn(tpath("mock.out"), args);
+	while (mono() < end) {
+		FILE *f = fopen(tpath("mock.out"), "r");
+
+		if (f) {
+			if (fgets(boot, (int)n, f) && strchr(boot, '\n')) {
+				*strchr(boot, '\n') = 0;
+				fclose(f);
+				return pid;
+			}
+			fclose(f);
+		}
+		nap_ms(30);
+	}
+	kill9(pid);
+	ck_abort_msg("kafka-mock printed no address");
+	return -1;
+}
+
+/* Wait until GET /stats events_applied reaches want (secs at most);
+ * returns the last value read. */
+static inline int64_t wait_applied(unsigned port, int64_t want, double secs)
+{
+	double end = mono() + secs;
+	int64_t v = 0;
+
+	while (mono() < end) {
+		v = stat_of(port, "events_applied");
+		if (v >= want)
+			break;
+		nap_ms(50);
+	}
+	return v;
+}
+
 static inline int neighbors_of(unsigned port, uint64_t m, uint64_t *out,
 			       int max)
 {

@@ -82,37 +82,6 @@ static void gen(uint64_t *s, struct ev *out, size_t n, uint32_t ids)
 	}
 }
 
-/* ---- processes ---------------------------------------------------------- */
-
-static pid_t mock_start(const char *topic, unsigned parts, char *boot,
-			size_t n)
-{
-	char ps[16];
-	char *args[] = { "kafka-mock", "--partitions", ps, "--topic",
-			 (char *)topic, NULL };
-	pid_t pid;
-	double end = mono() + 20;
-
-	snprintf(ps, sizeof(ps), "%u", parts);
-	pid = spawn(tpath("mock.out"), args);
-	while (mono() < end) {
-		FILE *f = fopen(tpath("mock.out"), "r");
-
-		if (f) {
-			if (fgets(boot, (int)n, f) && strchr(boot, '\n')) {
-				*strchr(boot, '\n') = 0;
-				fclose(f);
-				return pid;
-			}
-			fclose(f);
-		}
-		nap_ms(30);
-	}
-	kill9(pid);
-	ck_abort_msg("kafka-mock printed no address");
-	return -1;
-}
-
 static void stop(pid_t pid)
 {
 	kill(pid, SIGTERM);

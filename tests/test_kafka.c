@@ -13,32 +13,6 @@
 /* the series of malformed messages counted for one reason */
 #define BAD(reason) "triad_kafka_malformed_total{reason=\"" reason "\"}"
 
-/* Start kafka-mock; its bootstrap address into boot. */
-static pid_t mock_start(char *boot, size_t n)
-{
-	char *args[] = { "kafka-mock", "--partitions", "3", "--topic", "ev",
-			 NULL };
-	pid_t pid = spawn(tpath("mock.out"), args);
-	double end = mono() + 20;
-
-	while (mono() < end) {
-		FILE *f = fopen(tpath("mock.out"), "r");
-
-		if (f) {
-			if (fgets(boot, (int)n, f) && strchr(boot, '\n')) {
-				*strchr(boot, '\n') = 0;
-				fclose(f);
-				return pid;
-			}
-			fclose(f);
-		}
-		nap_ms(30);
-	}
-	kill9(pid);
-	ck_abort_msg("kafka-mock printed no address");
-	return -1;
-}
-
 static void replay(const char *boot, const char *file)
 {
 	char *args[] = { "replay", (char *)file, "--brokers", (char *)boot,
@@ -46,21 +20,6 @@ static void replay(const char *boot, const char *file)
 	pid_t pid = spawn(NULL, args);
 
 	ck_assert_int_eq(wait_exit(pid, 60), 0);
-}
-
-/* Wait until /stats events_applied reaches want (20 s at most). */
-static int64_t wait_applied(unsigned port, int64_t want)
-{
-	double end = mono() + 20;
-	int64_t v = 0;
-
-	while (mono() < end) {
-		v = stat_of(port, "events_applied");
-		if (v >= want)
-			break;
-		nap_ms(50);
-	}
-	return v;
 }
 
 /*
@@ -81,7 +40,7 @@ START_TEST(kafka_exactly_once_across_kill9)
 	uint64_t seed = 12345, nb[IDS];
 	int i, u, want_edges = 0;
 
-	mock = mock_start(boot, sizeof(boot));
+	mock = mock_start("ev", 3, boot, sizeof(boot));
 	f1 = fopen(tpath("ev1.ndjson"), "w");
 	f2 = fopen(tpath("ev2.ndjson"), "w");
 	ck_assert(f1 && f2);
@@ -120,12 +79,12 @@ START_TEST(kafka_exactly_once_across_kill9)
 	args[1] = (char *)tpath("state");
 	pid = serve_start(port, args);
 	replay(boot, tpath("ev1.ndjson"));
-	ck_assert_int_eq(wait_applied(port, N1), N1);
+	ck_assert_int_eq(wait_applied(port, N1, 20), N1);
 	kill9(pid);
 
 	pid = serve_start(port, args);
 	replay(boot, tpath("ev2.ndjson"));
-	ck_assert_int_eq(wait_applied(port, N2), N2);
+	ck_assert_int_eq(wait_applied(port, N2, 20), N2);
 	nap_ms(300); /* nothing more may arrive */
 	ck_assert_int_eq(stat_of(port, "events_applied"), N2);
 	ck_assert_int_eq(stat_of(port, "edges"), want_edges);
@@ -168,7 +127,7 @@ START_TEST(kafka_malformed_counted_and_skipped)
 	double end;
 	size_t i;
 
-	mock = mock_start(boot, sizeof(boot));
+	mock = mock_start("ev", 3, boot, sizeof(boot));
 	write_file(tpath("g.txt"), small_graph);
 	args[1] = (char *)tpath("g.txt");
 	pid = serve_start(port, args);

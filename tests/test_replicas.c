@@ -27,31 +27,6 @@
 
 enum { IDS = 300, N = 3000, SAMPLE = 60 };
 
-static pid_t mock_start(const char *parts, char *boot, size_t n)
-{
-	char *args[] = { "kafka-mock", "--partitions", (char *)parts, "--topic",
-			 "ev", NULL };
-	pid_t pid = spawn(tpath("mock.out"), args);
-	double end = mono() + 20;
-
-	while (mono() < end) {
-		FILE *f = fopen(tpath("mock.out"), "r");
-
-		if (f) {
-			if (fgets(boot, (int)n, f) && strchr(boot, '\n')) {
-				*strchr(boot, '\n') = 0;
-				fclose(f);
-				return pid;
-			}
-			fclose(f);
-		}
-		nap_ms(30);
-	}
-	kill9(pid);
-	ck_abort_msg("kafka-mock printed no address");
-	return -1;
-}
-
 /* The body of GET path, with "took_us" removed when it is JSON. */
 static char *answer(unsigned port, const char *path, int *status)
 {
@@ -73,20 +48,6 @@ static char *answer(unsigned port, const char *path, int *status)
 	return s;
 }
 
-static int64_t wait_applied(unsigned port, int64_t want)
-{
-	double end = mono() + 30;
-	int64_t v = 0;
-
-	while (mono() < end) {
-		v = stat_of(port, "events_applied");
-		if (v >= want)
-			break;
-		nap_ms(50);
-	}
-	return v;
-}
-
 START_TEST(replicas_agree)
 {
 	static unsigned char adj[IDS][IDS];
@@ -103,7 +64,7 @@ START_TEST(replicas_agree)
 
 	snprintf(st0, sizeof(st0), "%s", tpath("state0"));
 	snprintf(st1, sizeof(st1), "%s", tpath("state1"));
-	mock = mock_start(_i ? "3" : "1", boot, sizeof(boot));
+	mock = mock_start("ev", _i ? 3 : 1, boot, sizeof(boot));
 	args[1] = st0;
 	pid[0] = serve_start(port[0], args);
 	do
@@ -146,8 +107,8 @@ START_TEST(replicas_agree)
 		for (k = u + 1; k < IDS; k++)
 			want_edges += adj[u][k];
 
-	ck_assert_int_eq(wait_applied(port[0], N), N);
-	ck_assert_int_eq(wait_applied(port[1], N), N);
+	ck_assert_int_eq(wait_applied(port[0], N, 30), N);
+	ck_assert_int_eq(wait_applied(port[1], N, 30), N);
 	ck_assert_int_eq(stat_of(port[0], "edges"), want_edges);
 	ck_assert_int_eq(stat_of(port[1], "edges"), want_edges);
 
