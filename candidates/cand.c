@@ -22,6 +22,7 @@ void cand_ctx_free(struct cand_ctx *c)
 	free(c->tsbuf);
 	free(c->queue);
 	free(c->arena);
+	free(c->reached);
 	free(c);
 }
 
@@ -66,7 +67,7 @@ int cand_reserve_buf(struct cand_ctx *c, size_t n)
 	return 0;
 }
 
-struct cand *cand_touch(struct cand_ctx *c, uint32_t x)
+struct cand *cand_add(struct cand_ctx *c, uint32_t x)
 {
 	struct cand_map *m;
 	struct cand *s;

@@ -52,12 +52,17 @@ struct cand_run {
 	uint32_t steps;      /* walk steps / PPR pushes / fof intermediates */
 };
 
-/* One vertex's entry in the dense map: the three words a touch reads sit
- * in one cache line, not in three arrays. */
+/* One vertex's entry in the dense map: the words a touch reads sit in one
+ * cache line, not in several arrays. fof counts straight into the entry
+ * (fstamp, mutual, aa) and makes slots only for the vertices it reached,
+ * after its pass, so its inner loop touches 20 bytes per entry read. */
 struct cand_map {
-	uint32_t stamp; /* == epoch: slot is valid for this query */
-	uint32_t slot;  /* index into cand_ctx.c */
-	uint32_t excl;  /* == epoch: the member or one of its neighbours */
+	uint32_t stamp;  /* == epoch: slot is valid for this query */
+	uint32_t slot;   /* index into cand_ctx.c */
+	uint32_t excl;   /* == epoch: the member or one of its neighbours */
+	uint32_t fstamp; /* == epoch: mutual and aa below belong to this query */
+	uint32_t mutual; /* private to fof.c */
+	float aa;        /* private to fof.c */
 };
 
 struct cand_ctx {
@@ -73,11 +78,13 @@ struct cand_ctx {
 	size_t bufcap;
 	uint32_t *queue;
 	size_t qcap;
+	uint32_t *reached;   /* private to fof.c: vertices it counted */
+	size_t rcap;
 	uint32_t *arena;     /* decoded neighbour lists of this query */
 	size_t alen, acap;
 	uint32_t member;     /* vertex id of the query's member */
 	uint32_t member_deg; /* its degree */
-	uint32_t newest_ts;  /* newest edge ts read so far, seconds */
+	uint32_t newest_ts;  /* newest ts of the member's own edges, seconds */
 	uint64_t excl_read;  /* neighbour entries read to mark exclusions */
 };
 
@@ -96,10 +103,18 @@ void cand_ctx_free(struct cand_ctx *c);
 int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	       struct err *e);
 
+/* Private: cand_touch's path for a vertex new to the query. */
+struct cand *cand_add(struct cand_ctx *c, uint32_t x);
+
 /* The slot of vertex x, created when x is new to this query (zeroed,
  * flags CAND_EXCL when x is the member or a neighbour). NULL when out of
- * memory. O(1) amortised. */
-struct cand *cand_touch(struct cand_ctx *c, uint32_t x);
+ * memory. O(1) amortised; inline for the common case of a known x. */
+static inline struct cand *cand_touch(struct cand_ctx *c, uint32_t x)
+{
+	if (x < c->cap_v && c->map[x].stamp == c->epoch)
+		return &c->c[c->map[x].slot];
+	return cand_add(c, x);
+}
 
 /* The slot of x when touched by this query, else NULL. O(1). */
 static inline struct cand *cand_find(const struct cand_ctx *c, uint32_t x)
@@ -107,6 +122,13 @@ static inline struct cand *cand_find(const struct cand_ctx *c, uint32_t x)
 	if (x < c->cap_v && c->map[x].stamp == c->epoch)
 		return &c->c[c->map[x].slot];
 	return NULL;
+}
+
+/* A hint that x's slot is looked up soon. No effect on results. O(1). */
+static inline void cand_prefetch(const struct cand_ctx *c, uint32_t x)
+{
+	if (x < c->cap_v)
+		__builtin_prefetch(&c->map[x]);
 }
 
 /* 1 when x is the query's member or one of its neighbours. O(1). */

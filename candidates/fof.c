@@ -93,8 +93,8 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 	    struct cand_run *run, struct err *e)
 {
 	struct cand_run r = { 0, 0, 0 };
-	struct graph_iter it;
-	uint32_t i, j, w, x, dw, got, ts;
+	uint32_t i, j, w, dw, got, epoch = c->epoch;
+	size_t nr = 0;
 	float inc;
 	int64_t ne;
 	uint64_t own;
@@ -122,39 +122,48 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		/* a w reaching any candidate has u too, so d_w >= 2 */
 		inc = dw >= 2 ? (float)(1.0 / log((double)dw)) : 0.0f;
 		if (dw <= p->max_read && r.edges_read - own < p->max_total) {
-			graph_iter_init(&it, v, w);
-			while (graph_iter_next(&it, &x, &ts)) {
-				r.edges_read++;
-				if (ts > c->newest_ts)
-					c->newest_ts = ts;
-				if (!(s = cand_touch(c, x))) {
-					err_set(e, "out of memory for friends of friends");
-					goto out;
-				}
-				if (s->flags & CAND_EXCL)
-					continue;
-				s->flags |= CAND_FOF;
-				s->mutual++;
-				s->aa += inc;
-			}
-			continue;
-		}
-		got = graph_sample(v, w, p->hub_read, GRAPH_SAMPLE_NEWEST, 0,
-				   c->buf, c->tsbuf);
-		r.edges_read += got;
-		for (j = 0; j < got; j++) {
-			if (c->tsbuf[j] > c->newest_ts)
-				c->newest_ts = c->tsbuf[j];
-			if (!(s = cand_touch(c, c->buf[j]))) {
+			/* the whole list, ids only */
+			if (cand_reserve_buf(c, dw)) {
 				err_set(e, "out of memory for friends of friends");
 				goto out;
 			}
-			if (s->flags & CAND_EXCL)
-				continue;
-			s->flags |= CAND_FOF;
-			s->mutual++;
-			s->aa += inc;
+			got = graph_ids(v, w, c->buf);
+		} else {
+			got = graph_sample(v, w, p->hub_read, GRAPH_SAMPLE_NEWEST,
+					   0, c->buf, NULL);
 		}
+		r.edges_read += got;
+		if (mem_grow((void **)&c->reached, &c->rcap, nr + got,
+			     sizeof(*c->reached))) {
+			err_set(e, "out of memory for friends of friends");
+			goto out;
+		}
+		for (j = 0; j < got; j++) {
+			struct cand_map *m = &c->map[c->buf[j]];
+
+			if (m->excl == epoch)
+				continue;
+			if (m->fstamp != epoch) {
+				m->fstamp = epoch;
+				m->mutual = 0;
+				m->aa = 0;
+				c->reached[nr++] = c->buf[j];
+			}
+			m->mutual++;
+			m->aa += inc;
+		}
+	}
+	/* slots for what was reached, in the order first reached */
+	for (j = 0; j < nr; j++) {
+		struct cand_map *m = &c->map[c->reached[j]];
+
+		if (!(s = cand_touch(c, c->reached[j]))) {
+			err_set(e, "out of memory for friends of friends");
+			goto out;
+		}
+		s->flags |= CAND_FOF;
+		s->mutual += m->mutual;
+		s->aa += m->aa;
 	}
 	rc = 0;
 out:

@@ -18,9 +18,8 @@ int ppr_run(struct cand_ctx *c, const struct graph_view *v,
 {
 	struct cand_run r = { 0, 0, 0 };
 	size_t head = 0, tail = 0, i;
-	struct graph_iter it;
 	struct cand *s, *t;
-	uint32_t x, w, dx;
+	uint32_t x, w, dx, nb, j;
 	float rx, share;
 	int rc = -1;
 
@@ -58,8 +57,13 @@ int ppr_run(struct cand_ctx *c, const struct graph_view *v,
 		s->ppr += p->alpha * rx;
 		s->ppr_r = 0;
 		share = (1 - p->alpha) * rx / (float)dx;
-		graph_iter_init(&it, v, x);
-		while (graph_iter_next(&it, &w, NULL)) {
+		if (cand_reserve_buf(c, dx)) {
+			err_set(e, "out of memory for personalised pagerank");
+			goto out;
+		}
+		nb = graph_ids(v, x, c->buf);
+		for (j = 0; j < nb; j++) {
+			w = c->buf[j];
 			r.edges_read++;
 			if (!(t = cand_touch(c, w))) {
 				err_set(e, "out of memory for personalised pagerank");

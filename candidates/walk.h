@@ -6,15 +6,20 @@
  * vertex that is not excluded counts a visit (CAND_WALK). The walk stops
  * after `steps` steps, or early once `settle_np` candidates each have at
  * least `settle_nv` visits (the top of the ranking has settled), or at the
- * deadline (checked every 64 steps).
+ * deadline (checked every 16 steps).
  *
- * Deterministic: the generator is seeded from the member's external id, so
- * the same graph and parameters give the same visits.
- * Work: at most `steps` steps. The first step from a vertex of degree
+ * The steps are shared by 16 independent walkers that move in lockstep:
+ * their list reads go to the graph as one batch (graph_nth_batch), so the
+ * cache misses of a round overlap instead of following one another. The
+ * visits have the same distribution as one walker's.
+ *
+ * Deterministic: each walker's generator is seeded from the member's
+ * external id and its number, and landings are counted in walker order,
+ * so the same graph and parameters give the same visits.
+ * Work: at most `steps` steps. The second step from a vertex of degree
  * d <= 4096 decodes its list once into a per-query cache (O(d), at most
- * 4M entries cached per query); later steps from it are O(1). Steps from
- * bigger vertices sample through the graph's block index,
- * O(log(d/B) + B) each.
+ * 4M entries cached per query); later steps from it are O(1). Other steps
+ * sample through the graph's block index, O(log(d/B) + B) each.
  */
 #ifndef TRIAD_WALK_H
 #define TRIAD_WALK_H

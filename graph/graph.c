@@ -792,6 +792,138 @@ int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
 	return 0; /* not reached: i < deg */
 }
 
+/* Skip over an entry's gap and ts code: ids only, no ts decoding. */
+static const uint8_t *skip_gap(const uint8_t *p, uint32_t *gap)
+{
+	p = varint_get(p, gap);
+	while (*p++ >= 0x80)
+		;
+	return p;
+}
+
+uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
+{
+	struct graph_iter it;
+	struct base_hdr h;
+	struct vref r;
+	const uint8_t *p;
+	uint32_t n = 0, id, gap, t;
+
+	vref_get(v, u, &r);
+	if (!r.deg)
+		return 0;
+	if (r.a && r.a->nd) {
+		iter_init_ref(&it, &r);
+		while (n < r.deg && it_next_raw(&it, &id, &t))
+			out[n++] = id;
+		return n;
+	}
+	base_parse(r.base, &h);
+	p = varint_get(h.data, &id);
+	while (*p++ >= 0x80) /* its ts code */
+		;
+	out[n++] = id;
+	while (n < h.deg) {
+		p = skip_gap(p, &gap);
+		id += gap + 1;
+		out[n++] = id;
+	}
+	return n;
+}
+
+void graph_prefetch(const struct graph_view *v, uint32_t id)
+{
+	if (id < atomic_load_explicit(&v->vt->n, memory_order_relaxed))
+		__builtin_prefetch(&v->vt->slot[id]);
+}
+
+void graph_nth_batch(const struct graph_view *v, uint32_t n,
+		     const uint32_t *u, const uint32_t *r, uint32_t *nbr,
+		     uint32_t *deg)
+{
+	uint64_t s[GRAPH_BATCH_MAX];
+	const uint8_t *p[GRAPH_BATCH_MAX];
+	uint32_t x[GRAPH_BATCH_MAX], k[GRAPH_BATCH_MAX];
+	uint32_t j, nv = atomic_load_explicit(&v->vt->n, memory_order_acquire);
+	struct base_hdr h;
+	struct vref ref;
+
+	if (n > GRAPH_BATCH_MAX)
+		n = GRAPH_BATCH_MAX;
+	for (j = 0; j < n; j++)
+		if (u[j] < nv)
+			__builtin_prefetch(&v->vt->slot[u[j]]);
+	/* stage 1: the slot; prefetch what it points at */
+	for (j = 0; j < n; j++) {
+		s[j] = u[j] < nv ? atomic_load_explicit(&v->vt->slot[u[j]],
+							memory_order_acquire)
+				 : 0;
+		if (s[j] & SLOT_ARENA)
+			__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
+		else if (s[j])
+			__builtin_prefetch((const void *)(uintptr_t)s[j]);
+	}
+	/* stage 2: the header; pick the position, prefetch its index entry
+	 * (long lists) or the list's first bytes (short ones). p[j] == NULL
+	 * marks the slow path (pending delta), nbr[j] already set marks done */
+	for (j = 0; j < n; j++) {
+		slot_read(v->g, s[j], &ref);
+		p[j] = NULL;
+		if (deg)
+			deg[j] = ref.deg;
+		if (!ref.deg) {
+			nbr[j] = GRAPH_NONE;
+			continue;
+		}
+		k[j] = (uint32_t)(((uint64_t)r[j] * ref.deg) >> 32);
+		if (ref.a && ref.a->nd) {
+			graph_nth(v, u[j], k[j], &nbr[j]);
+			continue;
+		}
+		base_parse(ref.base, &h);
+		if (h.blk) {
+			p[j] = h.blk + (size_t)(k[j] / GRAPH_BLOCK) * 8;
+			x[j] = 1; /* p[j] is an index entry */
+		} else {
+			p[j] = h.data;
+			x[j] = 0;
+		}
+		__builtin_prefetch(p[j]);
+		nbr[j] = 0;
+	}
+	/* stage 3: the index entry -> the block's bytes */
+	for (j = 0; j < n; j++) {
+		if (!p[j] || !x[j])
+			continue;
+		x[j] = ld32(p[j]);
+		slot_read(v->g, s[j], &ref);
+		base_parse(ref.base, &h);
+		p[j] = h.data + ld32(p[j] + 4);
+		__builtin_prefetch(p[j]);
+		k[j] %= GRAPH_BLOCK;
+		nbr[j] = 1; /* x[j] holds the block's first id */
+	}
+	/* stage 4: decode up to the position, ids only */
+	for (j = 0; j < n; j++) {
+		const uint8_t *q = p[j];
+		uint32_t id, gap, i;
+
+		if (!q)
+			continue;
+		if (nbr[j]) { /* a block: its first id is in the index */
+			q = skip_gap(q, &gap);
+			id = x[j];
+		} else {
+			q = skip_gap(q, &id);
+		}
+		for (i = 0; i < k[j]; i++) {
+			q = skip_gap(q, &gap);
+			id += gap + 1;
+		}
+		nbr[j] = id;
+	}
+}
+
 struct pick {
 	uint32_t id, ts;
 };

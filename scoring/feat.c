@@ -2,7 +2,10 @@
 #include "feat.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "mem.h"
 
 static const char *const names[FEAT_N] = {
 	[FEAT_MUTUAL] = "mutual",
@@ -87,21 +90,16 @@ static int on_common(void *ctx, uint32_t w, uint32_t ts_aw, uint32_t ts_bw)
 	return 0;
 }
 
-void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
-		  uint32_t now, const struct feat_in *in, double *x,
-		  struct feat_via *via)
+/* The features that follow from the pair's counts (shared by both paths). */
+static void finish(double *x, uint32_t du, uint32_t dc, uint32_t m,
+		   const struct acc *a, const struct feat_in *in, uint32_t now,
+		   uint32_t got, uint32_t newest_c, uint32_t recent)
 {
-	struct acc a = { v, now, 0, 0, 0, 0, via };
-	uint32_t du = graph_degree(v, u), dc = graph_degree(v, c);
-	uint32_t nb[32], ts[32], got, i, recent = 0, m, newest_c;
 	double uni;
 
-	if (via)
-		via->n = 0;
-	m = graph_common(v, u, c, on_common, &a);
 	x[FEAT_MUTUAL] = m;
-	x[FEAT_ADAMIC_ADAR] = a.aa;
-	x[FEAT_RESOURCE_ALLOC] = a.ra;
+	x[FEAT_ADAMIC_ADAR] = a->aa;
+	x[FEAT_RESOURCE_ALLOC] = a->ra;
 	uni = (double)du + (double)dc - (double)m;
 	x[FEAT_JACCARD] = uni > 0 ? (double)m / uni : 0.0;
 	x[FEAT_COSINE] = du && dc ? (double)m / sqrt((double)du * dc) : 0.0;
@@ -110,18 +108,45 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 	x[FEAT_DEG_CAND] = log1p(dc);
 	x[FEAT_WALK] = log1p(in ? in->visits : 0);
 	x[FEAT_PPR] = log1p(in ? 1e4 * (double)in->ppr : 0.0);
-	x[FEAT_RECENT_MUTUAL] = a.rec;
-	x[FEAT_MUTUAL_AGE] = log1p(m ? age_s(now, a.newest) / 3600.0
+	x[FEAT_RECENT_MUTUAL] = a->rec;
+	x[FEAT_MUTUAL_AGE] = log1p(m ? age_s(now, a->newest) / 3600.0
 				     : FEAT_AGE_NONE);
+	x[FEAT_CAND_AGE] = log1p(got ? age_s(now, newest_c) / 3600.0
+				     : FEAT_AGE_NONE);
+	x[FEAT_CAND_RECENT] = log1p(recent);
+	x[FEAT_LOG_MUTUAL] = log1p(m);
+}
+
+/* c's newest 32 edges through the graph's newest index (d_c >= 1024). */
+static void hub_recency(const struct graph_view *v, uint32_t c, uint32_t now,
+			uint32_t *got, uint32_t *newest_c, uint32_t *recent)
+{
+	uint32_t nb[32], ts[32], i;
+
+	*got = graph_sample(v, c, 32, GRAPH_SAMPLE_NEWEST, 0, nb, ts);
+	*recent = 0;
+	for (i = 0; i < *got; i++)
+		if (age_s(now, ts[i]) < FEAT_TAU)
+			(*recent)++;
+	*newest_c = *got ? ts[0] : 0;
+}
+
+void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
+		  uint32_t now, const struct feat_in *in, double *x,
+		  struct feat_via *via)
+{
+	struct acc a = { v, now, 0, 0, 0, 0, via };
+	uint32_t du = graph_degree(v, u), dc = graph_degree(v, c);
+	uint32_t got, recent = 0, m, newest_c;
+
+	if (via)
+		via->n = 0;
+	m = graph_common(v, u, c, on_common, &a);
 	/* c's newest 32 edges: the young ones among them are simply all its
 	 * young edges, capped at 32, so a short list needs one plain pass
 	 * (max ts and a count); a long one has the graph's newest index */
 	if (dc >= 1024) {
-		got = graph_sample(v, c, 32, GRAPH_SAMPLE_NEWEST, 0, nb, ts);
-		for (i = 0; i < got; i++)
-			if (age_s(now, ts[i]) < FEAT_TAU)
-				recent++;
-		newest_c = got ? ts[0] : 0;
+		hub_recency(v, c, now, &got, &newest_c, &recent);
 	} else {
 		struct graph_iter it;
 		uint32_t w, t;
@@ -139,8 +164,124 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 		if (recent > 32)
 			recent = 32;
 	}
-	x[FEAT_CAND_AGE] = log1p(got ? age_s(now, newest_c) / 3600.0
-				     : FEAT_AGE_NONE);
-	x[FEAT_CAND_RECENT] = log1p(recent);
-	x[FEAT_LOG_MUTUAL] = log1p(m);
+	finish(x, du, dc, m, &a, in, now, got, newest_c, recent);
+}
+
+int feat_member_set(struct feat_member *m, const struct graph_view *v,
+		    uint32_t u, uint32_t now)
+{
+	uint32_t d = graph_degree(v, u), n = 0, w, t, i;
+	struct graph_iter it;
+	size_t c1 = m->cap, c2 = m->cap, c3 = m->cap, c4 = m->cap;
+
+	if (d > m->cap) {
+		if (mem_grow((void **)&m->id, &c1, d, sizeof(*m->id)) ||
+		    mem_grow((void **)&m->ts, &c2, d, sizeof(*m->ts)) ||
+		    mem_grow((void **)&m->ilog, &c3, d, sizeof(*m->ilog)) ||
+		    mem_grow((void **)&m->inv, &c4, d, sizeof(*m->inv)))
+			return -1;
+		m->cap = d;
+	}
+	graph_iter_init(&it, v, u);
+	while (n < d && graph_iter_next(&it, &w, &t)) {
+		m->id[n] = w;
+		m->ts[n++] = t;
+	}
+	for (i = 0; i < n; i++)
+		m->ilog[i] = -1.0;
+	m->v = v;
+	m->u = u;
+	m->du = n;
+	m->now = now;
+	return 0;
+}
+
+void feat_member_release(struct feat_member *m)
+{
+	free(m->id);
+	free(m->ts);
+	free(m->ilog);
+	free(m->inv);
+	memset(m, 0, sizeof(*m));
+}
+
+/* First index >= lo with id[i] >= x (or n): galloping, then binary. */
+static uint32_t gallop(const uint32_t *id, uint32_t lo, uint32_t n, uint32_t x)
+{
+	uint32_t step = 1, hi;
+
+	while (lo + step < n && id[lo + step] < x)
+		step *= 2;
+	hi = lo + step < n ? lo + step + 1 : n;
+	lo += step / 2;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (id[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* on_common for the mutual at position i of u's array, with c's edge ts. */
+static void mutual_at(struct feat_member *fm, struct acc *a, uint32_t i,
+		      uint32_t ts_cw)
+{
+	uint32_t ts_uw = fm->ts[i], later = ts_uw > ts_cw ? ts_uw : ts_cw;
+
+	if (fm->ilog[i] < 0) {
+		uint32_t dw = graph_degree(fm->v, fm->id[i]);
+
+		/* a mutual w has both u and c as neighbours, so d_w >= 2 */
+		fm->ilog[i] = dw >= 2 ? 1.0 / log((double)dw) : 0.0;
+		fm->inv[i] = dw >= 2 ? 1.0 / (double)dw : 0.0;
+	}
+	if (fm->ilog[i] > 0) {
+		a->aa += fm->ilog[i];
+		a->ra += fm->inv[i];
+	}
+	a->rec += exp(-(age_s(a->now, ts_uw) + age_s(a->now, ts_cw)) / FEAT_TAU);
+	if (later > a->newest)
+		a->newest = later;
+	if (a->via)
+		via_add(a->via, fm->id[i], later);
+}
+
+void feat_pair(struct feat_member *fm, uint32_t c, const struct feat_in *in,
+	       double *x, struct feat_via *via)
+{
+	const struct graph_view *v = fm->v;
+	struct acc a = { v, fm->now, 0, 0, 0, 0, via };
+	uint32_t dc = graph_degree(v, c), got = 0, recent = 0, m = 0;
+	uint32_t newest_c = 0, pos = 0, w, t;
+	struct graph_iter it;
+
+	if (via)
+		via->n = 0;
+	if (dc >= 1024) {
+		m = graph_common(v, fm->u, c, on_common, &a);
+		hub_recency(v, c, fm->now, &got, &newest_c, &recent);
+		finish(x, fm->du, dc, m, &a, in, fm->now, got, newest_c, recent);
+		return;
+	}
+	graph_iter_init(&it, v, c);
+	while (graph_iter_next(&it, &w, &t)) {
+		got++;
+		if (t > newest_c)
+			newest_c = t;
+		if (age_s(fm->now, t) < FEAT_TAU)
+			recent++;
+		if (pos < fm->du && fm->id[pos] < w)
+			pos = gallop(fm->id, pos, fm->du, w);
+		if (pos < fm->du && fm->id[pos] == w) {
+			mutual_at(fm, &a, pos, t);
+			m++;
+			pos++;
+		}
+	}
+	if (recent > 32)
+		recent = 32;
+	finish(x, fm->du, dc, m, &a, in, fm->now, got, newest_c, recent);
 }

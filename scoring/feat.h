@@ -74,4 +74,39 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 		  uint32_t now, const struct feat_in *in, double *x,
 		  struct feat_via *via);
 
+/*
+ * The member's side of many pairs, prepared once per query: u's neighbours
+ * with their edge timestamps, and 1 / ln d_w, 1 / d_w of each filled in on
+ * first use. feat_pair then reads each candidate's list once (the merge
+ * with u and c's own recency in one pass) where feat_compute reads it
+ * twice and looks up every mutual's degree again. Same values as
+ * feat_compute, bit for bit (same operations in the same order); a test
+ * holds them to it. Per-thread scratch, reused across queries.
+ */
+struct feat_member {
+	const struct graph_view *v;
+	uint32_t u, du, now;
+	uint32_t *id, *ts; /* u's neighbours, ascending, and edge ts (seconds) */
+	double *ilog;      /* 1 / ln d_w, or -1 until first needed */
+	double *inv;       /* 1 / d_w */
+	size_t cap;
+};
+
+/* Prepare m for member u of view v at time now: O(d_u). 0, or -1 when out
+ * of memory. */
+int feat_member_set(struct feat_member *m, const struct graph_view *v,
+		    uint32_t u, uint32_t now);
+
+/* Free m's buffers (m itself is the caller's). */
+void feat_member_release(struct feat_member *m);
+
+/*
+ * feat_compute(m->v, m->u, c, m->now, in, x, via) through m. For d_c below
+ * 1024: one pass over c's list, finding each entry in u's array by a
+ * galloping search, O(d_c log(d_u / d_c + 1)); bigger candidates go through
+ * graph_common as in feat_compute.
+ */
+void feat_pair(struct feat_member *m, uint32_t c, const struct feat_in *in,
+	       double *x, struct feat_via *via);
+
 #endif

@@ -42,6 +42,7 @@ void rec_ctx_free(struct rec_ctx *c)
 	if (!c)
 		return;
 	cand_ctx_free(c->cc);
+	feat_member_release(&c->fm);
 	free(c->it);
 	free(c->sel);
 	free(c);
@@ -184,6 +185,8 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 		return err_set(e, "out of memory for %zu candidates", n);
 	if (!now)
 		now = cc->newest_ts;
+	if (feat_member_set(&c->fm, v, u, now))
+		return err_set(e, "out of memory for features");
 	for (i = 0; i < cc->n; i++) {
 		struct cand *x = &cc->c[i];
 		struct rec_item *it;
@@ -204,7 +207,7 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 		it->score = 0;
 		in.visits = x->visits;
 		in.ppr = x->ppr;
-		feat_compute(v, u, x->v, now, &in, it->x, NULL);
+		feat_pair(&c->fm, x->v, &in, it->x, NULL);
 	}
 	return 0;
 }
@@ -282,7 +285,7 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	struct rec_params p;
 	struct feat_via via;
 	size_t i, start = out->len, shown = 0;
-	uint32_t u, j, nvia, now;
+	uint32_t u, j, nvia;
 	double x[FEAT_N];
 	int first_src;
 
@@ -297,7 +300,6 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	budget = (uint64_t)(r->budget_us ? r->budget_us : REC_BUDGET_US) * 1000u;
 	if (rec_gather(c, v, u, c->now, &p, t0 + budget, e))
 		return -1;
-	now = c->now ? c->now : c->cc->newest_ts;
 	rec_score_model(c, m);
 	rec_sort(c);
 	/* pick the answer first so took_us covers all the ranking work */
@@ -315,7 +317,7 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 		struct rec_item *it = &c->it[i];
 
 		/* again, to learn the mutual connections (cheap: k items) */
-		feat_compute(v, u, it->v, now, NULL, x, &via);
+		feat_pair(&c->fm, it->v, NULL, x, &via);
 		nvia = via.n < (r->explain ? 5u : 3u) ? via.n : (r->explain ? 5u : 3u);
 		if (put(out, "%s{\"member\":%" PRIu64 ",\"score\":%.6g,\"mutual\":%u,\"via\":[",
 			i ? "," : "", it->member, fin(it->score),

@@ -67,6 +67,7 @@ struct rec_ctx {
 	int degraded;        /* last gather was cut short by its deadline */
 	uint32_t now;        /* reference time for the next answer; 0 = derive */
 	struct cand_run run[3]; /* fof, walk, ppr of the last gather */
+	struct feat_member fm;  /* private: the member's side of the features */
 };
 
 /* A new per-thread context (grows to the graph's size on first use, about
@@ -77,14 +78,15 @@ void rec_ctx_free(struct rec_ctx *c);
 
 /* Set the reference time ("now", seconds) for rec_answer_json calls on
  * this context: the newest event ts the caller has seen. 0 (the initial
- * value) derives it per query as the newest edge ts the query read. */
+ * value) derives it per query as the newest ts of the member's own
+ * edges. */
 void rec_ctx_set_now(struct rec_ctx *c, uint32_t now);
 
 /*
  * Candidates and features for vertex u: runs the generators of p (each
  * until deadline_ns, 0 = none), keeps each generator's best keep_per_gen,
- * and computes feat_compute for each kept one at time now (0: the newest
- * edge ts the generators read) into c->it[0..c->n) in unspecified order.
+ * and computes the features (feat_pair, equal to feat_compute) of each
+ * kept one at time now (0: the newest ts of u's own edges) into c->it[0..c->n) in unspecified order.
  * Sets c->degraded when the deadline cut a generator or the features
  * short (then only the candidates featured in time are in c->it). Returns 0, or -1 with e filled (out of memory).
  */

@@ -115,6 +115,33 @@ static void compare(struct graph *g, const struct ref *r, uint64_t seed)
 			d2i[i2d[b]] = b;
 		}
 	}
+	/* graph_nth_batch: the same neighbours as one graph_nth each, for
+	 * batches of up to GRAPH_BATCH_MAX vertices (some unknown, some with
+	 * pending deltas, some with none) at random positions */
+	for (uint32_t a = 0; a < NM; a += GRAPH_BATCH_MAX) {
+		uint32_t bu[GRAPH_BATCH_MAX], br[GRAPH_BATCH_MAX];
+		uint32_t bn[GRAPH_BATCH_MAX], bd[GRAPH_BATCH_MAX], m = 0, x;
+
+		for (uint32_t b = a; b < NM && m < GRAPH_BATCH_MAX; b++, m++) {
+			bu[m] = i2d[b] != GRAPH_NONE ? i2d[b]
+				: graph_nvertices(&v) + b;
+			br[m] = (uint32_t)rnd(&seed);
+		}
+		graph_nth_batch(&v, m, bu, br, bn, bd);
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t d = bu[j] < graph_nvertices(&v)
+				     ? graph_degree(&v, bu[j]) : 0;
+
+			REQ_EQ(bd[j], d);
+			if (!d) {
+				REQ_EQ(bn[j], GRAPH_NONE);
+				continue;
+			}
+			REQ(graph_nth(&v, bu[j],
+				      (uint32_t)(((uint64_t)br[j] * d) >> 32), &x));
+			REQ_EQ(bn[j], x);
+		}
+	}
 	for (uint32_t a = 0; a < NM; a++) {
 		uint32_t u = graph_lookup(&v, ext_of(a)), rd = ref_deg(r, a);
 		struct graph_iter it;
@@ -156,10 +183,19 @@ static void compare(struct graph *g, const struct ref *r, uint64_t seed)
 				REQ_EQ(tt, want - 1);
 		}
 
-		/* graph_nth agrees with iteration, and stops at the degree */
+		/* graph_nth and graph_ids agree with iteration, and stop at
+		 * the degree */
 		{
-			uint32_t k = 0, x;
+			uint32_t k = 0, x, *ids = malloc(((size_t)rd + 1) *
+							 sizeof(*ids));
 
+			REQ(ids != NULL);
+			REQ_EQ(graph_ids(&v, u, ids), rd);
+			graph_iter_init(&it, &v, u);
+			while (graph_iter_next(&it, &w, &t))
+				REQ_EQ(ids[k++], w);
+			free(ids);
+			k = 0;
 			graph_iter_init(&it, &v, u);
 			while (graph_iter_next(&it, &w, &t)) {
 				if (k % 3 == 0 || k + 1 == rd) {

@@ -164,6 +164,77 @@ START_TEST(features_match_textbook_formulas)
 }
 END_TEST
 
+/*
+ * feat_pair (the serving path) gives feat_compute's values bit for bit, on
+ * a graph with pending changes (adds, re-adds and removes applied after the
+ * build) and a hub candidate of degree >= 1024 (the graph_common path).
+ */
+START_TEST(feat_pair_equals_feat_compute)
+{
+	const uint32_t nm = 3000, hub = 0;
+	struct graph *g = graph_new(0);
+	struct graph_event *ev = malloc(40000 * sizeof(*ev));
+	struct feat_member fm = { 0 };
+	struct graph_view v;
+	struct feat_via va, vb;
+	struct feat_in in = { 3, 0.002f };
+	double xa[FEAT_N], xb[FEAT_N];
+	uint64_t seed = 4242;
+	size_t n = 0, i;
+	uint32_t u, c, f, k, checked = 0;
+
+	ck_assert_ptr_nonnull(g);
+	ck_assert_ptr_nonnull(ev);
+	/* a hub joined to 1500 members, plus a sparse random graph */
+	for (i = 1; i <= 1500; i++)
+		ev[n++] = (struct graph_event){ ext(hub), ext((uint32_t)i),
+			NOW - (uint32_t)(rnd(&seed) % 5000000u), GRAPH_ADD };
+	while (n < 20000) {
+		uint32_t a = (uint32_t)(rnd(&seed) % nm), b = (uint32_t)(rnd(&seed) % 200);
+
+		if (a != b)
+			ev[n++] = (struct graph_event){ ext(a), ext(b),
+				NOW - (uint32_t)(rnd(&seed) % 5000000u), GRAPH_ADD };
+	}
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	/* pending deltas: removes and fresh adds, not merged */
+	for (i = 0; i < 2000; i++) {
+		uint32_t a = (uint32_t)(rnd(&seed) % 200), b = (uint32_t)(rnd(&seed) % nm);
+
+		ev[i] = (struct graph_event){ ext(a), ext(b), NOW - (uint32_t)(rnd(&seed) % 100000u),
+			(rnd(&seed) & 1) ? GRAPH_ADD : GRAPH_REMOVE };
+		if (a == b)
+			ev[i].dst = ext(nm + 1);
+	}
+	ck_assert_int_eq(graph_apply(g, ev, 2000, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	for (k = 0; k < 60; k++) {
+		u = graph_lookup(&v, ext(k < 2 ? hub + k : (uint32_t)(rnd(&seed) % 200)));
+		if (u == GRAPH_NONE || !graph_degree(&v, u))
+			continue;
+		ck_assert_int_eq(feat_member_set(&fm, &v, u, NOW), 0);
+		for (f = 0; f < 150; f++) {
+			c = f == 0 ? graph_lookup(&v, ext(hub))
+				   : (uint32_t)(rnd(&seed) % graph_nvertices(&v));
+			if (c == u || c == GRAPH_NONE)
+				continue;
+			feat_compute(&v, u, c, NOW, &in, xa, &va);
+			feat_pair(&fm, c, &in, xb, &vb);
+			REQ(memcmp(xa, xb, sizeof(xa)) == 0);
+			REQ_EQ(va.n, vb.n);
+			REQ(memcmp(va.v, vb.v, va.n * sizeof(*va.v)) == 0);
+			REQ(memcmp(va.ts, vb.ts, va.n * sizeof(*va.ts)) == 0);
+			checked++;
+		}
+	}
+	ck_assert_uint_gt(checked, 5000);
+	graph_view_end(&v);
+	feat_member_release(&fm);
+	graph_free(g);
+	free(ev);
+}
+END_TEST
+
 START_TEST(jaccard_matches_igraph)
 {
 	static uint32_t tsm[NV * NV];
@@ -443,6 +514,7 @@ static Suite *suite(void)
 
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, features_match_textbook_formulas);
+	tcase_add_test(t, feat_pair_equals_feat_compute);
 	tcase_add_test(t, jaccard_matches_igraph);
 	tcase_add_test(t, model_files);
 	tcase_add_test(t, default_model_is_data_model_json);
