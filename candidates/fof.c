@@ -75,6 +75,11 @@ static int64_t expand_set(struct cand_ctx *c, const struct graph_view *v,
 		     sizeof(*c->queue)) ||
 	    cand_reserve_buf(c, (size_t)d + 1))
 		return -1;
+	if (d <= cap) { /* all of them: ids only, in list order */
+		n = graph_ids(v, u, c->queue);
+		*read += n;
+		return n;
+	}
 	graph_iter_init(&it, v, u);
 	while (n < d && graph_iter_next(&it, &w, &ts)) {
 		c->queue[n] = w;
