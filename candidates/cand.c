@@ -83,6 +83,9 @@ struct cand *cand_add(struct cand_ctx *c, uint32_t x)
 	s = &c->c[c->n];
 	memset(s, 0, sizeof(*s));
 	s->v = x;
+	if (m->excl != c->epoch && c->lazy &&
+	    graph_edge_ts(c->view, c->member, x, NULL))
+		m->excl = c->epoch;
 	if (m->excl == c->epoch)
 		s->flags = CAND_EXCL;
 	m->stamp = c->epoch;
@@ -114,7 +117,16 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	if (c->cap < 1024 &&
 	    mem_grow((void **)&c->c, &c->cap, 1024, sizeof(*c->c)))
 		return err_set(e, "out of memory for candidates");
+	c->view = v;
 	c->map[u].excl = c->epoch;
+	c->lazy = c->member_deg > CAND_LAZY_DEG;
+	if (c->lazy) {
+		uint32_t nb, t;
+
+		if (graph_sample(v, u, 1, GRAPH_SAMPLE_NEWEST, 0, &nb, &t))
+			c->newest_ts = t;
+		return 0;
+	}
 	graph_iter_init(&it, v, u);
 	while (graph_iter_next(&it, &w, &ts)) {
 		c->excl_read++;

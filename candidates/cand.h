@@ -86,7 +86,15 @@ struct cand_ctx {
 	uint32_t member_deg; /* its degree */
 	uint32_t newest_ts;  /* newest ts of the member's own edges, seconds */
 	uint64_t excl_read;  /* neighbour entries read to mark exclusions */
+	int lazy;            /* d_u > CAND_LAZY_DEG: exclusions found on demand */
+	const struct graph_view *view; /* the query's view */
 };
+
+/* Members with more connections than this are not marked up front (that
+ * would cost O(d_u) random writes a query): a vertex is tested against the
+ * member's list (graph_edge_ts, O(log(d_u/B) + B)) when a query first
+ * touches it. Smaller members are marked eagerly. */
+#define CAND_LAZY_DEG 65536u
 
 /* A new empty context (grows on first use). NULL when out of memory. */
 struct cand_ctx *cand_ctx_new(void);
@@ -97,7 +105,7 @@ void cand_ctx_free(struct cand_ctx *c);
  * Start a query for vertex u of view v: forget the previous query, make the
  * dense map cover graph_nvertices(v) (grows once, O(n) then; O(1) after)
  * and mark u and all its neighbours excluded: O(d_u) neighbour reads and
- * 4-byte writes.
+ * 4-byte writes, or O(1) for d_u > CAND_LAZY_DEG (see there).
  * Returns 0, or -1 with e filled when out of memory or u is not a vertex.
  */
 int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
@@ -131,10 +139,14 @@ static inline void cand_prefetch(const struct cand_ctx *c, uint32_t x)
 		__builtin_prefetch(&c->map[x]);
 }
 
-/* 1 when x is the query's member or one of its neighbours. O(1). */
+/* 1 when x is the query's member or one of its neighbours. O(1), or
+ * O(log(d_u/B) + B) for a lazy query (CAND_LAZY_DEG). */
 static inline int cand_is_excluded(const struct cand_ctx *c, uint32_t x)
 {
-	return x < c->cap_v && c->map[x].excl == c->epoch;
+	if (x < c->cap_v && c->map[x].excl == c->epoch)
+		return 1;
+	return c->lazy && x < c->cap_v &&
+	       graph_edge_ts(c->view, c->member, x, NULL);
 }
 
 /* Make the scratch buffers hold at least n entries. 0 or -1 (OOM). */

@@ -80,6 +80,12 @@ static int64_t expand_set(struct cand_ctx *c, const struct graph_view *v,
 		*read += n;
 		return n;
 	}
+	if (c->lazy) { /* a scan would be O(d_u): the index's newest */
+		n = graph_sample(v, u, cap < FOF_HUB_READ ? cap : FOF_HUB_READ,
+				 GRAPH_SAMPLE_NEWEST, 0, c->queue, NULL);
+		*read += n;
+		return n;
+	}
 	graph_iter_init(&it, v, u);
 	while (n < d && graph_iter_next(&it, &w, &ts)) {
 		c->queue[n] = w;
@@ -149,6 +155,10 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 			if (m->excl == epoch)
 				continue;
 			if (m->fstamp != epoch) {
+				if (c->lazy && cand_is_excluded(c, c->buf[j])) {
+					m->excl = epoch;
+					continue;
+				}
 				m->fstamp = epoch;
 				m->mutual = 0;
 				m->aa = 0;

@@ -13,7 +13,10 @@
  *   intermediates,
  * plus choosing which of u's neighbours to expand: all of them when
  * d_u <= E, else the E newest (one pass over u's list and a linear-time
- * selection: O(d_u) expected, 8 bytes of scratch per neighbour).
+ * selection: O(d_u) expected, 8 bytes of scratch per neighbour), and for
+ * d_u > CAND_LAZY_DEG only the min(E, H) newest, from the graph's newest
+ * index in O(H + D), so a member with millions of connections costs no
+ * pass over their list.
  * An intermediate w with d_w <= R is read in full; a bigger one gives only
  * its H newest neighbours (O(H + D) through the graph's newest index,
  * which lists of degree >= 1024 keep; R defaults to 1024 so that every

@@ -174,6 +174,14 @@ int feat_member_set(struct feat_member *m, const struct graph_view *v,
 	struct graph_iter it;
 	size_t c1 = m->cap, c2 = m->cap, c3 = m->cap, c4 = m->cap;
 
+	m->v = v;
+	m->u = u;
+	m->now = now;
+	m->lazy = d > FEAT_MEMBER_MAX;
+	if (m->lazy) {
+		m->du = d;
+		return 0;
+	}
 	if (d > m->cap) {
 		if (mem_grow((void **)&m->id, &c1, d, sizeof(*m->id)) ||
 		    mem_grow((void **)&m->ts, &c2, d, sizeof(*m->ts)) ||
@@ -189,10 +197,7 @@ int feat_member_set(struct feat_member *m, const struct graph_view *v,
 	}
 	for (i = 0; i < n; i++)
 		m->ilog[i] = -1.0;
-	m->v = v;
-	m->u = u;
 	m->du = n;
-	m->now = now;
 	return 0;
 }
 
@@ -260,6 +265,10 @@ void feat_pair(struct feat_member *fm, uint32_t c, const struct feat_in *in,
 
 	if (via)
 		via->n = 0;
+	if (fm->lazy) {
+		feat_compute(v, fm->u, c, fm->now, in, x, via);
+		return;
+	}
 	if (dc >= 1024) {
 		m = graph_common(v, fm->u, c, on_common, &a);
 		hub_recency(v, c, fm->now, &got, &newest_c, &recent);

@@ -83,17 +83,21 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
  * feat_compute, bit for bit (same operations in the same order); a test
  * holds them to it. Per-thread scratch, reused across queries.
  */
+#define FEAT_MEMBER_MAX 65536u /* bigger members: graph_common per pair */
+
 struct feat_member {
 	const struct graph_view *v;
 	uint32_t u, du, now;
+	int lazy;          /* du > FEAT_MEMBER_MAX: u's list is not copied */
 	uint32_t *id, *ts; /* u's neighbours, ascending, and edge ts (seconds) */
 	double *ilog;      /* 1 / ln d_w, or -1 until first needed */
 	double *inv;       /* 1 / d_w */
 	size_t cap;
 };
 
-/* Prepare m for member u of view v at time now: O(d_u). 0, or -1 when out
- * of memory. */
+/* Prepare m for member u of view v at time now: O(d_u), or O(1) when
+ * d_u > FEAT_MEMBER_MAX (feat_pair then merges through graph_common, as
+ * feat_compute does). 0, or -1 when out of memory. */
 int feat_member_set(struct feat_member *m, const struct graph_view *v,
 		    uint32_t u, uint32_t now);
 
