@@ -45,9 +45,31 @@ static inline size_t synth_count(const struct synth_opts *o)
 	       (size_t)o->m * (o->m + 1) / 2;
 }
 
+/* A member's neighbours so far (private to synth_generate). */
+struct synth_adj {
+	uint32_t *p;
+	uint32_t n, cap;
+};
+
+static inline int synth_push(struct synth_adj *a, uint32_t x)
+{
+	if (a->n == a->cap) {
+		uint32_t ncap = a->cap ? 2 * a->cap : 4;
+		uint32_t *np = realloc(a->p, (size_t)ncap * sizeof(*np));
+
+		if (!np)
+			return -1;
+		a->p = np;
+		a->cap = ncap;
+	}
+	a->p[a->n++] = x;
+	return 0;
+}
+
 /*
  * Fill ev[0 .. synth_count(o)) with add events in time order. Member ids
- * are 1..members. Returns the count, or 0 when out of memory.
+ * are 1..members. Returns the count, or 0 when out of memory (about
+ * 16 bytes per member and 24 per edge of scratch).
  */
 static inline size_t synth_generate(const struct synth_opts *o,
 				    struct graph_event *ev)
@@ -56,23 +78,26 @@ static inline size_t synth_generate(const struct synth_opts *o,
 	/* every edge endpoint so far: a uniform pick is a degree-weighted
 	 * member */
 	uint32_t *ends = malloc(2 * total * sizeof(uint32_t));
+	/* every member's neighbours so far: for the triad step */
+	struct synth_adj *adj = calloc(o->members, sizeof(*adj));
 	uint64_t s = o->seed ? o->seed : 1, v;
 	uint32_t m = o->m;
+	int oom = !ends || !adj;
 
-	if (!ends)
-		return 0;
 	/* a small clique to start from */
-	for (v = 0; v <= m; v++)
+	for (v = 0; v <= m && !oom; v++)
 		for (uint64_t w = 0; w < v; w++) {
 			ends[2 * n] = (uint32_t)v;
 			ends[2 * n + 1] = (uint32_t)w;
+			oom |= synth_push(&adj[v], (uint32_t)w) ||
+			       synth_push(&adj[w], (uint32_t)v);
 			ev[n].src = v + 1;
 			ev[n].dst = w + 1;
 			ev[n].ts = o->t0;
 			ev[n].op = GRAPH_ADD;
 			n++;
 		}
-	for (v = m + 1; v < o->members; v++) {
+	for (v = m + 1; v < o->members && !oom; v++) {
 		uint32_t ts = o->t0 + (uint32_t)((double)o->span * (double)v /
 						 (double)o->members);
 		uint32_t prev = 0;
@@ -82,24 +107,17 @@ static inline size_t synth_generate(const struct synth_opts *o,
 
 			if (j && (double)(synth_rand(&s) >> 11) * 0x1.0p-53 <
 					 o->triad_p) {
-				/* a neighbour of prev: the other end of a
-				 * random edge prev took part in when it
-				 * joined (its own first m edges) */
-				size_t base = prev <= m
-					? 0
-					: synth_count(&(struct synth_opts){
-						  prev, m, 0, 0, 0, 0 });
-				size_t k = base + synth_rand(&s) % m;
-
-				if (k >= n)
-					k = synth_rand(&s) % n;
-				t = ends[2 * k] == prev ? ends[2 * k + 1]
-							: ends[2 * k];
+				/* triad formation: a uniformly chosen
+				 * neighbour of the previous target */
+				t = adj[prev].p[synth_rand(&s) % adj[prev].n];
 			} else {
 				t = ends[synth_rand(&s) % (2 * n)];
 			}
 			ends[2 * n] = (uint32_t)v;
 			ends[2 * n + 1] = t;
+			if (t != v)
+				oom |= synth_push(&adj[v], t) ||
+				       synth_push(&adj[t], (uint32_t)v);
 			ev[n].src = v + 1;
 			ev[n].dst = (uint64_t)t + 1;
 			ev[n].ts = ts;
@@ -109,7 +127,11 @@ static inline size_t synth_generate(const struct synth_opts *o,
 		}
 	}
 	free(ends);
-	return n;
+	if (adj)
+		for (v = 0; v < o->members; v++)
+			free(adj[v].p);
+	free(adj);
+	return oom ? 0 : n;
 }
 
 #endif
