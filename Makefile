@@ -158,3 +158,99 @@ fuzz: fuzz-build
 	    -artifact_prefix=$(FUZZ_BUILD)/crash/$$n/ \
 	    $(FUZZ_BUILD)/corpus/$$n tests/corpus/$$n || fail=1; \
 	done; exit $$fail
+
+# ---- valgrind (added by the soak/valgrind task) ------------------------
+# `make valgrind`: 1. the end-to-end suites with every triad process they
+# start (serve, kafka-mock, load, stats...) under valgrind memcheck: e2e.h's
+# spawn() and test_load's run() put $TRIAD_VALGRIND in front of $TRIAD_BIN,
+# so a leak (definite or indirect) or a memory error makes the process exit
+# 99 and the suite, which checks every exit status, fails; waits are
+# stretched by TRIAD_TIME_SCALE and Check's timeouts by CK_TIMEOUT_MULTIPLIER.
+# 2. the test binaries themselves under valgrind in one process
+# (CK_FORK=no; their servers then run natively; children forked to exec
+# them are silent). 3. every non-empty log in
+# $(VALGRIND_DIR) is checked for a non-zero "ERROR SUMMARY"; logs without a
+# summary belong to processes the tests kill -9 on purpose and are counted.
+VALGRIND_DIR   := $(BUILD)/valgrind
+VALGRIND_OPTS  := --leak-check=full --show-leak-kinds=definite,indirect \
+                  --errors-for-leak-kinds=definite,indirect \
+                  --error-exitcode=99 --num-callers=30
+VALGRIND_SCALE ?= 20
+VALGRIND_E2E   := test_server test_kafka test_replicas test_load
+# test_eval is left out: 5 minutes under valgrind (VALGRIND_SELF=... to add)
+VALGRIND_SELF  ?= test_server test_kafka test_replicas test_store test_event \
+                  test_load test_fuzz_regress test_graph test_candidates \
+                  test_scoring
+.PHONY: valgrind
+valgrind: deps
+	@command -v valgrind >/dev/null || { echo "make valgrind: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+	@[ -z "$(SANITIZE)" ] || { echo "make valgrind: not with SANITIZE (valgrind and ASan do not mix)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(TRIAD) $(TEST_BIN)
+	@rm -rf $(VALGRIND_DIR) && mkdir -p $(VALGRIND_DIR)
+	@fail=0; t0=$$(date +%s); \
+	for t in $(VALGRIND_E2E); do \
+	  echo "== valgrind: $$t, every triad process under memcheck"; \
+	  TRIAD_VALGRIND="valgrind $(VALGRIND_OPTS) --log-file=$(abspath $(VALGRIND_DIR))/$$t.triad.%p.log" \
+	  TRIAD_TIME_SCALE=$(VALGRIND_SCALE) CK_TIMEOUT_MULTIPLIER=$(VALGRIND_SCALE) \
+	  TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) \
+	    $(BUILD)/tests/$$t || fail=1; \
+	done; \
+	for t in $(VALGRIND_SELF); do \
+	  echo "== valgrind: $$t itself (CK_FORK=no)"; \
+	  CK_FORK=no CK_TIMEOUT_MULTIPLIER=$(VALGRIND_SCALE) \
+	  TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) \
+	    valgrind $(VALGRIND_OPTS) --child-silent-after-fork=yes \
+	      --log-file=$(VALGRIND_DIR)/$$t.self.%p.log \
+	    $(BUILD)/tests/$$t || fail=1; \
+	done; \
+	n=0; bad=0; killed=0; \
+	for f in $(VALGRIND_DIR)/*.log; do \
+	  [ -s "$$f" ] || continue; n=$$((n + 1)); \
+	  if ! grep -q "ERROR SUMMARY:" "$$f"; then killed=$$((killed + 1)); \
+	  elif grep -q "ERROR SUMMARY: [1-9]" "$$f"; then bad=$$((bad + 1)); \
+	    echo "== valgrind errors in $$f:"; grep -E "definitely|indirectly|Invalid|uninitialised|ERROR SUMMARY" "$$f" | head -20; \
+	  fi; \
+	done; \
+	echo "valgrind: $$n processes checked, $$bad with errors or leaks, $$killed without a summary (killed on purpose), $$(( $$(date +%s) - t0 )) s; logs in $(VALGRIND_DIR)"; \
+	[ $$bad -eq 0 ] || fail=1; exit $$fail
+
+# ---- scale (tests/scale.c) ---------------------------------------------
+# `make scale`: load time, bytes per edge, snapshot reopen, ingest rate and
+# query p50/p99 on synthetic graphs of 1M, 10M and 100M edges (about 3.5
+# minutes, 4 GB in /tmp/triad-scale), a Markdown table on stdout and the
+# plot tests/results/scale.svg. Not part of `make bench`. SCALE_EDGES (e.g.
+# 1000000,10000000), SCALE_QUERIES, SCALE_INGEST, SCALE_BUDGET, SCALE_DIR,
+# SCALE_SVG change it (see the top of tests/scale.c).
+SCALE_BIN := $(BUILD)/tests/scale
+.PHONY: scale
+scale: deps
+	@$(MAKE) --no-print-directory $(TRIAD) $(SCALE_BIN)
+	@mkdir -p tests/results
+	@TRIAD_BIN=$(abspath $(TRIAD)) SCALE_SVG=$${SCALE_SVG:-$(abspath tests/results/scale.svg)} \
+	  $(SCALE_BIN)
+
+# ---- soak (added by the soak/valgrind task) ----------------------------
+# `make soak`: tests/soak.c runs kafka-mock, serve on a 1.1M-edge synthetic
+# graph, `triad replay` at SOAK_RATE events/s and wrk on /recommend in
+# windows of SOAK_WINDOW s for SOAK_SECONDS (default 420, at most 450),
+# drains, then prints a table and a verdict (errors, RSS flat, p99 stable,
+# no ingest stall, every produced event applied once; exit 1 on failure).
+# About 8 minutes, loopback only. Knobs: see the header of tests/soak.c.
+SOAK_BIN := $(BUILD)/tests/soak
+.PHONY: soak
+soak: bench-deps
+	@$(MAKE) --no-print-directory $(TRIAD) $(SOAK_BIN)
+	@TRIAD_BIN=$(abspath $(TRIAD)) SOAK_LUA=$(abspath tests/soak_recommend.lua) \
+	  RECOMMEND_LUA=$(abspath tests/recommend.lua) $(SOAK_BIN)
+
+# ---- demo (tests/demo.sh) -----------------------------------------------
+# `make demo`: kafka-mock, serve the first half of CollegeMsg, replay the
+# second half through Kafka at DEMO_RATE (default 1000) events/s and print
+# one member's top 5 every DEMO_EVERY (3) seconds as the stream flows.
+.PHONY: demo
+demo: deps
+	@command -v curl >/dev/null || { \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq curl >/dev/null; }
+	@$(MAKE) --no-print-directory $(TRIAD)
+	@TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) sh tests/demo.sh

@@ -6,6 +6,14 @@
  *
  * Header-only: functions are static inline so a suite that does not use
  * one gets no warning.
+ *
+ * Under valgrind (`make valgrind`): when TRIAD_VALGRIND is set and not
+ * empty, it is a command prefix (words separated by spaces, e.g.
+ * "valgrind --leak-check=full --error-exitcode=99") that spawn() puts in
+ * front of $TRIAD_BIN, so a leak or memory error turns the server's exit
+ * status into valgrind's error exit code, which the suites already check.
+ * TRIAD_TIME_SCALE (a number, default 1) multiplies every wait of these
+ * helpers, since a program under valgrind runs 10-50 times slower.
  */
 #ifndef TRIAD_TEST_E2E_H
 #define TRIAD_TEST_E2E_H
@@ -63,6 +71,15 @@ static inline const char *tpath(const char *name)
 	return buf[k];
 }
 
+/* TRIAD_TIME_SCALE, or 1 when unset or not a number >= 1. */
+static inline double e2e_scale(void)
+{
+	const char *v = getenv("TRIAD_TIME_SCALE");
+	double x = v ? atof(v) : 1;
+
+	return x >= 1 ? x : 1;
+}
+
 static inline double mono(void)
 {
 	struct timespec ts;
@@ -110,14 +127,22 @@ static inline void write_file(const char *path, const char *text)
  * dies with the test process. stdout goes to `out` when not NULL. */
 static inline pid_t spawn(const char *out, char *const *args)
 {
-	char *argv[32];
+	char *argv[64], vg[1024], *w, *sp;
+	const char *pre = getenv("TRIAD_VALGRIND");
 	pid_t pid;
-	int i;
+	int i, j = 0;
 
-	argv[0] = (char *)triad_bin;
+	if (pre && *pre) {
+		/* the prefix words, then the binary and its arguments */
+		snprintf(vg, sizeof(vg), "%s", pre);
+		for (w = strtok_r(vg, " ", &sp); w && j < 30;
+		     w = strtok_r(NULL, " ", &sp))
+			argv[j++] = w;
+	}
+	argv[j] = (char *)triad_bin;
 	for (i = 0; args[i] && i < 30; i++)
-		argv[i + 1] = args[i];
-	argv[i + 1] = NULL;
+		argv[j + i + 1] = args[i];
+	argv[j + i + 1] = NULL;
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (!pid) {
@@ -133,7 +158,7 @@ static inline pid_t spawn(const char *out, char *const *args)
 			  0644);
 		if (fd >= 0)
 			dup2(fd, 2);
-		execv(triad_bin, argv);
+		execvp(argv[0], argv);
 		_exit(127);
 	}
 	return pid;
@@ -142,7 +167,7 @@ static inline pid_t spawn(const char *out, char *const *args)
 /* Wait for pid to exit within secs; its exit status, or -1 on timeout. */
 static inline int wait_exit(pid_t pid, double secs)
 {
-	double end = mono() + secs;
+	double end = mono() + secs * e2e_scale();
 	int st;
 
 	while (mono() < end) {
@@ -210,7 +235,7 @@ static inline int read_resp(int fd, struct resp *r)
 {
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap), *sep;
-	double end = mono() + 10;
+	double end = mono() + 10 * e2e_scale();
 
 	memset(r, 0, sizeof(*r));
 	if (!buf)
@@ -308,7 +333,7 @@ static inline pid_t serve_start(unsigned port, char *const *extra)
 		args[i++] = extra[j];
 	args[i] = NULL;
 	pid = spawn(NULL, args);
-	end = mono() + 30;
+	end = mono() + 30 * e2e_scale();
 	while (mono() < end) {
 		struct resp r;
 
@@ -369,7 +394,7 @@ static inline pid_t mock_start(const char *topic, unsigned parts, char *boot,
 	char ps[16];
 	char *args[] = { "kafka-mock", "--partitions", ps, "--topic",
 			 (char *)topic, NULL };
-	double end = mono() + 20;
+	double end = mono() + 20 * e2e_scale();
 	pid_t pid;
 
 	snprintf(ps, sizeof(ps), "%u", parts);
@@ -396,7 +421,7 @@ static inline pid_t mock_start(const char *topic, unsigned parts, char *boot,
  * returns the last value read. */
 static inline int64_t wait_applied(unsigned port, int64_t want, double secs)
 {
-	double end = mono() + secs;
+	double end = mono() + secs * e2e_scale();
 	int64_t v = 0;
 
 	while (mono() < end) {

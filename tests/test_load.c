@@ -957,14 +957,15 @@ END_TEST
 /* Run "$TRIAD_BIN args" with stdout/stderr into files; exit status. */
 static int run(const char *args)
 {
-	const char *bin = getenv("TRIAD_BIN");
+	const char *bin = getenv("TRIAD_BIN"), *vg = getenv("TRIAD_VALGRIND");
 	char cmd[4096];
 	int st;
 
 	if (!bin)
 		bin = "bin/triad";
-	snprintf(cmd, sizeof(cmd), "%s %s >'%s/out' 2>'%s/err' </dev/null",
-		 bin, args, tmpdir, tmpdir);
+	/* make valgrind: TRIAD_VALGRIND is the command prefix (see e2e.h) */
+	snprintf(cmd, sizeof(cmd), "%s %s %s >'%s/out' 2>'%s/err' </dev/null",
+		 vg ? vg : "", bin, args, tmpdir, tmpdir);
 	st = system(cmd);
 	ck_assert_msg(st != -1 && WIFEXITED(st), "%s did not exit", cmd);
 	return WEXITSTATUS(st);
