@@ -254,3 +254,13 @@ demo: deps
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq curl >/dev/null; }
 	@$(MAKE) --no-print-directory $(TRIAD)
 	@TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) sh tests/demo.sh
+
+# ---- the built-in model --------------------------------------------------
+# `make model`: retrain data/model.json on the bundled CollegeMsg sample
+# (split 0.8) and regenerate scoring/model_default.inc from it (python3).
+.PHONY: model
+model: deps
+	@$(MAKE) --no-print-directory $(TRIAD)
+	$(TRIAD) train data/CollegeMsg.txt -o data/model.json --name collegemsg-lr --quiet
+	python3 tests/model_inc.py data/model.json > scoring/model_default.inc
+	@$(MAKE) --no-print-directory $(TRIAD)

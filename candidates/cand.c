@@ -22,6 +22,7 @@ void cand_ctx_free(struct cand_ctx *c)
 	free(c->tsbuf);
 	free(c->queue);
 	free(c->arena);
+	free(c->hot);
 	free(c->reached);
 	free(c);
 }
@@ -114,6 +115,7 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	c->member_deg = graph_degree(v, u);
 	c->newest_ts = 0;
 	c->excl_read = 0;
+	c->fof_exact = 0;
 	if (c->cap < 1024 &&
 	    mem_grow((void **)&c->c, &c->cap, 1024, sizeof(*c->c)))
 		return err_set(e, "out of memory for candidates");

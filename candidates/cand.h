@@ -20,6 +20,7 @@
 #ifndef TRIAD_CAND_H
 #define TRIAD_CAND_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,18 +32,16 @@
 #define CAND_PPR 4u   /* reached by personalised PageRank push */
 #define CAND_EXCL 64u /* the member or a current neighbour: never a candidate */
 #define CAND_KEEP 128u /* scratch mark for selection passes */
-#define CAND_CACHED 256u /* private to walk.c: nb_off/nb_len are valid */
-#define CAND_SEEN 512u   /* private to walk.c: stepped from once already */
 
 struct cand {
 	uint32_t v;      /* vertex id */
 	uint32_t mutual; /* mutual connections counted by fof (within caps) */
-	float aa;        /* Adamic-Adar over those: sum of 1 / ln d_w */
+	uint64_t aa_fx;  /* Adamic-Adar over those, fixed point (CAND_FX_ONE) */
+	uint64_t ra_fx;  /* resource allocation over those, fixed point */
 	uint32_t visits; /* random-walk landings */
 	uint32_t flags;  /* CAND_* bits */
 	float ppr;       /* PPR estimate p(v), 0..1 */
 	float ppr_r;     /* PPR residual (private to ppr.c) */
-	uint32_t nb_off, nb_len; /* private to walk.c: cached neighbour list */
 };
 
 /* Why a generator stopped; filled by every generator. */
@@ -52,17 +51,48 @@ struct cand_run {
 	uint32_t steps;      /* walk steps / PPR pushes / fof intermediates */
 };
 
+/*
+ * Pair sums in fixed point. Adamic-Adar (1 / ln d_w) and resource
+ * allocation (1 / d_w) are summed over mutual connections as integers in
+ * units of 2^-40: every term is rounded once, so a sum is the same whatever
+ * order its terms arrive in. friends-of-friends (per candidate, in the
+ * order it expands u's neighbours) and the feature module (per pair, in
+ * the order of a merge) therefore agree bit for bit, and so do two
+ * replicas whose vertex numbering differs. A term is below 2^41 and a sum
+ * has at most 2^32 terms of at most 1.45 * 2^40, so nothing overflows.
+ */
+#define CAND_FX_ONE 1099511627776.0 /* 2^40 */
+
+/* 1 / ln d in fixed point; 0 for d < 2 (a mutual connection has d >= 2). */
+static inline uint64_t cand_fx_aa(uint32_t d)
+{
+	return d >= 2 ? (uint64_t)(CAND_FX_ONE / log((double)d) + 0.5) : 0;
+}
+
+/* 1 / d in fixed point; 0 for d < 2. */
+static inline uint64_t cand_fx_ra(uint32_t d)
+{
+	return d >= 2 ? (uint64_t)(CAND_FX_ONE / (double)d + 0.5) : 0;
+}
+
+/* A fixed-point sum as a double. */
+static inline double cand_fx_value(uint64_t fx)
+{
+	return (double)fx / CAND_FX_ONE;
+}
+
 /* One vertex's entry in the dense map: the words a touch reads sit in one
  * cache line, not in several arrays. fof counts straight into the entry
- * (fstamp, mutual, aa) and makes slots only for the vertices it reached,
- * after its pass, so its inner loop touches 20 bytes per entry read. */
+ * (fstamp, mutual, aa_fx, ra_fx) and makes slots only for the vertices it
+ * reached, after its pass. */
 struct cand_map {
 	uint32_t stamp;  /* == epoch: slot is valid for this query */
 	uint32_t slot;   /* index into cand_ctx.c */
 	uint32_t excl;   /* == epoch: the member or one of its neighbours */
-	uint32_t fstamp; /* == epoch: mutual and aa below belong to this query */
+	uint32_t fstamp; /* == epoch: the fof sums below belong to this query */
 	uint32_t mutual; /* private to fof.c */
-	float aa;        /* private to fof.c */
+	uint64_t aa_fx;  /* private to fof.c */
+	uint64_t ra_fx;  /* private to fof.c */
 };
 
 struct cand_ctx {
@@ -80,13 +110,18 @@ struct cand_ctx {
 	size_t qcap;
 	uint32_t *reached;   /* private to fof.c: vertices it counted */
 	size_t rcap;
-	uint32_t *arena;     /* decoded neighbour lists of this query */
+	uint32_t *arena;     /* private to walk.c: decoded neighbour lists */
 	size_t alen, acap;
+	uint32_t *hot;       /* private to walk.c: which lists are in arena */
+	size_t hotcap;
 	uint32_t member;     /* vertex id of the query's member */
 	uint32_t member_deg; /* its degree */
 	uint32_t newest_ts;  /* newest ts of the member's own edges, seconds */
 	uint64_t excl_read;  /* neighbour entries read to mark exclusions */
 	int lazy;            /* d_u > CAND_LAZY_DEG: exclusions found on demand */
+	int fof_exact;       /* fof read every path u-w-x of this query: its
+			      * mutual, aa_fx and ra_fx are exact for every
+			      * vertex, and 0 for every one it did not reach */
 	const struct graph_view *view; /* the query's view */
 };
 

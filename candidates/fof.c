@@ -1,8 +1,6 @@
 /* fof.c - friends-of-friends candidates with capped expansion (fof.h). */
 #include "fof.h"
 
-#include <math.h>
-
 #include "mem.h"
 
 void fof_params_default(struct fof_params *p)
@@ -105,13 +103,13 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 {
 	struct cand_run r = { 0, 0, 0 };
 	uint32_t i, j, w, dw, got, epoch = c->epoch;
+	uint64_t inc_aa, inc_ra, own;
 	size_t nr = 0;
-	float inc;
 	int64_t ne;
-	uint64_t own;
 	struct cand *s;
-	int rc = -1;
+	int rc = -1, exact;
 
+	c->fof_exact = 0;
 	ne = expand_set(c, v, p->max_expand, &r.edges_read);
 	own = r.edges_read; /* u's own list: not part of the budget */
 	if (ne < 0) {
@@ -122,16 +120,18 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		err_set(e, "out of memory for friends of friends");
 		goto out;
 	}
+	exact = !c->lazy && (uint32_t)ne == c->member_deg;
 	for (i = 0; i < (uint32_t)ne; i++) {
 		if (cand_past(deadline_ns)) {
 			r.cut = 1;
+			exact = 0;
 			break;
 		}
 		w = c->queue[i];
 		dw = graph_degree(v, w);
 		r.steps++;
-		/* a w reaching any candidate has u too, so d_w >= 2 */
-		inc = dw >= 2 ? (float)(1.0 / log((double)dw)) : 0.0f;
+		inc_aa = cand_fx_aa(dw);
+		inc_ra = cand_fx_ra(dw);
 		if (dw <= p->max_read && r.edges_read - own < p->max_total) {
 			/* the whole list, ids only */
 			if (cand_reserve_buf(c, dw)) {
@@ -142,6 +142,7 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		} else {
 			got = graph_sample(v, w, p->hub_read, GRAPH_SAMPLE_NEWEST,
 					   0, c->buf, NULL);
+			exact &= got == dw;
 		}
 		r.edges_read += got;
 		if (mem_grow((void **)&c->reached, &c->rcap, nr + got,
@@ -161,11 +162,13 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 				}
 				m->fstamp = epoch;
 				m->mutual = 0;
-				m->aa = 0;
+				m->aa_fx = 0;
+				m->ra_fx = 0;
 				c->reached[nr++] = c->buf[j];
 			}
 			m->mutual++;
-			m->aa += inc;
+			m->aa_fx += inc_aa;
+			m->ra_fx += inc_ra;
 		}
 	}
 	/* slots for what was reached, in the order first reached */
@@ -178,8 +181,10 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		}
 		s->flags |= CAND_FOF;
 		s->mutual += m->mutual;
-		s->aa += m->aa;
+		s->aa_fx += m->aa_fx;
+		s->ra_fx += m->ra_fx;
 	}
+	c->fof_exact = exact;
 	rc = 0;
 out:
 	if (run)

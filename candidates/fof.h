@@ -19,12 +19,16 @@
  * pass over their list.
  * An intermediate w with d_w <= R is read in full; a bigger one gives only
  * its H newest neighbours (O(H + D) through the graph's newest index,
- * which lists of degree >= 1024 keep; R defaults to 1024 so that every
- * capped list takes that fast path). Once T entries have been read, every
- * further intermediate gives only its H newest. With the defaults
- * (E = 256, R = 1024, H = 32, T = 65,536) that is <= 74,752 entries read.
- * Mutual counts are exact when nothing was capped (d_u <= E and every
- * d_w <= R); otherwise they count only the paths read.
+ * which lists of degree >= 1024 keep, so every capped list takes that fast
+ * path as long as R >= 1024). Once T entries have been read, every further
+ * intermediate gives only its H newest. With the defaults (E = 256,
+ * R = 4096, H = 32, T = 65,536) that is <= 77,824 entries read.
+ * Mutual counts and the Adamic-Adar and resource-allocation sums are exact
+ * when nothing was capped (d_u <= E, every list read whole, no deadline
+ * cut); fof_run then sets c->fof_exact, and a vertex it did not reach has
+ * no mutual connection at all. Otherwise they count only the paths read.
+ * On the synthetic power-law graphs of the benchmarks 98-99.9% of uniformly
+ * chosen members are exact with these caps.
  */
 #ifndef TRIAD_FOF_H
 #define TRIAD_FOF_H
@@ -34,7 +38,7 @@
 #include "cand.h"
 
 #define FOF_MAX_EXPAND 256u
-#define FOF_MAX_READ 1024u
+#define FOF_MAX_READ 4096u
 #define FOF_HUB_READ 32u
 #define FOF_MAX_TOTAL 65536u
 #define FOF_UNCAPPED UINT32_MAX
@@ -53,7 +57,9 @@ void fof_params_default(struct fof_params *p);
 /*
  * Add u's friends of friends to the query begun with cand_begin(c, v, u):
  * each reached non-excluded vertex gets CAND_FOF, its mutual count and its
- * Adamic-Adar sum (1 / ln d_w per intermediate w, d_w its full degree).
+ * Adamic-Adar and resource-allocation sums (cand_fx_aa(d_w) and
+ * cand_fx_ra(d_w) per intermediate w, d_w its full degree), and
+ * c->fof_exact says whether they are exact (above).
  * deadline_ns: monotonic (cand_now_ns) time to stop at, 0 for none;
  * checked before each intermediate. run (may be NULL) gets cut/work
  * (edges_read counts u's own list too).

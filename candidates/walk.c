@@ -1,75 +1,109 @@
 /* walk.c - random walk with restart (walk.h). */
 #include "walk.h"
 
+#include <string.h>
+
 #include "mem.h"
 
-/* A list is decoded into a per-query cache once the steps taken from its
- * vertex would have decoded about as many entries through the block index
- * (WALK_AMORTISE each on average): after 2 steps from a short list, after
- * d / 32 from a long one. Later steps from it are O(1). Most vertices a
- * walk reaches are stepped from once or twice, so caching on first sight
- * would decode whole lists to use one entry. The cache holds at most
- * WALK_ARENA_MAX entries per query. */
-#define WALK_AMORTISE 32u
-#define WALK_ARENA_MAX (1u << 22)
 /* Independent walkers stepped together, so their list reads overlap in
  * memory instead of waiting one after another. */
 #define WALK_WALKERS 16u
+/* The lists of u and of its neighbours are decoded once per query (a walk
+ * spends about 60% of its steps at depth 0 and 1 with restart 0.35):
+ * neighbour lists up to WALK_HOT_DEG entries, WALK_HOT_TOTAL in all. */
+#define WALK_HOT_DEG 4096u
+#define WALK_HOT_TOTAL 65536u
 
-/*
- * Where a walker steps from x with random fraction r (32 bits) goes, when
- * that needs no list read: 1 with *out set (from the cache, or from the
- * list decoded into it now), 0 when the graph must pick (graph_nth_batch;
- * walk_seen records the degree it reports), -1 OOM. A vertex with no
- * neighbours gives *out = GRAPH_NONE. Before CAND_CACHED, a seen slot's
- * nb_len is the degree and nb_off the steps taken from it.
- */
-static int step_local(struct cand_ctx *c, const struct graph_view *v,
-		      uint32_t x, uint32_t r, uint32_t *out)
+/* The hot table: open addressing on the vertex id, 3 words a slot
+ * (vertex + 1, offset into c->arena, length); 0 = empty. */
+static uint32_t *hot_find(uint32_t *t, uint32_t mask, uint32_t x)
 {
-	struct cand *s = cand_touch(c, x);
-	uint32_t d, n;
+	uint32_t i = (x * 0x9e3779b1u) & mask;
 
-	if (!s)
-		return -1;
-	if (!(s->flags & CAND_CACHED)) {
-		if (!(s->flags & CAND_SEEN))
-			return 0;
-		d = s->nb_len;
-		if ((uint64_t)++s->nb_off * WALK_AMORTISE < d ||
-		    c->alen + d > WALK_ARENA_MAX)
-			return 0;
-		if (mem_grow((void **)&c->arena, &c->acap, c->alen + d,
-			     sizeof(*c->arena)))
-			return -1;
-		n = graph_ids(v, x, c->arena + c->alen);
-		s = cand_find(c, x); /* the table may have moved: re-find */
-		s->nb_off = (uint32_t)c->alen;
-		s->nb_len = n;
-		s->flags |= CAND_CACHED;
-		c->alen += n;
-	}
-	*out = s->nb_len ? c->arena[s->nb_off + (uint32_t)(((uint64_t)r *
-						s->nb_len) >> 32)]
-			 : GRAPH_NONE;
-	return 1;
+	while (t[3 * i] && t[3 * i] != x + 1)
+		i = (i + 1) & mask;
+	return &t[3 * i];
 }
 
-/* After the graph picked for x: remember its degree (x was touched). */
-static void walk_seen(struct cand_ctx *c, uint32_t x, uint32_t d)
+/*
+ * Decode u's list and the short lists of its neighbours into c->arena and
+ * index them in c->hot. Returns the table mask, or -1 when out of memory.
+ * O(d_u + the entries decoded), at most d_u + WALK_HOT_TOTAL.
+ */
+static int64_t hot_build(struct cand_ctx *c, const struct graph_view *v,
+			 uint32_t steps)
 {
-	struct cand *s = cand_find(c, x);
+	uint32_t du = c->member_deg, slots = 4, n, i, w, dw, *h, *nb, lim;
+	uint64_t budget = 4 * (uint64_t)steps;
 
-	if (!(s->flags & CAND_SEEN)) {
-		s->flags |= CAND_SEEN;
-		s->nb_len = d;
-		s->nb_off = 1;
+	c->alen = 0;
+	if (du > budget) { /* u's own list would cost more than the walk */
+		if (mem_grow((void **)&c->hot, &c->hotcap, 3 * 4, sizeof(*c->hot)))
+			return -1;
+		memset(c->hot, 0, 3 * 4 * sizeof(*c->hot));
+		return 3;
 	}
+	while (slots < 2 * (du + 1))
+		slots *= 2;
+	if (mem_grow((void **)&c->hot, &c->hotcap, (size_t)slots * 3,
+		     sizeof(*c->hot)) ||
+	    mem_grow((void **)&c->arena, &c->acap, du, sizeof(*c->arena)))
+		return -1;
+	memset(c->hot, 0, (size_t)slots * 3 * sizeof(*c->hot));
+	c->alen = graph_ids(v, c->member, c->arena);
+	h = hot_find(c->hot, slots - 1, c->member);
+	h[0] = c->member + 1, h[1] = 0, h[2] = (uint32_t)c->alen;
+	n = (uint32_t)c->alen;
+	budget -= n < budget ? n : budget;
+	/* a neighbour is stepped from about 0.23 * steps / d_u times; decode
+	 * its list when that many block-index steps would cost more */
+	lim = (uint32_t)(6 * (uint64_t)steps / (du ? du : 1));
+	if (lim > WALK_HOT_DEG)
+		lim = WALK_HOT_DEG;
+	for (i = 0; i < n; i++) {
+		w = c->arena[i];
+		dw = graph_degree(v, w);
+		if (dw > lim || dw > budget)
+			continue;
+		if (mem_grow((void **)&c->arena, &c->acap, c->alen + dw,
+			     sizeof(*c->arena)))
+			return -1;
+		nb = c->arena + c->alen;
+		dw = graph_ids(v, w, nb);
+		h = hot_find(c->hot, slots - 1, w);
+		h[0] = w + 1, h[1] = (uint32_t)c->alen, h[2] = dw;
+		c->alen += dw;
+		budget -= dw;
+	}
+	return slots - 1;
+}
+
+/* Count landings l[0..n) in order; 1 once the walk has settled. */
+static int count_landings(struct cand_ctx *c, const struct walk_params *p,
+			  const uint32_t *l, uint32_t n, uint32_t *settled,
+			  int *oom)
+{
+	struct cand *s;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!(s = cand_touch(c, l[i]))) {
+			*oom = 1;
+			return 1;
+		}
+		if (s->flags & CAND_EXCL)
+			continue;
+		s->flags |= CAND_WALK;
+		if (++s->visits == p->settle_nv && p->settle_nv &&
+		    ++*settled >= p->settle_np)
+			return 1;
+	}
+	return 0;
 }
 
 void walk_params_default(struct walk_params *p)
 {
-	p->steps = 8000;
+	p->steps = 2000;
 	p->restart = 0.35f;
 	p->settle_np = 40;
 	p->settle_nv = 12;
@@ -95,69 +129,70 @@ int walk_run(struct cand_ctx *c, const struct graph_view *v,
 	uint64_t st[WALK_WALKERS];
 	uint32_t cur[WALK_WALKERS], nxt[WALK_WALKERS], bu[WALK_WALKERS];
 	uint32_t br[WALK_WALKERS], bn[WALK_WALKERS], bk[WALK_WALKERS];
-	uint32_t bd[WALK_WALKERS];
-	uint32_t settled = 0, step = 0, k, m, j, rnd;
-	struct cand *s;
-	int rc = 0, got, done = 0;
+	uint32_t land[WALK_WALKERS], prev[WALK_WALKERS], np = 0;
+	uint32_t settled = 0, step = 0, k, m, j, rnd, *h, mask;
+	int64_t hm;
+	int oom = 0;
 
+	if ((hm = hot_build(c, v, p->steps)) < 0) {
+		oom = 1;
+		goto out;
+	}
+	mask = (uint32_t)hm;
 	for (k = 0; k < WALK_WALKERS; k++) {
 		st[k] = seed + k * 0x632be59bd9b4e019ull;
 		cur[k] = c->member;
 	}
-	while (!done && step < p->steps) {
+	while (step < p->steps) {
 		if (cand_past(deadline_ns)) {
 			r.cut = 1;
 			break;
 		}
-		/* each walker's next vertex: from its cache, else in one batch
-		 * through the graph */
+		/* each walker's next vertex: from a hot list, else in one
+		 * batch through the graph */
 		for (k = m = 0; k < WALK_WALKERS; k++) {
 			rnd = (uint32_t)(walk_rand(&st[k]) >> 32);
-			got = step_local(c, v, cur[k], rnd, &nxt[k]);
-			if (got < 0) {
-				rc = err_set(e, "out of memory for the random walk");
-				goto out;
-			}
-			if (!got) {
+			h = hot_find(c->hot, mask, cur[k]);
+			if (h[0]) {
+				nxt[k] = h[2] ? c->arena[h[1] + (uint32_t)(((uint64_t)rnd *
+							     h[2]) >> 32)]
+					      : GRAPH_NONE;
+			} else {
 				bu[m] = cur[k];
 				br[m] = rnd;
 				bk[m++] = k;
 			}
 		}
-		graph_nth_batch(v, m, bu, br, bn, bd);
-		for (j = 0; j < m; j++) {
+		graph_nth_batch(v, m, bu, br, bn, NULL);
+		for (j = 0; j < m; j++)
 			nxt[bk[j]] = bn[j];
-			walk_seen(c, bu[j], bd[j]);
-		}
 		for (k = 0; k < WALK_WALKERS; k++)
 			cand_prefetch(c, nxt[k]);
-		/* land, count, restart: in walker order, so deterministic */
-		for (k = 0; k < WALK_WALKERS && step < p->steps; k++) {
+		/* count the previous round's landings, prefetched a round
+		 * ago; then this round's restarts. In walker order, so the
+		 * visits are deterministic. */
+		if (count_landings(c, p, prev, np, &settled, &oom))
+			break;
+		for (k = np = 0; k < WALK_WALKERS && step < p->steps; k++) {
 			step++;
 			if (nxt[k] == GRAPH_NONE) {
 				cur[k] = c->member; /* dead end (directed graphs) */
 				continue;
 			}
-			r.edges_read++;
-			if (!(s = cand_touch(c, nxt[k]))) {
-				rc = err_set(e, "out of memory for the random walk");
-				goto out;
-			}
-			if (!(s->flags & CAND_EXCL)) {
-				s->flags |= CAND_WALK;
-				if (++s->visits == p->settle_nv && p->settle_nv &&
-				    ++settled >= p->settle_np) {
-					done = 1;
-					break;
-				}
-			}
+			land[np++] = nxt[k];
 			cur[k] = ((walk_rand(&st[k]) >> 32) < thr) ? c->member
 								   : nxt[k];
 		}
+		memcpy(prev, land, np * sizeof(*land));
+		r.edges_read += np;
 	}
+	if (!oom && np)
+		count_landings(c, p, prev, np, &settled, &oom);
 out:
 	r.steps = step;
 	if (run)
 		*run = r;
-	return rc;
+	if (oom)
+		return err_set(e, "out of memory for the random walk");
+	return 0;
 }

@@ -801,12 +801,66 @@ static const uint8_t *skip_gap(const uint8_t *p, uint32_t *gap)
 	return p;
 }
 
+/*
+ * skip_gap from one 8-byte load, without a branch per byte: the bytes with
+ * the high bit clear end a varint, so the two lowest such bytes end the gap
+ * and the ts code. p must have 8 readable bytes. Returns the entry's length,
+ * or 0 when its two codes do not fit in those 8 bytes (use skip_gap).
+ * Little-endian machines only; elsewhere always 0.
+ */
+static inline unsigned skip_gap8(const uint8_t *p, uint32_t *gap)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint64_t w, t, t2, x;
+	unsigned l1;
+
+	memcpy(&w, p, 8);
+	t = ~w & UINT64_C(0x8080808080808080);
+	t2 = t & (t - 1);
+	if (!t2)
+		return 0;
+	l1 = ((unsigned)__builtin_ctzll(t) >> 3) + 1; /* <= 7: t2 is later */
+	x = w & ((UINT64_C(1) << (8 * l1)) - 1);
+	*gap = (uint32_t)((x & 0x7f) | ((x >> 1) & 0x3f80) |
+			  ((x >> 2) & 0x1fc000) | ((x >> 3) & 0xfe00000) |
+			  ((x >> 4) & 0xf0000000u));
+	return ((unsigned)__builtin_ctzll(t2) >> 3) + 1;
+#else
+	(void)p;
+	(void)gap;
+	return 0;
+#endif
+}
+
+/* Advance over k entries from p (the list's data ends at end), adding
+ * gap + 1 of each to *id. */
+static inline const uint8_t *skip_entries(const uint8_t *p,
+					  const uint8_t *end, uint32_t k,
+					  uint32_t *id)
+{
+	uint32_t gap, x = *id;
+	unsigned len;
+
+	for (; k && p + 8 <= end; k--) {
+		if (!(len = skip_gap8(p, &gap)))
+			break;
+		p += len;
+		x += gap + 1;
+	}
+	for (; k; k--) {
+		p = skip_gap(p, &gap);
+		x += gap + 1;
+	}
+	*id = x;
+	return p;
+}
+
 uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 {
 	struct graph_iter it;
 	struct base_hdr h;
 	struct vref r;
-	const uint8_t *p;
+	const uint8_t *p, *end;
 	uint32_t n = 0, id, gap, t;
 
 	vref_get(v, u, &r);
@@ -819,10 +873,20 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 		return n;
 	}
 	base_parse(r.base, &h);
+	end = h.data + h.dlen;
 	p = varint_get(h.data, &id);
 	while (*p++ >= 0x80) /* its ts code */
 		;
 	out[n++] = id;
+	while (n < h.deg && p + 8 <= end) {
+		unsigned len = skip_gap8(p, &gap);
+
+		if (!len)
+			break;
+		p += len;
+		id += gap + 1;
+		out[n++] = id;
+	}
 	while (n < h.deg) {
 		p = skip_gap(p, &gap);
 		id += gap + 1;
@@ -842,7 +906,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		     uint32_t *deg)
 {
 	uint64_t s[GRAPH_BATCH_MAX];
-	const uint8_t *p[GRAPH_BATCH_MAX];
+	const uint8_t *p[GRAPH_BATCH_MAX], *dat[GRAPH_BATCH_MAX];
+	const uint8_t *end[GRAPH_BATCH_MAX];
 	uint32_t x[GRAPH_BATCH_MAX], k[GRAPH_BATCH_MAX];
 	uint32_t j, nv = atomic_load_explicit(&v->vt->n, memory_order_acquire);
 	struct base_hdr h;
@@ -881,6 +946,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 			continue;
 		}
 		base_parse(ref.base, &h);
+		dat[j] = h.data;
+		end[j] = h.data + h.dlen;
 		if (h.blk) {
 			p[j] = h.blk + (size_t)(k[j] / GRAPH_BLOCK) * 8;
 			x[j] = 1; /* p[j] is an index entry */
@@ -896,9 +963,7 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		if (!p[j] || !x[j])
 			continue;
 		x[j] = ld32(p[j]);
-		slot_read(v->g, s[j], &ref);
-		base_parse(ref.base, &h);
-		p[j] = h.data + ld32(p[j] + 4);
+		p[j] = dat[j] + ld32(p[j] + 4);
 		__builtin_prefetch(p[j]);
 		k[j] %= GRAPH_BLOCK;
 		nbr[j] = 1; /* x[j] holds the block's first id */
@@ -906,7 +971,7 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	/* stage 4: decode up to the position, ids only */
 	for (j = 0; j < n; j++) {
 		const uint8_t *q = p[j];
-		uint32_t id, gap, i;
+		uint32_t id, gap;
 
 		if (!q)
 			continue;
@@ -916,10 +981,7 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		} else {
 			q = skip_gap(q, &id);
 		}
-		for (i = 0; i < k[j]; i++) {
-			q = skip_gap(q, &gap);
-			id += gap + 1;
-		}
+		skip_entries(q, end[j], k[j], &id);
 		nbr[j] = id;
 	}
 }

@@ -292,11 +292,16 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 	ph.gens = CAND_FOF;
 	ph.fof.max_expand = ph.fof.max_read = ph.fof.max_total = FOF_UNCAPPED;
 	ph.keep_per_gen = 0;
+	ph.need = FEAT_BIT(FEAT_MUTUAL) | FEAT_BIT(FEAT_ADAMIC_ADAR) |
+		  FEAT_BIT(FEAT_JACCARD) | FEAT_BIT(FEAT_RESOURCE_ALLOC);
 	rec_params_default(&pp);
 	pp.gens = CAND_PPR;
+	ppr_params_default(&pp.ppr); /* the method: textbook push, not serving's */
 	pp.ppr_max_degree = UINT32_MAX;
 	pp.keep_per_gen = 0;
+	pp.need = FEAT_BIT(FEAT_PPR);
 	rec_params_default(&pm);
+	pm.need = m ? model_features(m) : FEAT_ALL;
 	graph_view_begin(g, &v);
 	viewing = 1;
 	for (i = 0; i < s.njudge; i = j) {
@@ -315,7 +320,8 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 				if (!(methods & (1u << h)))
 					continue;
 				rec_score_feature(c, heur[h]);
-				rec_sort(c);
+				if (rec_sort_top(c, k))
+					goto oom;
 				nr = topk(c, k, ranked);
 				eval_judge(ranked, nr, targets, nt, k, &r->acc[h]);
 			}
@@ -324,7 +330,8 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 			if (rec_gather(c, &v, u, s.split_time, &pp, 0, e))
 				goto out;
 			rec_score_feature(c, FEAT_PPR);
-			rec_sort(c);
+			if (rec_sort_top(c, k))
+				goto oom;
 			nr = topk(c, k, ranked);
 			eval_judge(ranked, nr, targets, nt, k, &r->acc[EVAL_PPR]);
 		}
@@ -332,7 +339,8 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 			if (rec_gather(c, &v, u, s.split_time, &pm, 0, e))
 				goto out;
 			rec_score_model(c, m);
-			rec_sort(c);
+			if (rec_sort_top(c, k))
+				goto oom;
 			nr = topk(c, k, ranked);
 			eval_judge(ranked, nr, targets, nt, k, &r->acc[EVAL_MODEL]);
 		}
@@ -342,6 +350,9 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 	for (h = 0; h < EVAL_NMETHODS; h++)
 		eval_metrics(&r->acc[h], k, &r->m[h]);
 	rc = 0;
+	goto out;
+oom:
+	err_set(e, "out of memory for the ranking");
 out:
 	if (viewing)
 		graph_view_end(&v);

@@ -43,7 +43,8 @@ int feat_lookup(const char *name)
 struct acc {
 	const struct graph_view *v;
 	uint32_t now;
-	double aa, ra, rec;
+	uint64_t aa_fx, ra_fx;
+	double rec;
 	uint32_t newest; /* newest ts of an edge to a mutual connection */
 	struct feat_via *via;
 };
@@ -77,11 +78,8 @@ static int on_common(void *ctx, uint32_t w, uint32_t ts_aw, uint32_t ts_bw)
 	uint32_t dw = graph_degree(a->v, w);
 	uint32_t later = ts_aw > ts_bw ? ts_aw : ts_bw;
 
-	/* a mutual w has both u and c as neighbours, so d_w >= 2 */
-	if (dw >= 2) {
-		a->aa += 1.0 / log((double)dw);
-		a->ra += 1.0 / (double)dw;
-	}
+	a->aa_fx += cand_fx_aa(dw);
+	a->ra_fx += cand_fx_ra(dw);
 	a->rec += exp(-(age_s(a->now, ts_aw) + age_s(a->now, ts_bw)) / FEAT_TAU);
 	if (later > a->newest)
 		a->newest = later;
@@ -90,31 +88,53 @@ static int on_common(void *ctx, uint32_t w, uint32_t ts_aw, uint32_t ts_bw)
 	return 0;
 }
 
-/* The features that follow from the pair's counts (shared by both paths). */
+void feat_from_counts(uint32_t du, uint32_t dc, uint32_t m, uint64_t aa_fx,
+		      uint64_t ra_fx, const struct feat_in *in, uint32_t need,
+		      double *x)
+{
+	double uni;
+	uint32_t f;
+
+	for (f = 0; f < FEAT_N; f++)
+		x[f] = NAN;
+	if (need & FEAT_BIT(FEAT_MUTUAL))
+		x[FEAT_MUTUAL] = m;
+	if (need & FEAT_BIT(FEAT_ADAMIC_ADAR))
+		x[FEAT_ADAMIC_ADAR] = cand_fx_value(aa_fx);
+	if (need & FEAT_BIT(FEAT_RESOURCE_ALLOC))
+		x[FEAT_RESOURCE_ALLOC] = cand_fx_value(ra_fx);
+	if (need & FEAT_BIT(FEAT_JACCARD)) {
+		uni = (double)du + (double)dc - (double)m;
+		x[FEAT_JACCARD] = uni > 0 ? (double)m / uni : 0.0;
+	}
+	if (need & FEAT_BIT(FEAT_COSINE))
+		x[FEAT_COSINE] = du && dc ? (double)m / sqrt((double)du * dc) : 0.0;
+	if (need & FEAT_BIT(FEAT_PREF_ATTACH))
+		x[FEAT_PREF_ATTACH] = log1p((double)du * (double)dc);
+	if (need & FEAT_BIT(FEAT_DEG_MEMBER))
+		x[FEAT_DEG_MEMBER] = log1p(du);
+	if (need & FEAT_BIT(FEAT_DEG_CAND))
+		x[FEAT_DEG_CAND] = log1p(dc);
+	if (need & FEAT_BIT(FEAT_WALK))
+		x[FEAT_WALK] = log1p(in ? in->visits : 0);
+	if (need & FEAT_BIT(FEAT_PPR))
+		x[FEAT_PPR] = log1p(in ? 1e4 * (double)in->ppr : 0.0);
+	if (need & FEAT_BIT(FEAT_LOG_MUTUAL))
+		x[FEAT_LOG_MUTUAL] = log1p(m);
+}
+
+/* Every feature: the counts' ones, then those that need timestamps. */
 static void finish(double *x, uint32_t du, uint32_t dc, uint32_t m,
 		   const struct acc *a, const struct feat_in *in, uint32_t now,
 		   uint32_t got, uint32_t newest_c, uint32_t recent)
 {
-	double uni;
-
-	x[FEAT_MUTUAL] = m;
-	x[FEAT_ADAMIC_ADAR] = a->aa;
-	x[FEAT_RESOURCE_ALLOC] = a->ra;
-	uni = (double)du + (double)dc - (double)m;
-	x[FEAT_JACCARD] = uni > 0 ? (double)m / uni : 0.0;
-	x[FEAT_COSINE] = du && dc ? (double)m / sqrt((double)du * dc) : 0.0;
-	x[FEAT_PREF_ATTACH] = log1p((double)du * (double)dc);
-	x[FEAT_DEG_MEMBER] = log1p(du);
-	x[FEAT_DEG_CAND] = log1p(dc);
-	x[FEAT_WALK] = log1p(in ? in->visits : 0);
-	x[FEAT_PPR] = log1p(in ? 1e4 * (double)in->ppr : 0.0);
+	feat_from_counts(du, dc, m, a->aa_fx, a->ra_fx, in, FEAT_ALL, x);
 	x[FEAT_RECENT_MUTUAL] = a->rec;
 	x[FEAT_MUTUAL_AGE] = log1p(m ? age_s(now, a->newest) / 3600.0
 				     : FEAT_AGE_NONE);
 	x[FEAT_CAND_AGE] = log1p(got ? age_s(now, newest_c) / 3600.0
 				     : FEAT_AGE_NONE);
 	x[FEAT_CAND_RECENT] = log1p(recent);
-	x[FEAT_LOG_MUTUAL] = log1p(m);
 }
 
 /* c's newest 32 edges through the graph's newest index (d_c >= 1024). */
@@ -185,8 +205,8 @@ int feat_member_set(struct feat_member *m, const struct graph_view *v,
 	if (d > m->cap) {
 		if (mem_grow((void **)&m->id, &c1, d, sizeof(*m->id)) ||
 		    mem_grow((void **)&m->ts, &c2, d, sizeof(*m->ts)) ||
-		    mem_grow((void **)&m->ilog, &c3, d, sizeof(*m->ilog)) ||
-		    mem_grow((void **)&m->inv, &c4, d, sizeof(*m->inv)))
+		    mem_grow((void **)&m->aa_fx, &c3, d, sizeof(*m->aa_fx)) ||
+		    mem_grow((void **)&m->ra_fx, &c4, d, sizeof(*m->ra_fx)))
 			return -1;
 		m->cap = d;
 	}
@@ -196,7 +216,7 @@ int feat_member_set(struct feat_member *m, const struct graph_view *v,
 		m->ts[n++] = t;
 	}
 	for (i = 0; i < n; i++)
-		m->ilog[i] = -1.0;
+		m->aa_fx[i] = UINT64_MAX;
 	m->du = n;
 	return 0;
 }
@@ -205,8 +225,8 @@ void feat_member_release(struct feat_member *m)
 {
 	free(m->id);
 	free(m->ts);
-	free(m->ilog);
-	free(m->inv);
+	free(m->aa_fx);
+	free(m->ra_fx);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -236,17 +256,14 @@ static void mutual_at(struct feat_member *fm, struct acc *a, uint32_t i,
 {
 	uint32_t ts_uw = fm->ts[i], later = ts_uw > ts_cw ? ts_uw : ts_cw;
 
-	if (fm->ilog[i] < 0) {
+	if (fm->aa_fx[i] == UINT64_MAX) {
 		uint32_t dw = graph_degree(fm->v, fm->id[i]);
 
-		/* a mutual w has both u and c as neighbours, so d_w >= 2 */
-		fm->ilog[i] = dw >= 2 ? 1.0 / log((double)dw) : 0.0;
-		fm->inv[i] = dw >= 2 ? 1.0 / (double)dw : 0.0;
+		fm->aa_fx[i] = cand_fx_aa(dw);
+		fm->ra_fx[i] = cand_fx_ra(dw);
 	}
-	if (fm->ilog[i] > 0) {
-		a->aa += fm->ilog[i];
-		a->ra += fm->inv[i];
-	}
+	a->aa_fx += fm->aa_fx[i];
+	a->ra_fx += fm->ra_fx[i];
 	a->rec += exp(-(age_s(a->now, ts_uw) + age_s(a->now, ts_cw)) / FEAT_TAU);
 	if (later > a->newest)
 		a->newest = later;

@@ -9,8 +9,11 @@
  *   (c != u, usually not adjacent), relative to a reference time `now`
  *   (seconds): the split time offline, the newest event ts when serving.
  *   Timestamps newer than `now` count as age 0.
- * - Common-neighbour features are exact (one graph_common merge), whatever
- *   caps the candidate generators used.
+ * - Common-neighbour features are exact (one graph_common merge, or the
+ *   friends-of-friends counts when that read every path), whatever caps
+ *   the candidate generators used. Adamic-Adar and resource allocation are
+ *   fixed-point sums (cand.h), so the order mutual connections arrive in
+ *   does not change a bit of them.
  * - Values are finite; counts with heavy tails are given as log1p(...) so a
  *   linear model can use them directly (the model normalises on top).
  */
@@ -19,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "cand.h"
 #include "graph.h"
 
 enum feat_id {
@@ -39,6 +43,13 @@ enum feat_id {
 	FEAT_LOG_MUTUAL,     /* ln(1 + mutual) */
 	FEAT_N
 };
+
+#define FEAT_BIT(f) (1u << (f))
+#define FEAT_ALL ((1u << FEAT_N) - 1u)
+/* Features that read edge timestamps: the only ones feat_from_counts cannot
+ * give. */
+#define FEAT_TIME (FEAT_BIT(FEAT_RECENT_MUTUAL) | FEAT_BIT(FEAT_MUTUAL_AGE) | \
+		   FEAT_BIT(FEAT_CAND_AGE) | FEAT_BIT(FEAT_CAND_RECENT))
 
 #define FEAT_TAU (14.0 * 86400.0)  /* recency decay constant, seconds */
 #define FEAT_AGE_NONE 100000.0     /* hours used when there is no such edge */
@@ -75,6 +86,17 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 		  struct feat_via *via);
 
 /*
+ * The features in `need` outside FEAT_TIME from a pair's counts, in O(1):
+ * degrees du and dc, the mutual count and the fixed-point Adamic-Adar and
+ * resource-allocation sums (cand.h). Given exact counts (fof_exact) these
+ * are feat_compute's values bit for bit; every other entry of x is set to
+ * NaN (not computed).
+ */
+void feat_from_counts(uint32_t du, uint32_t dc, uint32_t mutual,
+		      uint64_t aa_fx, uint64_t ra_fx, const struct feat_in *in,
+		      uint32_t need, double *x);
+
+/*
  * The member's side of many pairs, prepared once per query: u's neighbours
  * with their edge timestamps, and 1 / ln d_w, 1 / d_w of each filled in on
  * first use. feat_pair then reads each candidate's list once (the merge
@@ -90,8 +112,8 @@ struct feat_member {
 	uint32_t u, du, now;
 	int lazy;          /* du > FEAT_MEMBER_MAX: u's list is not copied */
 	uint32_t *id, *ts; /* u's neighbours, ascending, and edge ts (seconds) */
-	double *ilog;      /* 1 / ln d_w, or -1 until first needed */
-	double *inv;       /* 1 / d_w */
+	uint64_t *aa_fx;   /* cand_fx_aa(d_w), or UINT64_MAX until first needed */
+	uint64_t *ra_fx;   /* cand_fx_ra(d_w) */
 	size_t cap;
 };
 

@@ -35,6 +35,15 @@ void model_free(struct model *m)
 		free(m);
 }
 
+uint32_t model_features(const struct model *m)
+{
+	uint32_t i, mask = 0;
+
+	for (i = 0; i < m->nf; i++)
+		mask |= FEAT_BIT(m->feat[i]);
+	return mask;
+}
+
 const char *model_name(const struct model *m)
 {
 	return m->full;

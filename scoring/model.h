@@ -47,6 +47,9 @@ const struct model *model_default(void);
 /* Free a loaded model. NULL and model_default() are ignored. */
 void model_free(struct model *m);
 
+/* The FEAT_BIT()s of the features m reads. O(nf). */
+uint32_t model_features(const struct model *m);
+
 /* "NAME@VERSION"; valid while m is. */
 const char *model_name(const struct model *m);
 

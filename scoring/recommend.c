@@ -21,9 +21,11 @@ void rec_params_default(struct rec_params *p)
 	fof_params_default(&p->fof);
 	walk_params_default(&p->walk);
 	ppr_params_default(&p->ppr);
+	p->ppr.eps = REC_PPR_EPS;
 	p->gens = CAND_FOF | CAND_WALK | CAND_PPR;
 	p->ppr_max_degree = 16;
 	p->keep_per_gen = 200;
+	p->need = FEAT_ALL;
 }
 
 struct rec_ctx *rec_ctx_new(void)
@@ -44,6 +46,7 @@ void rec_ctx_free(struct rec_ctx *c)
 	cand_ctx_free(c->cc);
 	feat_member_release(&c->fm);
 	free(c->it);
+	free(c->it2);
 	free(c->sel);
 	free(c);
 }
@@ -62,19 +65,49 @@ static int sel_cmp(const void *a, const void *b)
 	return x->member < y->member ? -1 : x->member > y->member;
 }
 
+static void sel_swap(struct sel *s, size_t i, size_t j)
+{
+	struct sel t = s[i];
+
+	s[i] = s[j];
+	s[j] = t;
+}
+
+/* Reorder s[0..n) so that its `keep` smallest members come first, in no
+ * particular order: quickselect, O(n) expected. Members are distinct. */
+static void select_members(struct sel *s, size_t n, size_t keep)
+{
+	size_t lo = 0, hi = n, i, store;
+	uint64_t piv;
+
+	while (hi - lo > 1 && keep > lo && keep < hi) {
+		sel_swap(s, lo + (hi - lo) / 2, hi - 1);
+		piv = s[hi - 1].member;
+		for (store = lo, i = lo; i < hi - 1; i++)
+			if (s[i].member < piv)
+				sel_swap(s, i, store++);
+		sel_swap(s, store, hi - 1);
+		if (store >= keep)
+			hi = store;
+		else
+			lo = store + 1;
+	}
+}
+
 /*
  * Move the best `keep` of s[0..n) (key descending, then member id
  * ascending: exactly the first `keep` of a full sort by sel_cmp) to the
- * front, in O(n) expected: a quickselect on the key finds the cut, and
- * only the entries tied with it at the cut need their member id (a random
- * read each) and a sort. Returns keep.
+ * front, in no particular order, in O(n) expected: a quickselect on the
+ * key finds the cut, and only the entries tied with it at the cut need
+ * their member id (a random read each when v is given: then members are
+ * looked up from cc's slots; with v NULL they are already set) and a
+ * second quickselect. Returns keep.
  */
 static size_t select_top(struct sel *s, size_t n, size_t keep,
 			 const struct graph_view *v, const struct cand_ctx *cc)
 {
 	size_t lo = 0, hi = n, above = 0, tied = 0, i;
 	double cut;
-	struct sel t;
 
 	/* quickselect: afterwards s[keep - 1].key is the keep-th largest key */
 	while (hi - lo > 1) {
@@ -84,11 +117,11 @@ static size_t select_top(struct sel *s, size_t n, size_t keep,
 		/* three-way partition: > piv | == piv | < piv */
 		while (j < gt) {
 			if (s[j].key > piv) {
-				t = s[j], s[j] = s[lt], s[lt] = t;
+				sel_swap(s, j, lt);
 				lt++, j++;
 			} else if (s[j].key < piv) {
 				gt--;
-				t = s[j], s[j] = s[gt], s[gt] = t;
+				sel_swap(s, j, gt);
 			} else {
 				j++;
 			}
@@ -103,19 +136,20 @@ static size_t select_top(struct sel *s, size_t n, size_t keep,
 	cut = s[keep - 1].key;
 	/* gather: keys above the cut first, then the ties */
 	for (i = 0; i < n; i++)
-		if (s[i].key > cut) {
-			t = s[i], s[i] = s[above], s[above] = t;
-			above++;
-		}
+		if (s[i].key > cut)
+			sel_swap(s, i, above++);
 	for (i = above; i < n; i++)
 		if (s[i].key == cut) {
-			t = s[i], s[i] = s[above + tied], s[above + tied] = t;
+			sel_swap(s, i, above + tied);
 			tied++;
 		}
-	/* among the ties, smaller member ids first */
-	for (i = above; i < above + tied; i++)
-		s[i].member = graph_member(v, cc->c[s[i].idx].v);
-	qsort(s + above, tied, sizeof(*s), sel_cmp);
+	/* among the ties, the smaller member ids */
+	if (tied > keep - above) {
+		if (v)
+			for (i = above; i < above + tied; i++)
+				s[i].member = graph_member(v, cc->c[s[i].idx].v);
+		select_members(s + above, tied, keep - above);
+	}
 	return keep;
 }
 
@@ -136,7 +170,7 @@ static int keep_best(struct rec_ctx *c, const struct graph_view *v,
 
 		if ((x->flags & CAND_EXCL) || !(x->flags & gen))
 			continue;
-		key = gen == CAND_FOF ? x->aa
+		key = gen == CAND_FOF ? cand_fx_value(x->aa_fx)
 		      : gen == CAND_WALK ? x->visits : x->ppr;
 		s[n].key = key;
 		s[n].member = 0;
@@ -159,9 +193,11 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 	struct feat_in in;
 	size_t i, n = 0;
 	unsigned g;
+	int counts;
 
 	c->n = 0;
 	c->degraded = 0;
+	c->fm_ready = 0;
 	memset(c->run, 0, sizeof(c->run));
 	if (cand_begin(cc, v, u, e))
 		return -1;
@@ -185,8 +221,13 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 		return err_set(e, "out of memory for %zu candidates", n);
 	if (!now)
 		now = cc->newest_ts;
-	if (feat_member_set(&c->fm, v, u, now))
-		return err_set(e, "out of memory for features");
+	/* exact fof counts give every feature but the timed ones in O(1) */
+	counts = !(p->need & FEAT_TIME) && cc->fof_exact;
+	if (!counts) {
+		if (feat_member_set(&c->fm, v, u, now))
+			return err_set(e, "out of memory for features");
+		c->fm_ready = 1;
+	}
 	for (i = 0; i < cc->n; i++) {
 		struct cand *x = &cc->c[i];
 		struct rec_item *it;
@@ -207,7 +248,12 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 		it->score = 0;
 		in.visits = x->visits;
 		in.ppr = x->ppr;
-		feat_pair(&c->fm, x->v, &in, it->x, NULL);
+		if (counts)
+			feat_from_counts(cc->member_deg, graph_degree(v, x->v),
+					 x->mutual, x->aa_fx, x->ra_fx, &in,
+					 p->need, it->x);
+		else
+			feat_pair(&c->fm, x->v, &in, it->x, NULL);
 	}
 	return 0;
 }
@@ -228,19 +274,47 @@ void rec_score_feature(struct rec_ctx *c, enum feat_id f)
 		c->it[i].score = c->it[i].x[f];
 }
 
-static int item_cmp(const void *a, const void *b)
+/* Put the items in the order of s[0..n) (indices into c->it). */
+static int permute_items(struct rec_ctx *c, const struct sel *s, size_t n)
 {
-	const struct rec_item *x = a, *y = b;
+	struct rec_item *t;
+	size_t i;
 
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return x->member < y->member ? -1 : x->member > y->member;
+	if (mem_grow((void **)&c->it2, &c->cap2, c->n, sizeof(*c->it2)))
+		return -1;
+	for (i = 0; i < n; i++)
+		c->it2[i] = c->it[s[i].idx];
+	t = c->it, c->it = c->it2, c->it2 = t;
+	i = c->cap, c->cap = c->cap2, c->cap2 = i;
+	return 0;
 }
 
-void rec_sort(struct rec_ctx *c)
+int rec_sort_top(struct rec_ctx *c, size_t m)
 {
-	if (c->n > 1)
-		qsort(c->it, c->n, sizeof(*c->it), item_cmp);
+	struct sel *s;
+	size_t i;
+
+	if (c->n < 2)
+		return 0;
+	if (m > c->n)
+		m = c->n;
+	if (mem_grow(&c->sel, &c->selcap, c->n, sizeof(struct sel)))
+		return -1;
+	s = c->sel;
+	for (i = 0; i < c->n; i++) {
+		s[i].key = c->it[i].score;
+		s[i].member = c->it[i].member;
+		s[i].idx = (uint32_t)i;
+	}
+	if (m < c->n)
+		select_top(s, c->n, m, NULL, NULL);
+	qsort(s, m, sizeof(*s), sel_cmp);
+	return permute_items(c, s, c->n);
+}
+
+int rec_sort(struct rec_ctx *c)
+{
+	return rec_sort_top(c, c->n);
 }
 
 /* ---- JSON ------------------------------------------------------------ */
@@ -284,7 +358,7 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	uint64_t t0 = cand_now_ns(), budget;
 	struct rec_params p;
 	struct feat_via via;
-	size_t i, start = out->len, shown = 0;
+	size_t i, start = out->len, shown = 0, want;
 	uint32_t u, j, nvia;
 	double x[FEAT_N];
 	int first_src;
@@ -297,16 +371,33 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	rec_params_default(&p);
 	if (p.keep_per_gen < 2 * r->k)
 		p.keep_per_gen = 2 * r->k;
+	p.need = r->explain ? FEAT_ALL : model_features(m);
 	budget = (uint64_t)(r->budget_us ? r->budget_us : REC_BUDGET_US) * 1000u;
 	if (rec_gather(c, v, u, c->now, &p, t0 + budget, e))
 		return -1;
 	rec_score_model(c, m);
-	rec_sort(c);
+	/* only the top needs an order: k plus the dismissed among them */
+	for (want = (size_t)r->k + 8;; want *= 4) {
+		size_t ok = 0;
+
+		if (rec_sort_top(c, want))
+			return err_set(e, "out of memory for the answer");
+		for (i = 0; i < c->n && i < want && ok < r->k; i++)
+			ok += !dis || dis(dis_ctx, r->member, c->it[i].member) != 1;
+		if (ok >= r->k || want >= c->n)
+			break;
+	}
 	/* pick the answer first so took_us covers all the ranking work */
 	for (i = 0; i < c->n && shown < r->k; i++) {
 		if (dis && dis(dis_ctx, r->member, c->it[i].member) == 1)
 			continue;
 		c->it[shown++] = c->it[i]; /* compact in place: shown <= i */
+	}
+	/* the member's side, for the mutual connections listed in "via" */
+	if (shown && !c->fm_ready) {
+		if (feat_member_set(&c->fm, v, u, c->now ? c->now : c->cc->newest_ts))
+			return err_set(e, "out of memory for features");
+		c->fm_ready = 1;
 	}
 	if (put(out, "{\"member\":%" PRIu64 ",\"k\":%u,\"model\":\"%s\",\"took_us\":%" PRIu64
 		",\"degraded\":%s,\"recommendations\":[",

@@ -34,6 +34,11 @@
 #define REC_UNKNOWN (-2)
 #define REC_K_MAX 1000u
 #define REC_BUDGET_US 50000u /* default latency budget of candidate generation */
+/* The serving push threshold: 10x ppr_params_default's (at most 6,667
+ * entries read instead of 66,667). Chosen on CollegeMsg's training period
+ * (triad train's inner validation recall@10 0.0672 against 0.0641 with
+ * 1e-4, within noise); `triad eval`'s ppr method keeps the textbook 1e-4. */
+#define REC_PPR_EPS 1e-3f
 
 struct rec_params {
 	struct fof_params fof;
@@ -43,10 +48,13 @@ struct rec_params {
 	uint32_t ppr_max_degree; /* PPR only for members with d_u <= this */
 	uint32_t keep_per_gen;   /* per generator, its best this-many are scored (fof by
 				  * Adamic-Adar, walk by visits, ppr by estimate); 0 = all */
+	uint32_t need;           /* FEAT_BIT()s the caller reads (default FEAT_ALL);
+				  * features outside it may be left NaN */
 };
 
-/* The serving defaults: all three generators, PPR for d_u <= 16, 200 kept
- * per generator. */
+/* The serving defaults: all three generators (fof_params_default,
+ * walk_params_default, PPR with eps REC_PPR_EPS for d_u <= 16), 200 kept per
+ * generator, every feature. */
 void rec_params_default(struct rec_params *p);
 
 /* One scored candidate. */
@@ -62,12 +70,15 @@ struct rec_ctx {
 	struct cand_ctx *cc;
 	struct rec_item *it; /* the gathered candidates, n of them */
 	size_t n, cap;
+	struct rec_item *it2; /* private: sorting scratch */
+	size_t cap2;
 	void *sel;           /* private: selection scratch */
 	size_t selcap;
 	int degraded;        /* last gather was cut short by its deadline */
 	uint32_t now;        /* reference time for the next answer; 0 = derive */
 	struct cand_run run[3]; /* fof, walk, ppr of the last gather */
 	struct feat_member fm;  /* private: the member's side of the features */
+	int fm_ready;           /* private: fm is set for the last gather */
 };
 
 /* A new per-thread context (grows to the graph's size on first use, about
@@ -85,8 +96,12 @@ void rec_ctx_set_now(struct rec_ctx *c, uint32_t now);
 /*
  * Candidates and features for vertex u: runs the generators of p (each
  * until deadline_ns, 0 = none), keeps each generator's best keep_per_gen,
- * and computes the features (feat_pair, equal to feat_compute) of each
- * kept one at time now (0: the newest ts of u's own edges) into c->it[0..c->n) in unspecified order.
+ * and computes the features p->need asks for (equal to feat_compute's) of
+ * each kept one at time now (0: the newest ts of u's own edges) into
+ * c->it[0..c->n) in unspecified order. When p->need has no FEAT_TIME
+ * feature and friends-of-friends read every path (fof_exact), a
+ * candidate's features cost O(1) (feat_from_counts); otherwise one
+ * feat_pair merge each.
  * Sets c->degraded when the deadline cut a generator or the features
  * short (then only the candidates featured in time are in c->it). Returns 0, or -1 with e filled (out of memory).
  */
@@ -101,8 +116,12 @@ void rec_score_model(struct rec_ctx *c, const struct model *m);
 void rec_score_feature(struct rec_ctx *c, enum feat_id f);
 
 /* Sort the gathered items by score descending, ties smaller member first.
- * O(n log n). */
-void rec_sort(struct rec_ctx *c);
+ * O(n log n). 0, or -1 when out of memory (items unchanged). */
+int rec_sort(struct rec_ctx *c);
+
+/* Put the best min(m, n) items first, in rec_sort's order; the others
+ * follow in unspecified order. O(n + m log m). 0 or -1 (out of memory). */
+int rec_sort_top(struct rec_ctx *c, size_t m);
 
 typedef int (*rec_dismissed_fn)(void *ctx, uint64_t member, uint64_t candidate); /* 1 = dismissed */
 

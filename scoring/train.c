@@ -118,7 +118,11 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 		u = graph_lookup(&v, member);
 		if (rec_gather(c, &v, u, s.split_time, &p, 0, e))
 			goto out;
-		rec_sort(c); /* by score 0: member order, so rows are deterministic */
+		/* by score 0: member order, so rows are deterministic */
+		if (rec_sort(c)) {
+			err_set(e, "out of memory for training examples");
+			goto out;
+		}
 		if (ds_add_rows(d, c->n)) {
 			err_set(e, "out of memory for training examples");
 			goto out;

@@ -9,11 +9,13 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,9 @@ struct worker {
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	struct evbuffer *out; /* reused for every answer */
+	struct event *gate;   /* re-enables accepting after a pause */
+	_Atomic uint64_t accepted; /* connections accepted so far */
+	int paused;           /* listener disabled until gate fires */
 	pthread_t tid;
 	int started;
 };
@@ -78,6 +83,55 @@ static void on_request(struct evhttp_request *req, void *arg)
 			   NULL);
 }
 
+/*
+ * Connections are spread evenly over the workers. The kernel wakes every
+ * worker for a new connection on the shared socket and the first to look
+ * accepts all that are waiting, so a burst (a load balancer or a client
+ * opening its pool) would land on one worker and leave the others idle
+ * for the life of those keep-alive connections. So a worker that has
+ * accepted more than one connection beyond the worker with the fewest
+ * pauses accepting for ACCEPT_PAUSE_US (libevent stops its accept loop as
+ * soon as the listener is disabled) and lets the others take the next.
+ * Called by evhttp for every accepted connection; returning NULL lets
+ * evhttp make the connection's bufferevent as usual.
+ */
+#define ACCEPT_PAUSE_US 1000
+
+static struct bufferevent *on_accept(struct event_base *base, void *arg)
+{
+	struct worker *w = arg;
+	struct http_server *s = w->s;
+	uint64_t mine = atomic_fetch_add(&w->accepted, 1) + 1, least = mine;
+	struct timeval tv = { 0, ACCEPT_PAUSE_US };
+	unsigned i;
+
+	(void)base;
+	for (i = 0; i < s->n; i++) {
+		uint64_t a = atomic_load(&s->w[i].accepted);
+
+		if (a < least)
+			least = a;
+	}
+	if (s->n > 1 && mine > least + 1 && !w->paused && w->bound) {
+		evconnlistener_disable(evhttp_bound_socket_get_listener(w->bound));
+		w->paused = 1;
+		evtimer_add(w->gate, &tv);
+	}
+	return NULL;
+}
+
+/* Runs on the worker's own thread: accept again after a pause. */
+static void gate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->paused && w->bound)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
+	w->paused = 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -88,12 +142,15 @@ static void *worker_main(void *arg)
 
 static void worker_release(struct worker *w)
 {
+	if (w->gate)
+		event_free(w->gate);
 	if (w->http)
 		evhttp_free(w->http);
 	if (w->out)
 		evbuffer_free(w->out);
 	if (w->base)
 		event_base_free(w->base);
+	w->gate = NULL;
 	w->http = NULL;
 	w->out = NULL;
 	w->base = NULL;
@@ -163,7 +220,8 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 		w->base = event_base_new();
 		w->http = w->base ? evhttp_new(w->base) : NULL;
 		w->out = evbuffer_new();
-		if (!w->http || !w->out) {
+		w->gate = w->base ? evtimer_new(w->base, gate_cb, w) : NULL;
+		if (!w->http || !w->out || !w->gate) {
 			err_set(e, "out of memory");
 			goto fail;
 		}
@@ -176,6 +234,7 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 			EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 			EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 		evhttp_set_gencb(w->http, on_request, w);
+		evhttp_set_bevcb(w->http, on_accept, w);
 		w->bound = evhttp_accept_socket_with_handle(w->http, s->fd);
 		if (!w->bound) {
 			err_set(e, "cannot accept on the listening socket");
@@ -211,6 +270,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	evtimer_del(w->gate);
 	if (w->bound)
 		evhttp_del_accept_socket(w->http, w->bound);
 	w->bound = NULL;
@@ -251,6 +311,16 @@ void http_server_free(struct http_server *s)
 		close(s->fd);
 	free(s->w);
 	free(s);
+}
+
+unsigned http_server_workers(const struct http_server *s)
+{
+	return s->n;
+}
+
+uint64_t http_server_accepted(const struct http_server *s, unsigned worker)
+{
+	return worker < s->n ? atomic_load(&s->w[worker].accepted) : 0;
 }
 
 enum http_method http_req_method(const struct http_req *r)

@@ -5,8 +5,10 @@
  * - One listening socket, bound before any worker starts, shared by N
  *   worker threads; each worker runs its own event_base and evhttp and
  *   accepts from the shared socket (the kernel hands each connection to
- *   one of them). A request is handled start to finish on one worker, so
- *   per-worker scratch needs no locking.
+ *   one of them). Connections are spread evenly: a worker that has taken
+ *   more than its share pauses accepting for a millisecond. A request is
+ *   handled start to finish on one worker, so per-worker scratch needs no
+ *   locking.
  * - The handler runs synchronously inside the worker's loop and must
  *   answer every request exactly once with http_reply().
  * - Bodies above max_body bytes are refused with 413 by libevent before
@@ -54,6 +56,11 @@ int http_server_start(struct http_server *s, struct err *e);
  * thread other than a worker.
  */
 void http_server_stop(struct http_server *s, unsigned grace_ms);
+
+/* The number of workers, and the connections worker `worker` accepted so
+ * far (0 for a worker that does not exist). Any thread. */
+unsigned http_server_workers(const struct http_server *s);
+uint64_t http_server_accepted(const struct http_server *s, unsigned worker);
 
 /* Free (after stop, or when never started). NULL is fine. */
 void http_server_free(struct http_server *s);

@@ -130,6 +130,11 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 		    jbuf_add(out, mp, 1))
 			return -1;
 	P("\"} 1\n");
+	P("# HELP triad_http_connections_total connections accepted, by HTTP "
+	  "worker thread\n# TYPE triad_http_connections_total counter\n");
+	for (s = 0; s < g->workers; s++)
+		P("triad_http_connections_total{worker=\"%u\"} %llu\n", s,
+		  (unsigned long long)g->conns[s]);
 	P("# HELP triad_http_requests_total answered requests by path and "
 	  "status\n# TYPE triad_http_requests_total counter\n");
 	for (r = 0; r < MR_N; r++)

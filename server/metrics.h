@@ -48,6 +48,8 @@ struct metrics_gauges {
 	uint64_t dismissals;
 	int ready;
 	const char *model;     /* "NAME@VERSION" */
+	unsigned workers;      /* HTTP workers, and the connections each */
+	const uint64_t *conns; /* accepted (workers entries) */
 };
 
 /* Zero every counter. */

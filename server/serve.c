@@ -840,8 +840,16 @@ static void h_metrics(struct reqctx *q)
 	struct metrics_gauges g;
 	struct graph_stats st;
 	int64_t last = atomic_load(&s->last_ts);
+	uint64_t *conns;
+	unsigned i;
 
 	memset(&g, 0, sizeof(g));
+	g.workers = http_server_workers(s->http);
+	if (!(conns = mem_alloc(g.workers, sizeof(*conns))))
+		FAIL(q, 500, "out of memory");
+	for (i = 0; i < g.workers; i++)
+		conns[i] = http_server_accepted(s->http, i);
+	g.conns = conns;
 	g.ready = atomic_load(&s->ready);
 	if (g.ready) {
 		graph_stats(s->g, &st);
@@ -869,9 +877,11 @@ static void h_metrics(struct reqctx *q)
 	g.model = model_name(s->model);
 	if (metrics_render(&s->m, &g, &q->w->out)) {
 		pthread_rwlock_unlock(&s->model_lock);
+		free(conns);
 		FAIL(q, 500, "out of memory");
 	}
 	pthread_rwlock_unlock(&s->model_lock);
+	free(conns);
 	reply_buf(q, 200, "text/plain; version=0.0.4");
 }
 

@@ -81,7 +81,7 @@ static void triad_aa(struct cand_ctx *c, const struct graph_view *v,
 		return;
 	for (i = 0; i < c->n; i++)
 		if (c->c[i].flags & CAND_FOF)
-			top_offer(t, c->c[i].v, c->c[i].aa, graph_member(v, c->c[i].v));
+			top_offer(t, c->c[i].v, cand_fx_value(c->c[i].aa_fx), graph_member(v, c->c[i].v));
 }
 
 struct ig {

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cand.h"
 #include "feat.h"
+#include "fof.h"
 #include "graph.h"
 #include "model.h"
 #include "recommend.h"
@@ -232,6 +234,88 @@ START_TEST(feat_pair_equals_feat_compute)
 	feat_member_release(&fm);
 	graph_free(g);
 	free(ev);
+}
+END_TEST
+
+/*
+ * The O(1) path of the serving pipeline: when friends-of-friends read every
+ * path (fof_exact), feat_from_counts gives feat_compute's values bit for bit
+ * for every feature outside FEAT_TIME, for candidates fof reached and (with
+ * zero counts) for the ones it did not; rec_gather with a timeless `need`
+ * takes that path and agrees with rec_gather asking for every feature.
+ */
+START_TEST(counts_equal_feat_compute)
+{
+	static uint32_t tsm[NV * NV];
+	uint32_t vid[NV], u, x, f, exact = 0, reached = 0, other = 0;
+	struct cand_ctx *c = cand_ctx_new();
+	struct rec_ctx *rc = rec_ctx_new(), *rall = rec_ctx_new();
+	struct fof_params fp;
+	struct rec_params pt, pa;
+	struct graph_view v;
+	struct feat_in in = { 2, 0.003f };
+	double xa[FEAT_N], xb[FEAT_N];
+
+	fof_params_default(&fp);
+	rec_params_default(&pt);
+	rec_params_default(&pa);
+	pt.need = FEAT_ALL & ~FEAT_TIME;
+	for (uint64_t seed = 11; seed <= 14; seed++) {
+		struct graph *g = random_graph(seed, 0.03 * (double)(seed - 9), tsm, vid);
+
+		graph_view_begin(g, &v);
+		for (u = 0; u < NV; u++) {
+			ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
+			ck_assert_int_eq(fof_run(c, &v, &fp, 0, NULL, NULL), 0);
+			ck_assert_int_eq(c->fof_exact, 1);
+			exact++;
+			for (x = 0; x < NV; x++) {
+				const struct cand *s = cand_find(c, vid[x]);
+
+				if (x == u || tsm[u * NV + x])
+					continue;
+				feat_compute(&v, vid[u], vid[x], NOW, &in, xa, NULL);
+				if (s && (s->flags & CAND_FOF)) {
+					feat_from_counts(graph_degree(&v, vid[u]),
+							 graph_degree(&v, vid[x]), s->mutual,
+							 s->aa_fx, s->ra_fx, &in, FEAT_ALL, xb);
+					reached++;
+				} else {
+					feat_from_counts(graph_degree(&v, vid[u]),
+							 graph_degree(&v, vid[x]), 0, 0, 0,
+							 &in, FEAT_ALL, xb);
+					other++;
+				}
+				for (f = 0; f < FEAT_N; f++) {
+					if (FEAT_BIT(f) & FEAT_TIME) {
+						ck_assert(isnan(xb[f]));
+						continue;
+					}
+					ck_assert_msg(memcmp(&xa[f], &xb[f], sizeof(double)) == 0,
+						      "%s: %.17g vs %.17g", feat_name(f), xa[f], xb[f]);
+				}
+			}
+			/* the same through the pipeline, both ways */
+			ck_assert_int_eq(rec_gather(rc, &v, vid[u], NOW, &pt, 0, NULL), 0);
+			ck_assert_int_eq(rec_gather(rall, &v, vid[u], NOW, &pa, 0, NULL), 0);
+			ck_assert_uint_eq(rc->n, rall->n);
+			for (size_t i = 0; i < rc->n; i++) {
+				ck_assert_uint_eq(rc->it[i].v, rall->it[i].v);
+				for (f = 0; f < FEAT_N; f++)
+					if (!(FEAT_BIT(f) & FEAT_TIME))
+						ck_assert(memcmp(&rc->it[i].x[f], &rall->it[i].x[f],
+								 sizeof(double)) == 0);
+			}
+		}
+		graph_view_end(&v);
+		graph_free(g);
+	}
+	ck_assert_uint_gt(reached, 1000);
+	ck_assert_uint_gt(other, 1000);
+	ck_assert_uint_eq(exact, 4 * NV);
+	cand_ctx_free(c);
+	rec_ctx_free(rc);
+	rec_ctx_free(rall);
 }
 END_TEST
 
@@ -515,6 +599,7 @@ static Suite *suite(void)
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, features_match_textbook_formulas);
 	tcase_add_test(t, feat_pair_equals_feat_compute);
+	tcase_add_test(t, counts_equal_feat_compute);
 	tcase_add_test(t, jaccard_matches_igraph);
 	tcase_add_test(t, model_files);
 	tcase_add_test(t, default_model_is_data_model_json);
