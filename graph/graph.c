@@ -587,6 +587,42 @@ uint32_t graph_degree(const struct graph_view *v, uint32_t id)
 	return r.deg;
 }
 
+void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
+			       const uint32_t *ids, uint32_t *deg,
+			       uint64_t *member)
+{
+	uint64_t s[32];
+	struct vref r;
+	uint32_t i, j, m;
+
+	for (i = 0; i < n; i += m) {
+		m = n - i < 32 ? n - i : 32;
+		for (j = 0; j < m; j++) {
+			if (deg)
+				__builtin_prefetch(&v->vt->slot[ids[i + j]]);
+			if (member)
+				__builtin_prefetch(&v->vt->ext[ids[i + j]]);
+		}
+		if (deg) {
+			/* the slots, then what they point at */
+			for (j = 0; j < m; j++) {
+				s[j] = atomic_load_explicit(&v->vt->slot[ids[i + j]],
+							    memory_order_acquire);
+				if (s[j] & SLOT_ARENA)
+					__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
+				else if (s[j])
+					__builtin_prefetch((const void *)(uintptr_t)s[j]);
+			}
+			for (j = 0; j < m; j++) {
+				slot_read(v->g, s[j], &r);
+				deg[i + j] = r.deg;
+			}
+		}
+		if (member)
+			for (j = 0; j < m; j++)
+				member[i + j] = v->vt->ext[ids[i + j]];
+	}
+}
 
 /* Current state of w in a version: 1 present (ts set), 0 absent. */
 static int vref_find(const struct vref *r, uint32_t w, uint32_t *ts)

@@ -137,6 +137,19 @@ static void finish(double *x, uint32_t du, uint32_t dc, uint32_t m,
 	x[FEAT_CAND_RECENT] = log1p(recent);
 }
 
+static int on_via(void *ctx, uint32_t w, uint32_t ts_aw, uint32_t ts_bw)
+{
+	via_add(ctx, w, ts_aw > ts_bw ? ts_aw : ts_bw);
+	return 0;
+}
+
+void feat_via(const struct graph_view *v, uint32_t u, uint32_t c,
+	      struct feat_via *via)
+{
+	via->n = 0;
+	graph_common(v, u, c, on_via, via);
+}
+
 /* c's newest 32 edges through the graph's newest index (d_c >= 1024). */
 static void hub_recency(const struct graph_view *v, uint32_t c, uint32_t now,
 			uint32_t *got, uint32_t *newest_c, uint32_t *recent)

@@ -86,6 +86,14 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 		  struct feat_via *via);
 
 /*
+ * Just the mutual connections of u and c for an answer's "via", as
+ * feat_compute reports them: one graph_common merge, O(min(d_u, d_c) *
+ * (log(d/B) + B)) when the degrees differ a lot, O(d_u + d_c) otherwise.
+ */
+void feat_via(const struct graph_view *v, uint32_t u, uint32_t c,
+	      struct feat_via *via);
+
+/*
  * The features in `need` outside FEAT_TIME from a pair's counts, in O(1):
  * degrees du and dc, the mutual count and the fixed-point Adamic-Adar and
  * resource-allocation sums (cand.h). Given exact counts (fof_exact) these

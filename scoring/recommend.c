@@ -10,6 +10,8 @@
 
 #include "mem.h"
 
+#define REC_BATCH 32u /* candidates whose degrees are read at once */
+
 struct sel {
 	double key;
 	uint64_t member;
@@ -197,7 +199,6 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 
 	c->n = 0;
 	c->degraded = 0;
-	c->fm_ready = 0;
 	memset(c->run, 0, sizeof(c->run));
 	if (cand_begin(cc, v, u, e))
 		return -1;
@@ -226,34 +227,45 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 	if (!counts) {
 		if (feat_member_set(&c->fm, v, u, now))
 			return err_set(e, "out of memory for features");
-		c->fm_ready = 1;
 	}
-	for (i = 0; i < cc->n; i++) {
-		struct cand *x = &cc->c[i];
-		struct rec_item *it;
+	/* the kept ones, with their degrees and member ids read in batches
+	 * (their cache misses overlap) */
+	for (i = n = 0; i < cc->n; i++)
+		if (cc->c[i].flags & CAND_KEEP) {
+			cc->c[i].flags &= ~CAND_KEEP;
+			c->it[n++].v = (uint32_t)i; /* slot index, for now */
+		}
+	for (i = 0; i < n; i += REC_BATCH) {
+		uint32_t ids[REC_BATCH], deg[REC_BATCH], j, m;
+		uint64_t mem[REC_BATCH];
 
-		if (!(x->flags & CAND_KEEP))
-			continue;
-		x->flags &= ~CAND_KEEP;
-		/* features cost a merge each: past the deadline, answer with
-		 * the candidates scored so far */
-		if ((c->n & 15) == 15 && cand_past(deadline_ns)) {
+		m = n - i < REC_BATCH ? (uint32_t)(n - i) : REC_BATCH;
+		/* features cost a merge each on the slow path: past the
+		 * deadline, answer with the candidates scored so far */
+		if (i && cand_past(deadline_ns)) {
 			c->degraded = 1;
 			break;
 		}
-		it = &c->it[c->n++];
-		it->v = x->v;
-		it->member = graph_member(v, x->v);
-		it->flags = x->flags & (CAND_FOF | CAND_WALK | CAND_PPR);
-		it->score = 0;
-		in.visits = x->visits;
-		in.ppr = x->ppr;
-		if (counts)
-			feat_from_counts(cc->member_deg, graph_degree(v, x->v),
-					 x->mutual, x->aa_fx, x->ra_fx, &in,
-					 p->need, it->x);
-		else
-			feat_pair(&c->fm, x->v, &in, it->x, NULL);
+		for (j = 0; j < m; j++)
+			ids[j] = cc->c[c->it[i + j].v].v;
+		graph_degree_member_batch(v, m, ids, counts ? deg : NULL, mem);
+		for (j = 0; j < m; j++) {
+			struct cand *x = &cc->c[c->it[i + j].v];
+			struct rec_item *it = &c->it[c->n++];
+
+			it->v = x->v;
+			it->member = mem[j];
+			it->flags = x->flags & (CAND_FOF | CAND_WALK | CAND_PPR);
+			it->score = 0;
+			in.visits = x->visits;
+			in.ppr = x->ppr;
+			if (counts)
+				feat_from_counts(cc->member_deg, deg[j], x->mutual,
+						 x->aa_fx, x->ra_fx, &in, p->need,
+						 it->x);
+			else
+				feat_pair(&c->fm, x->v, &in, it->x, NULL);
+		}
 	}
 	return 0;
 }
@@ -360,7 +372,6 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	struct feat_via via;
 	size_t i, start = out->len, shown = 0, want;
 	uint32_t u, j, nvia;
-	double x[FEAT_N];
 	int first_src;
 
 	if (r->k < 1 || r->k > REC_K_MAX)
@@ -393,12 +404,6 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 			continue;
 		c->it[shown++] = c->it[i]; /* compact in place: shown <= i */
 	}
-	/* the member's side, for the mutual connections listed in "via" */
-	if (shown && !c->fm_ready) {
-		if (feat_member_set(&c->fm, v, u, c->now ? c->now : c->cc->newest_ts))
-			return err_set(e, "out of memory for features");
-		c->fm_ready = 1;
-	}
 	if (put(out, "{\"member\":%" PRIu64 ",\"k\":%u,\"model\":\"%s\",\"took_us\":%" PRIu64
 		",\"degraded\":%s,\"recommendations\":[",
 		r->member, r->k, model_name(m), (cand_now_ns() - t0) / 1000u,
@@ -407,8 +412,8 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	for (i = 0; i < shown; i++) {
 		struct rec_item *it = &c->it[i];
 
-		/* again, to learn the mutual connections (cheap: k items) */
-		feat_pair(&c->fm, it->v, NULL, x, &via);
+		/* the mutual connections (one merge each, k items) */
+		feat_via(v, u, it->v, &via);
 		nvia = via.n < (r->explain ? 5u : 3u) ? via.n : (r->explain ? 5u : 3u);
 		if (put(out, "%s{\"member\":%" PRIu64 ",\"score\":%.6g,\"mutual\":%u,\"via\":[",
 			i ? "," : "", it->member, fin(it->score),

@@ -78,7 +78,6 @@ struct rec_ctx {
 	uint32_t now;        /* reference time for the next answer; 0 = derive */
 	struct cand_run run[3]; /* fof, walk, ppr of the last gather */
 	struct feat_member fm;  /* private: the member's side of the features */
-	int fm_ready;           /* private: fm is set for the last gather */
 };
 
 /* A new per-thread context (grows to the graph's size on first use, about

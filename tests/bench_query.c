@@ -11,8 +11,9 @@
  *   triad AA exact  the same with every cap lifted (the exact ranking)
  *   igraph AA  the textbook loop over igraph_adjlist with a dense score
  *              array and touched list (exact, uncapped) + top 10
- *   triad full the served ranking: rec_gather (fof, walk, ppr, features)
- *              + model score + sort (what GET /recommend does minus JSON)
+ *   triad full the served answer: rec_answer_json with the built-in model
+ *              and the default budget (fof, walk, ppr, features, model,
+ *              top 10, the JSON): what GET /recommend does minus HTTP
  * and how often the two AA top-10 sets agree (they differ only where the
  * caps bind).
  */
@@ -153,7 +154,7 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 	igraph_vector_int_t edges;
 	struct cand_ctx *c = cand_ctx_new();
 	struct rec_ctx *rc = rec_ctx_new();
-	struct rec_params rp;
+	struct graph_buf out = { 0 };
 	struct fof_params fp, fx;
 	struct top a, b, ex;
 	uint32_t n, i, u, w, *q = mem_alloc(2 * nq, sizeof(uint32_t));
@@ -167,7 +168,6 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 	fof_params_default(&fp);
 	fx = fp;
 	fx.max_expand = fx.max_read = fx.max_total = FOF_UNCAPPED;
-	rec_params_default(&rp);
 	graph_view_begin(g, &v);
 	n = graph_nvertices(&v);
 	/* the same graph for igraph, vertex i = triad vertex i */
@@ -247,10 +247,12 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 			sum_i += li[i];
 		}
 		for (i = 0; i < nq; i++) {
+			struct rec_request rq = { graph_member(&v, q[i]), 10, 0, 0 };
+
+			out.len = 0;
 			t0 = now_us();
-			rec_gather(rc, &v, q[i], 0, &rp, 0, NULL);
-			rec_score_model(rc, model_default());
-			rec_sort(rc);
+			rec_answer_json(rc, &v, model_default(), &rq, NULL, NULL,
+					&out, NULL);
 			lf[i] = now_us() - t0;
 			sum_f += lf[i];
 		}
@@ -298,6 +300,7 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 	free(lf);
 	free(lx);
 	cand_ctx_free(c);
+	graph_buf_release(&out);
 	rec_ctx_free(rc);
 }
 
