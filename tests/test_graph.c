@@ -142,6 +142,25 @@ static void compare(struct graph *g, const struct ref *r, uint64_t seed)
 			REQ_EQ(bn[j], x);
 		}
 	}
+	/* graph_degree_member_batch: the reference degree and the member id
+	 * of every known vertex, in one batch of uneven length */
+	{
+		uint32_t *ids = calloc(NM, sizeof(uint32_t)), *deg = calloc(NM, sizeof(uint32_t));
+		uint64_t *mem = calloc(NM, sizeof(uint64_t));
+		uint32_t nk = 0;
+
+		for (uint32_t b = 0; b < NM; b++)
+			if (i2d[b] != GRAPH_NONE)
+				ids[nk++] = i2d[b];
+		graph_degree_member_batch(&v, nk, ids, deg, mem);
+		for (uint32_t j = 0; j < nk; j++) {
+			REQ_EQ(deg[j], ref_deg(r, d2i[ids[j]]));
+			REQ_EQ(mem[j], ext_of(d2i[ids[j]]));
+		}
+		free(ids);
+		free(deg);
+		free(mem);
+	}
 	for (uint32_t a = 0; a < NM; a++) {
 		uint32_t u = graph_lookup(&v, ext_of(a)), rd = ref_deg(r, a);
 		struct graph_iter it;
