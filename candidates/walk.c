@@ -9,7 +9,7 @@
  * memory instead of waiting one after another. */
 #define WALK_WALKERS 16u
 /* The lists of u and of its neighbours are decoded once per query (a walk
- * spends about 60% of its steps at depth 0 and 1 with restart 0.35):
+ * spends about 75% of its steps at depth 0 and 1 with restart 0.5):
  * neighbour lists up to WALK_HOT_DEG entries, WALK_HOT_TOTAL in all. */
 #define WALK_HOT_DEG 4096u
 #define WALK_HOT_TOTAL 65536u
@@ -55,7 +55,7 @@ static int64_t hot_build(struct cand_ctx *c, const struct graph_view *v,
 	h[0] = c->member + 1, h[1] = 0, h[2] = (uint32_t)c->alen;
 	n = (uint32_t)c->alen;
 	budget -= n < budget ? n : budget;
-	/* a neighbour is stepped from about 0.23 * steps / d_u times; decode
+	/* a neighbour is stepped from about 0.25 * steps / d_u times; decode
 	 * its list when that many block-index steps would cost more */
 	lim = (uint32_t)(6 * (uint64_t)steps / (du ? du : 1));
 	if (lim > WALK_HOT_DEG)
@@ -104,7 +104,7 @@ static int count_landings(struct cand_ctx *c, const struct walk_params *p,
 void walk_params_default(struct walk_params *p)
 {
 	p->steps = 2000;
-	p->restart = 0.35f;
+	p->restart = 0.5f;
 	p->settle_np = 40;
 	p->settle_nv = 12;
 }
