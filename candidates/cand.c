@@ -84,11 +84,18 @@ struct cand *cand_add(struct cand_ctx *c, uint32_t x)
 	s = &c->c[c->n];
 	memset(s, 0, sizeof(*s));
 	s->v = x;
-	if (m->excl != c->epoch && c->lazy &&
-	    graph_edge_ts(c->view, c->member, x, NULL))
-		m->excl = c->epoch;
-	if (m->excl == c->epoch)
-		s->flags = CAND_EXCL;
+	if (m->mark == CAND_MARK_FOF(c->epoch)) {
+		s->flags = CAND_FOF;
+		s->mutual = m->mutual;
+		s->aa_fx = m->aa_fx;
+		s->ra_fx = m->ra_fx;
+	} else {
+		if (m->mark != CAND_MARK_EXCL(c->epoch) && c->lazy &&
+		    graph_edge_ts(c->view, c->member, x, NULL))
+			m->mark = CAND_MARK_EXCL(c->epoch);
+		if (m->mark == CAND_MARK_EXCL(c->epoch))
+			s->flags = CAND_EXCL;
+	}
 	m->stamp = c->epoch;
 	m->slot = (uint32_t)c->n++;
 	return s;
@@ -104,8 +111,8 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 		return err_set(e, "vertex %u is not in the graph", u);
 	if (nv > c->cap_v && grow_map(c, nv))
 		return err_set(e, "out of memory for a candidate table of %u vertices", nv);
-	if (++c->epoch == 0) {
-		/* wrapped: old stamps could collide, clear once per 2^32 queries */
+	if (++c->epoch >= CAND_EPOCH_MAX) {
+		/* wrapped: old stamps could collide, clear once per 2^31 queries */
 		memset(c->map, 0, (size_t)c->cap_v * sizeof(*c->map));
 		c->epoch = 1;
 	}
@@ -116,11 +123,12 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	c->newest_ts = 0;
 	c->excl_read = 0;
 	c->fof_exact = 0;
+	c->nreached = 0;
 	if (c->cap < 1024 &&
 	    mem_grow((void **)&c->c, &c->cap, 1024, sizeof(*c->c)))
 		return err_set(e, "out of memory for candidates");
 	c->view = v;
-	c->map[u].excl = c->epoch;
+	c->map[u].mark = CAND_MARK_EXCL(c->epoch);
 	c->lazy = c->member_deg > CAND_LAZY_DEG;
 	if (c->lazy) {
 		uint32_t nb, t;
@@ -134,7 +142,7 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 		c->excl_read++;
 		if (ts > c->newest_ts)
 			c->newest_ts = ts;
-		c->map[w].excl = c->epoch;
+		c->map[w].mark = CAND_MARK_EXCL(c->epoch);
 	}
 	return 0;
 }

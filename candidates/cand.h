@@ -81,19 +81,25 @@ static inline double cand_fx_value(uint64_t fx)
 	return (double)fx / CAND_FX_ONE;
 }
 
-/* One vertex's entry in the dense map: the words a touch reads sit in one
- * cache line, not in several arrays. fof counts straight into the entry
- * (fstamp, mutual, aa_fx, ra_fx) and makes slots only for the vertices it
- * reached, after its pass. */
+/*
+ * One vertex's entry in the dense map, 32 bytes: two to a cache line, so a
+ * touch reads one line, not several arrays. fof counts straight into the
+ * entry (mark, mutual, aa_fx, ra_fx) and makes no slot; a slot made later
+ * for the vertex (cand_touch) takes the counts with it.
+ */
 struct cand_map {
 	uint32_t stamp;  /* == epoch: slot is valid for this query */
 	uint32_t slot;   /* index into cand_ctx.c */
-	uint32_t excl;   /* == epoch: the member or one of its neighbours */
-	uint32_t fstamp; /* == epoch: the fof sums below belong to this query */
-	uint32_t mutual; /* private to fof.c */
-	uint64_t aa_fx;  /* private to fof.c */
-	uint64_t ra_fx;  /* private to fof.c */
+	uint32_t mark;   /* CAND_MARK_EXCL(epoch): the member or a neighbour;
+			  * CAND_MARK_FOF(epoch): fof's sums below are valid */
+	uint32_t mutual;
+	uint64_t aa_fx;
+	uint64_t ra_fx;
 };
+
+#define CAND_MARK_FOF(e) (2u * (e))
+#define CAND_MARK_EXCL(e) (2u * (e) + 1u)
+#define CAND_EPOCH_MAX (1u << 31) /* epochs wrap here (marks are 2e, 2e+1) */
 
 struct cand_ctx {
 	/* private: dense per-vertex map (see struct cand_map) */
@@ -108,8 +114,8 @@ struct cand_ctx {
 	size_t bufcap;
 	uint32_t *queue;
 	size_t qcap;
-	uint32_t *reached;   /* private to fof.c: vertices it counted */
-	size_t rcap;
+	uint32_t *reached;   /* the vertices fof counted, nreached of them */
+	size_t nreached, rcap;
 	uint32_t *arena;     /* private to walk.c: decoded neighbour lists */
 	size_t alen, acap;
 	uint32_t *hot;       /* private to walk.c: which lists are in arena */
@@ -150,8 +156,9 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 struct cand *cand_add(struct cand_ctx *c, uint32_t x);
 
 /* The slot of vertex x, created when x is new to this query (zeroed,
- * flags CAND_EXCL when x is the member or a neighbour). NULL when out of
- * memory. O(1) amortised; inline for the common case of a known x. */
+ * flags CAND_EXCL when x is the member or a neighbour, CAND_FOF with fof's
+ * counts when fof reached x). NULL when out of memory. O(1) amortised;
+ * inline for the common case of a known x. */
 static inline struct cand *cand_touch(struct cand_ctx *c, uint32_t x)
 {
 	if (x < c->cap_v && c->map[x].stamp == c->epoch)
@@ -167,6 +174,22 @@ static inline struct cand *cand_find(const struct cand_ctx *c, uint32_t x)
 	return NULL;
 }
 
+/* 1 with fof's counts for x when fof reached x in this query (x is then a
+ * friends-of-friends candidate, whether or not it has a slot), else 0. O(1). */
+static inline int cand_fof(const struct cand_ctx *c, uint32_t x,
+			   uint32_t *mutual, uint64_t *aa_fx, uint64_t *ra_fx)
+{
+	const struct cand_map *m;
+
+	if (x >= c->cap_v || c->map[x].mark != CAND_MARK_FOF(c->epoch))
+		return 0;
+	m = &c->map[x];
+	*mutual = m->mutual;
+	*aa_fx = m->aa_fx;
+	*ra_fx = m->ra_fx;
+	return 1;
+}
+
 /* A hint that x's slot is looked up soon. No effect on results. O(1). */
 static inline void cand_prefetch(const struct cand_ctx *c, uint32_t x)
 {
@@ -178,7 +201,7 @@ static inline void cand_prefetch(const struct cand_ctx *c, uint32_t x)
  * O(log(d_u/B) + B) for a lazy query (CAND_LAZY_DEG). */
 static inline int cand_is_excluded(const struct cand_ctx *c, uint32_t x)
 {
-	if (x < c->cap_v && c->map[x].excl == c->epoch)
+	if (x < c->cap_v && c->map[x].mark == CAND_MARK_EXCL(c->epoch))
 		return 1;
 	return c->lazy && x < c->cap_v &&
 	       graph_edge_ts(c->view, c->member, x, NULL);

@@ -102,11 +102,11 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 	    struct cand_run *run, struct err *e)
 {
 	struct cand_run r = { 0, 0, 0 };
-	uint32_t i, j, w, dw, got, epoch = c->epoch;
+	uint32_t i, j, w, dw, got;
+	const uint32_t fofm = CAND_MARK_FOF(c->epoch), exclm = CAND_MARK_EXCL(c->epoch);
 	uint64_t inc_aa, inc_ra, own;
 	size_t nr = 0;
 	int64_t ne;
-	struct cand *s;
 	int rc = -1, exact;
 
 	c->fof_exact = 0;
@@ -153,14 +153,14 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		for (j = 0; j < got; j++) {
 			struct cand_map *m = &c->map[c->buf[j]];
 
-			if (m->excl == epoch)
+			if (m->mark == exclm)
 				continue;
-			if (m->fstamp != epoch) {
+			if (m->mark != fofm) {
 				if (c->lazy && cand_is_excluded(c, c->buf[j])) {
-					m->excl = epoch;
+					m->mark = exclm;
 					continue;
 				}
-				m->fstamp = epoch;
+				m->mark = fofm;
 				m->mutual = 0;
 				m->aa_fx = 0;
 				m->ra_fx = 0;
@@ -171,19 +171,9 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 			m->ra_fx += inc_ra;
 		}
 	}
-	/* slots for what was reached, in the order first reached */
-	for (j = 0; j < nr; j++) {
-		struct cand_map *m = &c->map[c->reached[j]];
-
-		if (!(s = cand_touch(c, c->reached[j]))) {
-			err_set(e, "out of memory for friends of friends");
-			goto out;
-		}
-		s->flags |= CAND_FOF;
-		s->mutual += m->mutual;
-		s->aa_fx += m->aa_fx;
-		s->ra_fx += m->ra_fx;
-	}
+	/* no slots: cand_touch makes one, with these counts, for the few
+	 * that are kept or that another generator reaches */
+	c->nreached = nr;
 	c->fof_exact = exact;
 	rc = 0;
 out:

@@ -15,7 +15,8 @@
 struct sel {
 	double key;
 	uint64_t member;
-	uint32_t idx; /* slot index in the cand table */
+	uint32_t idx; /* slot index in the cand table, or item index */
+	uint32_t v;   /* vertex id (for member ids of ties) */
 };
 
 void rec_params_default(struct rec_params *p)
@@ -102,11 +103,11 @@ static void select_members(struct sel *s, size_t n, size_t keep)
  * front, in no particular order, in O(n) expected: a quickselect on the
  * key finds the cut, and only the entries tied with it at the cut need
  * their member id (a random read each when v is given: then members are
- * looked up from cc's slots; with v NULL they are already set) and a
- * second quickselect. Returns keep.
+ * looked up from .v; with v NULL they are already set) and a second
+ * quickselect. Returns keep.
  */
 static size_t select_top(struct sel *s, size_t n, size_t keep,
-			 const struct graph_view *v, const struct cand_ctx *cc)
+			 const struct graph_view *v)
 {
 	size_t lo = 0, hi = n, above = 0, tied = 0, i;
 	double cut;
@@ -149,7 +150,7 @@ static size_t select_top(struct sel *s, size_t n, size_t keep,
 	if (tied > keep - above) {
 		if (v)
 			for (i = above; i < above + tied; i++)
-				s[i].member = graph_member(v, cc->c[s[i].idx].v);
+				s[i].member = graph_member(v, s[i].v);
 		select_members(s + above, tied, keep - above);
 	}
 	return keep;
@@ -160,29 +161,43 @@ static int keep_best(struct rec_ctx *c, const struct graph_view *v,
 		     unsigned gen, uint32_t keep)
 {
 	struct cand_ctx *cc = c->cc;
+	size_t i, n = 0, have = gen == CAND_FOF ? cc->nreached : cc->n;
+	struct cand *x;
 	struct sel *s;
-	size_t i, n = 0;
-	double key;
 
-	if (mem_grow(&c->sel, &c->selcap, cc->n, sizeof(struct sel)))
+	if (mem_grow(&c->sel, &c->selcap, have, sizeof(struct sel)))
 		return -1;
 	s = c->sel;
-	for (i = 0; i < cc->n; i++) {
-		const struct cand *x = &cc->c[i];
+	if (gen == CAND_FOF) {
+		/* fof's candidates need no slot: their sums are in the map */
+		for (i = 0; i < have; i++) {
+			uint32_t m = 0;
+			uint64_t aa = 0, ra = 0;
 
-		if ((x->flags & CAND_EXCL) || !(x->flags & gen))
-			continue;
-		key = gen == CAND_FOF ? cand_fx_value(x->aa_fx)
-		      : gen == CAND_WALK ? x->visits : x->ppr;
-		s[n].key = key;
-		s[n].member = 0;
-		s[n].idx = (uint32_t)i;
-		n++;
+			cand_fof(cc, cc->reached[i], &m, &aa, &ra);
+			s[n].key = cand_fx_value(aa);
+			s[n].member = 0;
+			s[n].idx = 0;
+			s[n++].v = cc->reached[i];
+		}
+	} else {
+		for (i = 0; i < have; i++) {
+			x = &cc->c[i];
+			if ((x->flags & CAND_EXCL) || !(x->flags & gen))
+				continue;
+			s[n].key = gen == CAND_WALK ? x->visits : x->ppr;
+			s[n].member = 0;
+			s[n].idx = (uint32_t)i;
+			s[n++].v = x->v;
+		}
 	}
 	if (keep && n > keep)
-		n = select_top(s, n, keep, v, cc);
-	for (i = 0; i < n; i++)
-		cc->c[s[i].idx].flags |= CAND_KEEP;
+		n = select_top(s, n, keep, v);
+	for (i = 0; i < n; i++) {
+		if (!(x = gen == CAND_FOF ? cand_touch(cc, s[i].v) : &cc->c[s[i].idx]))
+			return -1;
+		x->flags |= CAND_KEEP;
+	}
 	return 0;
 }
 
@@ -317,9 +332,10 @@ int rec_sort_top(struct rec_ctx *c, size_t m)
 		s[i].key = c->it[i].score;
 		s[i].member = c->it[i].member;
 		s[i].idx = (uint32_t)i;
+		s[i].v = c->it[i].v;
 	}
 	if (m < c->n)
-		select_top(s, c->n, m, NULL, NULL);
+		select_top(s, c->n, m, NULL);
 	qsort(s, m, sizeof(*s), sel_cmp);
 	return permute_items(c, s, c->n);
 }

@@ -80,9 +80,13 @@ static void triad_aa(struct cand_ctx *c, const struct graph_view *v,
 	t->n = 0;
 	if (cand_begin(c, v, u, NULL) || fof_run(c, v, p, 0, NULL, NULL))
 		return;
-	for (i = 0; i < c->n; i++)
-		if (c->c[i].flags & CAND_FOF)
-			top_offer(t, c->c[i].v, cand_fx_value(c->c[i].aa_fx), graph_member(v, c->c[i].v));
+	for (i = 0; i < c->nreached; i++) {
+		uint32_t x = c->reached[i], m = 0;
+		uint64_t aa = 0, ra = 0;
+
+		cand_fof(c, x, &m, &aa, &ra);
+		top_offer(t, x, cand_fx_value(aa), graph_member(v, x));
+	}
 }
 
 struct ig {

@@ -99,9 +99,11 @@ START_TEST(fof_matches_brute_force)
 			/* nothing is capped on these small graphs */
 			ck_assert_int_eq(c->fof_exact, 1);
 			for (uint32_t x = 0; x < NV; x++) {
-				uint32_t m = 0;
+				uint32_t m = 0, fm = 0;
+				uint64_t faa = 0, fra = 0;
 				double aa = 0, ra = 0;
-				struct cand *s = cand_find(c, vid[x]);
+				int got = cand_fof(c, vid[x], &fm, &faa, &fra);
+				struct cand *s;
 
 				for (uint32_t w = 0; w < NV; w++)
 					if (adj[u * NV + w] && adj[w * NV + x]) {
@@ -116,26 +118,32 @@ START_TEST(fof_matches_brute_force)
 				if (x == u || adj[u * NV + x]) {
 					/* excluded, never a candidate */
 					ck_assert(cand_is_excluded(c, vid[x]));
-					ck_assert(!s || (s->flags & CAND_EXCL));
-					ck_assert(!s || !(s->flags & CAND_FOF));
+					ck_assert(!got);
+					ck_assert_ptr_nonnull(s = cand_touch(c, vid[x]));
+					ck_assert(s->flags & CAND_EXCL);
+					ck_assert(!(s->flags & CAND_FOF));
 					continue;
 				}
 				if (m) {
 					expect++;
-					ck_assert_ptr_nonnull(s);
+					ck_assert(got);
+					ck_assert_uint_eq(fm, m);
+					ck_assert_msg(fabs(cand_fx_value(faa) - aa) < 1e-9 * (1 + aa),
+						      "aa %g, reference %g", cand_fx_value(faa), aa);
+					ck_assert_msg(fabs(cand_fx_value(fra) - ra) < 1e-9 * (1 + ra),
+						      "ra %g, reference %g", cand_fx_value(fra), ra);
+					/* a slot made later carries the counts */
+					ck_assert_ptr_nonnull(s = cand_touch(c, vid[x]));
 					ck_assert(s->flags & CAND_FOF);
+					ck_assert(!(s->flags & CAND_EXCL));
 					ck_assert_uint_eq(s->mutual, m);
-					ck_assert_msg(fabs(cand_fx_value(s->aa_fx) - aa) < 1e-9 * (1 + aa),
-						      "aa %g, reference %g", cand_fx_value(s->aa_fx), aa);
-					ck_assert_msg(fabs(cand_fx_value(s->ra_fx) - ra) < 1e-9 * (1 + ra),
-						      "ra %g, reference %g", cand_fx_value(s->ra_fx), ra);
+					ck_assert(s->aa_fx == faa && s->ra_fx == fra);
 				} else {
-					ck_assert(!s || !(s->flags & CAND_FOF));
+					ck_assert(!got);
 				}
 				ck_assert(x == u || adj[u * NV + x] || !cand_is_excluded(c, vid[x]));
 			}
-			for (size_t i = 0; i < c->n; i++)
-				found += (c->c[i].flags & CAND_FOF) != 0;
+			found = (uint32_t)c->nreached;
 			ck_assert_uint_eq(found, expect);
 		}
 		graph_view_end(&v);
@@ -394,8 +402,12 @@ START_TEST(bounded_work_on_a_huge_hub)
 	ck_assert_uint_le(r.edges_read, bound);
 	ck_assert_uint_le(r.edges_read, 3 + 2 * (fp.hub_read + 2));
 	/* the newest leaves (the highest numbered) are among the candidates */
-	ck_assert_ptr_nonnull(cand_find(c, graph_lookup(&v, 100 + HUB_LEAVES - 1)));
-	ck_assert(cand_find(c, graph_lookup(&v, 100 + HUB_LEAVES - 1))->flags & CAND_FOF);
+	{
+		uint32_t m = 0;
+		uint64_t aa = 0, ra = 0;
+
+		ck_assert(cand_fof(c, graph_lookup(&v, 100 + HUB_LEAVES - 1), &m, &aa, &ra));
+	}
 	ck_assert_int_eq(walk_run(c, &v, &wp, 0, &r, NULL), 0);
 	ck_assert_uint_le(r.steps, wp.steps);
 	ck_assert_int_eq(ppr_run(c, &v, &pp, 0, &r, NULL), 0);
@@ -420,6 +432,7 @@ START_TEST(bounded_work_on_a_huge_hub)
 		ck_assert(c->c[k].flags & CAND_EXCL);
 	for (size_t k = 0; k < c->n; k++)
 		ck_assert(!(c->c[k].flags & CAND_FOF)); /* all are neighbours */
+	ck_assert_uint_eq(c->nreached, 0);
 	ck_assert_int_eq(ppr_run(c, &v, &pp, 0, &r, NULL), 0);
 	ck_assert_uint_le(r.edges_read, (uint64_t)(1.0 / (pp.alpha * pp.eps)) + 1);
 	graph_view_end(&v);
@@ -467,8 +480,9 @@ START_TEST(capped_expansion_takes_the_newest)
 	ck_assert_int_eq(fof_run(c, &v, &fp, 0, &r, NULL), 0);
 	ck_assert_uint_eq(r.steps, CAP);
 	for (i = 0; i < D; i++) {
-		struct cand *x = cand_find(c, graph_lookup(&v, 5000 + i));
-		int reached = x && (x->flags & CAND_FOF);
+		uint32_t m = 0;
+		uint64_t aa = 0, ra = 0;
+		int reached = cand_fof(c, graph_lookup(&v, 5000 + i), &m, &aa, &ra);
 
 		ck_assert_int_eq(reached, ts[i] >= cut);
 		found += reached;

@@ -270,15 +270,16 @@ START_TEST(counts_equal_feat_compute)
 			ck_assert_int_eq(c->fof_exact, 1);
 			exact++;
 			for (x = 0; x < NV; x++) {
-				const struct cand *s = cand_find(c, vid[x]);
+				uint32_t fm = 0;
+				uint64_t faa = 0, fra = 0;
 
 				if (x == u || tsm[u * NV + x])
 					continue;
 				feat_compute(&v, vid[u], vid[x], NOW, &in, xa, NULL);
-				if (s && (s->flags & CAND_FOF)) {
+				if (cand_fof(c, vid[x], &fm, &faa, &fra)) {
 					feat_from_counts(graph_degree(&v, vid[u]),
-							 graph_degree(&v, vid[x]), s->mutual,
-							 s->aa_fx, s->ra_fx, &in, FEAT_ALL, xb);
+							 graph_degree(&v, vid[x]), fm,
+							 faa, fra, &in, FEAT_ALL, xb);
 					reached++;
 				} else {
 					feat_from_counts(graph_degree(&v, vid[u]),
