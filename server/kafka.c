@@ -44,6 +44,42 @@ static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v,
 
 /* ---- consumer ---------------------------------------------------------- */
 
+/*
+ * Partitions are applied in one order every replica agrees on: merged by
+ * the messages' Kafka timestamps (ties: lower partition first), offset
+ * order within a partition. The graph numbers members in the order events
+ * first mention them, and the random walk steps through neighbour lists in
+ * that numbering, so two replicas give the same answers only if they
+ * applied the same events in the same order; arrival order across
+ * partitions depends on timing, a timestamp merge does not.
+ *
+ * Each partition's messages are pulled from its own queue into a small
+ * buffer (so one busy partition never hides another's messages) and the
+ * buffered head with the smallest key is released when no other partition
+ * can still bring a smaller one: every other partition has a buffered head
+ * (necessarily not smaller), or has been read to its end (partition EOF)
+ * and the head is at least KAFKA_MERGE_SKEW_MS old, so a message produced
+ * to that partition from now on carries a later timestamp. A stream that
+ * keeps every partition busy is applied at once; an idle partition delays
+ * the others by KAFKA_MERGE_SKEW_MS at most.
+ */
+#define KAFKA_MERGE_SKEW_MS 1000
+#define KAFKA_PART_BUF 2048u /* messages fetched ahead per partition */
+
+struct pend {
+	struct graph_event ev;
+	int64_t ts_ms;  /* Kafka message timestamp, -1 when none */
+	int64_t offset;
+	int bad;        /* malformed: counted, skipped, still moves the offset */
+};
+
+struct part {
+	rd_kafka_queue_t *q;
+	struct pend *buf; /* buf[head .. head + len) are waiting */
+	size_t head, len, cap;
+	int eof;          /* read to its end: nothing fetched since */
+};
+
 struct kafka_consumer {
 	struct kafka_consumer_opts o;
 	char *brokers, *topic, *group;
@@ -53,8 +89,9 @@ struct kafka_consumer {
 	atomic_int assigned;
 	_Atomic int64_t lag;
 	struct event_parser *parser;
-	int64_t *next; /* per partition; -1 unknown */
+	int64_t *next; /* per partition, after the last message applied; -1 unknown */
 	int32_t nparts;
+	struct part *parts;
 	struct graph_event *ev;
 	size_t nev, evcap;
 	struct store_offset *off;
@@ -73,7 +110,21 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason,
 					  memory_order_relaxed);
 }
 
-/* Learn the partitions and assign them at the stored offsets. 0 or -1. */
+static void parts_free(struct kafka_consumer *k)
+{
+	int32_t i;
+
+	for (i = 0; k->parts && i < k->nparts; i++) {
+		if (k->parts[i].q)
+			rd_kafka_queue_destroy(k->parts[i].q);
+		free(k->parts[i].buf);
+	}
+	free(k->parts);
+	k->parts = NULL;
+}
+
+/* Learn the partitions, take their queues and assign them at the stored
+ * offsets. 0 or -1. */
 static int try_assign(struct kafka_consumer *k)
 {
 	const struct rd_kafka_metadata *md = NULL;
@@ -92,9 +143,11 @@ static int try_assign(struct kafka_consumer *k)
 	np = md->topics[0].partition_cnt;
 	k->next = mem_alloc((size_t)np, sizeof(*k->next));
 	k->off = mem_alloc((size_t)np, sizeof(*k->off));
+	k->parts = mem_calloc((size_t)np, sizeof(*k->parts));
 	l = rd_kafka_topic_partition_list_new(np);
-	if (!k->next || !k->off || !l)
+	if (!k->next || !k->off || !k->parts || !l)
 		goto out;
+	k->nparts = np;
 	for (i = 0; i < np; i++) {
 		int64_t nx = -1;
 		int r = k->o.stored ? k->o.stored(k->o.ctx, i, &nx) : 0;
@@ -104,17 +157,23 @@ static int try_assign(struct kafka_consumer *k)
 		k->next[i] = r == 1 ? nx : -1;
 		rd_kafka_topic_partition_list_add(l, k->topic, i)->offset =
 			r == 1 ? nx : RD_KAFKA_OFFSET_BEGINNING;
+		k->parts[i].q = rd_kafka_queue_get_partition(k->rk, k->topic, i);
+		if (!k->parts[i].q)
+			goto out;
+		/* keep this partition's messages on its own queue */
+		rd_kafka_queue_forward(k->parts[i].q, NULL);
 	}
 	if (rd_kafka_assign(k->rk, l))
 		goto out;
-	k->nparts = np;
 	ret = 0;
 out:
 	if (ret) {
+		parts_free(k);
 		free(k->next);
 		free(k->off);
 		k->next = NULL;
 		k->off = NULL;
+		k->nparts = 0;
 	}
 	if (l)
 		rd_kafka_topic_partition_list_destroy(l);
@@ -136,37 +195,189 @@ static enum metrics_kafka_bad classify(const char *msg)
 	return MK_BAD_FIELD;
 }
 
-/* One message: 1 when it moved an offset (consumed), 0 otherwise. */
-static int take(struct kafka_consumer *k, rd_kafka_message_t *m, size_t *nbad)
+/* Room for one more pending message in pt (compacting or growing its
+ * buffer). NULL when out of memory. */
+static struct pend *pend_slot(struct part *pt)
 {
-	struct graph_event ev;
-	struct err e = { "" };
+	if (pt->head && pt->head + pt->len == pt->cap) {
+		memmove(pt->buf, pt->buf + pt->head, pt->len * sizeof(*pt->buf));
+		pt->head = 0;
+	}
+	if (pt->head + pt->len == pt->cap &&
+	    mem_grow((void **)&pt->buf, &pt->cap, pt->len + 1, sizeof(*pt->buf)))
+		return NULL;
+	return &pt->buf[pt->head + pt->len];
+}
 
+/*
+ * One fetched message or event into its partition's buffer (parsed, bad
+ * ones counted). An event without "ts" takes the message's timestamp, so
+ * every replica gives it the same one. -1 when out of memory (the message
+ * is not taken: the consumer starts over from the offsets applied).
+ */
+static int take(struct kafka_consumer *k, rd_kafka_message_t *m)
+{
+	struct err e = { "" };
+	struct part *pt;
+	struct pend *x;
+	rd_kafka_timestamp_type_t tt;
+	int64_t ts;
+
+	if (m->partition < 0 || m->partition >= k->nparts)
+		return 0;
+	pt = &k->parts[m->partition];
 	if (m->err) {
-		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
-		    k->o.metrics)
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			pt->eof = 1;
+		else if (k->o.metrics)
 			atomic_fetch_add_explicit(&k->o.metrics->kafka_errors,
 						  1, memory_order_relaxed);
 		return 0;
 	}
-	if (m->partition < 0 || m->partition >= k->nparts)
-		return 0;
-	k->next[m->partition] = m->offset + 1;
+	if (!(x = pend_slot(pt)))
+		return -1;
+	pt->len++;
+	pt->eof = 0;
+	ts = rd_kafka_message_timestamp(m, &tt);
+	x->ts_ms = tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+	x->offset = m->offset;
+	x->bad = 0;
 	if (!m->len) {
 		if (k->o.metrics)
 			metrics_kafka_bad(k->o.metrics, MK_EMPTY);
-		(*nbad)++;
-		return 1;
+		x->bad = 1;
+		return 0;
 	}
-	if (event_parse(k->parser, m->payload, m->len, (uint32_t)time(NULL),
-			&ev, &e)) {
+	if (event_parse(k->parser, m->payload, m->len,
+			x->ts_ms >= 0 ? (uint32_t)(x->ts_ms / 1000)
+				      : (uint32_t)time(NULL),
+			&x->ev, &e)) {
 		if (k->o.metrics)
 			metrics_kafka_bad(k->o.metrics, classify(e.msg));
-		(*nbad)++;
-		return 1;
+		x->bad = 1;
 	}
-	k->ev[k->nev++] = ev;
-	return 1;
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Pull what each partition queue holds into the buffers (up to
+ * KAFKA_PART_BUF waiting each), and serve the consumer queue (errors; a
+ * message only if one got there before its partition queue was split
+ * off). Returns messages pulled, or -1 when out of memory.
+ */
+static ssize_t fill(struct kafka_consumer *k)
+{
+	rd_kafka_message_t *msgs[256], *m;
+	ssize_t got = 0, n, j;
+	int32_t i;
+	int oom = 0;
+
+	for (i = 0; i < k->nparts; i++) {
+		struct part *pt = &k->parts[i];
+		size_t room = pt->len < KAFKA_PART_BUF ? KAFKA_PART_BUF - pt->len : 0;
+
+		if (!room || oom)
+			continue;
+		n = rd_kafka_consume_batch_queue(pt->q, 0, msgs,
+						 room < 256 ? room : 256);
+		for (j = 0; j < n; j++) {
+			oom |= !oom && take(k, msgs[j]);
+			rd_kafka_message_destroy(msgs[j]);
+		}
+		if (n > 0)
+			got += n;
+	}
+	while ((m = rd_kafka_consumer_poll(k->rk, 0))) {
+		oom |= !oom && take(k, m);
+		rd_kafka_message_destroy(m);
+	}
+	return oom ? -1 : got;
+}
+
+/* Release buffered messages in merge order into k->ev (up to evcap events);
+ * *nbad counts the malformed ones released. Returns messages released. */
+static size_t release(struct kafka_consumer *k, size_t *nbad)
+{
+	int64_t now = now_ms();
+	size_t done = 0;
+	int32_t i, best;
+
+	for (;;) {
+		const struct pend *h = NULL, *x;
+		struct part *pt;
+
+		if (k->nev >= k->evcap)
+			break;
+		best = -1;
+		for (i = 0; i < k->nparts; i++) {
+			pt = &k->parts[i];
+			if (!pt->len)
+				continue;
+			x = &pt->buf[pt->head];
+			if (!h || x->ts_ms < h->ts_ms) {
+				h = x;
+				best = i;
+			}
+		}
+		if (best < 0)
+			break;
+		/* an empty partition could still bring an earlier message
+		 * unless it is at its end and the head is old enough */
+		for (i = 0; i < k->nparts; i++) {
+			pt = &k->parts[i];
+			if (i != best && !pt->len &&
+			    !(pt->eof && h->ts_ms + KAFKA_MERGE_SKEW_MS <= now))
+				break;
+		}
+		if (i < k->nparts)
+			break;
+		pt = &k->parts[best];
+		if (h->bad)
+			(*nbad)++;
+		else
+			k->ev[k->nev++] = h->ev;
+		k->next[best] = h->offset + 1;
+		pt->head++;
+		pt->len--;
+		done++;
+	}
+	return done;
+}
+
+/* Drop every buffered message and seek each partition back to the offset
+ * after the last one applied (or the stored start), so the buffered ones
+ * are fetched again: nothing is lost, nothing applied twice. */
+static void restart(struct kafka_consumer *k)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->nparts);
+	int32_t i;
+
+	for (i = 0; i < k->nparts; i++) {
+		k->parts[i].head = k->parts[i].len = 0;
+		k->parts[i].eof = 0;
+		if (l)
+			rd_kafka_topic_partition_list_add(l, k->topic, i)->offset =
+				k->next[i] >= 0 ? k->next[i] : RD_KAFKA_OFFSET_BEGINNING;
+	}
+	if (l) {
+		rd_kafka_error_t *err = rd_kafka_seek_partitions(k->rk, l, 2000);
+
+		if (err)
+			rd_kafka_error_destroy(err);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	if (k->o.metrics)
+		atomic_fetch_add_explicit(&k->o.metrics->kafka_errors, 1,
+					  memory_order_relaxed);
+	sleep_ms(200);
 }
 
 static void update_lag(struct kafka_consumer *k)
@@ -205,20 +416,18 @@ static void *consumer_main(void *arg)
 			sleep_ms(50);
 	}
 	while (!atomic_load(&k->stop)) {
-		rd_kafka_message_t *m;
-		size_t nbad = 0, noff = 0;
-		int moved = 0;
+		size_t nbad = 0, noff = 0, moved;
+		ssize_t got;
 		int32_t i;
 
 		k->nev = 0;
-		m = rd_kafka_consumer_poll(k->rk, 100);
-		while (m) {
-			moved |= take(k, m, &nbad);
-			rd_kafka_message_destroy(m);
-			if (k->nev >= k->evcap)
-				break;
-			m = rd_kafka_consumer_poll(k->rk, 0);
+		if ((got = fill(k)) < 0) {
+			/* out of memory: forget what is buffered and fetch it
+			 * again from the offsets applied */
+			restart(k);
+			continue;
 		}
+		moved = release(k, &nbad);
 		if (moved) {
 			for (i = 0; i < k->nparts; i++)
 				if (k->next[i] >= 0) {
@@ -234,6 +443,8 @@ static void *consumer_main(void *arg)
 			}
 		}
 		update_lag(k);
+		if (!got && !moved)
+			sleep_ms(5); /* nothing new: the partition queues cannot wake us */
 	}
 	return NULL;
 }
@@ -271,7 +482,8 @@ struct kafka_consumer *kafka_consumer_start(const struct kafka_consumer_opts *o,
 	    conf_set(conf, "enable.auto.commit", "false", e) ||
 	    conf_set(conf, "enable.auto.offset.store", "false", e) ||
 	    conf_set(conf, "auto.offset.reset", "earliest", e) ||
-	    conf_set(conf, "fetch.wait.max.ms", "50", e))
+	    conf_set(conf, "fetch.wait.max.ms", "50", e) ||
+	    conf_set(conf, "enable.partition.eof", "true", e))
 		goto fail;
 	k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof(es));
 	if (!k->rk) {
@@ -305,6 +517,7 @@ void kafka_consumer_stop(struct kafka_consumer *k)
 		return;
 	atomic_store(&k->stop, 1);
 	pthread_join(k->tid, NULL);
+	parts_free(k); /* queue references go before close */
 	rd_kafka_consumer_close(k->rk);
 	rd_kafka_destroy(k->rk);
 	event_parser_free(k->parser);
