@@ -10,9 +10,13 @@
  *   beginning when none is stored. So exactly-once rests on the owner
  *   saving offsets atomically with the effects of the messages before them.
  * - Messages are parsed (graph/event.h) on the consumer thread and handed
- *   over in micro-batches, in partition order, with the next offset of
- *   every partition the batch covers. A malformed message is counted by
- *   reason, skipped, and still advances its partition's offset.
+ *   over in micro-batches, with the next offset of every partition the
+ *   batch covers. The order across partitions is a merge by message
+ *   timestamp (ties: lower partition) that every consumer of the topic
+ *   reproduces, whatever order the partitions arrive in (kafka.c says when
+ *   a message is released); within a partition, offset order. An event
+ *   without "ts" takes its message's timestamp. A malformed message is
+ *   counted by reason, skipped, and still advances its partition's offset.
  * - If `apply` fails, the same batch is offered again (after a pause)
  *   until it succeeds or the consumer stops: nothing is skipped.
  * - A broker that is down or a topic that does not exist yet is retried
