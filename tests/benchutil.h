@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -53,6 +54,35 @@ static inline void bench_machine(void)
 	       sysconf(_SC_NPROCESSORS_ONLN), model,
 	       (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) /
 		       (1 << 30));
+}
+
+/*
+ * A floor under any encoding of the graph's neighbour ids that keeps this
+ * numbering: each list is one subset of d of the other n - 1 vertices, so
+ * telling it apart from the others takes log2 C(n - 1, d) bits whatever the
+ * code (Elias-Fano and friends come within about 2 bits a neighbour of it).
+ * Summed over vertices, in bytes per edge (undirected edges are stored
+ * twice, as here). Timestamps, headers and indexes come on top.
+ */
+static inline double bench_id_floor_bpe(const struct graph *g)
+{
+	struct graph_view v;
+	struct graph_stats st;
+	double bits = 0, n;
+	uint32_t i, nv;
+
+	graph_view_begin(g, &v);
+	nv = graph_nvertices(&v);
+	n = nv > 1 ? (double)(nv - 1) : 1;
+	for (i = 0; i < nv; i++) {
+		double d = graph_degree(&v, i);
+
+		bits += (lgamma(n + 1) - lgamma(d + 1) - lgamma(n - d + 1)) /
+			log(2.0);
+	}
+	graph_view_end(&v);
+	graph_stats(g, &st);
+	return st.edges ? bits / 8 / (double)st.edges : 0;
 }
 
 /* The scratch directory of this run (see bench_mkdtemp). */
