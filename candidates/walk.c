@@ -105,8 +105,8 @@ void walk_params_default(struct walk_params *p)
 {
 	p->steps = 2000;
 	p->restart = 0.5f;
-	p->settle_np = 40;
-	p->settle_nv = 12;
+	p->settle_np = 20;
+	p->settle_nv = 6;
 }
 
 uint64_t walk_rand(uint64_t *state)
