@@ -10,9 +10,9 @@
 #define WALK_WALKERS 16u
 /* The lists of u and of its neighbours are decoded once per query (a walk
  * spends about 75% of its steps at depth 0 and 1 with restart 0.5):
- * neighbour lists up to WALK_HOT_DEG entries, WALK_HOT_TOTAL in all. */
+ * neighbour lists up to WALK_HOT_DEG entries (fewer for a member with many
+ * neighbours, see hot_build), 4 * steps entries in all. */
 #define WALK_HOT_DEG 4096u
-#define WALK_HOT_TOTAL 65536u
 
 /* The hot table: open addressing on the vertex id, 3 words a slot
  * (vertex + 1, offset into c->arena, length); 0 = empty. */
@@ -28,7 +28,7 @@ static uint32_t *hot_find(uint32_t *t, uint32_t mask, uint32_t x)
 /*
  * Decode u's list and the short lists of its neighbours into c->arena and
  * index them in c->hot. Returns the table mask, or -1 when out of memory.
- * O(d_u + the entries decoded), at most d_u + WALK_HOT_TOTAL.
+ * O(d_u + the entries decoded), at most 4 * steps entries in all.
  */
 static int64_t hot_build(struct cand_ctx *c, const struct graph_view *v,
 			 uint32_t steps)
