@@ -214,20 +214,8 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 
 			for (i = 0; i < n; i++)
 				cum[i] = (acc += graph_degree(&v, i));
-			for (i = 0; i < nq; i++) {
-				uint64_t r = synth_rand(&s) % acc;
-				uint32_t lo = 0, hi = n - 1;
-
-				while (lo < hi) {
-					uint32_t mid = lo + (hi - lo) / 2;
-
-					if (cum[mid] > r)
-						hi = mid;
-					else
-						lo = mid + 1;
-				}
-				q[i] = lo;
-			}
+			for (i = 0; i < nq; i++)
+				q[i] = bench_by_degree(cum, n, &s);
 			free(cum);
 		}
 		/* one method at a time over all members, so no method finds

@@ -85,6 +85,23 @@ static inline double bench_id_floor_bpe(const struct graph *g)
 	return st.edges ? bits / 8 / (double)st.edges : 0;
 }
 
+/* Vertex with probability proportional to degree: cum[] holds prefix sums. */
+static inline uint32_t bench_by_degree(const uint64_t *cum, uint32_t n, uint64_t *s)
+{
+	uint64_t r = synth_rand(s) % cum[n - 1];
+	uint32_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (cum[mid] > r)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
 /* The scratch directory of this run (see bench_mkdtemp). */
 static inline char *bench_dir(void)
 {

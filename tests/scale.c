@@ -239,22 +239,6 @@ static void drop_cache(const char *path)
 	close(fd);
 }
 
-/* Vertex with probability proportional to degree: cum[] holds prefix sums. */
-static uint32_t by_degree(const uint64_t *cum, uint32_t n, uint64_t *s)
-{
-	uint64_t r = synth_rand(s) % cum[n - 1];
-	uint32_t lo = 0, hi = n - 1;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (cum[mid] > r)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
-}
 
 static uint32_t uniform_nonzero(const struct graph_view *v, uint32_t n,
 				uint64_t *s)
@@ -289,7 +273,7 @@ static void queries(struct graph *g, const uint64_t *cum, uint32_t nq,
 		r->q_degraded[mode] = 0;
 		/* one query not counted: the context grows to the graph */
 		for (uint32_t i = 0; i <= nq; i++) {
-			uint32_t u = mode ? by_degree(cum, n, &s)
+			uint32_t u = mode ? bench_by_degree(cum, n, &s)
 					  : uniform_nonzero(&v, n, &s);
 			struct rec_request rq = { graph_member(&v, u), 10, 0, 0 };
 			double t0, c0;
@@ -367,7 +351,7 @@ static void ingest(struct graph *g, const uint64_t *cum, uint64_t max_member,
 					? max_member + 1 + synth_rand(&s) % fresh
 					: graph_member(&v, (uint32_t)(synth_rand(&s) % nv));
 				ev[i].dst = graph_member(&v, mix
-					? by_degree(cum, nv, &s)
+					? bench_by_degree(cum, nv, &s)
 					: (uint32_t)(synth_rand(&s) % nv));
 			} while (ev[i].dst == ev[i].src);
 			ev[i].op = GRAPH_ADD;
