@@ -4,7 +4,9 @@
  * bytes per edge, ingest rate (alone and with a reader scanning), load time
  * of a 10M-edge text file and snapshot reopen time, on the bundled sample
  * and on a synthetic power-law graph (tests/synth.h). Run by `make bench`;
- * BENCH_EDGES overrides the synthetic size (default 10M edges).
+ * BENCH_EDGES overrides the synthetic size (default 10M edges);
+ * BENCH_ONLY=ingest runs the ingest figures alone (no sizes, no igraph, no
+ * load), for iterating on the writer.
  */
 #include <igraph.h>
 #include <malloc.h>
@@ -134,7 +136,7 @@ static void *scanner(void *arg)
 }
 
 static void ingest_report(const struct graph_event *base, size_t nb,
-			  uint64_t members)
+			  uint64_t members, int with_igraph)
 {
 	size_t n = 4000000, batch = 1024;
 	struct graph_event *ev = malloc(n * sizeof(*ev));
@@ -192,7 +194,7 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 		graph_free(g);
 	}
 	/* igraph: the per-edge add on a graph of the same size */
-	{
+	if (with_igraph) {
 		igraph_vector_int_t el;
 		igraph_t ig;
 		double t0, dt;
@@ -289,11 +291,12 @@ static void load_report(const struct graph_event *ev, size_t n,
 int main(void)
 {
 	const char *data = getenv("TRIAD_DATA"), *bin = getenv("TRIAD_BIN");
-	const char *sz = getenv("BENCH_EDGES");
+	const char *sz = getenv("BENCH_EDGES"), *only = getenv("BENCH_ONLY");
 	struct load_opts lo = { .format = "edges", .quiet = 1 };
 	struct event_list l = { 0 };
 	struct synth_opts so = { 0, 10, 0.5, 1600000000u, 365u * 86400u, 42 };
 	uint64_t want = sz ? strtoull(sz, NULL, 10) : 10000000u;
+	int all = !only || strcmp(only, "ingest");
 	struct graph_event *ev;
 	char path[512];
 	struct err e;
@@ -301,7 +304,8 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("== bench_graph: make bench (tests/bench_graph.c); "
-	       "BENCH_EDGES=%llu\n", (unsigned long long)want);
+	       "BENCH_EDGES=%llu%s\n", (unsigned long long)want,
+	       all ? "" : " BENCH_ONLY=ingest");
 	bench_machine();
 	igraph_set_error_handler(igraph_error_handler_printignore);
 
@@ -311,7 +315,8 @@ int main(void)
 		fprintf(stderr, "bench: %s\n", e.msg);
 		return 1;
 	}
-	size_report("facebook", l.ev, l.n);
+	if (all)
+		size_report("facebook", l.ev, l.n);
 	event_list_release(&l);
 
 	/* about 14% of generated pairs repeat: generate enough for `want`
@@ -326,9 +331,10 @@ int main(void)
 	printf("synthetic: Holme-Kim growth, %llu members, m=%u, triad p=%.1f,"
 	       " %zu events over 365 days\n",
 	       (unsigned long long)so.members, so.m, so.triad_p, n);
-	size_report("synthetic", ev, n);
-	ingest_report(ev, n, so.members);
-	if (bin)
+	if (all)
+		size_report("synthetic", ev, n);
+	ingest_report(ev, n, so.members, all);
+	if (bin && all)
 		load_report(ev, n, bin);
 	free(ev);
 	return 0;
