@@ -20,9 +20,12 @@
  * order (ids handed out at sign-up, edges made soon after).
  *
  * A vertex slot (u64) is 0 (no edges), SLOT_ARENA|offset (a base list in
- * the arena, no delta) or a pointer to an immutable struct adj (base +
- * sorted delta). The writer replaces a slot with a new version and retires
- * the old one through call_rcu once per apply/maintain call.
+ * the arena, no delta), SLOT_BASE|pointer (a merged base on the heap) or a
+ * pointer to a struct adj (base + delta buffer, see graph_int.h): a sorted
+ * part fixed for the buffer's life and a tail the writer appends to in
+ * place behind a published length. The writer replaces a slot's buffer when
+ * its tail fills or a merge folds it into a new base, and retires the old
+ * one through call_rcu in batches.
  */
 #include "graph_int.h"
 
@@ -54,20 +57,25 @@ size_t adj_size(const uint8_t *p)
 	return (size_t)(h.data - p) + h.dlen;
 }
 
-/* Find w in a base list: 1 with *ts (stored units) when present. */
+/*
+ * Find w in a base list: 1 with *ts (stored units) when present. The scan
+ * reads ids only (a ts code is skipped byte by byte, no decoding): the
+ * writer asks this for every half-edge, and most answers are "absent"
+ * after a walk over the block. The ts is decoded on a hit: in delta mode
+ * by replaying the block's codes up to the hit.
+ */
 int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 {
 	struct base_hdr h;
-	const uint8_t *p;
-	uint32_t id, gap, t, code, left;
+	const uint8_t *p, *start;
+	uint32_t id, gap, t, k, first;
 
 	if (!b)
 		return 0;
 	base_parse(b, &h);
 	if (!h.deg)
 		return 0;
-	p = h.data;
-	left = h.deg;
+	first = 0; /* index of the entry at `start` (a block start) */
 	if (h.blk) {
 		uint32_t lo = 0, hi = h.nblk; /* last block with first <= w */
 
@@ -81,31 +89,50 @@ int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 			else
 				hi = mid;
 		}
-		p = h.data + ld32(h.blk + (size_t)lo * 8 + 4);
-		p = varint_get(p, &gap);
-		p = varint_get(p, &t);
+		start = h.data + ld32(h.blk + (size_t)lo * 8 + 4);
 		id = ld32(h.blk + (size_t)lo * 8);
-		left = h.deg - lo * GRAPH_BLOCK - 1;
+		p = start;
+		while (*p++ >= 0x80) /* its gap: the id is in the index */
+			;
+		first = lo * GRAPH_BLOCK;
 	} else {
-		p = varint_get(p, &id);
-		p = varint_get(p, &t);
-		left = h.deg - 1;
+		start = h.data;
+		p = varint_get(start, &id);
 	}
-	t += h.tsmin; /* a block start */
-	for (;;) {
-		if (id == w) {
-			if (ts)
-				*ts = t;
-			return 1;
-		}
-		if (id > w || !left)
+	k = first; /* index of the entry whose id is `id` */
+	while (id < w) {
+		while (*p++ >= 0x80) /* ts code of entry k */
+			;
+		if (++k == h.deg)
 			return 0;
 		p = varint_get(p, &gap);
-		p = varint_get(p, &code);
-		t = ts_dec(code, h.deg - left, t, h.tsmin, h.tsmode);
 		id += gap + 1;
-		left--;
 	}
+	if (id != w)
+		return 0;
+	if (!ts)
+		return 1;
+	if (!h.tsmode || k == first) {
+		varint_get(p, &t);
+		*ts = h.tsmin + t;
+		return 1;
+	}
+	/* delta code: replay from the block start */
+	p = start;
+	while (*p++ >= 0x80)
+		;
+	p = varint_get(p, &t);
+	t += h.tsmin;
+	for (uint32_t i = first + 1; i <= k; i++) {
+		uint32_t code;
+
+		while (*p++ >= 0x80)
+			;
+		p = varint_get(p, &code);
+		t = ts_dec(code, i, t, h.tsmin, h.tsmode);
+	}
+	*ts = t;
+	return 1;
 }
 
 /* ---- base list: encoder ----------------------------------------------- */
@@ -276,14 +303,18 @@ struct graph *graph_new(int directed)
 	return g;
 }
 
-static void free_version(uint64_t s)
+static void free_version(const struct graph *g, uint64_t s)
 {
 	struct adj *a;
 
 	if (!s || (s & SLOT_ARENA))
 		return;
+	if (s & SLOT_BASE) {
+		free((void *)(uintptr_t)(s & SLOT_PTR));
+		return;
+	}
 	a = (struct adj *)(uintptr_t)s;
-	if (a->base_heap)
+	if (a->base && !in_arena(g, a->base))
 		free((void *)(uintptr_t)a->base);
 	free(a);
 }
@@ -301,7 +332,7 @@ void graph_free(struct graph *g)
 	vt = atomic_load(&g->vt);
 	n = atomic_load(&vt->n);
 	for (i = 0; i < n; i++)
-		free_version(atomic_load(&vt->slot[i]));
+		free_version(g, atomic_load(&vt->slot[i]));
 	vtab_free(vt);
 	idmap_free(atomic_load(&g->im));
 	free(g->arena);
@@ -344,8 +375,11 @@ int gc_retire_version(struct graph *g, uint64_t s, int with_base)
 
 	if (!s || (s & SLOT_ARENA))
 		return 0;
+	if (s & SLOT_BASE)
+		return with_base ? gc_retire(g, (void *)(uintptr_t)(s & SLOT_PTR))
+				 : 0;
 	a = (struct adj *)(uintptr_t)s;
-	if (with_base && a->base_heap &&
+	if (with_base && a->base && !in_arena(g, a->base) &&
 	    gc_retire(g, (void *)(uintptr_t)a->base))
 		return -1;
 	return gc_retire(g, a);
@@ -591,17 +625,14 @@ uint32_t graph_degree(const struct graph_view *v, uint32_t id)
 /* Current state of w in a version: 1 present (ts set), 0 absent. */
 static int vref_find(const struct vref *r, uint32_t w, uint32_t *ts)
 {
-	if (r->a && r->a->nd) {
-		const struct graph_dent *e = r->a->d + r->a->nd;
-		const struct graph_dent *x = dent_lower(r->a->d, e, w);
+	const struct graph_dent *x = delta_find(r, w);
 
-		if (x < e && x->nbr == w) {
-			if (x->ts == DEL)
-				return 0;
-			if (ts)
-				*ts = x->ts;
-			return 1;
-		}
+	if (x) {
+		if (ts_dead(x->ts))
+			return 0;
+		if (ts)
+			*ts = x->ts;
+		return 1;
 	}
 	return adj_find(r->base, w, ts);
 }
@@ -628,8 +659,13 @@ void iter_init_ref(struct graph_iter *it, const struct vref *r)
 	struct base_hdr h;
 	uint32_t id, t;
 
-	memset(it, 0, sizeof(*it));
+	/* not memset: t[] is filled only as far as tn */
+	it->p = it->end = it->blk = it->data = NULL;
+	it->left = it->nblk = it->bdeg = it->prev = 0;
+	it->tsmin = it->tsmode = it->bts = 0;
 	it->bid = GRAPH_NONE;
+	it->d = it->dend = NULL;
+	it->ti = it->tn = 0;
 	if (r->base) {
 		base_parse(r->base, &h);
 		it->blk = h.blk;
@@ -650,8 +686,11 @@ void iter_init_ref(struct graph_iter *it, const struct vref *r)
 	}
 	if (r->a) {
 		it->d = r->a->d;
-		it->dend = r->a->d + r->a->nd;
+		it->dend = r->a->d + r->nd;
+		if (r->nt)
+			it->tn = tail_resolve(r->a->d + r->nd, r->nt, it->t);
 	}
+	it_delta_step(it);
 }
 
 void graph_iter_init(struct graph_iter *it, const struct graph_view *v,
@@ -709,8 +748,14 @@ void graph_iter_seek(struct graph_iter *it, uint32_t target)
 		while (it->bid != GRAPH_NONE && it->bid < target)
 			it_base_step(it);
 	}
-	if (it->d != it->dend)
-		it->d = dent_lower(it->d, it->dend, target);
+	if (it->xid < target) {
+		if (it->d != it->dend)
+			it->d = dent_lower(it->d, it->dend, target);
+		while (it->ti < it->tn &&
+		       (uint32_t)(it->t[it->ti] >> 32) < target)
+			it->ti++;
+		it_delta_step(it);
+	}
 }
 
 uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
@@ -765,31 +810,38 @@ static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
 	*ts = t;
 }
 
-int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
-	      uint32_t *nbr)
+/* graph_nth in one published state. */
+static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
 {
 	struct graph_iter it;
 	struct base_hdr h;
-	struct vref r;
 	uint32_t w, t;
 
-	vref_get(v, u, &r);
-	if (i >= r.deg)
+	if (i >= r->deg)
 		return 0;
-	if (r.base && (!r.a || !r.a->nd)) {
-		base_parse(r.base, &h);
+	if (r->base && !r->nd && !r->nt) {
+		base_parse(r->base, &h);
 		if (h.blk) {
 			base_nth(&h, i, nbr, &t);
 			return 1;
 		}
 	}
-	iter_init_ref(&it, &r);
+	iter_init_ref(&it, r);
 	while (it_next_raw(&it, &w, &t))
 		if (!i--) {
 			*nbr = w;
 			return 1;
 		}
 	return 0; /* not reached: i < deg */
+}
+
+int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
+	      uint32_t *nbr)
+{
+	struct vref r;
+
+	vref_get(v, u, &r);
+	return vref_nth(&r, i, nbr);
 }
 
 /* Skip over an entry's gap and ts code: ids only, no ts decoding. */
@@ -812,7 +864,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 	vref_get(v, u, &r);
 	if (!r.deg)
 		return 0;
-	if (r.a && r.a->nd) {
+	if (r.nd || r.nt) {
 		iter_init_ref(&it, &r);
 		while (n < r.deg && it_next_raw(&it, &id, &t))
 			out[n++] = id;
@@ -861,7 +913,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		if (s[j] & SLOT_ARENA)
 			__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
 		else if (s[j])
-			__builtin_prefetch((const void *)(uintptr_t)s[j]);
+			__builtin_prefetch(
+				(const void *)(uintptr_t)(s[j] & SLOT_PTR));
 	}
 	/* stage 2: the header; pick the position, prefetch its index entry
 	 * (long lists) or the list's first bytes (short ones). p[j] == NULL
@@ -876,8 +929,10 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 			continue;
 		}
 		k[j] = (uint32_t)(((uint64_t)r[j] * ref.deg) >> 32);
-		if (ref.a && ref.a->nd) {
-			graph_nth(v, u[j], k[j], &nbr[j]);
+		if (ref.nd || ref.nt) {
+			/* the state whose degree picked k[j] (a graph_nth
+			 * would read the slot again, maybe a newer state) */
+			vref_nth(&ref, k[j], &nbr[j]);
 			continue;
 		}
 		base_parse(ref.base, &h);
@@ -963,28 +1018,24 @@ static uint32_t sample_newest(const struct vref *r, uint32_t k,
 			/* newest-index entries not overridden by the delta */
 			for (i = 0; i < NEWEST_N; i++) {
 				uint32_t id = ld32(h.newest + (size_t)i * 8);
-				const struct graph_dent *e;
 
-				if (r->a && r->a->nd) {
-					e = dent_lower(r->a->d,
-						       r->a->d + r->a->nd, id);
-					if (e < r->a->d + r->a->nd &&
-					    e->nbr == id)
-						continue;
-				}
+				if (delta_find(r, id))
+					continue;
 				x.id = id;
 				x.ts = ld32(h.newest + (size_t)i * 8 + 4);
 				top_push(top, &n, k, x);
 				valid++;
 			}
 			if (valid >= k) {
-				for (i = 0; r->a && i < r->a->nd; i++) {
-					if (r->a->d[i].ts == DEL)
-						continue;
-					x.id = r->a->d[i].nbr;
-					x.ts = r->a->d[i].ts;
+				/* and the delta's live entries: an iterator
+				 * over the delta alone */
+				struct vref dr = *r;
+
+				dr.base = NULL;
+				dr.bdeg = 0;
+				iter_init_ref(&it, &dr);
+				while (it_next_raw(&it, &x.id, &x.ts))
 					top_push(top, &n, k, x);
-				}
 				goto out;
 			}
 			n = 0;
@@ -1036,9 +1087,12 @@ static uint32_t sample_uniform(const struct vref *r, uint32_t k,
 		return n;
 	}
 	if (r->base && r->bdeg > GRAPH_BLOCK && r->deg >= 2 * k) {
-		uint32_t nd = r->a ? r->a->nd : 0, tries = 0;
-		uint64_t range = (uint64_t)r->bdeg + nd;
+		uint32_t nd = r->nd, tries = 0;
+		uint64_t range = (uint64_t)r->bdeg + nd + r->nt;
 
+		/* a position in base, sorted part or tail; each live
+		 * neighbour is drawn through exactly one of them, its newest
+		 * entry, so the draw stays uniform */
 		base_parse(r->base, &h);
 		while (n < k && tries++ < 16 * k + 64) {
 			uint64_t x = rng_next(&s) % range;
@@ -1046,17 +1100,20 @@ static uint32_t sample_uniform(const struct vref *r, uint32_t k,
 
 			if (x < r->bdeg) {
 				base_nth(&h, (uint32_t)x, &id, &t);
-				if (nd) {
-					const struct graph_dent *e = dent_lower(
-						r->a->d, r->a->d + nd, id);
-					if (e < r->a->d + nd && e->nbr == id)
-						continue; /* counted in delta */
-				}
+				if (delta_find(r, id))
+					continue; /* counted in delta */
 			} else {
 				const struct graph_dent *e =
 					&r->a->d[x - r->bdeg];
 
-				if (e->ts == DEL)
+				if (ts_dead(e->ts))
+					continue;
+				/* the sorted part's entry counts unless the
+				 * tail has one; a tail entry unless a later
+				 * one has its id */
+				if (x < (uint64_t)r->bdeg + nd
+					    ? tail_find(r, e->nbr) != NULL
+					    : tail_find(r, e->nbr) != e)
 					continue;
 				id = e->nbr;
 				t = e->ts;

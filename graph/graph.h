@@ -45,6 +45,7 @@
 #define GRAPH_TS_RES 3600u   /* stored timestamp resolution, seconds */
 #define GRAPH_BLOCK 64u      /* entries per block of the base block index */
 #define GRAPH_NONE UINT32_MAX /* "no vertex" */
+#define GRAPH_TAIL_MAX 16u   /* most unsorted changes a delta holds */
 
 struct graph;      /* opaque */
 struct graph_vtab; /* opaque: one published vertex table */
@@ -182,7 +183,10 @@ struct graph_iter {
 	uint32_t tsmin;         /* base ts offset origin, stored units */
 	uint32_t tsmode;        /* base ts code: 0 offset, 1 delta */
 	uint32_t bid, bts;      /* base head; bid == GRAPH_NONE: exhausted */
-	const void *d, *dend;   /* delta cursor (struct graph_dent *) */
+	const void *d, *dend;   /* delta's sorted part (struct graph_dent *) */
+	uint32_t xid, xts;      /* delta head; xid == GRAPH_NONE: exhausted */
+	uint32_t ti, tn;        /* cursor in t[] */
+	uint64_t t[GRAPH_TAIL_MAX]; /* the delta's tail, resolved: id<<32|ts */
 };
 
 void graph_iter_init(struct graph_iter *it, const struct graph_view *v,

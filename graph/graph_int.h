@@ -18,28 +18,57 @@
 #include "mem.h"
 #include "varint.h"
 
+/*
+ * A vertex slot (u64): 0 (no edges); SLOT_ARENA | offset (a base list in
+ * the arena, no delta); SLOT_BASE | pointer (a base list of its own on the
+ * heap, no delta: what a merge leaves); else a pointer to a struct adj.
+ */
 #define SLOT_ARENA (UINT64_C(1) << 63)
-#define DEL UINT32_MAX       /* delta ts of a removed neighbour */
+#define SLOT_BASE (UINT64_C(1) << 62)
+#define SLOT_PTR (~(SLOT_ARENA | SLOT_BASE))
+#define DEL UINT32_MAX          /* delta ts: removed, masks a base entry */
+#define GONE (UINT32_MAX - 1)   /* tail ts: removed, nothing in the base */
+#define TS_DEAD GONE            /* a delta ts >= this is a removal */
 #define NEWEST_MIN 1024u     /* lists this long keep a newest index */
 #define NEWEST_N 32u
 #define DELTA_SOFT_MIN 8u
 #define DELTA_SOFT_MAX 4096u /* hard cap is twice this */
+#define TAIL_MIN 2u          /* tail room of a new delta buffer */
 #define RETIRE_BATCH 4096u   /* retired blocks handed to RCU at once */
 
 struct graph_dent {
 	uint32_t nbr; /* vertex id */
-	uint32_t ts;  /* stored units, or DEL */
+	uint32_t ts;  /* stored units, or DEL / GONE */
 };
 
+/*
+ * A vertex's delta: changes not yet merged into its base, in one buffer
+ * that the writer appends to in place.
+ *
+ * d[0 .. nd) is sorted by id, duplicate-free and fixed for the buffer's
+ * life. d[nd .. nd + nt) is the tail: changes in arrival order, one entry
+ * per half-edge update (an add, a refresh with a newer ts, or a removal),
+ * so an id may appear several times and the last one is its state. The
+ * writer stores the entry at d[nd + nt] (no reader reads past nt) and then
+ * publishes `pub` with a release store; a reader loads `pub` once (acquire)
+ * and reads d[0 .. nd + nt) of it, entries that never change once
+ * published. A tail entry overrides the sorted part, which overrides the
+ * base. When the tail is full (cap, or GRAPH_TAIL_MAX entries) the writer
+ * builds a new buffer whose sorted part is the old one with the tail folded
+ * in, and retires the old buffer through RCU: one allocation every few
+ * updates instead of one per update.
+ */
 struct adj {
-	const uint8_t *base; /* encoded base or NULL */
-	uint32_t deg;        /* merged degree */
-	uint32_t nd;         /* delta entries */
-	uint32_t bdeg;       /* entries in base */
-	uint8_t base_heap;   /* base is malloc'd (retired with the version
-				that drops it) */
+	const uint8_t *base;  /* encoded base or NULL; fixed */
+	_Atomic uint64_t pub; /* deg | (uint64_t)nt << 32: what readers see */
+	uint32_t bdeg;        /* entries in base; fixed */
+	uint32_t nd;          /* sorted entries; fixed */
+	uint32_t cap;         /* entries d[] has room for; fixed */
 	struct graph_dent d[];
 };
+
+_Static_assert(GRAPH_TAIL_MAX >= TAIL_MIN && GRAPH_TAIL_MAX <= 255,
+	       "tail bounds");
 
 struct graph_vtab {
 	_Atomic uint32_t n; /* vertices visible */
@@ -67,7 +96,7 @@ struct retired {
 	void *p[];
 };
 
-#define APPLY_CHUNK 256u /* events resolved to vertex ids at once */
+#define APPLY_CHUNK 128u /* events resolved to vertex ids at once */
 
 struct graph {
 	int directed;
@@ -87,7 +116,8 @@ struct graph {
 	void **garbage;
 	size_t ngarbage, garbage_cap;
 	struct retired *rhead, *rtail; /* batches handed to RCU */
-	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch */
+	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch: */
+	uint64_t hs[APPLY_CHUNK], hw[APPLY_CHUNK]; /* ids, id map slots */
 	uint32_t *sid, *sts; /* merge scratch */
 	size_t scap;
 	struct graph_buf enc;
@@ -216,24 +246,42 @@ struct vref {
 	const uint8_t *base;
 	const struct adj *a; /* NULL: base only */
 	uint32_t deg, bdeg;
+	uint32_t nd, nt;     /* a's sorted and tail entries (0 without a) */
 };
 
+static inline int ts_dead(uint32_t ts)
+{
+	return ts >= TS_DEAD;
+}
+
+/* One published state of a slot. The one acquire load of a->pub gives the
+ * degree and the tail length together. */
 static inline void slot_read(const struct graph *g, uint64_t s,
 			     struct vref *r)
 {
+	r->a = NULL;
+	r->nd = r->nt = 0;
 	if (!s) {
 		r->base = NULL;
-		r->a = NULL;
 		r->deg = r->bdeg = 0;
 	} else if (s & SLOT_ARENA) {
 		r->base = g->arena + (s & ~SLOT_ARENA);
-		r->a = NULL;
+		r->deg = r->bdeg = base_deg(r->base);
+	} else if (s & SLOT_BASE) {
+		r->base = (const uint8_t *)(uintptr_t)(s & SLOT_PTR);
 		r->deg = r->bdeg = base_deg(r->base);
 	} else {
-		r->a = (const struct adj *)(uintptr_t)s;
-		r->base = r->a->base;
-		r->deg = r->a->deg;
-		r->bdeg = r->a->bdeg;
+		const struct adj *a = (const struct adj *)(uintptr_t)s;
+		uint64_t pub = atomic_load_explicit(
+			&((struct adj *)(uintptr_t)a)->pub,
+			memory_order_acquire);
+
+		r->a = a;
+		r->base = a->base;
+		r->bdeg = a->bdeg;
+		r->nd = a->nd;
+		r->deg = (uint32_t)pub;
+		r->nt = (uint32_t)(pub >> 32);
 	}
 }
 
@@ -243,6 +291,45 @@ static inline void vref_get(const struct graph_view *v, uint32_t id,
 	uint64_t s = atomic_load_explicit(&v->vt->slot[id],
 					  memory_order_acquire);
 	slot_read(v->g, s, r);
+}
+
+/*
+ * Resolve n tail entries (arrival order) into out[], ascending by id and
+ * packed id << 32 | ts, keeping the last entry of each id (its state).
+ * Returns the count. O(n^2) for n <= GRAPH_TAIL_MAX + 1: tails are short.
+ */
+static inline uint32_t tail_resolve(const struct graph_dent *t, uint32_t n,
+				    uint64_t *out)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t x = (uint64_t)t[i].nbr << 32 | t[i].ts;
+		uint32_t j = k;
+
+		while (j > 0 && (uint32_t)(out[j - 1] >> 32) > t[i].nbr)
+			j--;
+		if (j > 0 && (uint32_t)(out[j - 1] >> 32) == t[i].nbr) {
+			out[j - 1] = x;
+			continue;
+		}
+		memmove(out + j + 1, out + j, (size_t)(k - j) * sizeof(*out));
+		out[j] = x;
+		k++;
+	}
+	return k;
+}
+
+/* The state of w in a vref's tail: its last entry, or NULL. O(nt). */
+static inline const struct graph_dent *tail_find(const struct vref *r,
+						 uint32_t w)
+{
+	const struct graph_dent *t = r->a ? r->a->d + r->nd : NULL;
+
+	for (uint32_t i = r->nt; i-- > 0;)
+		if (t[i].nbr == w)
+			return &t[i];
+	return NULL;
 }
 
 static inline const struct graph_dent *dent_lower(const struct graph_dent *d,
@@ -262,6 +349,20 @@ static inline const struct graph_dent *dent_lower(const struct graph_dent *d,
 	return d + lo;
 }
 
+/* The delta's entry for w (tail first, then the sorted part), or NULL
+ * when the delta does not mention w. O(nt + log nd). */
+static inline const struct graph_dent *delta_find(const struct vref *r,
+						  uint32_t w)
+{
+	const struct graph_dent *x = tail_find(r, w), *e;
+
+	if (x || !r->nd)
+		return x;
+	e = r->a->d + r->nd;
+	x = dent_lower(r->a->d, e, w);
+	return x < e && x->nbr == w ? x : NULL;
+}
+
 static inline void it_base_step(struct graph_iter *it)
 {
 	uint32_t gap, t;
@@ -278,34 +379,57 @@ static inline void it_base_step(struct graph_iter *it)
 	it->bid = it->prev = it->prev + gap + 1;
 }
 
+/* The next delta entry (sorted part and resolved tail merged, the tail
+ * winning a tie) into xid/xts; xid == GRAPH_NONE when none is left. */
+static inline void it_delta_step(struct graph_iter *it)
+{
+	const struct graph_dent *d = it->d;
+
+	if (it->ti < it->tn) {
+		uint64_t t = it->t[it->ti];
+		uint32_t tid = (uint32_t)(t >> 32);
+
+		if (d == it->dend || tid <= d->nbr) {
+			if (d != it->dend && tid == d->nbr)
+				it->d = d + 1;
+			it->ti++;
+			it->xid = tid;
+			it->xts = (uint32_t)t;
+			return;
+		}
+	}
+	if (d == it->dend) {
+		it->xid = GRAPH_NONE;
+		return;
+	}
+	it->xid = d->nbr;
+	it->xts = d->ts;
+	it->d = d + 1;
+}
+
 /* next, in stored units */
 static inline int it_next_raw(struct graph_iter *it, uint32_t *nbr,
 			      uint32_t *ts)
 {
 	for (;;) {
-		const struct graph_dent *d = it->d;
+		uint32_t x = it->xid, t;
 
-		if (d == it->dend) {
-			if (it->bid == GRAPH_NONE)
-				return 0;
+		if (it->bid < x) {
 			*nbr = it->bid;
 			*ts = it->bts;
 			it_base_step(it);
 			return 1;
 		}
-		if (it->bid < d->nbr) {
-			*nbr = it->bid;
-			*ts = it->bts;
+		if (x == GRAPH_NONE)
+			return 0; /* and so is bid */
+		if (it->bid == x)
 			it_base_step(it);
-			return 1;
-		}
-		if (it->bid == d->nbr)
-			it_base_step(it);
-		it->d = d + 1;
-		if (d->ts == DEL)
+		t = it->xts;
+		it_delta_step(it);
+		if (ts_dead(t))
 			continue;
-		*nbr = d->nbr;
-		*ts = d->ts;
+		*nbr = x;
+		*ts = t;
 		return 1;
 	}
 }
@@ -324,15 +448,29 @@ static inline uint64_t heap_cost(const void *p)
 	return p ? malloc_usable_size((void *)(uintptr_t)p) + 8 : 0;
 }
 
-static inline uint64_t version_cost(uint64_t s, int with_base)
+/* 1 when p is a base list in the arena (not a heap block of its own). */
+static inline int in_arena(const struct graph *g, const uint8_t *p)
+{
+	return g->arena && (uintptr_t)p >= (uintptr_t)g->arena &&
+	       (uintptr_t)p < (uintptr_t)g->arena + g->arena_len;
+}
+
+/* Heap bytes of a slot's version; with_base: its heap base too. */
+static inline uint64_t version_cost(const struct graph *g, uint64_t s,
+				    int with_base)
 {
 	const struct adj *a;
 
 	if (!s || (s & SLOT_ARENA))
 		return 0;
+	if (s & SLOT_BASE)
+		return with_base ? heap_cost((void *)(uintptr_t)(s & SLOT_PTR))
+				 : 0;
 	a = (const struct adj *)(uintptr_t)s;
-	return heap_cost(a) + (with_base && a->base_heap ? heap_cost(a->base)
-							  : 0);
+	return heap_cost(a) +
+	       (with_base && a->base && !in_arena(g, a->base)
+			? heap_cost(a->base)
+			: 0);
 }
 
 /* ---- shared between the graph's files --------------------------------- */

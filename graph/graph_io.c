@@ -32,7 +32,7 @@ int graph_chunk_encode(const struct graph_view *v, uint32_t c,
 		size_t len;
 
 		vref_get(v, u, &r);
-		if (!r.a || !r.a->nd) {
+		if (!r.nd && !r.nt) {
 			src = r.base;
 			len = r.base ? adj_size(r.base) : 0;
 		} else {
@@ -156,7 +156,7 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 			return err_set(e, "member %u: neighbour %llu is out of "
 				       "range", u, (unsigned long long)id);
 		if (!mode || i % GRAPH_BLOCK == 0) {
-			if ((uint64_t)tsmin + t >= DEL)
+			if ((uint64_t)tsmin + t >= TS_DEAD)
 				return err_set(e, "member %u: timestamp "
 					       "overflows", u);
 			cur = tsmin + t;
@@ -164,7 +164,7 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 			int64_t nx = (int64_t)cur + (int32_t)((t >> 1) ^
 					(uint32_t)-(int32_t)(t & 1));
 
-			if (nx < tsmin || nx >= DEL)
+			if (nx < tsmin || nx >= TS_DEAD)
 				return err_set(e, "member %u: timestamp %u is "
 					       "out of range", u, i);
 			cur = (uint32_t)nx;

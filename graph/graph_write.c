@@ -85,21 +85,65 @@ int graph_scratch_reserve(struct graph *g, size_t n)
 
 /* ---- writer: merge ---------------------------------------------------- */
 
-/* Fold u's delta into a new base. O(d). */
-static int merge_vertex(struct graph *g, uint32_t u)
+/*
+ * Counters a writer call changes, kept here and added to the shared
+ * atomics once per chunk of events (graph_apply) or per merge: one relaxed
+ * read-modify-write per counter instead of several per event.
+ */
+struct wsum {
+	int64_t edges, delta, heap, base;
+	uint64_t merges;
+	uint32_t newest;
+};
+
+static void wsum_flush(struct graph *g, struct wsum *w)
+{
+	if (w->edges)
+		atomic_fetch_add_explicit(&g->edges, (uint64_t)w->edges,
+					  memory_order_relaxed);
+	if (w->delta)
+		atomic_fetch_add_explicit(&g->delta_entries,
+					  (uint64_t)w->delta,
+					  memory_order_relaxed);
+	if (w->heap)
+		atomic_fetch_add_explicit(&g->heap_bytes, (uint64_t)w->heap,
+					  memory_order_relaxed);
+	if (w->base)
+		atomic_fetch_add_explicit(&g->base_bytes, (uint64_t)w->base,
+					  memory_order_relaxed);
+	if (w->merges)
+		atomic_fetch_add_explicit(&g->merges, w->merges,
+					  memory_order_relaxed);
+	if (w->newest > atomic_load_explicit(&g->newest, memory_order_relaxed))
+		atomic_store_explicit(&g->newest, w->newest,
+				      memory_order_relaxed);
+	memset(w, 0, sizeof(*w));
+}
+
+/* The slot of a base list with no delta (0 for none). */
+static uint64_t base_slot(const struct graph *g, const uint8_t *base)
+{
+	if (!base)
+		return 0;
+	if (in_arena(g, base))
+		return SLOT_ARENA | (uint64_t)(base - g->arena);
+	return SLOT_BASE | (uint64_t)(uintptr_t)base;
+}
+
+/* Fold u's delta into a new base of its own (slot SLOT_BASE). O(d). */
+static int merge_vertex(struct graph *g, uint32_t u, struct wsum *ws)
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
 	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
-	uint64_t ns = 0, oldcost = version_cost(s, 1);
+	uint64_t ns = 0, oldcost = version_cost(g, s, 1);
 	struct graph_iter it;
 	struct vref r;
-	struct adj *na;
 	uint8_t *nb = NULL;
 	uint32_t n = 0;
 
 	slot_read(g, s, &r);
-	if (!r.a || !r.a->nd)
+	if (!r.a)
 		return 0;
 	if (graph_scratch_reserve(g, r.deg ? r.deg : 1))
 		return -1;
@@ -111,39 +155,28 @@ static int merge_vertex(struct graph *g, uint32_t u)
 		if (adj_encode(g->sid, g->sts, n, &g->enc))
 			return -1;
 		nb = mem_dup(g->enc.p, g->enc.len);
-		na = malloc(sizeof(*na));
-		if (!nb || !na) {
-			free(nb);
-			free(na);
+		if (!nb)
 			return -1;
-		}
-		na->base = nb;
-		na->base_heap = 1;
-		na->deg = na->bdeg = n;
-		na->nd = 0;
-		ns = (uint64_t)(uintptr_t)na;
+		ns = SLOT_BASE | (uint64_t)(uintptr_t)nb;
 	}
-	if (gc_retire_version(g, s, 1))
+	if (gc_retire_version(g, s, 1)) {
+		free(nb);
 		return -1;
+	}
 	atomic_store_explicit(&vt->slot[u], ns, memory_order_release);
-	atomic_fetch_sub_explicit(&g->delta_entries, r.a->nd,
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&g->heap_bytes, version_cost(ns, 1),
-				  memory_order_relaxed);
-	atomic_fetch_sub_explicit(&g->heap_bytes, oldcost,
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&g->base_bytes, ns ? heap_cost(nb) : 0,
-				  memory_order_relaxed);
-	if (r.a->base_heap)
-		atomic_fetch_sub_explicit(&g->base_bytes, heap_cost(r.base),
-					  memory_order_relaxed);
-	atomic_fetch_add_explicit(&g->merges, 1, memory_order_relaxed);
+	ws->delta -= (int64_t)(r.nd + r.nt);
+	ws->heap += (int64_t)version_cost(g, ns, 1) - (int64_t)oldcost;
+	ws->base += (int64_t)heap_cost(nb);
+	if (r.base && !in_arena(g, r.base))
+		ws->base -= (int64_t)heap_cost(r.base);
+	ws->merges++;
 	return 0;
 }
 
 size_t graph_maintain(struct graph *g, uint64_t budget_us)
 {
 	uint64_t t0 = now_us();
+	struct wsum ws = { 0 };
 
 	while (g->qhead < g->qlen) {
 		uint32_t u = g->queue[g->qhead++];
@@ -151,13 +184,14 @@ size_t graph_maintain(struct graph *g, uint64_t budget_us)
 		g->queued[u] = 0;
 		atomic_fetch_sub_explicit(&g->pending, 1,
 					  memory_order_relaxed);
-		if (merge_vertex(g, u)) {
+		if (merge_vertex(g, u, &ws)) {
 			queue_push(g, u); /* out of memory: try later */
 			break;
 		}
 		if (now_us() - t0 >= budget_us)
 			break;
 	}
+	wsum_flush(g, &ws);
 	gc_flush(g);
 	return g->qlen - g->qhead;
 }
@@ -166,30 +200,106 @@ size_t graph_maintain(struct graph *g, uint64_t budget_us)
 
 enum { UPD_NOOP, UPD_ADDED, UPD_REFRESHED, UPD_REMOVED };
 
-/* Apply u->w (t in stored units). Returns UPD_* or -1 when out of memory. */
+/*
+ * A new delta buffer for u: the old one's sorted part with its tail and
+ * `ent` folded in (tombstones of entries the base never had dropped), and
+ * room for a tail after it, about as long as the sorted part (at least
+ * TAIL_MIN, at most GRAPH_TAIL_MAX), so a small delta doubles and a large
+ * one is rebuilt every GRAPH_TAIL_MAX updates. When the changes cancel out
+ * the slot goes back to the bare base. Publishes with one release store.
+ * O(nd + nt^2). 0 or -1 (out of memory, nothing changed).
+ */
+static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
+			 const struct vref *r, struct graph_dent ent,
+			 uint32_t deg, struct wsum *ws)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	struct graph_dent tail[GRAPH_TAIL_MAX + 1];
+	uint64_t rt[GRAPH_TAIL_MAX + 1], ns;
+	const struct graph_dent *d = r->a ? r->a->d : NULL, *dend;
+	uint32_t m, i = 0, nd = 0, room, need;
+	size_t hdr = offsetof(struct adj, d);
+	struct adj *na;
+
+	if (r->nt)
+		memcpy(tail, d + r->nd, (size_t)r->nt * sizeof(*tail));
+	tail[r->nt] = ent;
+	m = tail_resolve(tail, r->nt + 1, rt);
+	need = r->nd + m;
+	room = need < TAIL_MIN ? TAIL_MIN
+	       : need > GRAPH_TAIL_MAX ? GRAPH_TAIL_MAX : need;
+	na = mem_alloc(1, hdr + ((size_t)need + room) * sizeof(*d));
+	if (!na)
+		return -1;
+	dend = d ? d + r->nd : NULL;
+	while (d != dend || i < m) {
+		struct graph_dent x;
+
+		if (i < m && (d == dend || (uint32_t)(rt[i] >> 32) <= d->nbr)) {
+			if (d != dend && (uint32_t)(rt[i] >> 32) == d->nbr)
+				d++;
+			x.nbr = (uint32_t)(rt[i] >> 32);
+			x.ts = (uint32_t)rt[i++];
+			if (x.ts == GONE)
+				continue;
+		} else {
+			x = *d++;
+		}
+		na->d[nd++] = x;
+	}
+	if (!nd) {
+		free(na);
+		na = NULL;
+		ns = base_slot(g, r->base);
+	} else {
+		na->base = r->base;
+		na->bdeg = r->bdeg;
+		na->nd = nd;
+		na->cap = (uint32_t)((malloc_usable_size(na) - hdr) /
+				     sizeof(*d));
+		atomic_init(&na->pub, deg);
+		ns = (uint64_t)(uintptr_t)na;
+	}
+	if (gc_retire_version(g, s, 0)) {
+		free(na);
+		return -1;
+	}
+	atomic_store_explicit(&vt->slot[u], ns, memory_order_release);
+	ws->heap += (int64_t)version_cost(g, ns, 0) -
+		    (int64_t)version_cost(g, s, 0);
+	ws->delta += (int64_t)nd - (int64_t)(r->nd + r->nt);
+	return 0;
+}
+
+/*
+ * Apply u->w (t in stored units). The common case appends one entry to
+ * u's delta tail and publishes it with one release store: no allocation,
+ * no copy, nothing retired. Returns UPD_* or -1 when out of memory.
+ * O(log(d/B) + B + nt + log nd), plus delta_rebuild when the tail is full.
+ */
 static int half_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
-		       int op)
+		       int op, struct wsum *ws)
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
 	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
-	const struct graph_dent *d;
-	uint32_t nd, pos, ndn, deg, cur = 0, soft;
-	int in_delta, present, res, drop = 0;
+	const struct graph_dent *x;
+	uint32_t deg, cur = 0, soft, total;
+	int present, in_base = -1, res;
 	struct graph_dent ent = { w, t };
 	struct vref r;
-	struct adj *na;
 
 	slot_read(g, s, &r);
-	d = r.a ? r.a->d : NULL;
-	nd = r.a ? r.a->nd : 0;
-	pos = nd ? (uint32_t)(dent_lower(d, d + nd, w) - d) : 0;
-	in_delta = pos < nd && d[pos].nbr == w;
-	if (in_delta) {
-		present = d[pos].ts != DEL;
-		cur = d[pos].ts;
+	x = r.a ? delta_find(&r, w) : NULL;
+	if (x) {
+		present = !ts_dead(x->ts);
+		cur = x->ts;
+		if (x->ts == DEL)
+			in_base = 1;
 	} else {
 		present = adj_find(r.base, w, &cur);
+		in_base = present;
 	}
 	deg = r.deg;
 	if (op == GRAPH_ADD) {
@@ -202,81 +312,77 @@ static int half_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 			return UPD_NOOP;
 		res = UPD_REMOVED;
 		deg--;
-		if (in_delta && !adj_find(r.base, w, NULL))
-			drop = 1; /* only ever in the delta: forget it */
-		else
-			ent.ts = DEL;
+		if (in_base < 0)
+			in_base = adj_find(r.base, w, NULL);
+		/* a removal of what only the delta ever held leaves nothing
+		 * to mask: GONE lets the next rebuild drop it */
+		ent.ts = in_base ? DEL : GONE;
 	}
-	ndn = drop ? nd - 1 : nd + !in_delta;
-	na = malloc(sizeof(*na) + (size_t)ndn * sizeof(struct graph_dent));
-	if (!na)
-		return -1;
-	na->base = r.base;
-	na->base_heap = r.a ? r.a->base_heap : 0;
-	na->bdeg = r.bdeg;
-	na->deg = deg;
-	na->nd = ndn;
-	if (pos)
-		memcpy(na->d, d, (size_t)pos * sizeof(*d));
-	if (!drop)
-		na->d[pos] = ent;
-	if (nd > pos + (uint32_t)in_delta)
-		memcpy(na->d + pos + !drop, d + pos + in_delta,
-		       (size_t)(nd - pos - (uint32_t)in_delta) * sizeof(*d));
-	if (gc_retire_version(g, s, 0)) {
-		free(na);
-		return -1;
+	if (r.a && r.nt < GRAPH_TAIL_MAX && r.nd + r.nt < r.a->cap) {
+		struct adj *a = (struct adj *)(uintptr_t)s;
+
+		a->d[r.nd + r.nt] = ent;
+		atomic_store_explicit(&a->pub,
+				      deg | (uint64_t)(r.nt + 1) << 32,
+				      memory_order_release);
+		ws->delta++;
+		total = r.nd + r.nt + 1;
+	} else {
+		if (delta_rebuild(g, u, s, &r, ent, deg, ws))
+			return -1;
+		s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+		slot_read(g, s, &r);
+		total = r.nd + r.nt;
 	}
-	atomic_store_explicit(&vt->slot[u], (uint64_t)(uintptr_t)na,
-			      memory_order_release);
-	atomic_fetch_add_explicit(&g->heap_bytes, heap_cost(na),
-				  memory_order_relaxed);
-	atomic_fetch_sub_explicit(&g->heap_bytes, version_cost(s, 0),
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&g->delta_entries, (uint64_t)ndn - nd,
-				  memory_order_relaxed);
 	if (dirty_mark(g, u))
 		return -1;
 	soft = delta_soft(r.bdeg);
-	if (ndn >= 2 * soft) {
-		if (merge_vertex(g, u))
+	if (total >= 2 * soft) {
+		if (merge_vertex(g, u, ws))
 			return -1;
-	} else if (ndn > soft && queue_push(g, u)) {
+	} else if (total > soft && queue_push(g, u)) {
 		return -1;
 	}
 	return res;
 }
 
-/* Writer: prefetch what applying u's half-edge will touch. */
-static inline void prefetch_vertex(const struct graph *g,
-				   const struct graph_vtab *vt, uint32_t u)
+/* Writer: prefetch the list a slot points at. */
+static inline void prefetch_slot(const struct graph *g, uint64_t s)
 {
-	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
-
 	if (s & SLOT_ARENA)
 		__builtin_prefetch(g->arena + (s & ~SLOT_ARENA));
 	else if (s)
-		__builtin_prefetch((const void *)(uintptr_t)s);
+		__builtin_prefetch((const void *)(uintptr_t)(s & SLOT_PTR));
 }
 
-static inline void prefetch_member(const struct graph *g, uint64_t member)
+/* Writer: for a slot with a delta buffer (in cache by now), prefetch its
+ * base and the end of its tail. */
+static inline void prefetch_delta(uint64_t s)
 {
-	const struct idmap *m = atomic_load_explicit(
-		&((struct graph *)g)->im, memory_order_relaxed);
+	const struct adj *a;
 
-	__builtin_prefetch(&m->slot[mix64(member) & m->mask]);
+	if (!s || (s & (SLOT_ARENA | SLOT_BASE)))
+		return;
+	a = (const struct adj *)(uintptr_t)s;
+	if (a->base)
+		__builtin_prefetch(a->base);
+	__builtin_prefetch(&a->d[a->nd]);
 }
 
 /*
- * Events go in chunks: first every member is resolved to a vertex (and
- * created), then the half-edges are applied; both loops prefetch a few
- * events ahead, since on a large graph each event is a handful of cache
- * misses (id map, slot, list header) and little else.
+ * Events go in chunks of APPLY_CHUNK, each in stages over the whole chunk,
+ * since on a large graph an event is a handful of dependent cache misses
+ * (id map slot, vertex table entry, vertex slot, list header) and little
+ * else: each stage prefetches what the next one reads for every event of
+ * the chunk, so the misses of a chunk overlap instead of following one
+ * another. Only the last two stages change anything; the first ones are
+ * hints and may go stale (a member created in stage 3) without harm.
  */
 int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		struct graph_apply_stats *st, struct err *e)
 {
 	struct graph_apply_stats dummy;
+	struct wsum ws = { 0 };
 	size_t at, i;
 	int rc = 0;
 
@@ -287,13 +393,34 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 	for (at = 0; at < n && !rc; at += APPLY_CHUNK) {
 		const struct graph_event *x = ev + at;
 		size_t k = n - at < APPLY_CHUNK ? n - at : APPLY_CHUNK;
-		struct graph_vtab *vt;
+		const struct idmap *im = atomic_load_explicit(
+			&g->im, memory_order_relaxed);
+		struct graph_vtab *vt = atomic_load_explicit(
+			&g->vt, memory_order_relaxed);
+		uint32_t nv = atomic_load_explicit(&vt->n,
+						   memory_order_relaxed);
 
+		/* 1: the id map slots of both members */
 		for (i = 0; i < k; i++) {
-			if (i + 8 < k) {
-				prefetch_member(g, x[i + 8].src);
-				prefetch_member(g, x[i + 8].dst);
-			}
+			g->hs[i] = mix64(x[i].src) & im->mask;
+			g->hw[i] = mix64(x[i].dst) & im->mask;
+			__builtin_prefetch(&im->slot[g->hs[i]]);
+			__builtin_prefetch(&im->slot[g->hw[i]]);
+		}
+		/* 2: the external ids those slots name (first probe) */
+		for (i = 0; i < k; i++) {
+			uint32_t a = atomic_load_explicit(
+				&im->slot[g->hs[i]], memory_order_relaxed);
+			uint32_t b = atomic_load_explicit(
+				&im->slot[g->hw[i]], memory_order_relaxed);
+
+			if (a && a - 1 < nv)
+				__builtin_prefetch(&vt->ext[a - 1]);
+			if (b && b - 1 < nv)
+				__builtin_prefetch(&vt->ext[b - 1]);
+		}
+		/* 3: resolve (creating new members in event order) */
+		for (i = 0; i < k; i++) {
 			if (x[i].src == x[i].dst) {
 				g->su[i] = GRAPH_NONE;
 				continue;
@@ -310,21 +437,46 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		}
 		vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
 		for (i = 0; i < k; i++) {
+			if (g->su[i] == GRAPH_NONE)
+				continue;
+			__builtin_prefetch(&vt->slot[g->su[i]]);
+			__builtin_prefetch(&vt->slot[g->sw[i]]);
+		}
+		/* 4: the list headers the slots point at */
+		for (i = 0; i < k; i++) {
+			if (g->su[i] == GRAPH_NONE)
+				continue;
+			prefetch_slot(g, atomic_load_explicit(
+				&vt->slot[g->su[i]], memory_order_relaxed));
+			if (!g->directed)
+				prefetch_slot(g, atomic_load_explicit(
+					&vt->slot[g->sw[i]],
+					memory_order_relaxed));
+		}
+		/* 5: behind a delta buffer, its base's header and tail end */
+		for (i = 0; i < k; i++) {
+			if (g->su[i] == GRAPH_NONE)
+				continue;
+			prefetch_delta(atomic_load_explicit(
+				&vt->slot[g->su[i]], memory_order_relaxed));
+			if (!g->directed)
+				prefetch_delta(atomic_load_explicit(
+					&vt->slot[g->sw[i]],
+					memory_order_relaxed));
+		}
+		/* 6: apply */
+		for (i = 0; i < k; i++) {
 			uint32_t u = g->su[i], w = g->sw[i];
 			uint32_t t = ts_units(x[i].ts);
 			int r;
 
-			if (i + 4 < k && g->su[i + 4] != GRAPH_NONE) {
-				prefetch_vertex(g, vt, g->su[i + 4]);
-				prefetch_vertex(g, vt, g->sw[i + 4]);
-			}
 			if (u == GRAPH_NONE) {
 				st->rejected++;
 				continue;
 			}
-			r = half_update(g, u, w, t, x[i].op);
+			r = half_update(g, u, w, t, x[i].op, &ws);
 			if (r > 0 && !g->directed &&
-			    half_update(g, w, u, t, x[i].op) < 0)
+			    half_update(g, w, u, t, x[i].op, &ws) < 0)
 				r = -1;
 			if (r < 0) {
 				rc = err_set(e, "out of memory applying event "
@@ -332,28 +484,25 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 				break;
 			}
 			if ((r == UPD_ADDED || r == UPD_REFRESHED) &&
-			    t > atomic_load_explicit(&g->newest,
-						     memory_order_relaxed))
-				atomic_store_explicit(&g->newest, t,
-						      memory_order_relaxed);
+			    t > ws.newest)
+				ws.newest = t;
 			switch (r) {
 			case UPD_ADDED:
 				st->added++;
-				atomic_fetch_add_explicit(&g->edges, 1,
-							  memory_order_relaxed);
+				ws.edges++;
 				break;
 			case UPD_REFRESHED:
 				st->refreshed++;
 				break;
 			case UPD_REMOVED:
 				st->removed++;
-				atomic_fetch_sub_explicit(&g->edges, 1,
-							  memory_order_relaxed);
+				ws.edges--;
 				break;
 			default:
 				st->noops++;
 			}
 		}
+		wsum_flush(g, &ws);
 	}
 	/* one grace period per batch of garbage, not per call: a call_rcu
 	 * per single-event apply would cost more than the apply */
