@@ -272,101 +272,173 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 	return 0;
 }
 
-/*
- * Apply u->w (t in stored units). The common case appends one entry to
- * u's delta tail and publishes it with one release store: no allocation,
- * no copy, nothing retired. Returns UPD_* or -1 when out of memory.
- * O(log(d/B) + B + nt + log nd), plus delta_rebuild when the tail is full.
- */
-static int half_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
-		       int op, struct wsum *ws)
-{
-	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
-						     memory_order_relaxed);
-	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
-	const struct graph_dent *x;
-	uint32_t deg, cur = 0, soft, total;
-	int present, in_base = -1, res;
-	struct graph_dent ent = { w, t };
-	struct vref r;
+/* What one list says about a neighbour w before an update. */
+struct hstate {
+	int present;  /* w is a neighbour now */
+	int in_base;  /* w is in the base: 1, 0, or -1 not known */
+	uint32_t cur; /* its ts when present, stored units */
+};
 
-	slot_read(g, s, &r);
-	x = r.a ? delta_find(&r, w) : NULL;
+/* The state of w in one published version. O(log(d/B) + B + nt + log nd). */
+static void half_lookup(const struct vref *r, uint32_t w, struct hstate *h)
+{
+	const struct graph_dent *x = r->a ? delta_find(r, w) : NULL;
+
 	if (x) {
-		present = !ts_dead(x->ts);
-		cur = x->ts;
-		if (x->ts == DEL)
-			in_base = 1;
+		h->present = !ts_dead(x->ts);
+		h->cur = x->ts;
+		h->in_base = x->ts == DEL ? 1 : -1;
 	} else {
-		present = adj_find(r.base, w, &cur);
-		in_base = present;
+		h->present = adj_find(r->base, w, &h->cur);
+		h->in_base = h->present;
 	}
-	deg = r.deg;
+}
+
+/* What an event does to a list in state h: UPD_*. */
+static int half_decide(const struct hstate *h, uint32_t t, int op)
+{
 	if (op == GRAPH_ADD) {
-		if (present && cur >= t)
+		if (h->present && h->cur >= t)
 			return UPD_NOOP;
-		res = present ? UPD_REFRESHED : UPD_ADDED;
-		deg += !present;
-	} else {
-		if (!present)
-			return UPD_NOOP;
-		res = UPD_REMOVED;
-		deg--;
-		if (in_base < 0)
-			in_base = adj_find(r.base, w, NULL);
-		/* a removal of what only the delta ever held leaves nothing
-		 * to mask: GONE lets the next rebuild drop it */
-		ent.ts = in_base ? DEL : GONE;
+		return h->present ? UPD_REFRESHED : UPD_ADDED;
 	}
-	if (r.a && r.nt < GRAPH_TAIL_MAX && r.nd + r.nt < r.a->cap) {
+	return h->present ? UPD_REMOVED : UPD_NOOP;
+}
+
+/*
+ * Write the decided change u->w into u's delta: entry ts `ets` (stored
+ * units, DEL or GONE), degree `deg` after it. The common case appends to
+ * the tail in place and publishes it with one release store: no
+ * allocation, no copy, nothing retired. A full tail goes through
+ * delta_rebuild; a delta past its soft limit is queued for a merge, one at
+ * twice the limit is merged now. O(1) plus those. 0 or -1 (out of memory).
+ */
+static int half_write(struct graph *g, uint32_t u, uint64_t s,
+		      const struct vref *r, uint32_t w, uint32_t ets,
+		      uint32_t deg, struct wsum *ws)
+{
+	struct graph_dent ent = { w, ets };
+	uint32_t soft, total;
+
+	if (r->a && r->nt < GRAPH_TAIL_MAX && r->nd + r->nt < r->a->cap) {
 		struct adj *a = (struct adj *)(uintptr_t)s;
 
-		a->d[r.nd + r.nt] = ent;
+		a->d[r->nd + r->nt] = ent;
 		atomic_store_explicit(&a->pub,
-				      deg | (uint64_t)(r.nt + 1) << 32,
+				      deg | (uint64_t)(r->nt + 1) << 32,
 				      memory_order_release);
 		ws->delta++;
-		total = r.nd + r.nt + 1;
+		total = r->nd + r->nt + 1;
 	} else {
-		if (delta_rebuild(g, u, s, &r, ent, deg, ws))
+		struct graph_vtab *vt = atomic_load_explicit(
+			&g->vt, memory_order_relaxed);
+		struct vref nr;
+
+		if (delta_rebuild(g, u, s, r, ent, deg, ws))
 			return -1;
-		s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
-		slot_read(g, s, &r);
-		total = r.nd + r.nt;
+		slot_read(g, atomic_load_explicit(&vt->slot[u],
+						  memory_order_relaxed), &nr);
+		total = nr.nd + nr.nt;
 	}
 	if (dirty_mark(g, u))
 		return -1;
-	soft = delta_soft(r.bdeg);
-	if (total >= 2 * soft) {
-		if (merge_vertex(g, u, ws))
-			return -1;
-	} else if (total > soft && queue_push(g, u)) {
-		return -1;
+	soft = delta_soft(r->bdeg);
+	if (total >= 2 * soft)
+		return merge_vertex(g, u, ws);
+	if (total > soft)
+		return queue_push(g, u);
+	return 0;
+}
+
+/*
+ * Apply one event between vertices u and w (t in stored units): UPD_* or
+ * -1 when out of memory. An undirected graph holds both half-edges with the
+ * same ts (the build, every update and a checked import keep it so), so
+ * the state is looked up once, in the shorter of the two lists, and the
+ * other half is written without a lookup. O(log(d/B) + B + nt + log nd)
+ * for the shorter list plus half_write for each side.
+ */
+static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
+			int op, struct wsum *ws)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	uint64_t su = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+	uint64_t sw = 0;
+	struct vref ru, rw;
+	struct hstate h;
+	int res, swap = 0, dd;
+
+	slot_read(g, su, &ru);
+	if (!g->directed) {
+		sw = atomic_load_explicit(&vt->slot[w], memory_order_relaxed);
+		slot_read(g, sw, &rw);
+		swap = rw.deg < ru.deg;
 	}
+	if (swap)
+		half_lookup(&rw, u, &h);
+	else
+		half_lookup(&ru, w, &h);
+	res = half_decide(&h, t, op);
+	if (res == UPD_NOOP)
+		return res;
+	dd = res == UPD_ADDED ? 1 : res == UPD_REMOVED ? -1 : 0;
+	if (res == UPD_REMOVED) {
+		/* a removal of what only the looked-up list's delta ever held
+		 * leaves nothing to mask there: GONE lets its next rebuild
+		 * drop it; the other side does not know and masks (DEL) */
+		const struct vref *r = swap ? &rw : &ru;
+
+		if (h.in_base < 0)
+			h.in_base = adj_find(r->base, swap ? u : w, NULL);
+		if (half_write(g, swap ? w : u, swap ? sw : su, r, swap ? u : w,
+			       h.in_base ? DEL : GONE, r->deg - 1, ws))
+			return -1;
+		if (!g->directed &&
+		    half_write(g, swap ? u : w, swap ? su : sw,
+			       swap ? &ru : &rw, swap ? w : u, DEL,
+			       (swap ? ru.deg : rw.deg) - 1, ws))
+			return -1;
+		return res;
+	}
+	if (half_write(g, u, su, &ru, w, t, ru.deg + (uint32_t)dd, ws))
+		return -1;
+	if (!g->directed &&
+	    half_write(g, w, sw, &rw, u, t, rw.deg + (uint32_t)dd, ws))
+		return -1;
 	return res;
 }
 
-/* Writer: prefetch the list a slot points at. */
-static inline void prefetch_slot(const struct graph *g, uint64_t s)
+/*
+ * What to prefetch for a slot: the list header it points at (NULL for
+ * none), and behind a delta buffer already in cache, the end of its tail
+ * and its base. They return addresses instead of prefetching themselves:
+ * GCC takes a function whose only effect is a prefetch for one without
+ * effects and drops the call.
+ */
+static inline const void *slot_target(const struct graph *g, uint64_t s)
 {
 	if (s & SLOT_ARENA)
-		__builtin_prefetch(g->arena + (s & ~SLOT_ARENA));
-	else if (s)
-		__builtin_prefetch((const void *)(uintptr_t)(s & SLOT_PTR));
+		return g->arena + (s & ~SLOT_ARENA);
+	return (const void *)(uintptr_t)(s & SLOT_PTR);
 }
 
-/* Writer: for a slot with a delta buffer (in cache by now), prefetch its
- * base and the end of its tail. */
-static inline void prefetch_delta(uint64_t s)
+static inline const void *delta_tail_end(uint64_t s)
 {
-	const struct adj *a;
+	const struct adj *a = (const struct adj *)(uintptr_t)s;
 
 	if (!s || (s & (SLOT_ARENA | SLOT_BASE)))
-		return;
-	a = (const struct adj *)(uintptr_t)s;
-	if (a->base)
-		__builtin_prefetch(a->base);
-	__builtin_prefetch(&a->d[a->nd]);
+		return NULL;
+	return &a->d[a->nd + (uint32_t)(atomic_load_explicit(
+				     &((struct adj *)(uintptr_t)s)->pub,
+				     memory_order_relaxed) >> 32)];
+}
+
+static inline const void *delta_base(uint64_t s)
+{
+	if (!s || (s & (SLOT_ARENA | SLOT_BASE)))
+		return NULL;
+	return ((const struct adj *)(uintptr_t)s)->base;
 }
 
 /*
@@ -444,25 +516,37 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		}
 		/* 4: the list headers the slots point at */
 		for (i = 0; i < k; i++) {
+			const void *p, *q;
+
 			if (g->su[i] == GRAPH_NONE)
 				continue;
-			prefetch_slot(g, atomic_load_explicit(
+			p = slot_target(g, atomic_load_explicit(
 				&vt->slot[g->su[i]], memory_order_relaxed));
-			if (!g->directed)
-				prefetch_slot(g, atomic_load_explicit(
+			q = g->directed ? NULL
+				: slot_target(g, atomic_load_explicit(
 					&vt->slot[g->sw[i]],
 					memory_order_relaxed));
+			if (p)
+				__builtin_prefetch(p);
+			if (q)
+				__builtin_prefetch(q);
 		}
-		/* 5: behind a delta buffer, its base's header and tail end */
+		/* 5: behind a delta buffer, its tail's end and its base */
 		for (i = 0; i < k; i++) {
 			if (g->su[i] == GRAPH_NONE)
 				continue;
-			prefetch_delta(atomic_load_explicit(
-				&vt->slot[g->su[i]], memory_order_relaxed));
-			if (!g->directed)
-				prefetch_delta(atomic_load_explicit(
-					&vt->slot[g->sw[i]],
-					memory_order_relaxed));
+			for (int h = 0; h < 2 - g->directed; h++) {
+				uint64_t s = atomic_load_explicit(
+					&vt->slot[h ? g->sw[i] : g->su[i]],
+					memory_order_relaxed);
+				const void *p = delta_tail_end(s);
+				const void *q = delta_base(s);
+
+				if (p)
+					__builtin_prefetch(p);
+				if (q)
+					__builtin_prefetch(q);
+			}
 		}
 		/* 6: apply */
 		for (i = 0; i < k; i++) {
@@ -474,10 +558,7 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 				st->rejected++;
 				continue;
 			}
-			r = half_update(g, u, w, t, x[i].op, &ws);
-			if (r > 0 && !g->directed &&
-			    half_update(g, w, u, t, x[i].op, &ws) < 0)
-				r = -1;
+			r = event_update(g, u, w, t, x[i].op, &ws);
 			if (r < 0) {
 				rc = err_set(e, "out of memory applying event "
 					     "%zu", at + i);
