@@ -264,6 +264,8 @@ struct idmap *idmap_new(uint64_t slots)
 	if (!m)
 		return NULL;
 	m->mask = slots - 1;
+	/* slots is a power of two; ids + 1 stay below it (70% fill) */
+	m->idmask = slots > UINT32_MAX ? UINT32_MAX : (uint32_t)(slots - 1);
 	m->slot = mem_calloc(slots, sizeof(*m->slot));
 	if (!m->slot) {
 		free(m);
@@ -300,23 +302,35 @@ struct graph *graph_new(int directed)
 	}
 	atomic_init(&g->vt, vt);
 	atomic_init(&g->im, im);
+	slab_init(&g->slab);
 	return g;
 }
 
-static void free_version(const struct graph *g, uint64_t s)
+static void free_block(struct graph *g, struct gblock b)
+{
+	if (b.n)
+		slab_free(&g->slab, b.p, b.n);
+	else
+		free(b.p);
+}
+
+static void free_version(struct graph *g, uint64_t s)
 {
 	struct adj *a;
 
 	if (!s || (s & SLOT_ARENA))
 		return;
 	if (s & SLOT_BASE) {
-		free((void *)(uintptr_t)(s & SLOT_PTR));
+		uint8_t *b = (uint8_t *)(uintptr_t)(s & SLOT_PTR);
+
+		slab_free(&g->slab, b, adj_size(b));
 		return;
 	}
 	a = (struct adj *)(uintptr_t)s;
 	if (a->base && !in_arena(g, a->base))
-		free((void *)(uintptr_t)a->base);
-	free(a);
+		slab_free(&g->slab, (void *)(uintptr_t)a->base,
+			  adj_size(a->base));
+	slab_free(&g->slab, a, adj_bytes(a));
 }
 
 void graph_free(struct graph *g)
@@ -340,8 +354,9 @@ void graph_free(struct graph *g)
 	free(g->queue);
 	free(g->dirty);
 	for (i = 0; i < g->ngarbage; i++)
-		free(g->garbage[i]);
+		free_block(g, g->garbage[i]);
 	free(g->garbage);
+	slab_release(&g->slab);
 	free(g->sid);
 	free(g->sts);
 	graph_buf_release(&g->enc);
@@ -356,16 +371,18 @@ int graph_is_directed(const struct graph *g)
 
 /* ---- retirement ------------------------------------------------------- */
 
-int gc_retire(struct graph *g, void *p)
+int gc_retire(struct graph *g, void *p, size_t n)
 {
 	void *np = g->garbage;
 
 	if (!p)
 		return 0;
-	if (mem_grow(&np, &g->garbage_cap, g->ngarbage + 1, sizeof(void *)))
+	if (mem_grow(&np, &g->garbage_cap, g->ngarbage + 1,
+		     sizeof(struct gblock)))
 		return -1;
 	g->garbage = np;
-	g->garbage[g->ngarbage++] = p;
+	g->garbage[g->ngarbage].p = p;
+	g->garbage[g->ngarbage++].n = n;
 	return 0;
 }
 
@@ -375,14 +392,16 @@ int gc_retire_version(struct graph *g, uint64_t s, int with_base)
 
 	if (!s || (s & SLOT_ARENA))
 		return 0;
-	if (s & SLOT_BASE)
-		return with_base ? gc_retire(g, (void *)(uintptr_t)(s & SLOT_PTR))
-				 : 0;
+	if (s & SLOT_BASE) {
+		uint8_t *b = (uint8_t *)(uintptr_t)(s & SLOT_PTR);
+
+		return with_base ? gc_retire(g, b, adj_size(b)) : 0;
+	}
 	a = (struct adj *)(uintptr_t)s;
 	if (with_base && a->base && !in_arena(g, a->base) &&
-	    gc_retire(g, (void *)(uintptr_t)a->base))
+	    gc_retire(g, (void *)(uintptr_t)a->base, adj_size(a->base)))
 		return -1;
-	return gc_retire(g, a);
+	return gc_retire(g, a, adj_bytes(a));
 }
 
 static void mark_safe(struct rcu_head *h)
@@ -404,7 +423,7 @@ void reclaim(struct graph *g, int all)
 		if (!g->rhead)
 			g->rtail = NULL;
 		for (size_t i = 0; i < r->n; i++)
-			free(r->p[i]);
+			free_block(g, r->p[i]);
 		free(r);
 	}
 }
@@ -418,16 +437,18 @@ void gc_flush(struct graph *g)
 
 	if (!g->ngarbage)
 		return;
-	r = malloc(sizeof(*r) + g->ngarbage * sizeof(void *));
+	r = g->ngarbage > (SIZE_MAX - sizeof(*r)) / sizeof(struct gblock)
+		    ? NULL
+		    : malloc(sizeof(*r) + g->ngarbage * sizeof(struct gblock));
 	if (!r) {
 		urcu_bp_synchronize_rcu();
 		for (i = 0; i < g->ngarbage; i++)
-			free(g->garbage[i]);
+			free_block(g, g->garbage[i]);
 	} else {
 		r->n = g->ngarbage;
 		r->next = NULL;
 		atomic_init(&r->safe, 0);
-		memcpy(r->p, g->garbage, g->ngarbage * sizeof(void *));
+		memcpy(r->p, g->garbage, g->ngarbage * sizeof(struct gblock));
 		if (g->rtail)
 			g->rtail->next = r;
 		else
@@ -445,26 +466,29 @@ void gc_flush(struct graph *g)
 uint32_t idmap_find(const struct idmap *m, const struct graph_vtab *vt,
 			   uint32_t n, uint64_t key)
 {
-	uint64_t i = mix64(key) & m->mask;
+	uint64_t h = idmap_hash(key), i = h & m->mask;
+	uint32_t fp = idmap_fp(m, h);
 
 	for (;; i = (i + 1) & m->mask) {
 		uint32_t s = atomic_load_explicit(&m->slot[i],
 						  memory_order_acquire);
+		uint32_t id = (s & m->idmask) - 1;
 
 		if (!s)
 			return GRAPH_NONE;
-		if (s - 1 < n && vt->ext[s - 1] == key)
-			return s - 1;
+		if ((s & ~m->idmask) == fp && id < n && vt->ext[id] == key)
+			return id;
 	}
 }
 
 void idmap_put(struct idmap *m, uint64_t key, uint32_t id)
 {
-	uint64_t i = mix64(key) & m->mask;
+	uint64_t h = idmap_hash(key), i = h & m->mask;
 
 	while (atomic_load_explicit(&m->slot[i], memory_order_relaxed))
 		i = (i + 1) & m->mask;
-	atomic_store_explicit(&m->slot[i], id + 1, memory_order_release);
+	atomic_store_explicit(&m->slot[i], (id + 1) | idmap_fp(m, h),
+			      memory_order_release);
 }
 
 /* Writer: grow the id map when it is 70% full. */
@@ -488,7 +512,7 @@ int idmap_reserve(struct graph *g, uint64_t more)
 	for (i = 0; i < n; i++)
 		idmap_put(nm, vt->ext[i], i);
 	atomic_store_explicit(&g->im, nm, memory_order_release);
-	if (gc_retire(g, m->slot) || gc_retire(g, m)) {
+	if (gc_retire(g, m->slot, 0) || gc_retire(g, m, 0)) {
 		/* cannot defer: wait for readers, then free */
 		urcu_bp_synchronize_rcu();
 		free(m->slot);
@@ -517,7 +541,8 @@ int vtab_resize(struct graph *g, uint64_t cap)
 	memcpy(nv->ext, vt->ext, (size_t)n * sizeof(uint64_t));
 	atomic_init(&nv->n, n);
 	atomic_store_explicit(&g->vt, nv, memory_order_release);
-	if (gc_retire(g, vt->slot) || gc_retire(g, vt->ext) || gc_retire(g, vt)) {
+	if (gc_retire(g, vt->slot, 0) || gc_retire(g, vt->ext, 0) ||
+	    gc_retire(g, vt, 0)) {
 		urcu_bp_synchronize_rcu();
 		vtab_free(vt);
 	}

@@ -16,6 +16,7 @@
 
 #include "graph.h"
 #include "mem.h"
+#include "slab.h"
 #include "varint.h"
 
 /*
@@ -77,10 +78,19 @@ struct graph_vtab {
 	uint64_t *ext;
 };
 
+/*
+ * Open addressing, linear probing, at most 70% full. An entry holds
+ * vertex id + 1 in its low bits (idmask: as many bits as the slot count
+ * has, which the ids never outgrow at that fill) and the top bits of the
+ * key's hash above them, so a probe that meets another key's entry is
+ * told so without reading that key from the vertex table (a cache miss).
+ */
 struct idmap {
-	uint64_t mask; /* slots - 1 */
-	_Atomic uint32_t *slot; /* vertex id + 1; 0 = empty */
+	uint64_t mask;          /* slots - 1 */
+	uint32_t idmask;        /* low bits of an entry: id + 1 */
+	_Atomic uint32_t *slot; /* (id + 1) | hash bits; 0 = empty */
 };
+
 
 /*
  * Memory the writer replaced, waiting for a grace period. The RCU callback
@@ -88,12 +98,17 @@ struct idmap {
  * every malloc and free of graph memory happens on the writer thread
  * (cross-thread frees made glibc's allocator the bottleneck of ingest).
  */
+struct gblock {
+	void *p;
+	size_t n; /* bytes of a slab block, or 0 for a malloc'd one */
+};
+
 struct retired {
 	struct rcu_head head;
 	_Atomic int safe;      /* set by RCU once no reader can see p[] */
 	struct retired *next;  /* writer's FIFO, oldest first */
 	size_t n;
-	void *p[];
+	struct gblock p[];
 };
 
 #define APPLY_CHUNK 128u /* events resolved to vertex ids at once */
@@ -113,8 +128,9 @@ struct graph {
 	size_t qhead, qlen, qcap;
 	uint64_t *dirty; /* bitmap of chunks */
 	size_t dirty_cap; /* words */
-	void **garbage;
+	struct gblock *garbage;
 	size_t ngarbage, garbage_cap;
+	struct slab slab; /* delta buffers and merged bases */
 	struct retired *rhead, *rtail; /* batches handed to RCU */
 	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch: */
 	uint64_t hs[APPLY_CHUNK], hw[APPLY_CHUNK]; /* ids, id map slots */
@@ -127,8 +143,7 @@ struct graph {
 
 	/* counters, relaxed atomics: read by any thread */
 	_Atomic uint32_t newest; /* newest ts added or loaded, stored units */
-	_Atomic uint64_t edges, heap_bytes, base_bytes, delta_entries, merges,
-		pending;
+	_Atomic uint64_t edges, base_bytes, delta_entries, merges, pending;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -163,6 +178,34 @@ static inline uint64_t rng_next(uint64_t *s)
 	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
 	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
 	return z ^ (z >> 31);
+}
+
+/* The key's hash, its first slot and its entry bits above idmask. */
+static inline uint64_t idmap_hash(uint64_t key)
+{
+	return mix64(key);
+}
+
+static inline uint32_t idmap_fp(const struct idmap *m, uint64_t h)
+{
+	return (uint32_t)(h >> 32) & ~m->idmask;
+}
+
+/* Writer's hint: the vertex id the probe for hash h would check first
+ * against the vertex table, or GRAPH_NONE. Reads the id map only. */
+static inline uint32_t idmap_peek(const struct idmap *m, uint64_t h)
+{
+	uint32_t fp = idmap_fp(m, h);
+
+	for (uint64_t i = h & m->mask;; i = (i + 1) & m->mask) {
+		uint32_t s = atomic_load_explicit(&m->slot[i],
+						  memory_order_relaxed);
+
+		if (!s)
+			return GRAPH_NONE;
+		if ((s & ~m->idmask) == fp)
+			return (s & m->idmask) - 1;
+	}
 }
 
 static inline uint32_t ts_units(uint32_t ts)
@@ -442,12 +485,6 @@ static inline uint64_t now_us(void)
 	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
-/* What a heap block really costs: usable size plus the allocator's word. */
-static inline uint64_t heap_cost(const void *p)
-{
-	return p ? malloc_usable_size((void *)(uintptr_t)p) + 8 : 0;
-}
-
 /* 1 when p is a base list in the arena (not a heap block of its own). */
 static inline int in_arena(const struct graph *g, const uint8_t *p)
 {
@@ -455,22 +492,10 @@ static inline int in_arena(const struct graph *g, const uint8_t *p)
 	       (uintptr_t)p < (uintptr_t)g->arena + g->arena_len;
 }
 
-/* Heap bytes of a slot's version; with_base: its heap base too. */
-static inline uint64_t version_cost(const struct graph *g, uint64_t s,
-				    int with_base)
+/* Bytes of a delta buffer's block (slab_alloc'd with this size). */
+static inline size_t adj_bytes(const struct adj *a)
 {
-	const struct adj *a;
-
-	if (!s || (s & SLOT_ARENA))
-		return 0;
-	if (s & SLOT_BASE)
-		return with_base ? heap_cost((void *)(uintptr_t)(s & SLOT_PTR))
-				 : 0;
-	a = (const struct adj *)(uintptr_t)s;
-	return heap_cost(a) +
-	       (with_base && a->base && !in_arena(g, a->base)
-			? heap_cost(a->base)
-			: 0);
+	return offsetof(struct adj, d) + (size_t)a->cap * sizeof(a->d[0]);
 }
 
 /* ---- shared between the graph's files --------------------------------- */
@@ -497,10 +522,10 @@ int vtab_reserve(struct graph *g, uint64_t more);
 void vtab_fit(struct graph *g);
 uint32_t graph_vertex_get(struct graph *g, uint64_t member);
 
-/* Retire p / a slot's version (and its heap base with with_base); hand
- * retired memory to RCU (gc_flush); free what is past its grace period
- * (reclaim). Writer only. */
-int gc_retire(struct graph *g, void *p);
+/* Retire p (n bytes from g->slab, or 0: malloc'd) / a slot's version
+ * (and its heap base with with_base); hand retired memory to RCU
+ * (gc_flush); free what is past its grace period (reclaim). Writer only. */
+int gc_retire(struct graph *g, void *p, size_t n);
 int gc_retire_version(struct graph *g, uint64_t s, int with_base);
 void gc_flush(struct graph *g);
 void reclaim(struct graph *g, int all);

@@ -91,7 +91,7 @@ int graph_scratch_reserve(struct graph *g, size_t n)
  * read-modify-write per counter instead of several per event.
  */
 struct wsum {
-	int64_t edges, delta, heap, base;
+	int64_t edges, delta, base;
 	uint64_t merges;
 	uint32_t newest;
 };
@@ -104,9 +104,6 @@ static void wsum_flush(struct graph *g, struct wsum *w)
 	if (w->delta)
 		atomic_fetch_add_explicit(&g->delta_entries,
 					  (uint64_t)w->delta,
-					  memory_order_relaxed);
-	if (w->heap)
-		atomic_fetch_add_explicit(&g->heap_bytes, (uint64_t)w->heap,
 					  memory_order_relaxed);
 	if (w->base)
 		atomic_fetch_add_explicit(&g->base_bytes, (uint64_t)w->base,
@@ -136,7 +133,7 @@ static int merge_vertex(struct graph *g, uint32_t u, struct wsum *ws)
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
 	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
-	uint64_t ns = 0, oldcost = version_cost(g, s, 1);
+	uint64_t ns = 0;
 	struct graph_iter it;
 	struct vref r;
 	uint8_t *nb = NULL;
@@ -154,21 +151,22 @@ static int merge_vertex(struct graph *g, uint32_t u, struct wsum *ws)
 		g->enc.len = 0;
 		if (adj_encode(g->sid, g->sts, n, &g->enc))
 			return -1;
-		nb = mem_dup(g->enc.p, g->enc.len);
+		nb = slab_alloc(&g->slab, g->enc.len);
 		if (!nb)
 			return -1;
+		memcpy(nb, g->enc.p, g->enc.len);
 		ns = SLOT_BASE | (uint64_t)(uintptr_t)nb;
 	}
 	if (gc_retire_version(g, s, 1)) {
-		free(nb);
+		slab_free(&g->slab, nb, g->enc.len);
 		return -1;
 	}
 	atomic_store_explicit(&vt->slot[u], ns, memory_order_release);
 	ws->delta -= (int64_t)(r.nd + r.nt);
-	ws->heap += (int64_t)version_cost(g, ns, 1) - (int64_t)oldcost;
-	ws->base += (int64_t)heap_cost(nb);
+	if (nb)
+		ws->base += (int64_t)slab_block_size(g->enc.len);
 	if (r.base && !in_arena(g, r.base))
-		ws->base -= (int64_t)heap_cost(r.base);
+		ws->base -= (int64_t)slab_block_size(adj_size(r.base));
 	ws->merges++;
 	return 0;
 }
@@ -219,7 +217,7 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 	uint64_t rt[GRAPH_TAIL_MAX + 1], ns;
 	const struct graph_dent *d = r->a ? r->a->d : NULL, *dend;
 	uint32_t m, i = 0, nd = 0, room, need;
-	size_t hdr = offsetof(struct adj, d);
+	size_t hdr = offsetof(struct adj, d), bytes;
 	struct adj *na;
 
 	if (r->nt)
@@ -229,7 +227,8 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 	need = r->nd + m;
 	room = need < TAIL_MIN ? TAIL_MIN
 	       : need > GRAPH_TAIL_MAX ? GRAPH_TAIL_MAX : need;
-	na = mem_alloc(1, hdr + ((size_t)need + room) * sizeof(*d));
+	bytes = slab_block_size(hdr + ((size_t)need + room) * sizeof(*d));
+	na = slab_alloc(&g->slab, bytes);
 	if (!na)
 		return -1;
 	dend = d ? d + r->nd : NULL;
@@ -248,26 +247,24 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 		}
 		na->d[nd++] = x;
 	}
+	/* the block's whole room (its size class) is the buffer's */
+	na->cap = (uint32_t)((bytes - hdr) / sizeof(*d));
 	if (!nd) {
-		free(na);
+		slab_free(&g->slab, na, bytes);
 		na = NULL;
 		ns = base_slot(g, r->base);
 	} else {
 		na->base = r->base;
 		na->bdeg = r->bdeg;
 		na->nd = nd;
-		na->cap = (uint32_t)((malloc_usable_size(na) - hdr) /
-				     sizeof(*d));
 		atomic_init(&na->pub, deg);
 		ns = (uint64_t)(uintptr_t)na;
 	}
 	if (gc_retire_version(g, s, 0)) {
-		free(na);
+		slab_free(&g->slab, na, bytes);
 		return -1;
 	}
 	atomic_store_explicit(&vt->slot[u], ns, memory_order_release);
-	ws->heap += (int64_t)version_cost(g, ns, 0) -
-		    (int64_t)version_cost(g, s, 0);
 	ws->delta += (int64_t)nd - (int64_t)(r->nd + r->nt);
 	return 0;
 }
@@ -474,22 +471,20 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 
 		/* 1: the id map slots of both members */
 		for (i = 0; i < k; i++) {
-			g->hs[i] = mix64(x[i].src) & im->mask;
-			g->hw[i] = mix64(x[i].dst) & im->mask;
-			__builtin_prefetch(&im->slot[g->hs[i]]);
-			__builtin_prefetch(&im->slot[g->hw[i]]);
+			g->hs[i] = idmap_hash(x[i].src);
+			g->hw[i] = idmap_hash(x[i].dst);
+			__builtin_prefetch(&im->slot[g->hs[i] & im->mask]);
+			__builtin_prefetch(&im->slot[g->hw[i] & im->mask]);
 		}
-		/* 2: the external ids those slots name (first probe) */
+		/* 2: the vertex table entries their fingerprints point at */
 		for (i = 0; i < k; i++) {
-			uint32_t a = atomic_load_explicit(
-				&im->slot[g->hs[i]], memory_order_relaxed);
-			uint32_t b = atomic_load_explicit(
-				&im->slot[g->hw[i]], memory_order_relaxed);
+			uint32_t a = idmap_peek(im, g->hs[i]);
+			uint32_t b = idmap_peek(im, g->hw[i]);
 
-			if (a && a - 1 < nv)
-				__builtin_prefetch(&vt->ext[a - 1]);
-			if (b && b - 1 < nv)
-				__builtin_prefetch(&vt->ext[b - 1]);
+			if (a < nv)
+				__builtin_prefetch(&vt->ext[a]);
+			if (b < nv)
+				__builtin_prefetch(&vt->ext[b]);
 		}
 		/* 3: resolve (creating new members in event order) */
 		for (i = 0; i < k; i++) {
@@ -610,7 +605,7 @@ void graph_stats(const struct graph *g, struct graph_stats *st)
 			 atomic_load_explicit(&m->base_bytes,
 					      memory_order_relaxed);
 	st->bytes += g->arena_len +
-		     atomic_load_explicit(&m->heap_bytes, memory_order_relaxed);
+		     atomic_load_explicit(&m->slab.used, memory_order_relaxed);
 	st->delta_entries = atomic_load_explicit(&m->delta_entries,
 						 memory_order_relaxed);
 	st->pending_merges = atomic_load_explicit(&m->pending,
