@@ -235,16 +235,12 @@ static struct graph_vtab *vtab_new(uint32_t cap)
 	if (!vt)
 		return NULL;
 	vt->cap = cap;
-	vt->slot = mem_calloc(cap, sizeof(*vt->slot));
-	vt->ext = mem_calloc(cap, sizeof(*vt->ext));
-	if (!vt->slot || !vt->ext) {
-		free(vt->slot);
-		free(vt->ext);
+	vt->v = mem_calloc(cap, sizeof(*vt->v));
+	if (!vt->v) {
 		free(vt);
 		return NULL;
 	}
-	mem_hint_huge(vt->slot, (size_t)cap * sizeof(*vt->slot));
-	mem_hint_huge(vt->ext, (size_t)cap * sizeof(*vt->ext));
+	mem_hint_huge(vt->v, (size_t)cap * sizeof(*vt->v));
 	return vt;
 }
 
@@ -252,8 +248,7 @@ static void vtab_free(struct graph_vtab *vt)
 {
 	if (!vt)
 		return;
-	free(vt->slot);
-	free(vt->ext);
+	free(vt->v);
 	free(vt);
 }
 
@@ -346,7 +341,7 @@ void graph_free(struct graph *g)
 	vt = atomic_load(&g->vt);
 	n = atomic_load(&vt->n);
 	for (i = 0; i < n; i++)
-		free_version(g, atomic_load(&vt->slot[i]));
+		free_version(g, atomic_load(&vt->v[i].slot));
 	vtab_free(vt);
 	idmap_free(atomic_load(&g->im));
 	free(g->arena);
@@ -476,7 +471,7 @@ uint32_t idmap_find(const struct idmap *m, const struct graph_vtab *vt,
 
 		if (!s)
 			return GRAPH_NONE;
-		if ((s & ~m->idmask) == fp && id < n && vt->ext[id] == key)
+		if ((s & ~m->idmask) == fp && id < n && vt->v[id].ext == key)
 			return id;
 	}
 }
@@ -510,7 +505,7 @@ int idmap_reserve(struct graph *g, uint64_t more)
 		return -1;
 	n = atomic_load_explicit(&vt->n, memory_order_relaxed);
 	for (i = 0; i < n; i++)
-		idmap_put(nm, vt->ext[i], i);
+		idmap_put(nm, vt->v[i].ext, i);
 	atomic_store_explicit(&g->im, nm, memory_order_release);
 	if (gc_retire(g, m->slot, 0) || gc_retire(g, m, 0)) {
 		/* cannot defer: wait for readers, then free */
@@ -535,14 +530,14 @@ int vtab_resize(struct graph *g, uint64_t cap)
 	nv = vtab_new((uint32_t)cap);
 	if (!nv)
 		return -1;
-	for (i = 0; i < n; i++)
-		atomic_init(&nv->slot[i], atomic_load_explicit(
-			&vt->slot[i], memory_order_relaxed));
-	memcpy(nv->ext, vt->ext, (size_t)n * sizeof(uint64_t));
+	for (i = 0; i < n; i++) {
+		atomic_init(&nv->v[i].slot, atomic_load_explicit(
+			&vt->v[i].slot, memory_order_relaxed));
+		nv->v[i].ext = vt->v[i].ext;
+	}
 	atomic_init(&nv->n, n);
 	atomic_store_explicit(&g->vt, nv, memory_order_release);
-	if (gc_retire(g, vt->slot, 0) || gc_retire(g, vt->ext, 0) ||
-	    gc_retire(g, vt, 0)) {
+	if (gc_retire(g, vt->v, 0) || gc_retire(g, vt, 0)) {
 		urcu_bp_synchronize_rcu();
 		vtab_free(vt);
 	}
@@ -595,8 +590,8 @@ uint32_t graph_vertex_get(struct graph *g, uint64_t member)
 	vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
 	m = atomic_load_explicit(&g->im, memory_order_relaxed);
 	id = n;
-	vt->ext[id] = member;
-	atomic_store_explicit(&vt->slot[id], 0, memory_order_relaxed);
+	vt->v[id].ext = member;
+	atomic_store_explicit(&vt->v[id].slot, 0, memory_order_relaxed);
 	atomic_store_explicit(&vt->n, n + 1, memory_order_release);
 	idmap_put(m, member, id);
 	g->im_used++;
@@ -635,7 +630,7 @@ uint32_t graph_lookup(const struct graph_view *v, uint64_t member)
 
 uint64_t graph_member(const struct graph_view *v, uint32_t id)
 {
-	return v->vt->ext[id];
+	return v->vt->v[id].ext;
 }
 
 uint32_t graph_degree(const struct graph_view *v, uint32_t id)
@@ -911,7 +906,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 void graph_prefetch(const struct graph_view *v, uint32_t id)
 {
 	if (id < atomic_load_explicit(&v->vt->n, memory_order_relaxed))
-		__builtin_prefetch(&v->vt->slot[id]);
+		__builtin_prefetch(&v->vt->v[id].slot);
 }
 
 void graph_nth_batch(const struct graph_view *v, uint32_t n,
@@ -929,10 +924,10 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		n = GRAPH_BATCH_MAX;
 	for (j = 0; j < n; j++)
 		if (u[j] < nv)
-			__builtin_prefetch(&v->vt->slot[u[j]]);
+			__builtin_prefetch(&v->vt->v[u[j]].slot);
 	/* stage 1: the slot; prefetch what it points at */
 	for (j = 0; j < n; j++) {
-		s[j] = u[j] < nv ? atomic_load_explicit(&v->vt->slot[u[j]],
+		s[j] = u[j] < nv ? atomic_load_explicit(&v->vt->v[u[j]].slot,
 							memory_order_acquire)
 				 : 0;
 		if (s[j] & SLOT_ARENA)

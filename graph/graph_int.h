@@ -71,11 +71,17 @@ struct adj {
 _Static_assert(GRAPH_TAIL_MAX >= TAIL_MIN && GRAPH_TAIL_MAX <= 255,
 	       "tail bounds");
 
+/* One vertex: its slot and its member id side by side, so the id map's
+ * check of the member id brings the slot into cache with it. */
+struct vent {
+	_Atomic uint64_t slot; /* see SLOT_* */
+	uint64_t ext;          /* member id */
+};
+
 struct graph_vtab {
 	_Atomic uint32_t n; /* vertices visible */
 	uint32_t cap;
-	_Atomic uint64_t *slot;
-	uint64_t *ext;
+	struct vent *v;     /* cap entries, n in use */
 };
 
 /*
@@ -331,7 +337,7 @@ static inline void slot_read(const struct graph *g, uint64_t s,
 static inline void vref_get(const struct graph_view *v, uint32_t id,
 			    struct vref *r)
 {
-	uint64_t s = atomic_load_explicit(&v->vt->slot[id],
+	uint64_t s = atomic_load_explicit(&v->vt->v[id].slot,
 					  memory_order_acquire);
 	slot_read(v->g, s, r);
 }

@@ -61,7 +61,7 @@ int graph_chunk_encode(const struct graph_view *v, uint32_t c,
 			goto oom;
 		if (gbuf_reserve(out, 8 + VARINT_MAX32 + len))
 			goto oom;
-		memcpy(out->p + out->len, &v->vt->ext[u], 8);
+		memcpy(out->p + out->len, &v->vt->v[u].ext, 8);
 		out->len += 8;
 		out->len += varint_put(out->p + out->len, (uint32_t)len);
 		if (len)
@@ -238,9 +238,9 @@ int graph_import_chunk(struct graph *g, uint32_t c, const void *bytes,
 		    (size_t)(end - p) < l)
 			return err_set(e, "chunk %u: truncated list of member "
 				       "%u", c, k);
-		vt->ext[u] = ext;
+		vt->v[u].ext = ext;
 		if (!l) {
-			atomic_store_explicit(&vt->slot[u], 0,
+			atomic_store_explicit(&vt->v[u].slot, 0,
 					      memory_order_relaxed);
 			continue;
 		}
@@ -253,7 +253,7 @@ int graph_import_chunk(struct graph *g, uint32_t c, const void *bytes,
 		g->arena = arena.p;
 		g->arena_cap = arena.cap;
 		memcpy(arena.p + arena.len, p, l);
-		atomic_store_explicit(&vt->slot[u], SLOT_ARENA | arena.len,
+		atomic_store_explicit(&vt->v[u].slot, SLOT_ARENA | arena.len,
 				      memory_order_relaxed);
 		arena.len += l;
 		g->arena = arena.p;
@@ -362,12 +362,12 @@ int graph_import_end(struct graph *g, struct err *e)
 		if (!im)
 			return err_set(e, "out of memory");
 		for (u = 0; u < g->imp_n; u++) {
-			if (idmap_find(im, vt, u, vt->ext[u]) != GRAPH_NONE) {
+			if (idmap_find(im, vt, u, vt->v[u].ext) != GRAPH_NONE) {
 				idmap_free(im);
 				return err_set(e, "member %llu appears twice",
-					       (unsigned long long)vt->ext[u]);
+					       (unsigned long long)vt->v[u].ext);
 			}
-			idmap_put(im, vt->ext[u], u);
+			idmap_put(im, vt->v[u].ext, u);
 		}
 		atomic_store_explicit(&g->im, im, memory_order_release);
 		idmap_free(old); /* never published to readers */

@@ -132,7 +132,7 @@ static int merge_vertex(struct graph *g, uint32_t u, struct wsum *ws)
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
-	uint64_t s = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+	uint64_t s = atomic_load_explicit(&vt->v[u].slot, memory_order_relaxed);
 	uint64_t ns = 0;
 	struct graph_iter it;
 	struct vref r;
@@ -161,7 +161,7 @@ static int merge_vertex(struct graph *g, uint32_t u, struct wsum *ws)
 		slab_free(&g->slab, nb, g->enc.len);
 		return -1;
 	}
-	atomic_store_explicit(&vt->slot[u], ns, memory_order_release);
+	atomic_store_explicit(&vt->v[u].slot, ns, memory_order_release);
 	ws->delta -= (int64_t)(r.nd + r.nt);
 	if (nb)
 		ws->base += (int64_t)slab_block_size(g->enc.len);
@@ -264,7 +264,7 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 		slab_free(&g->slab, na, bytes);
 		return -1;
 	}
-	atomic_store_explicit(&vt->slot[u], ns, memory_order_release);
+	atomic_store_explicit(&vt->v[u].slot, ns, memory_order_release);
 	ws->delta += (int64_t)nd - (int64_t)(r->nd + r->nt);
 	return 0;
 }
@@ -333,7 +333,7 @@ static int half_write(struct graph *g, uint32_t u, uint64_t s,
 
 		if (delta_rebuild(g, u, s, r, ent, deg, ws))
 			return -1;
-		slot_read(g, atomic_load_explicit(&vt->slot[u],
+		slot_read(g, atomic_load_explicit(&vt->v[u].slot,
 						  memory_order_relaxed), &nr);
 		total = nr.nd + nr.nt;
 	}
@@ -360,7 +360,7 @@ static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
-	uint64_t su = atomic_load_explicit(&vt->slot[u], memory_order_relaxed);
+	uint64_t su = atomic_load_explicit(&vt->v[u].slot, memory_order_relaxed);
 	uint64_t sw = 0;
 	struct vref ru, rw;
 	struct hstate h;
@@ -368,7 +368,7 @@ static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 
 	slot_read(g, su, &ru);
 	if (!g->directed) {
-		sw = atomic_load_explicit(&vt->slot[w], memory_order_relaxed);
+		sw = atomic_load_explicit(&vt->v[w].slot, memory_order_relaxed);
 		slot_read(g, sw, &rw);
 		swap = rw.deg < ru.deg;
 	}
@@ -440,12 +440,12 @@ static inline const void *delta_base(uint64_t s)
 
 /*
  * Events go in chunks of APPLY_CHUNK, each in stages over the whole chunk,
- * since on a large graph an event is a handful of dependent cache misses
- * (id map slot, vertex table entry, vertex slot, list header) and little
- * else: each stage prefetches what the next one reads for every event of
- * the chunk, so the misses of a chunk overlap instead of following one
- * another. Only the last two stages change anything; the first ones are
- * hints and may go stale (a member created in stage 3) without harm.
+ * since on a large graph an event is a chain of dependent cache misses per
+ * member (id map entry, vertex entry, list header, delta tail and base)
+ * and little else: each stage prefetches what the next one reads for every
+ * event of the chunk, so the misses of a chunk overlap instead of
+ * following one another. Stage 3 creates members and stage 5 applies;
+ * the prefetches are only hints and may go stale without harm.
  */
 int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		struct graph_apply_stats *st, struct err *e)
@@ -482,12 +482,16 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 			uint32_t b = idmap_peek(im, g->hw[i]);
 
 			if (a < nv)
-				__builtin_prefetch(&vt->ext[a]);
+				__builtin_prefetch(&vt->v[a].ext);
 			if (b < nv)
-				__builtin_prefetch(&vt->ext[b]);
+				__builtin_prefetch(&vt->v[b].ext);
 		}
-		/* 3: resolve (creating new members in event order) */
+		/* 3: resolve (creating new members in event order); the
+		 * slots came into cache with the member ids: prefetch the list
+		 * headers they point at */
 		for (i = 0; i < k; i++) {
+			const void *p, *q;
+
 			if (x[i].src == x[i].dst) {
 				g->su[i] = GRAPH_NONE;
 				continue;
@@ -501,38 +505,25 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 				k = i; /* apply what came before */
 				break;
 			}
-		}
-		vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
-		for (i = 0; i < k; i++) {
-			if (g->su[i] == GRAPH_NONE)
-				continue;
-			__builtin_prefetch(&vt->slot[g->su[i]]);
-			__builtin_prefetch(&vt->slot[g->sw[i]]);
-		}
-		/* 4: the list headers the slots point at */
-		for (i = 0; i < k; i++) {
-			const void *p, *q;
-
-			if (g->su[i] == GRAPH_NONE)
-				continue;
+			vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
 			p = slot_target(g, atomic_load_explicit(
-				&vt->slot[g->su[i]], memory_order_relaxed));
+				&vt->v[g->su[i]].slot, memory_order_relaxed));
 			q = g->directed ? NULL
 				: slot_target(g, atomic_load_explicit(
-					&vt->slot[g->sw[i]],
+					&vt->v[g->sw[i]].slot,
 					memory_order_relaxed));
 			if (p)
 				__builtin_prefetch(p);
 			if (q)
 				__builtin_prefetch(q);
 		}
-		/* 5: behind a delta buffer, its tail's end and its base */
+		/* 4: behind a delta buffer, its tail's end and its base */
 		for (i = 0; i < k; i++) {
 			if (g->su[i] == GRAPH_NONE)
 				continue;
 			for (int h = 0; h < 2 - g->directed; h++) {
 				uint64_t s = atomic_load_explicit(
-					&vt->slot[h ? g->sw[i] : g->su[i]],
+					&vt->v[h ? g->sw[i] : g->su[i]].slot,
 					memory_order_relaxed);
 				const void *p = delta_tail_end(s);
 				const void *q = delta_base(s);
@@ -543,7 +534,7 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 					__builtin_prefetch(q);
 			}
 		}
-		/* 6: apply */
+		/* 5: apply */
 		for (i = 0; i < k; i++) {
 			uint32_t u = g->su[i], w = g->sw[i];
 			uint32_t t = ts_units(x[i].ts);
@@ -706,12 +697,13 @@ static int reorder_by_degree(struct graph *g, const uint64_t *deg, uint32_t n,
 		uint32_t old = (uint32_t)key[i];
 
 		perm[old] = i;
-		ext[i] = vt->ext[old];
+		ext[i] = vt->v[old].ext;
 	}
-	memcpy(vt->ext, ext, (size_t)n * sizeof(uint64_t));
+	for (i = 0; i < n; i++)
+		vt->v[i].ext = ext[i];
 	memset(im->slot, 0, (im->mask + 1) * sizeof(*im->slot));
 	for (i = 0; i < n; i++)
-		idmap_put(im, vt->ext[i], i);
+		idmap_put(im, vt->v[i].ext, i);
 	free(ext);
 	free(key);
 	return 0;
@@ -816,7 +808,7 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 			g->sts[q++] = (uint32_t)h[j];
 		}
 		total += q;
-		atomic_store_explicit(&vt->slot[u], SLOT_ARENA | arena.len,
+		atomic_store_explicit(&vt->v[u].slot, SLOT_ARENA | arena.len,
 				      memory_order_relaxed);
 		if (adj_encode(g->sid, g->sts, (uint32_t)q, &arena))
 			goto oom;
