@@ -63,13 +63,17 @@ struct adj {
 	const uint8_t *base;  /* encoded base or NULL; fixed */
 	_Atomic uint64_t pub; /* deg | (uint64_t)nt << 32: what readers see */
 	uint32_t bdeg;        /* entries in base; fixed */
-	uint32_t nd;          /* sorted entries; fixed */
-	uint32_t cap;         /* entries d[] has room for; fixed */
+	uint16_t nd;          /* sorted entries; fixed */
+	uint16_t cap;         /* entries d[] has room for; fixed */
 	struct graph_dent d[];
 };
 
+#define ADJ_MAX UINT16_MAX /* most entries a delta buffer holds */
+
 _Static_assert(GRAPH_TAIL_MAX >= TAIL_MIN && GRAPH_TAIL_MAX <= 255,
 	       "tail bounds");
+_Static_assert(2 * DELTA_SOFT_MAX + 2 * GRAPH_TAIL_MAX < ADJ_MAX,
+	       "a delta is merged long before its buffer's counts overflow");
 
 /* One vertex: its slot and its member id side by side, so the id map's
  * check of the member id brings the slot into cache with it. */
