@@ -417,34 +417,15 @@ static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 
 /*
  * What to prefetch for a slot: the list header it points at (NULL for
- * none), and behind a delta buffer already in cache, the end of its tail
- * and its base. They return addresses instead of prefetching themselves:
- * GCC takes a function whose only effect is a prefetch for one without
- * effects and drops the call.
+ * none). It returns the address instead of prefetching itself: GCC takes
+ * a function whose only effect is a prefetch for one without effects and
+ * drops the call.
  */
 static inline const void *slot_target(const struct graph *g, uint64_t s)
 {
 	if (s & SLOT_ARENA)
 		return g->arena + (s & ~SLOT_ARENA);
 	return (const void *)(uintptr_t)(s & SLOT_PTR);
-}
-
-static inline const void *delta_tail_end(uint64_t s)
-{
-	const struct adj *a = (const struct adj *)(uintptr_t)s;
-
-	if (!s || (s & (SLOT_ARENA | SLOT_BASE)))
-		return NULL;
-	return &a->d[a->nd + (uint32_t)(atomic_load_explicit(
-				     &((struct adj *)(uintptr_t)s)->pub,
-				     memory_order_relaxed) >> 32)];
-}
-
-static inline const void *delta_base(uint64_t s)
-{
-	if (!s || (s & (SLOT_ARENA | SLOT_BASE)))
-		return NULL;
-	return ((const struct adj *)(uintptr_t)s)->base;
 }
 
 /*
@@ -526,22 +507,34 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 			if (q)
 				__builtin_prefetch(q);
 		}
-		/* 4: behind a delta buffer, its tail's end and its base */
+		/* 4: with the headers in cache, the end of each delta tail
+		 * (where the write goes) and the base that event_update will
+		 * search: the shorter list's */
 		for (i = 0; i < k; i++) {
+			struct vref ru, rw;
+			const void *p, *q, *b;
+
 			if (g->su[i] == GRAPH_NONE)
 				continue;
-			for (int h = 0; h < 2 - g->directed; h++) {
-				uint64_t s = atomic_load_explicit(
-					&vt->v[h ? g->sw[i] : g->su[i]].slot,
-					memory_order_relaxed);
-				const void *p = delta_tail_end(s);
-				const void *q = delta_base(s);
-
-				if (p)
-					__builtin_prefetch(p);
-				if (q)
-					__builtin_prefetch(q);
-			}
+			slot_read(g, atomic_load_explicit(&vt->v[g->su[i]].slot,
+							  memory_order_relaxed),
+				  &ru);
+			rw.a = NULL;
+			rw.deg = UINT32_MAX;
+			if (!g->directed)
+				slot_read(g, atomic_load_explicit(
+						  &vt->v[g->sw[i]].slot,
+						  memory_order_relaxed),
+					  &rw);
+			p = ru.a ? &ru.a->d[ru.nd + ru.nt] : NULL;
+			q = rw.a ? &rw.a->d[rw.nd + rw.nt] : NULL;
+			b = rw.deg < ru.deg ? rw.base : ru.base;
+			if (p)
+				__builtin_prefetch(p);
+			if (q)
+				__builtin_prefetch(q);
+			if (b)
+				__builtin_prefetch(b);
 		}
 		/* 5: apply */
 		for (i = 0; i < k; i++) {

@@ -97,6 +97,10 @@ void *slab_alloc(struct slab *s, size_t n)
 	p = s->free[c];
 	if (p) {
 		memcpy(&s->free[c], p, sizeof(void *));
+		/* a freed block is cold: bring in the next one's link now,
+		 * not when the next allocation of this class waits for it */
+		if (s->free[c])
+			__builtin_prefetch(s->free[c]);
 	} else {
 		if ((size_t)(s->end - s->cur) < sz && slab_grow(s))
 			return NULL;
