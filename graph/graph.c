@@ -67,7 +67,7 @@ size_t adj_size(const uint8_t *p)
 int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 {
 	struct base_hdr h;
-	const uint8_t *p, *start;
+	const uint8_t *p, *start, *end;
 	uint32_t id, gap, t, k, first;
 
 	if (!b)
@@ -100,12 +100,20 @@ int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 		p = varint_get(start, &id);
 	}
 	k = first; /* index of the entry whose id is `id` */
+	end = h.data + h.dlen;
 	while (id < w) {
-		while (*p++ >= 0x80) /* ts code of entry k */
-			;
+		const uint8_t *q;
+
 		if (++k == h.deg)
 			return 0;
-		p = varint_get(p, &gap);
+		/* entry k-1's ts code, then entry k's gap */
+		if (end - p >= 8 && (q = varint_skip_get8(p, &gap))) {
+			p = q;
+		} else {
+			while (*p++ >= 0x80)
+				;
+			p = varint_get(p, &gap);
+		}
 		id += gap + 1;
 	}
 	if (id != w)
