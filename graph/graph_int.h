@@ -143,7 +143,9 @@ struct graph {
 	struct slab slab; /* delta buffers and merged bases */
 	struct retired *rhead, *rtail; /* batches handed to RCU */
 	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch: */
-	uint64_t hs[APPLY_CHUNK], hw[APPLY_CHUNK]; /* ids, id map slots */
+	uint64_t hs[APPLY_CHUNK], hw[APPLY_CHUNK]; /* ids' hashes */
+	const uint8_t *sb[APPLY_CHUNK];            /* base to search, */
+	uint32_t sx[APPLY_CHUNK];                  /* for this id */
 	uint32_t *sid, *sts; /* merge scratch */
 	size_t scap;
 	struct graph_buf enc;
@@ -283,6 +285,29 @@ static inline void base_parse(const uint8_t *p, struct base_hdr *h)
 	h->data = p;
 }
 
+
+/* Where a search for w in base list b starts reading entries: the block
+ * whose first id is the last <= w (through the block index), or the
+ * entries' start. O(log(d/B)). */
+static inline const uint8_t *base_block_of(const uint8_t *b, uint32_t w)
+{
+	struct base_hdr h;
+	uint32_t lo = 0, hi;
+
+	base_parse(b, &h);
+	if (!h.blk)
+		return h.data;
+	hi = h.nblk;
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (ld32(h.blk + (size_t)mid * 8) <= w)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return h.data + ld32(h.blk + (size_t)lo * 8 + 4);
+}
 
 static inline uint32_t base_deg(const uint8_t *p)
 {

@@ -520,6 +520,7 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 							  memory_order_relaxed),
 				  &ru);
 			rw.a = NULL;
+			rw.base = NULL;
 			rw.deg = UINT32_MAX;
 			if (!g->directed)
 				slot_read(g, atomic_load_explicit(
@@ -529,12 +530,28 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 			p = ru.a ? &ru.a->d[ru.nd + ru.nt] : NULL;
 			q = rw.a ? &rw.a->d[rw.nd + rw.nt] : NULL;
 			b = rw.deg < ru.deg ? rw.base : ru.base;
+			g->sb[i] = b;
+			g->sx[i] = rw.deg < ru.deg ? g->su[i] : g->sw[i];
 			if (p)
 				__builtin_prefetch(p);
 			if (q)
 				__builtin_prefetch(q);
-			if (b)
+			if (b) {
 				__builtin_prefetch(b);
+				__builtin_prefetch((const uint8_t *)b + 64);
+			}
+		}
+		/* 4b: in a long searched base, the block the search reads */
+		for (i = 0; i < k; i++) {
+			const uint8_t *b = g->sb[i];
+
+			if (!b || g->su[i] == GRAPH_NONE)
+				continue;
+			if (base_deg(b) > GRAPH_BLOCK) {
+				b = base_block_of(b, g->sx[i]);
+				__builtin_prefetch(b);
+				__builtin_prefetch(b + 64);
+			}
 		}
 		/* 5: apply */
 		for (i = 0; i < k; i++) {
