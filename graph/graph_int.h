@@ -121,7 +121,10 @@ struct retired {
 	struct gblock p[];
 };
 
-#define APPLY_CHUNK 128u /* events resolved to vertex ids at once */
+#define APPLY_CHUNK 256u /* events between counter updates */
+#define APPLY_D 4u        /* events between graph_apply's pipeline stages */
+#define APPLY_RING 32u    /* > 4 APPLY_D: per-event pipeline state */
+_Static_assert(APPLY_RING > 4 * APPLY_D, "the pipeline's ring holds it");
 
 struct graph {
 	int directed;
@@ -142,10 +145,11 @@ struct graph {
 	size_t ngarbage, garbage_cap;
 	struct slab slab; /* delta buffers and merged bases */
 	struct retired *rhead, *rtail; /* batches handed to RCU */
-	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch: */
-	uint64_t hs[APPLY_CHUNK], hw[APPLY_CHUNK]; /* ids' hashes */
-	const uint8_t *sb[APPLY_CHUNK];            /* base to search, */
-	uint32_t sx[APPLY_CHUNK];                  /* for this id */
+	/* graph_apply's pipeline, per event (ring of APPLY_RING) */
+	uint32_t su[APPLY_RING], sw[APPLY_RING]; /* its vertices */
+	uint64_t hs[APPLY_RING], hw[APPLY_RING]; /* their id hashes */
+	const uint8_t *sb[APPLY_RING];           /* the base to search, */
+	uint32_t sx[APPLY_RING];                 /* for this id */
 	uint32_t *sid, *sts; /* merge scratch */
 	size_t scap;
 	struct graph_buf enc;

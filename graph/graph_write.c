@@ -428,168 +428,194 @@ static inline const void *slot_target(const struct graph *g, uint64_t s)
 	return (const void *)(uintptr_t)(s & SLOT_PTR);
 }
 
+/* Count one event's result. */
+static void apply_count(struct graph_apply_stats *st, struct wsum *ws, int r,
+			uint32_t t)
+{
+	if ((r == UPD_ADDED || r == UPD_REFRESHED) && t > ws->newest)
+		ws->newest = t;
+	switch (r) {
+	case UPD_ADDED:
+		st->added++;
+		ws->edges++;
+		break;
+	case UPD_REFRESHED:
+		st->refreshed++;
+		break;
+	case UPD_REMOVED:
+		st->removed++;
+		ws->edges--;
+		break;
+	default:
+		st->noops++;
+	}
+}
+
 /*
- * Events go in chunks of APPLY_CHUNK, each in stages over the whole chunk,
- * since on a large graph an event is a chain of dependent cache misses per
- * member (id map entry, vertex entry, list header, delta tail and base)
- * and little else: each stage prefetches what the next one reads for every
- * event of the chunk, so the misses of a chunk overlap instead of
- * following one another. Stage 3 creates members and stage 5 applies;
- * the prefetches are only hints and may go stale without harm.
+ * On a large graph an event is a chain of dependent cache misses per
+ * member (id map entry, vertex entry, list header, delta tail and the base
+ * to search) and little else. So the events go through a software
+ * pipeline: while event i is applied, the stages ahead of it prefetch for
+ * the events APPLY_D, 2 APPLY_D, ... later what their next stage reads, and
+ * the misses of a few dozen events overlap each other and the work of
+ * applying. Stage 3 resolves members (creating new ones, in event order);
+ * the other stages are hints that may go stale without harm. Per-event
+ * state lives in rings of APPLY_RING entries.
  */
 int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		struct graph_apply_stats *st, struct err *e)
 {
 	struct graph_apply_stats dummy;
 	struct wsum ws = { 0 };
-	size_t at, i;
+	size_t lim = n; /* events resolved so far may go up to here */
+	ptrdiff_t i;
 	int rc = 0;
 
 	if (!st) {
 		memset(&dummy, 0, sizeof(dummy));
 		st = &dummy;
 	}
-	for (at = 0; at < n && !rc; at += APPLY_CHUNK) {
-		const struct graph_event *x = ev + at;
-		size_t k = n - at < APPLY_CHUNK ? n - at : APPLY_CHUNK;
+	for (i = -4 * (ptrdiff_t)APPLY_D; i < (ptrdiff_t)lim; i++) {
 		const struct idmap *im = atomic_load_explicit(
 			&g->im, memory_order_relaxed);
 		struct graph_vtab *vt = atomic_load_explicit(
 			&g->vt, memory_order_relaxed);
 		uint32_t nv = atomic_load_explicit(&vt->n,
 						   memory_order_relaxed);
+		ptrdiff_t j;
+		size_t q;
 
-		/* 1: the id map slots of both members */
-		for (i = 0; i < k; i++) {
-			g->hs[i] = idmap_hash(x[i].src);
-			g->hw[i] = idmap_hash(x[i].dst);
-			__builtin_prefetch(&im->slot[g->hs[i] & im->mask]);
-			__builtin_prefetch(&im->slot[g->hw[i] & im->mask]);
+		/* 1: the id map entries of both members */
+		j = i + 4 * (ptrdiff_t)APPLY_D;
+		if (j >= 0 && (size_t)j < lim) {
+			q = (size_t)j % APPLY_RING;
+			g->hs[q] = idmap_hash(ev[j].src);
+			g->hw[q] = idmap_hash(ev[j].dst);
+			__builtin_prefetch(&im->slot[g->hs[q] & im->mask]);
+			__builtin_prefetch(&im->slot[g->hw[q] & im->mask]);
 		}
-		/* 2: the vertex table entries their fingerprints point at */
-		for (i = 0; i < k; i++) {
-			uint32_t a = idmap_peek(im, g->hs[i]);
-			uint32_t b = idmap_peek(im, g->hw[i]);
+		/* 2: the vertex entries their fingerprints name */
+		j = i + 3 * (ptrdiff_t)APPLY_D;
+		if (j >= 0 && (size_t)j < lim) {
+			uint32_t a, b;
 
+			q = (size_t)j % APPLY_RING;
+			a = idmap_peek(im, g->hs[q]);
+			b = idmap_peek(im, g->hw[q]);
 			if (a < nv)
-				__builtin_prefetch(&vt->v[a].ext);
+				__builtin_prefetch(&vt->v[a]);
 			if (b < nv)
-				__builtin_prefetch(&vt->v[b].ext);
+				__builtin_prefetch(&vt->v[b]);
 		}
-		/* 3: resolve (creating new members in event order); the
-		 * slots came into cache with the member ids: prefetch the list
-		 * headers they point at */
-		for (i = 0; i < k; i++) {
-			const void *p, *q;
+		/* 3: resolve (creating new members); the slots came in with
+		 * the member ids: prefetch the list headers they point at */
+		j = i + 2 * (ptrdiff_t)APPLY_D;
+		if (j >= 0 && (size_t)j < lim) {
+			const void *p, *pw;
 
-			if (x[i].src == x[i].dst) {
-				g->su[i] = GRAPH_NONE;
-				continue;
+			q = (size_t)j % APPLY_RING;
+			g->su[q] = g->sw[q] = GRAPH_NONE;
+			if (ev[j].src != ev[j].dst) {
+				g->su[q] = graph_vertex_get(g, ev[j].src);
+				if (g->su[q] != GRAPH_NONE)
+					g->sw[q] = graph_vertex_get(g,
+								    ev[j].dst);
 			}
-			g->su[i] = graph_vertex_get(g, x[i].src);
-			g->sw[i] = g->su[i] == GRAPH_NONE
-					   ? GRAPH_NONE
-					   : graph_vertex_get(g, x[i].dst);
-			if (g->sw[i] == GRAPH_NONE) {
+			if (ev[j].src != ev[j].dst && g->sw[q] == GRAPH_NONE) {
 				rc = err_set(e, "out of memory adding member");
-				k = i; /* apply what came before */
-				break;
-			}
-			vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
-			p = slot_target(g, atomic_load_explicit(
-				&vt->v[g->su[i]].slot, memory_order_relaxed));
-			q = g->directed ? NULL
-				: slot_target(g, atomic_load_explicit(
-					&vt->v[g->sw[i]].slot,
+				lim = (size_t)j; /* apply the ones before */
+			} else if (g->su[q] != GRAPH_NONE) {
+				vt = atomic_load_explicit(&g->vt,
+							  memory_order_relaxed);
+				p = slot_target(g, atomic_load_explicit(
+					&vt->v[g->su[q]].slot,
 					memory_order_relaxed));
-			if (p)
-				__builtin_prefetch(p);
-			if (q)
-				__builtin_prefetch(q);
+				pw = g->directed ? NULL
+					: slot_target(g, atomic_load_explicit(
+						&vt->v[g->sw[q]].slot,
+						memory_order_relaxed));
+				if (p)
+					__builtin_prefetch(p);
+				if (pw)
+					__builtin_prefetch(pw);
+			}
 		}
 		/* 4: with the headers in cache, the end of each delta tail
-		 * (where the write goes) and the base that event_update will
+		 * (where the write goes) and the base event_update will
 		 * search: the shorter list's */
-		for (i = 0; i < k; i++) {
+		j = i + (ptrdiff_t)APPLY_D;
+		if (j >= 0 && (size_t)j < lim) {
 			struct vref ru, rw;
-			const void *p, *q, *b;
+			const void *p, *pw;
+			const uint8_t *b;
 
-			if (g->su[i] == GRAPH_NONE)
-				continue;
-			slot_read(g, atomic_load_explicit(&vt->v[g->su[i]].slot,
-							  memory_order_relaxed),
-				  &ru);
-			rw.a = NULL;
-			rw.base = NULL;
-			rw.deg = UINT32_MAX;
-			if (!g->directed)
+			q = (size_t)j % APPLY_RING;
+			g->sb[q] = NULL;
+			if (g->su[q] != GRAPH_NONE) {
 				slot_read(g, atomic_load_explicit(
-						  &vt->v[g->sw[i]].slot,
+						  &vt->v[g->su[q]].slot,
 						  memory_order_relaxed),
-					  &rw);
-			p = ru.a ? &ru.a->d[ru.nd + ru.nt] : NULL;
-			q = rw.a ? &rw.a->d[rw.nd + rw.nt] : NULL;
-			b = rw.deg < ru.deg ? rw.base : ru.base;
-			g->sb[i] = b;
-			g->sx[i] = rw.deg < ru.deg ? g->su[i] : g->sw[i];
-			if (p)
-				__builtin_prefetch(p);
-			if (q)
-				__builtin_prefetch(q);
-			if (b) {
-				__builtin_prefetch(b);
-				__builtin_prefetch((const uint8_t *)b + 64);
+					  &ru);
+				rw.a = NULL;
+				rw.base = NULL;
+				rw.deg = UINT32_MAX;
+				if (!g->directed)
+					slot_read(g, atomic_load_explicit(
+							  &vt->v[g->sw[q]].slot,
+							  memory_order_relaxed),
+						  &rw);
+				p = ru.a ? &ru.a->d[ru.nd + ru.nt] : NULL;
+				pw = rw.a ? &rw.a->d[rw.nd + rw.nt] : NULL;
+				b = rw.deg < ru.deg ? rw.base : ru.base;
+				g->sb[q] = b;
+				g->sx[q] = rw.deg < ru.deg ? g->su[q]
+							   : g->sw[q];
+				if (p)
+					__builtin_prefetch(p);
+				if (pw)
+					__builtin_prefetch(pw);
+				if (b) {
+					__builtin_prefetch(b);
+					__builtin_prefetch(b + 64);
+				}
 			}
 		}
 		/* 4b: in a long searched base, the block the search reads */
-		for (i = 0; i < k; i++) {
-			const uint8_t *b = g->sb[i];
+		j = i + (ptrdiff_t)APPLY_D / 2;
+		if (j >= 0 && (size_t)j < lim) {
+			const uint8_t *b;
 
-			if (!b || g->su[i] == GRAPH_NONE)
-				continue;
-			if (base_deg(b) > GRAPH_BLOCK) {
-				b = base_block_of(b, g->sx[i]);
+			q = (size_t)j % APPLY_RING;
+			b = g->sb[q];
+			if (b && base_deg(b) > GRAPH_BLOCK) {
+				b = base_block_of(b, g->sx[q]);
 				__builtin_prefetch(b);
 				__builtin_prefetch(b + 64);
 			}
 		}
-		/* 5: apply */
-		for (i = 0; i < k; i++) {
-			uint32_t u = g->su[i], w = g->sw[i];
-			uint32_t t = ts_units(x[i].ts);
+		/* 5: apply event i */
+		if (i >= 0) {
+			uint32_t t = ts_units(ev[i].ts);
 			int r;
 
-			if (u == GRAPH_NONE) {
+			q = (size_t)i % APPLY_RING;
+			if (g->su[q] == GRAPH_NONE) {
 				st->rejected++;
 				continue;
 			}
-			r = event_update(g, u, w, t, x[i].op, &ws);
+			r = event_update(g, g->su[q], g->sw[q], t, ev[i].op,
+					 &ws);
 			if (r < 0) {
 				rc = err_set(e, "out of memory applying event "
-					     "%zu", at + i);
+					     "%zu", (size_t)i);
 				break;
 			}
-			if ((r == UPD_ADDED || r == UPD_REFRESHED) &&
-			    t > ws.newest)
-				ws.newest = t;
-			switch (r) {
-			case UPD_ADDED:
-				st->added++;
-				ws.edges++;
-				break;
-			case UPD_REFRESHED:
-				st->refreshed++;
-				break;
-			case UPD_REMOVED:
-				st->removed++;
-				ws.edges--;
-				break;
-			default:
-				st->noops++;
-			}
+			apply_count(st, &ws, r, t);
+			if ((size_t)i % APPLY_CHUNK == APPLY_CHUNK - 1)
+				wsum_flush(g, &ws);
 		}
-		wsum_flush(g, &ws);
 	}
+	wsum_flush(g, &ws);
 	/* one grace period per batch of garbage, not per call: a call_rcu
 	 * per single-event apply would cost more than the apply */
 	if (g->ngarbage >= RETIRE_BATCH)
