@@ -12,6 +12,28 @@
 
 #include "mem.h"
 
+/*
+ * Under AddressSanitizer a free block and the unused rest of a chunk are
+ * poisoned (all of a free block but its free-list link), so a reader that
+ * touched a block after its grace period, or a write past a block, is
+ * reported as it would be with malloc.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLAB_ASAN 1
+#endif
+#endif
+#ifdef SLAB_ASAN
+#include <sanitizer/asan_interface.h>
+#define poison(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define poison(p, n) ((void)(p), (void)(n))
+#define unpoison(p, n) ((void)(p), (void)(n))
+#endif
+
 static unsigned slab_class(size_t n)
 {
 	if (n <= 512)
@@ -41,8 +63,10 @@ void slab_init(struct slab *s)
 
 void slab_release(struct slab *s)
 {
-	for (size_t i = 0; i < s->nchunks; i++)
+	for (size_t i = 0; i < s->nchunks; i++) {
+		unpoison(s->chunks[i], SLAB_CHUNK);
 		free(s->chunks[i]);
+	}
 	free(s->chunks);
 	slab_init(s);
 }
@@ -72,6 +96,7 @@ static int slab_grow(struct slab *s)
 	if (!c)
 		return -1;
 	s->chunks[s->nchunks++] = c;
+	poison(c, SLAB_CHUNK);
 	s->cur = c;
 	s->end = s->cur + SLAB_CHUNK;
 	count(&s->held, SLAB_CHUNK);
@@ -96,6 +121,7 @@ void *slab_alloc(struct slab *s, size_t n)
 	sz = class_size(c);
 	p = s->free[c];
 	if (p) {
+		unpoison(p, sz);
 		memcpy(&s->free[c], p, sizeof(void *));
 		/* a freed block is cold: bring in the next one's link now,
 		 * not when the next allocation of this class waits for it */
@@ -106,6 +132,7 @@ void *slab_alloc(struct slab *s, size_t n)
 			return NULL;
 		p = s->cur;
 		s->cur += sz;
+		unpoison(p, sz);
 	}
 	count(&s->used, (int64_t)sz);
 	return p;
@@ -126,5 +153,6 @@ void slab_free(struct slab *s, void *p, size_t n)
 	c = slab_class(n);
 	memcpy(p, &s->free[c], sizeof(void *));
 	s->free[c] = p;
+	poison((uint8_t *)p + sizeof(void *), class_size(c) - sizeof(void *));
 	count(&s->used, -(int64_t)class_size(c));
 }
