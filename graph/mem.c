@@ -59,14 +59,3 @@ void mem_hint_huge(void *p, size_t bytes)
 	if (p && b > a)
 		madvise((void *)a, b - a, MADV_HUGEPAGE);
 }
-
-void *mem_alloc_huge(size_t bytes)
-{
-	const size_t huge = (size_t)2 << 20;
-	void *p = NULL;
-
-	if (posix_memalign(&p, huge, bytes ? bytes : 1))
-		return NULL;
-	mem_hint_huge(p, bytes);
-	return p;
-}

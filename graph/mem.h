@@ -33,12 +33,6 @@ int mem_grow(void **p, size_t *cap, size_t need, size_t size);
  */
 void mem_hint_huge(void *p, size_t bytes);
 
-/*
- * A block of `bytes` aligned to 2 MiB and hinted for huge pages, so that
- * all of it can be; free() releases it. NULL on failure.
- */
-void *mem_alloc_huge(size_t bytes);
-
 /* Copy n bytes into a new block; NULL on failure. */
 void *mem_dup(const void *src, size_t n);
 

@@ -92,9 +92,10 @@ static int slab_grow(struct slab *s)
 	if (mem_grow(&np, &s->chunks_cap, s->nchunks + 1, sizeof(void *)))
 		return -1;
 	s->chunks = np;
-	c = mem_alloc_huge(SLAB_CHUNK);
+	c = mem_alloc(1, SLAB_CHUNK);
 	if (!c)
 		return -1;
+	mem_hint_huge(c, SLAB_CHUNK);
 	s->chunks[s->nchunks++] = c;
 	poison(c, SLAB_CHUNK);
 	s->cur = c;

@@ -1,7 +1,7 @@
 /*
  * slab.h - the graph writer's allocator for delta buffers and merged base
- * lists: size classes carved from 2 MiB chunks backed by huge pages, with
- * a free list per class.
+ * lists: size classes carved from 2 MiB chunks (from malloc, hinted for
+ * huge pages), with a free list per class.
  *
  * What always holds:
  * - One owner thread (the graph's writer) calls everything here; nothing
@@ -11,11 +11,17 @@
  *   slab_block_size(n) (what a caller may use, and what it costs).
  * - Blocks above SLAB_MAX bytes come from malloc (few: long lists).
  *
- * Why not malloc: an ingest stream allocates and frees blocks of a few
- * dozen bytes at millions a second, scattered over the heap's 4 KiB pages,
- * and the writer's prefetches of them missed the TLB. Here small blocks
- * sit in huge pages (one TLB entry per 2 MiB), carry no header, and cost a
- * pointer push or pop.
+ * Why not malloc for each block: an ingest stream allocates and frees
+ * blocks of a few dozen bytes at millions a second; malloc and free were a
+ * fifth of the writer's time. Here a block carries no header, costs a
+ * pointer pop or push, and sits with the others in 2 MiB chunks.
+ * (Chunks from malloc rather than fresh 2 MiB-aligned mappings: the heap
+ * hands back memory it already has, and first touches of fresh pages cost
+ * more on this VM than the TLB misses they save.)
+ *
+ * Free blocks stay in their class: after a burst in which every vertex's
+ * delta grew through the small classes, those classes hold free blocks
+ * until deltas start small again (after merges).
  */
 #ifndef TRIAD_SLAB_H
 #define TRIAD_SLAB_H
@@ -25,7 +31,7 @@
 #include <stdint.h>
 
 #define SLAB_MAX 8192u          /* largest block from a size class */
-#define SLAB_CHUNK (2u << 20)   /* bytes per chunk, 2 MiB aligned */
+#define SLAB_CHUNK (2u << 20)   /* bytes per chunk */
 #define SLAB_CLASSES 80u
 
 struct slab {
