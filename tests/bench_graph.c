@@ -32,6 +32,20 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* Resident set of this process, bytes (0 when unknown). */
+static double rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0, res = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return (double)res * (double)sysconf(_SC_PAGESIZE);
+}
+
 static size_t heap_in_use(void)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -163,9 +177,10 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 		struct graph_stats st;
 		pthread_t th;
 		struct err e;
-		double t0, dt;
+		double t0, dt, rss0;
 
 		graph_build(g, base, nb, GRAPH_BUILD_REORDER, NULL, &e);
+		rss0 = rss_bytes();
 		if (with_reader)
 			pthread_create(&th, NULL, scanner, &sc);
 		t0 = now_s();
@@ -182,11 +197,13 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 		}
 		graph_stats(g, &st);
 		printf("ingest     %-22s %8.0f events/s  (%zu events, batches of"
-		       " %zu; merges %llu; after: %.2f B/edge)",
+		       " %zu; merges %llu; after: %.2f B/edge, process RSS "
+		       "%+.0f MB)",
 		       with_reader ? "with a reader scanning" : "writer alone",
 		       (double)n / dt, n, batch,
 		       (unsigned long long)st.merges,
-		       (double)st.bytes / (double)st.edges);
+		       (double)st.bytes / (double)st.edges,
+		       (rss_bytes() - rss0) / 1e6);
 		if (with_reader)
 			printf("  reader: %.1fM lists/s",
 			       (double)sc.lists / dt / 1e6);
