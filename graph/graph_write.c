@@ -417,9 +417,10 @@ static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 
 /*
  * What to prefetch for a slot: the list header it points at (NULL for
- * none). It returns the address instead of prefetching itself: GCC takes
- * a function whose only effect is a prefetch for one without effects and
- * drops the call.
+ * none). It returns the address instead of prefetching itself: GCC 12
+ * takes a function that only prefetches an address computed from its
+ * arguments for one without effects and drops the call (prefetch and
+ * all).
  */
 static inline const void *slot_target(const struct graph *g, uint64_t s)
 {
