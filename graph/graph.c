@@ -20,9 +20,12 @@
  * order (ids handed out at sign-up, edges made soon after).
  *
  * A vertex slot (u64) is 0 (no edges), SLOT_ARENA|offset (a base list in
- * the arena, no delta) or a pointer to an immutable struct adj (base +
- * sorted delta). The writer replaces a slot with a new version and retires
- * the old one through call_rcu once per apply/maintain call.
+ * the arena, no delta), SLOT_BASE|pointer (a merged base on the heap) or a
+ * pointer to a struct adj (base + delta buffer, see graph_int.h): a sorted
+ * part fixed for the buffer's life and a tail the writer appends to in
+ * place behind a published length. The writer replaces a slot's buffer when
+ * its tail fills or a merge folds it into a new base, and retires the old
+ * one through call_rcu in batches.
  */
 #include "graph_int.h"
 
@@ -54,20 +57,25 @@ size_t adj_size(const uint8_t *p)
 	return (size_t)(h.data - p) + h.dlen;
 }
 
-/* Find w in a base list: 1 with *ts (stored units) when present. */
+/*
+ * Find w in a base list: 1 with *ts (stored units) when present. The scan
+ * reads ids only (a ts code is skipped byte by byte, no decoding): the
+ * writer asks this for every half-edge, and most answers are "absent"
+ * after a walk over the block. The ts is decoded on a hit: in delta mode
+ * by replaying the block's codes up to the hit.
+ */
 int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 {
 	struct base_hdr h;
-	const uint8_t *p;
-	uint32_t id, gap, t, code, left;
+	const uint8_t *p, *start, *end;
+	uint32_t id, gap, t, k, first;
 
 	if (!b)
 		return 0;
 	base_parse(b, &h);
 	if (!h.deg)
 		return 0;
-	p = h.data;
-	left = h.deg;
+	first = 0; /* index of the entry at `start` (a block start) */
 	if (h.blk) {
 		uint32_t lo = 0, hi = h.nblk; /* last block with first <= w */
 
@@ -81,31 +89,58 @@ int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 			else
 				hi = mid;
 		}
-		p = h.data + ld32(h.blk + (size_t)lo * 8 + 4);
-		p = varint_get(p, &gap);
-		p = varint_get(p, &t);
+		start = h.data + ld32(h.blk + (size_t)lo * 8 + 4);
 		id = ld32(h.blk + (size_t)lo * 8);
-		left = h.deg - lo * GRAPH_BLOCK - 1;
+		p = start;
+		while (*p++ >= 0x80) /* its gap: the id is in the index */
+			;
+		first = lo * GRAPH_BLOCK;
 	} else {
-		p = varint_get(p, &id);
-		p = varint_get(p, &t);
-		left = h.deg - 1;
+		start = h.data;
+		p = varint_get(start, &id);
 	}
-	t += h.tsmin; /* a block start */
-	for (;;) {
-		if (id == w) {
-			if (ts)
-				*ts = t;
-			return 1;
-		}
-		if (id > w || !left)
+	k = first; /* index of the entry whose id is `id` */
+	end = h.data + h.dlen;
+	while (id < w) {
+		const uint8_t *q;
+
+		if (++k == h.deg)
 			return 0;
-		p = varint_get(p, &gap);
-		p = varint_get(p, &code);
-		t = ts_dec(code, h.deg - left, t, h.tsmin, h.tsmode);
+		/* entry k-1's ts code, then entry k's gap */
+		if (end - p >= 8 && (q = varint_skip_get8(p, &gap))) {
+			p = q;
+		} else {
+			while (*p++ >= 0x80)
+				;
+			p = varint_get(p, &gap);
+		}
 		id += gap + 1;
-		left--;
 	}
+	if (id != w)
+		return 0;
+	if (!ts)
+		return 1;
+	if (!h.tsmode || k == first) {
+		varint_get(p, &t);
+		*ts = h.tsmin + t;
+		return 1;
+	}
+	/* delta code: replay from the block start */
+	p = start;
+	while (*p++ >= 0x80)
+		;
+	p = varint_get(p, &t);
+	t += h.tsmin;
+	for (uint32_t i = first + 1; i <= k; i++) {
+		uint32_t code;
+
+		while (*p++ >= 0x80)
+			;
+		p = varint_get(p, &code);
+		t = ts_dec(code, i, t, h.tsmin, h.tsmode);
+	}
+	*ts = t;
+	return 1;
 }
 
 /* ---- base list: encoder ----------------------------------------------- */
@@ -208,16 +243,12 @@ static struct graph_vtab *vtab_new(uint32_t cap)
 	if (!vt)
 		return NULL;
 	vt->cap = cap;
-	vt->slot = mem_calloc(cap, sizeof(*vt->slot));
-	vt->ext = mem_calloc(cap, sizeof(*vt->ext));
-	if (!vt->slot || !vt->ext) {
-		free(vt->slot);
-		free(vt->ext);
+	vt->v = mem_calloc(cap, sizeof(*vt->v));
+	if (!vt->v) {
 		free(vt);
 		return NULL;
 	}
-	mem_hint_huge(vt->slot, (size_t)cap * sizeof(*vt->slot));
-	mem_hint_huge(vt->ext, (size_t)cap * sizeof(*vt->ext));
+	mem_hint_huge(vt->v, (size_t)cap * sizeof(*vt->v));
 	return vt;
 }
 
@@ -225,8 +256,7 @@ static void vtab_free(struct graph_vtab *vt)
 {
 	if (!vt)
 		return;
-	free(vt->slot);
-	free(vt->ext);
+	free(vt->v);
 	free(vt);
 }
 
@@ -237,6 +267,8 @@ struct idmap *idmap_new(uint64_t slots)
 	if (!m)
 		return NULL;
 	m->mask = slots - 1;
+	/* slots is a power of two; ids + 1 stay below it (70% fill) */
+	m->idmask = slots > UINT32_MAX ? UINT32_MAX : (uint32_t)(slots - 1);
 	m->slot = mem_calloc(slots, sizeof(*m->slot));
 	if (!m->slot) {
 		free(m);
@@ -273,19 +305,35 @@ struct graph *graph_new(int directed)
 	}
 	atomic_init(&g->vt, vt);
 	atomic_init(&g->im, im);
+	slab_init(&g->slab);
 	return g;
 }
 
-static void free_version(uint64_t s)
+static void free_block(struct graph *g, struct gblock b)
+{
+	if (b.n)
+		slab_free(&g->slab, b.p, b.n);
+	else
+		free(b.p);
+}
+
+static void free_version(struct graph *g, uint64_t s)
 {
 	struct adj *a;
 
 	if (!s || (s & SLOT_ARENA))
 		return;
+	if (s & SLOT_BASE) {
+		uint8_t *b = (uint8_t *)(uintptr_t)(s & SLOT_PTR);
+
+		slab_free(&g->slab, b, adj_size(b));
+		return;
+	}
 	a = (struct adj *)(uintptr_t)s;
-	if (a->base_heap)
-		free((void *)(uintptr_t)a->base);
-	free(a);
+	if (a->base && !in_arena(g, a->base))
+		slab_free(&g->slab, (void *)(uintptr_t)a->base,
+			  adj_size(a->base));
+	slab_free(&g->slab, a, adj_bytes(a));
 }
 
 void graph_free(struct graph *g)
@@ -301,7 +349,7 @@ void graph_free(struct graph *g)
 	vt = atomic_load(&g->vt);
 	n = atomic_load(&vt->n);
 	for (i = 0; i < n; i++)
-		free_version(atomic_load(&vt->slot[i]));
+		free_version(g, atomic_load(&vt->v[i].slot));
 	vtab_free(vt);
 	idmap_free(atomic_load(&g->im));
 	free(g->arena);
@@ -309,8 +357,9 @@ void graph_free(struct graph *g)
 	free(g->queue);
 	free(g->dirty);
 	for (i = 0; i < g->ngarbage; i++)
-		free(g->garbage[i]);
+		free_block(g, g->garbage[i]);
 	free(g->garbage);
+	slab_release(&g->slab);
 	free(g->sid);
 	free(g->sts);
 	graph_buf_release(&g->enc);
@@ -325,16 +374,18 @@ int graph_is_directed(const struct graph *g)
 
 /* ---- retirement ------------------------------------------------------- */
 
-int gc_retire(struct graph *g, void *p)
+int gc_retire(struct graph *g, void *p, size_t n)
 {
 	void *np = g->garbage;
 
 	if (!p)
 		return 0;
-	if (mem_grow(&np, &g->garbage_cap, g->ngarbage + 1, sizeof(void *)))
+	if (mem_grow(&np, &g->garbage_cap, g->ngarbage + 1,
+		     sizeof(struct gblock)))
 		return -1;
 	g->garbage = np;
-	g->garbage[g->ngarbage++] = p;
+	g->garbage[g->ngarbage].p = p;
+	g->garbage[g->ngarbage++].n = n;
 	return 0;
 }
 
@@ -344,11 +395,16 @@ int gc_retire_version(struct graph *g, uint64_t s, int with_base)
 
 	if (!s || (s & SLOT_ARENA))
 		return 0;
+	if (s & SLOT_BASE) {
+		uint8_t *b = (uint8_t *)(uintptr_t)(s & SLOT_PTR);
+
+		return with_base ? gc_retire(g, b, adj_size(b)) : 0;
+	}
 	a = (struct adj *)(uintptr_t)s;
-	if (with_base && a->base_heap &&
-	    gc_retire(g, (void *)(uintptr_t)a->base))
+	if (with_base && a->base && !in_arena(g, a->base) &&
+	    gc_retire(g, (void *)(uintptr_t)a->base, adj_size(a->base)))
 		return -1;
-	return gc_retire(g, a);
+	return gc_retire(g, a, adj_bytes(a));
 }
 
 static void mark_safe(struct rcu_head *h)
@@ -370,7 +426,7 @@ void reclaim(struct graph *g, int all)
 		if (!g->rhead)
 			g->rtail = NULL;
 		for (size_t i = 0; i < r->n; i++)
-			free(r->p[i]);
+			free_block(g, r->p[i]);
 		free(r);
 	}
 }
@@ -384,16 +440,18 @@ void gc_flush(struct graph *g)
 
 	if (!g->ngarbage)
 		return;
-	r = malloc(sizeof(*r) + g->ngarbage * sizeof(void *));
+	r = g->ngarbage > (SIZE_MAX - sizeof(*r)) / sizeof(struct gblock)
+		    ? NULL
+		    : malloc(sizeof(*r) + g->ngarbage * sizeof(struct gblock));
 	if (!r) {
 		urcu_bp_synchronize_rcu();
 		for (i = 0; i < g->ngarbage; i++)
-			free(g->garbage[i]);
+			free_block(g, g->garbage[i]);
 	} else {
 		r->n = g->ngarbage;
 		r->next = NULL;
 		atomic_init(&r->safe, 0);
-		memcpy(r->p, g->garbage, g->ngarbage * sizeof(void *));
+		memcpy(r->p, g->garbage, g->ngarbage * sizeof(struct gblock));
 		if (g->rtail)
 			g->rtail->next = r;
 		else
@@ -411,26 +469,29 @@ void gc_flush(struct graph *g)
 uint32_t idmap_find(const struct idmap *m, const struct graph_vtab *vt,
 			   uint32_t n, uint64_t key)
 {
-	uint64_t i = mix64(key) & m->mask;
+	uint64_t h = idmap_hash(key), i = h & m->mask;
+	uint32_t fp = idmap_fp(m, h);
 
 	for (;; i = (i + 1) & m->mask) {
 		uint32_t s = atomic_load_explicit(&m->slot[i],
 						  memory_order_acquire);
+		uint32_t id = (s & m->idmask) - 1;
 
 		if (!s)
 			return GRAPH_NONE;
-		if (s - 1 < n && vt->ext[s - 1] == key)
-			return s - 1;
+		if ((s & ~m->idmask) == fp && id < n && vt->v[id].ext == key)
+			return id;
 	}
 }
 
 void idmap_put(struct idmap *m, uint64_t key, uint32_t id)
 {
-	uint64_t i = mix64(key) & m->mask;
+	uint64_t h = idmap_hash(key), i = h & m->mask;
 
 	while (atomic_load_explicit(&m->slot[i], memory_order_relaxed))
 		i = (i + 1) & m->mask;
-	atomic_store_explicit(&m->slot[i], id + 1, memory_order_release);
+	atomic_store_explicit(&m->slot[i], (id + 1) | idmap_fp(m, h),
+			      memory_order_release);
 }
 
 /* Writer: grow the id map when it is 70% full. */
@@ -452,9 +513,9 @@ int idmap_reserve(struct graph *g, uint64_t more)
 		return -1;
 	n = atomic_load_explicit(&vt->n, memory_order_relaxed);
 	for (i = 0; i < n; i++)
-		idmap_put(nm, vt->ext[i], i);
+		idmap_put(nm, vt->v[i].ext, i);
 	atomic_store_explicit(&g->im, nm, memory_order_release);
-	if (gc_retire(g, m->slot) || gc_retire(g, m)) {
+	if (gc_retire(g, m->slot, 0) || gc_retire(g, m, 0)) {
 		/* cannot defer: wait for readers, then free */
 		urcu_bp_synchronize_rcu();
 		free(m->slot);
@@ -477,13 +538,14 @@ int vtab_resize(struct graph *g, uint64_t cap)
 	nv = vtab_new((uint32_t)cap);
 	if (!nv)
 		return -1;
-	for (i = 0; i < n; i++)
-		atomic_init(&nv->slot[i], atomic_load_explicit(
-			&vt->slot[i], memory_order_relaxed));
-	memcpy(nv->ext, vt->ext, (size_t)n * sizeof(uint64_t));
+	for (i = 0; i < n; i++) {
+		atomic_init(&nv->v[i].slot, atomic_load_explicit(
+			&vt->v[i].slot, memory_order_relaxed));
+		nv->v[i].ext = vt->v[i].ext;
+	}
 	atomic_init(&nv->n, n);
 	atomic_store_explicit(&g->vt, nv, memory_order_release);
-	if (gc_retire(g, vt->slot) || gc_retire(g, vt->ext) || gc_retire(g, vt)) {
+	if (gc_retire(g, vt->v, 0) || gc_retire(g, vt, 0)) {
 		urcu_bp_synchronize_rcu();
 		vtab_free(vt);
 	}
@@ -536,8 +598,8 @@ uint32_t graph_vertex_get(struct graph *g, uint64_t member)
 	vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
 	m = atomic_load_explicit(&g->im, memory_order_relaxed);
 	id = n;
-	vt->ext[id] = member;
-	atomic_store_explicit(&vt->slot[id], 0, memory_order_relaxed);
+	vt->v[id].ext = member;
+	atomic_store_explicit(&vt->v[id].slot, 0, memory_order_relaxed);
 	atomic_store_explicit(&vt->n, n + 1, memory_order_release);
 	idmap_put(m, member, id);
 	g->im_used++;
@@ -576,7 +638,7 @@ uint32_t graph_lookup(const struct graph_view *v, uint64_t member)
 
 uint64_t graph_member(const struct graph_view *v, uint32_t id)
 {
-	return v->vt->ext[id];
+	return v->vt->v[id].ext;
 }
 
 uint32_t graph_degree(const struct graph_view *v, uint32_t id)
@@ -627,17 +689,14 @@ void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
 /* Current state of w in a version: 1 present (ts set), 0 absent. */
 static int vref_find(const struct vref *r, uint32_t w, uint32_t *ts)
 {
-	if (r->a && r->a->nd) {
-		const struct graph_dent *e = r->a->d + r->a->nd;
-		const struct graph_dent *x = dent_lower(r->a->d, e, w);
+	const struct graph_dent *x = delta_find(r, w);
 
-		if (x < e && x->nbr == w) {
-			if (x->ts == DEL)
-				return 0;
-			if (ts)
-				*ts = x->ts;
-			return 1;
-		}
+	if (x) {
+		if (ts_dead(x->ts))
+			return 0;
+		if (ts)
+			*ts = x->ts;
+		return 1;
 	}
 	return adj_find(r->base, w, ts);
 }
@@ -664,8 +723,13 @@ void iter_init_ref(struct graph_iter *it, const struct vref *r)
 	struct base_hdr h;
 	uint32_t id, t;
 
-	memset(it, 0, sizeof(*it));
+	/* not memset: t[] is filled only as far as tn */
+	it->p = it->end = it->blk = it->data = NULL;
+	it->left = it->nblk = it->bdeg = it->prev = 0;
+	it->tsmin = it->tsmode = it->bts = 0;
 	it->bid = GRAPH_NONE;
+	it->d = it->dend = NULL;
+	it->ti = it->tn = 0;
 	if (r->base) {
 		base_parse(r->base, &h);
 		it->blk = h.blk;
@@ -686,8 +750,11 @@ void iter_init_ref(struct graph_iter *it, const struct vref *r)
 	}
 	if (r->a) {
 		it->d = r->a->d;
-		it->dend = r->a->d + r->a->nd;
+		it->dend = r->a->d + r->nd;
+		if (r->nt)
+			it->tn = tail_resolve(r->a->d + r->nd, r->nt, it->t);
 	}
+	it_delta_step(it);
 }
 
 void graph_iter_init(struct graph_iter *it, const struct graph_view *v,
@@ -745,8 +812,14 @@ void graph_iter_seek(struct graph_iter *it, uint32_t target)
 		while (it->bid != GRAPH_NONE && it->bid < target)
 			it_base_step(it);
 	}
-	if (it->d != it->dend)
-		it->d = dent_lower(it->d, it->dend, target);
+	if (it->xid < target) {
+		if (it->d != it->dend)
+			it->d = dent_lower(it->d, it->dend, target);
+		while (it->ti < it->tn &&
+		       (uint32_t)(it->t[it->ti] >> 32) < target)
+			it->ti++;
+		it_delta_step(it);
+	}
 }
 
 uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
@@ -801,31 +874,38 @@ static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
 	*ts = t;
 }
 
-int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
-	      uint32_t *nbr)
+/* graph_nth in one published state. */
+static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
 {
 	struct graph_iter it;
 	struct base_hdr h;
-	struct vref r;
 	uint32_t w, t;
 
-	vref_get(v, u, &r);
-	if (i >= r.deg)
+	if (i >= r->deg)
 		return 0;
-	if (r.base && (!r.a || !r.a->nd)) {
-		base_parse(r.base, &h);
+	if (r->base && !r->nd && !r->nt) {
+		base_parse(r->base, &h);
 		if (h.blk) {
 			base_nth(&h, i, nbr, &t);
 			return 1;
 		}
 	}
-	iter_init_ref(&it, &r);
+	iter_init_ref(&it, r);
 	while (it_next_raw(&it, &w, &t))
 		if (!i--) {
 			*nbr = w;
 			return 1;
 		}
 	return 0; /* not reached: i < deg */
+}
+
+int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
+	      uint32_t *nbr)
+{
+	struct vref r;
+
+	vref_get(v, u, &r);
+	return vref_nth(&r, i, nbr);
 }
 
 /* Skip over an entry's gap and ts code: ids only, no ts decoding. */
@@ -902,7 +982,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 	vref_get(v, u, &r);
 	if (!r.deg)
 		return 0;
-	if (r.a && r.a->nd) {
+	if (r.nd || r.nt) {
 		iter_init_ref(&it, &r);
 		while (n < r.deg && it_next_raw(&it, &id, &t))
 			out[n++] = id;
@@ -934,7 +1014,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 void graph_prefetch(const struct graph_view *v, uint32_t id)
 {
 	if (id < atomic_load_explicit(&v->vt->n, memory_order_relaxed))
-		__builtin_prefetch(&v->vt->slot[id]);
+		__builtin_prefetch(&v->vt->v[id].slot);
 }
 
 void graph_nth_batch(const struct graph_view *v, uint32_t n,
@@ -953,16 +1033,17 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		n = GRAPH_BATCH_MAX;
 	for (j = 0; j < n; j++)
 		if (u[j] < nv)
-			__builtin_prefetch(&v->vt->slot[u[j]]);
+			__builtin_prefetch(&v->vt->v[u[j]].slot);
 	/* stage 1: the slot; prefetch what it points at */
 	for (j = 0; j < n; j++) {
-		s[j] = u[j] < nv ? atomic_load_explicit(&v->vt->slot[u[j]],
+		s[j] = u[j] < nv ? atomic_load_explicit(&v->vt->v[u[j]].slot,
 							memory_order_acquire)
 				 : 0;
 		if (s[j] & SLOT_ARENA)
 			__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
 		else if (s[j])
-			__builtin_prefetch((const void *)(uintptr_t)s[j]);
+			__builtin_prefetch(
+				(const void *)(uintptr_t)(s[j] & SLOT_PTR));
 	}
 	/* stage 2: the header; pick the position, prefetch its index entry
 	 * (long lists) or the list's first bytes (short ones). p[j] == NULL
@@ -977,8 +1058,10 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 			continue;
 		}
 		k[j] = (uint32_t)(((uint64_t)r[j] * ref.deg) >> 32);
-		if (ref.a && ref.a->nd) {
-			graph_nth(v, u[j], k[j], &nbr[j]);
+		if (ref.nd || ref.nt) {
+			/* the state whose degree picked k[j] (a graph_nth
+			 * would read the slot again, maybe a newer state) */
+			vref_nth(&ref, k[j], &nbr[j]);
 			continue;
 		}
 		base_parse(ref.base, &h);
@@ -1061,28 +1144,24 @@ static uint32_t sample_newest(const struct vref *r, uint32_t k,
 			/* newest-index entries not overridden by the delta */
 			for (i = 0; i < NEWEST_N; i++) {
 				uint32_t id = ld32(h.newest + (size_t)i * 8);
-				const struct graph_dent *e;
 
-				if (r->a && r->a->nd) {
-					e = dent_lower(r->a->d,
-						       r->a->d + r->a->nd, id);
-					if (e < r->a->d + r->a->nd &&
-					    e->nbr == id)
-						continue;
-				}
+				if (delta_find(r, id))
+					continue;
 				x.id = id;
 				x.ts = ld32(h.newest + (size_t)i * 8 + 4);
 				top_push(top, &n, k, x);
 				valid++;
 			}
 			if (valid >= k) {
-				for (i = 0; r->a && i < r->a->nd; i++) {
-					if (r->a->d[i].ts == DEL)
-						continue;
-					x.id = r->a->d[i].nbr;
-					x.ts = r->a->d[i].ts;
+				/* and the delta's live entries: an iterator
+				 * over the delta alone */
+				struct vref dr = *r;
+
+				dr.base = NULL;
+				dr.bdeg = 0;
+				iter_init_ref(&it, &dr);
+				while (it_next_raw(&it, &x.id, &x.ts))
 					top_push(top, &n, k, x);
-				}
 				goto out;
 			}
 			n = 0;
@@ -1134,9 +1213,12 @@ static uint32_t sample_uniform(const struct vref *r, uint32_t k,
 		return n;
 	}
 	if (r->base && r->bdeg > GRAPH_BLOCK && r->deg >= 2 * k) {
-		uint32_t nd = r->a ? r->a->nd : 0, tries = 0;
-		uint64_t range = (uint64_t)r->bdeg + nd;
+		uint32_t nd = r->nd, tries = 0;
+		uint64_t range = (uint64_t)r->bdeg + nd + r->nt;
 
+		/* a position in base, sorted part or tail; each live
+		 * neighbour is drawn through exactly one of them, its newest
+		 * entry, so the draw stays uniform */
 		base_parse(r->base, &h);
 		while (n < k && tries++ < 16 * k + 64) {
 			uint64_t x = rng_next(&s) % range;
@@ -1144,17 +1226,20 @@ static uint32_t sample_uniform(const struct vref *r, uint32_t k,
 
 			if (x < r->bdeg) {
 				base_nth(&h, (uint32_t)x, &id, &t);
-				if (nd) {
-					const struct graph_dent *e = dent_lower(
-						r->a->d, r->a->d + nd, id);
-					if (e < r->a->d + nd && e->nbr == id)
-						continue; /* counted in delta */
-				}
+				if (delta_find(r, id))
+					continue; /* counted in delta */
 			} else {
 				const struct graph_dent *e =
 					&r->a->d[x - r->bdeg];
 
-				if (e->ts == DEL)
+				if (ts_dead(e->ts))
+					continue;
+				/* the sorted part's entry counts unless the
+				 * tail has one; a tail entry unless a later
+				 * one has its id */
+				if (x < (uint64_t)r->bdeg + nd
+					    ? tail_find(r, e->nbr) != NULL
+					    : tail_find(r, e->nbr) != e)
 					continue;
 				id = e->nbr;
 				t = e->ts;

@@ -16,7 +16,10 @@
  *   variable-length bytes, with a block index (first id, byte offset every
  *   GRAPH_BLOCK entries) in front of long lists so readers can seek and
  *   intersect without decoding everything. Recent changes live in a small
- *   sorted "delta" per vertex that is folded into a new base by merges.
+ *   per-vertex "delta" that is folded into a new base by merges: a sorted
+ *   part and a short tail of changes in arrival order (at most
+ *   GRAPH_TAIL_MAX) that the writer appends to in place; readers resolve
+ *   the tail (an id's last entry is its state) as they read.
  *
  * Concurrency - one writer, any number of readers:
  * - Writer functions (graph_build, graph_apply, graph_maintain,
@@ -25,7 +28,10 @@
  * - Readers never block and never wait for the writer. A reader pins a
  *   version with graph_view_begin() and releases it with graph_view_end();
  *   in between it sees, for every member, a list the writer really
- *   published (sorted, duplicate-free). Keep views short (one request):
+ *   published (sorted, duplicate-free): the writer stores a tail entry,
+ *   then publishes the degree and tail length in one release store, and
+ *   a published entry never changes. One call reads one state of a list;
+ *   two calls may see two (later ones). Keep views short (one request):
  *   memory the writer retires is freed only after every view that could
  *   see it has ended (userspace RCU, liburcu-bp: no thread registration
  *   needed).
@@ -45,6 +51,7 @@
 #define GRAPH_TS_RES 3600u   /* stored timestamp resolution, seconds */
 #define GRAPH_BLOCK 64u      /* entries per block of the base block index */
 #define GRAPH_NONE UINT32_MAX /* "no vertex" */
+#define GRAPH_TAIL_MAX 16u   /* most unsorted changes a delta holds */
 
 struct graph;      /* opaque */
 struct graph_vtab; /* opaque: one published vertex table */
@@ -70,7 +77,9 @@ struct graph_apply_stats {
 struct graph_stats {
 	uint64_t members;        /* vertices ever seen */
 	uint64_t edges;          /* undirected: pairs; directed: arcs */
-	uint64_t bytes;          /* all memory the graph holds for its data */
+	uint64_t bytes;          /* memory in use for the graph's data (live
+				    blocks; the writer's allocator may hold
+				    free blocks besides) */
 	uint64_t base_bytes;     /* of which encoded base lists */
 	uint64_t delta_entries;  /* entries waiting in deltas */
 	uint64_t pending_merges; /* vertices queued for a merge */
@@ -107,13 +116,20 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 /*
  * Apply n events in order. An add of an existing edge keeps the newer ts; a
  * remove of a missing edge does nothing; self-loops are counted as
- * rejected. Unknown members are created. Each half-edge update costs
- * O(log d + B + D): a block lookup in the base, plus copying the vertex's
- * delta of D entries (D <= GRAPH_DELTA_MAX); merges are queued for
- * graph_maintain() and only forced inline when a delta is full.
- * Readers see each event's effect on a member's list atomically. Returns 0,
- * or -1 when out of memory (events before the failing one are applied).
- * st may be NULL.
+ * rejected. Unknown members are created. An undirected event is looked up
+ * once, in the shorter of its two lists (both hold the edge with the same
+ * ts): O(log(d/B) + B + T + log D) for that list, d its degree, D its delta
+ * and T <= GRAPH_TAIL_MAX its tail; then each half-edge appends one entry
+ * to its delta's tail, O(1) with no allocation, except every few updates
+ * of a vertex when the tail is full and the delta is rebuilt, O(D) with
+ * D <= 2 * 4096 (so an update to a vertex of degree 10^6 never costs
+ * O(degree) here). Deltas past a soft limit are queued for
+ * graph_maintain(); one at twice the limit is merged inline (O(d)).
+ * Events are pipelined: while one is applied, the memory of the next few
+ * is prefetched. Readers see each event's effect on a member's list
+ * atomically. Returns 0, or -1 when out of memory (events before the
+ * failing one are applied; the failing one may have reached one of its
+ * two lists). st may be NULL.
  */
 int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		struct graph_apply_stats *st, struct err *e);
@@ -192,7 +208,10 @@ struct graph_iter {
 	uint32_t tsmin;         /* base ts offset origin, stored units */
 	uint32_t tsmode;        /* base ts code: 0 offset, 1 delta */
 	uint32_t bid, bts;      /* base head; bid == GRAPH_NONE: exhausted */
-	const void *d, *dend;   /* delta cursor (struct graph_dent *) */
+	const void *d, *dend;   /* delta's sorted part (struct graph_dent *) */
+	uint32_t xid, xts;      /* delta head; xid == GRAPH_NONE: exhausted */
+	uint32_t ti, tn;        /* cursor in t[] */
+	uint64_t t[GRAPH_TAIL_MAX]; /* the delta's tail, resolved: id<<32|ts */
 };
 
 void graph_iter_init(struct graph_iter *it, const struct graph_view *v,

@@ -16,42 +16,91 @@
 
 #include "graph.h"
 #include "mem.h"
+#include "slab.h"
 #include "varint.h"
 
+/*
+ * A vertex slot (u64): 0 (no edges); SLOT_ARENA | offset (a base list in
+ * the arena, no delta); SLOT_BASE | pointer (a base list of its own on the
+ * heap, no delta: what a merge leaves); else a pointer to a struct adj.
+ */
 #define SLOT_ARENA (UINT64_C(1) << 63)
-#define DEL UINT32_MAX       /* delta ts of a removed neighbour */
+#define SLOT_BASE (UINT64_C(1) << 62)
+#define SLOT_PTR (~(SLOT_ARENA | SLOT_BASE))
+#define DEL UINT32_MAX          /* delta ts: removed, masks a base entry */
+#define GONE (UINT32_MAX - 1)   /* tail ts: removed, nothing in the base */
+#define TS_DEAD GONE            /* a delta ts >= this is a removal */
 #define NEWEST_MIN 1024u     /* lists this long keep a newest index */
 #define NEWEST_N 32u
 #define DELTA_SOFT_MIN 8u
 #define DELTA_SOFT_MAX 4096u /* hard cap is twice this */
+#define TAIL_MIN 2u          /* tail room of a new delta buffer */
 #define RETIRE_BATCH 4096u   /* retired blocks handed to RCU at once */
 
 struct graph_dent {
 	uint32_t nbr; /* vertex id */
-	uint32_t ts;  /* stored units, or DEL */
+	uint32_t ts;  /* stored units, or DEL / GONE */
 };
 
+/*
+ * A vertex's delta: changes not yet merged into its base, in one buffer
+ * that the writer appends to in place.
+ *
+ * d[0 .. nd) is sorted by id, duplicate-free and fixed for the buffer's
+ * life. d[nd .. nd + nt) is the tail: changes in arrival order, one entry
+ * per half-edge update (an add, a refresh with a newer ts, or a removal),
+ * so an id may appear several times and the last one is its state. The
+ * writer stores the entry at d[nd + nt] (no reader reads past nt) and then
+ * publishes `pub` with a release store; a reader loads `pub` once (acquire)
+ * and reads d[0 .. nd + nt) of it, entries that never change once
+ * published. A tail entry overrides the sorted part, which overrides the
+ * base. When the tail is full (cap, or GRAPH_TAIL_MAX entries) the writer
+ * builds a new buffer whose sorted part is the old one with the tail folded
+ * in, and retires the old buffer through RCU: one allocation every few
+ * updates instead of one per update.
+ */
 struct adj {
-	const uint8_t *base; /* encoded base or NULL */
-	uint32_t deg;        /* merged degree */
-	uint32_t nd;         /* delta entries */
-	uint32_t bdeg;       /* entries in base */
-	uint8_t base_heap;   /* base is malloc'd (retired with the version
-				that drops it) */
+	const uint8_t *base;  /* encoded base or NULL; fixed */
+	_Atomic uint64_t pub; /* deg | (uint64_t)nt << 32: what readers see */
+	uint32_t bdeg;        /* entries in base; fixed */
+	uint16_t nd;          /* sorted entries; fixed */
+	uint16_t cap;         /* entries d[] has room for; fixed */
 	struct graph_dent d[];
+};
+
+#define ADJ_MAX UINT16_MAX /* most entries a delta buffer holds */
+
+_Static_assert(GRAPH_TAIL_MAX >= TAIL_MIN && GRAPH_TAIL_MAX <= 255,
+	       "tail bounds");
+_Static_assert(2 * DELTA_SOFT_MAX + 2 * GRAPH_TAIL_MAX < ADJ_MAX,
+	       "a delta is merged long before its buffer's counts overflow");
+
+/* One vertex: its slot and its member id side by side, so the id map's
+ * check of the member id brings the slot into cache with it. */
+struct vent {
+	_Atomic uint64_t slot; /* see SLOT_* */
+	uint64_t ext;          /* member id */
 };
 
 struct graph_vtab {
 	_Atomic uint32_t n; /* vertices visible */
 	uint32_t cap;
-	_Atomic uint64_t *slot;
-	uint64_t *ext;
+	struct vent *v;     /* cap entries, n in use */
 };
 
+/*
+ * Open addressing, linear probing, at most 70% full. An entry holds
+ * vertex id + 1 in its low bits (idmask: as many bits as the slot count
+ * has, which the ids never outgrow at that fill) and the top bits of the
+ * key's hash above them, so a probe that meets another key's entry is
+ * told so without reading that key from the vertex table (a cache miss).
+ */
 struct idmap {
-	uint64_t mask; /* slots - 1 */
-	_Atomic uint32_t *slot; /* vertex id + 1; 0 = empty */
+	uint64_t mask;          /* slots - 1 */
+	uint32_t idmask;        /* low bits of an entry: id + 1 */
+	_Atomic uint32_t *slot; /* (id + 1) | hash bits; 0 = empty */
 };
+
 
 /*
  * Memory the writer replaced, waiting for a grace period. The RCU callback
@@ -59,15 +108,23 @@ struct idmap {
  * every malloc and free of graph memory happens on the writer thread
  * (cross-thread frees made glibc's allocator the bottleneck of ingest).
  */
+struct gblock {
+	void *p;
+	size_t n; /* bytes of a slab block, or 0 for a malloc'd one */
+};
+
 struct retired {
 	struct rcu_head head;
 	_Atomic int safe;      /* set by RCU once no reader can see p[] */
 	struct retired *next;  /* writer's FIFO, oldest first */
 	size_t n;
-	void *p[];
+	struct gblock p[];
 };
 
-#define APPLY_CHUNK 256u /* events resolved to vertex ids at once */
+#define APPLY_CHUNK 256u /* events between counter updates */
+#define APPLY_D 4u        /* events between graph_apply's pipeline stages */
+#define APPLY_RING 32u    /* > 4 APPLY_D: per-event pipeline state */
+_Static_assert(APPLY_RING > 4 * APPLY_D, "the pipeline's ring holds it");
 
 struct graph {
 	int directed;
@@ -84,10 +141,15 @@ struct graph {
 	size_t qhead, qlen, qcap;
 	uint64_t *dirty; /* bitmap of chunks */
 	size_t dirty_cap; /* words */
-	void **garbage;
+	struct gblock *garbage;
 	size_t ngarbage, garbage_cap;
+	struct slab slab; /* delta buffers and merged bases */
 	struct retired *rhead, *rtail; /* batches handed to RCU */
-	uint32_t su[APPLY_CHUNK], sw[APPLY_CHUNK]; /* graph_apply scratch */
+	/* graph_apply's pipeline, per event (ring of APPLY_RING) */
+	uint32_t su[APPLY_RING], sw[APPLY_RING]; /* its vertices */
+	uint64_t hs[APPLY_RING], hw[APPLY_RING]; /* their id hashes */
+	const uint8_t *sb[APPLY_RING];           /* the base to search, */
+	uint32_t sx[APPLY_RING];                 /* for this id */
 	uint32_t *sid, *sts; /* merge scratch */
 	size_t scap;
 	struct graph_buf enc;
@@ -97,8 +159,7 @@ struct graph {
 
 	/* counters, relaxed atomics: read by any thread */
 	_Atomic uint32_t newest; /* newest ts added or loaded, stored units */
-	_Atomic uint64_t edges, heap_bytes, base_bytes, delta_entries, merges,
-		pending;
+	_Atomic uint64_t edges, base_bytes, delta_entries, merges, pending;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -133,6 +194,34 @@ static inline uint64_t rng_next(uint64_t *s)
 	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
 	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
 	return z ^ (z >> 31);
+}
+
+/* The key's hash, its first slot and its entry bits above idmask. */
+static inline uint64_t idmap_hash(uint64_t key)
+{
+	return mix64(key);
+}
+
+static inline uint32_t idmap_fp(const struct idmap *m, uint64_t h)
+{
+	return (uint32_t)(h >> 32) & ~m->idmask;
+}
+
+/* Writer's hint: the vertex id the probe for hash h would check first
+ * against the vertex table, or GRAPH_NONE. Reads the id map only. */
+static inline uint32_t idmap_peek(const struct idmap *m, uint64_t h)
+{
+	uint32_t fp = idmap_fp(m, h);
+
+	for (uint64_t i = h & m->mask;; i = (i + 1) & m->mask) {
+		uint32_t s = atomic_load_explicit(&m->slot[i],
+						  memory_order_relaxed);
+
+		if (!s)
+			return GRAPH_NONE;
+		if ((s & ~m->idmask) == fp)
+			return (s & m->idmask) - 1;
+	}
 }
 
 static inline uint32_t ts_units(uint32_t ts)
@@ -201,6 +290,29 @@ static inline void base_parse(const uint8_t *p, struct base_hdr *h)
 }
 
 
+/* Where a search for w in base list b starts reading entries: the block
+ * whose first id is the last <= w (through the block index), or the
+ * entries' start. O(log(d/B)). */
+static inline const uint8_t *base_block_of(const uint8_t *b, uint32_t w)
+{
+	struct base_hdr h;
+	uint32_t lo = 0, hi;
+
+	base_parse(b, &h);
+	if (!h.blk)
+		return h.data;
+	hi = h.nblk;
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (ld32(h.blk + (size_t)mid * 8) <= w)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return h.data + ld32(h.blk + (size_t)lo * 8 + 4);
+}
+
 static inline uint32_t base_deg(const uint8_t *p)
 {
 	uint32_t d;
@@ -216,33 +328,90 @@ struct vref {
 	const uint8_t *base;
 	const struct adj *a; /* NULL: base only */
 	uint32_t deg, bdeg;
+	uint32_t nd, nt;     /* a's sorted and tail entries (0 without a) */
 };
 
+static inline int ts_dead(uint32_t ts)
+{
+	return ts >= TS_DEAD;
+}
+
+/* One published state of a slot. The one acquire load of a->pub gives the
+ * degree and the tail length together. */
 static inline void slot_read(const struct graph *g, uint64_t s,
 			     struct vref *r)
 {
+	r->a = NULL;
+	r->nd = r->nt = 0;
 	if (!s) {
 		r->base = NULL;
-		r->a = NULL;
 		r->deg = r->bdeg = 0;
 	} else if (s & SLOT_ARENA) {
 		r->base = g->arena + (s & ~SLOT_ARENA);
-		r->a = NULL;
+		r->deg = r->bdeg = base_deg(r->base);
+	} else if (s & SLOT_BASE) {
+		r->base = (const uint8_t *)(uintptr_t)(s & SLOT_PTR);
 		r->deg = r->bdeg = base_deg(r->base);
 	} else {
-		r->a = (const struct adj *)(uintptr_t)s;
-		r->base = r->a->base;
-		r->deg = r->a->deg;
-		r->bdeg = r->a->bdeg;
+		const struct adj *a = (const struct adj *)(uintptr_t)s;
+		uint64_t pub = atomic_load_explicit(
+			&((struct adj *)(uintptr_t)a)->pub,
+			memory_order_acquire);
+
+		r->a = a;
+		r->base = a->base;
+		r->bdeg = a->bdeg;
+		r->nd = a->nd;
+		r->deg = (uint32_t)pub;
+		r->nt = (uint32_t)(pub >> 32);
 	}
 }
 
 static inline void vref_get(const struct graph_view *v, uint32_t id,
 			    struct vref *r)
 {
-	uint64_t s = atomic_load_explicit(&v->vt->slot[id],
+	uint64_t s = atomic_load_explicit(&v->vt->v[id].slot,
 					  memory_order_acquire);
 	slot_read(v->g, s, r);
+}
+
+/*
+ * Resolve n tail entries (arrival order) into out[], ascending by id and
+ * packed id << 32 | ts, keeping the last entry of each id (its state).
+ * Returns the count. O(n^2) for n <= GRAPH_TAIL_MAX + 1: tails are short.
+ */
+static inline uint32_t tail_resolve(const struct graph_dent *t, uint32_t n,
+				    uint64_t *out)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t x = (uint64_t)t[i].nbr << 32 | t[i].ts;
+		uint32_t j = k;
+
+		while (j > 0 && (uint32_t)(out[j - 1] >> 32) > t[i].nbr)
+			j--;
+		if (j > 0 && (uint32_t)(out[j - 1] >> 32) == t[i].nbr) {
+			out[j - 1] = x;
+			continue;
+		}
+		memmove(out + j + 1, out + j, (size_t)(k - j) * sizeof(*out));
+		out[j] = x;
+		k++;
+	}
+	return k;
+}
+
+/* The state of w in a vref's tail: its last entry, or NULL. O(nt). */
+static inline const struct graph_dent *tail_find(const struct vref *r,
+						 uint32_t w)
+{
+	const struct graph_dent *t = r->a ? r->a->d + r->nd : NULL;
+
+	for (uint32_t i = r->nt; i-- > 0;)
+		if (t[i].nbr == w)
+			return &t[i];
+	return NULL;
 }
 
 static inline const struct graph_dent *dent_lower(const struct graph_dent *d,
@@ -262,6 +431,20 @@ static inline const struct graph_dent *dent_lower(const struct graph_dent *d,
 	return d + lo;
 }
 
+/* The delta's entry for w (tail first, then the sorted part), or NULL
+ * when the delta does not mention w. O(nt + log nd). */
+static inline const struct graph_dent *delta_find(const struct vref *r,
+						  uint32_t w)
+{
+	const struct graph_dent *x = tail_find(r, w), *e;
+
+	if (x || !r->nd)
+		return x;
+	e = r->a->d + r->nd;
+	x = dent_lower(r->a->d, e, w);
+	return x < e && x->nbr == w ? x : NULL;
+}
+
 static inline void it_base_step(struct graph_iter *it)
 {
 	uint32_t gap, t;
@@ -278,34 +461,57 @@ static inline void it_base_step(struct graph_iter *it)
 	it->bid = it->prev = it->prev + gap + 1;
 }
 
+/* The next delta entry (sorted part and resolved tail merged, the tail
+ * winning a tie) into xid/xts; xid == GRAPH_NONE when none is left. */
+static inline void it_delta_step(struct graph_iter *it)
+{
+	const struct graph_dent *d = it->d;
+
+	if (it->ti < it->tn) {
+		uint64_t t = it->t[it->ti];
+		uint32_t tid = (uint32_t)(t >> 32);
+
+		if (d == it->dend || tid <= d->nbr) {
+			if (d != it->dend && tid == d->nbr)
+				it->d = d + 1;
+			it->ti++;
+			it->xid = tid;
+			it->xts = (uint32_t)t;
+			return;
+		}
+	}
+	if (d == it->dend) {
+		it->xid = GRAPH_NONE;
+		return;
+	}
+	it->xid = d->nbr;
+	it->xts = d->ts;
+	it->d = d + 1;
+}
+
 /* next, in stored units */
 static inline int it_next_raw(struct graph_iter *it, uint32_t *nbr,
 			      uint32_t *ts)
 {
 	for (;;) {
-		const struct graph_dent *d = it->d;
+		uint32_t x = it->xid, t;
 
-		if (d == it->dend) {
-			if (it->bid == GRAPH_NONE)
-				return 0;
+		if (it->bid < x) {
 			*nbr = it->bid;
 			*ts = it->bts;
 			it_base_step(it);
 			return 1;
 		}
-		if (it->bid < d->nbr) {
-			*nbr = it->bid;
-			*ts = it->bts;
+		if (x == GRAPH_NONE)
+			return 0; /* and so is bid */
+		if (it->bid == x)
 			it_base_step(it);
-			return 1;
-		}
-		if (it->bid == d->nbr)
-			it_base_step(it);
-		it->d = d + 1;
-		if (d->ts == DEL)
+		t = it->xts;
+		it_delta_step(it);
+		if (ts_dead(t))
 			continue;
-		*nbr = d->nbr;
-		*ts = d->ts;
+		*nbr = x;
+		*ts = t;
 		return 1;
 	}
 }
@@ -318,21 +524,17 @@ static inline uint64_t now_us(void)
 	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
-/* What a heap block really costs: usable size plus the allocator's word. */
-static inline uint64_t heap_cost(const void *p)
+/* 1 when p is a base list in the arena (not a heap block of its own). */
+static inline int in_arena(const struct graph *g, const uint8_t *p)
 {
-	return p ? malloc_usable_size((void *)(uintptr_t)p) + 8 : 0;
+	return g->arena && (uintptr_t)p >= (uintptr_t)g->arena &&
+	       (uintptr_t)p < (uintptr_t)g->arena + g->arena_len;
 }
 
-static inline uint64_t version_cost(uint64_t s, int with_base)
+/* Bytes of a delta buffer's block (slab_alloc'd with this size). */
+static inline size_t adj_bytes(const struct adj *a)
 {
-	const struct adj *a;
-
-	if (!s || (s & SLOT_ARENA))
-		return 0;
-	a = (const struct adj *)(uintptr_t)s;
-	return heap_cost(a) + (with_base && a->base_heap ? heap_cost(a->base)
-							  : 0);
+	return offsetof(struct adj, d) + (size_t)a->cap * sizeof(a->d[0]);
 }
 
 /* ---- shared between the graph's files --------------------------------- */
@@ -359,10 +561,10 @@ int vtab_reserve(struct graph *g, uint64_t more);
 void vtab_fit(struct graph *g);
 uint32_t graph_vertex_get(struct graph *g, uint64_t member);
 
-/* Retire p / a slot's version (and its heap base with with_base); hand
- * retired memory to RCU (gc_flush); free what is past its grace period
- * (reclaim). Writer only. */
-int gc_retire(struct graph *g, void *p);
+/* Retire p (n bytes from g->slab, or 0: malloc'd) / a slot's version
+ * (and its heap base with with_base); hand retired memory to RCU
+ * (gc_flush); free what is past its grace period (reclaim). Writer only. */
+int gc_retire(struct graph *g, void *p, size_t n);
 int gc_retire_version(struct graph *g, uint64_t s, int with_base);
 void gc_flush(struct graph *g);
 void reclaim(struct graph *g, int all);

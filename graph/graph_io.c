@@ -32,7 +32,7 @@ int graph_chunk_encode(const struct graph_view *v, uint32_t c,
 		size_t len;
 
 		vref_get(v, u, &r);
-		if (!r.a || !r.a->nd) {
+		if (!r.nd && !r.nt) {
 			src = r.base;
 			len = r.base ? adj_size(r.base) : 0;
 		} else {
@@ -61,7 +61,7 @@ int graph_chunk_encode(const struct graph_view *v, uint32_t c,
 			goto oom;
 		if (gbuf_reserve(out, 8 + VARINT_MAX32 + len))
 			goto oom;
-		memcpy(out->p + out->len, &v->vt->ext[u], 8);
+		memcpy(out->p + out->len, &v->vt->v[u].ext, 8);
 		out->len += 8;
 		out->len += varint_put(out->p + out->len, (uint32_t)len);
 		if (len)
@@ -156,7 +156,7 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 			return err_set(e, "member %u: neighbour %llu is out of "
 				       "range", u, (unsigned long long)id);
 		if (!mode || i % GRAPH_BLOCK == 0) {
-			if ((uint64_t)tsmin + t >= DEL)
+			if ((uint64_t)tsmin + t >= TS_DEAD)
 				return err_set(e, "member %u: timestamp "
 					       "overflows", u);
 			cur = tsmin + t;
@@ -164,7 +164,7 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 			int64_t nx = (int64_t)cur + (int32_t)((t >> 1) ^
 					(uint32_t)-(int32_t)(t & 1));
 
-			if (nx < tsmin || nx >= DEL)
+			if (nx < tsmin || nx >= TS_DEAD)
 				return err_set(e, "member %u: timestamp %u is "
 					       "out of range", u, i);
 			cur = (uint32_t)nx;
@@ -238,9 +238,9 @@ int graph_import_chunk(struct graph *g, uint32_t c, const void *bytes,
 		    (size_t)(end - p) < l)
 			return err_set(e, "chunk %u: truncated list of member "
 				       "%u", c, k);
-		vt->ext[u] = ext;
+		vt->v[u].ext = ext;
 		if (!l) {
-			atomic_store_explicit(&vt->slot[u], 0,
+			atomic_store_explicit(&vt->v[u].slot, 0,
 					      memory_order_relaxed);
 			continue;
 		}
@@ -253,7 +253,7 @@ int graph_import_chunk(struct graph *g, uint32_t c, const void *bytes,
 		g->arena = arena.p;
 		g->arena_cap = arena.cap;
 		memcpy(arena.p + arena.len, p, l);
-		atomic_store_explicit(&vt->slot[u], SLOT_ARENA | arena.len,
+		atomic_store_explicit(&vt->v[u].slot, SLOT_ARENA | arena.len,
 				      memory_order_relaxed);
 		arena.len += l;
 		g->arena = arena.p;
@@ -362,12 +362,12 @@ int graph_import_end(struct graph *g, struct err *e)
 		if (!im)
 			return err_set(e, "out of memory");
 		for (u = 0; u < g->imp_n; u++) {
-			if (idmap_find(im, vt, u, vt->ext[u]) != GRAPH_NONE) {
+			if (idmap_find(im, vt, u, vt->v[u].ext) != GRAPH_NONE) {
 				idmap_free(im);
 				return err_set(e, "member %llu appears twice",
-					       (unsigned long long)vt->ext[u]);
+					       (unsigned long long)vt->v[u].ext);
 			}
-			idmap_put(im, vt->ext[u], u);
+			idmap_put(im, vt->v[u].ext, u);
 		}
 		atomic_store_explicit(&g->im, im, memory_order_release);
 		idmap_free(old); /* never published to readers */

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define VARINT_MAX32 5 /* bytes of the longest uint32_t */
 
@@ -59,6 +60,44 @@ static inline const uint8_t *varint_get(const uint8_t *p, uint32_t *v)
 	}
 	*v = x;
 	return p;
+}
+
+/*
+ * The value of a varint of at most 5 bytes held in the low bytes of x
+ * (little-endian load, bytes above it zero): its 7-bit groups packed.
+ */
+static inline uint32_t varint_pack(uint64_t x)
+{
+	return (uint32_t)((x & 0x7f) | ((x >> 1) & 0x3f80) |
+			  ((x >> 2) & 0x1fc000) | ((x >> 3) & 0xfe00000) |
+			  ((x >> 4) & 0xf0000000));
+}
+
+/*
+ * Skip one varint at p and decode the next one into *v, from one 8-byte
+ * load: the ids-only scan of a list steps over an entry's ts code and
+ * reads the next gap this way, without a branch per byte. p..p+8 must be
+ * readable (the caller checks against the list's end). Returns the byte
+ * after the second varint, or NULL when the two do not fit in 8 bytes (the
+ * caller decodes them one byte at a time).
+ */
+static inline const uint8_t *varint_skip_get8(const uint8_t *p, uint32_t *v)
+{
+	uint64_t x, t, t2;
+	unsigned a, b;
+
+	if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
+		return NULL;
+	memcpy(&x, p, 8);
+	t = ~x & UINT64_C(0x8080808080808080); /* last byte of each */
+	t2 = t & (t - 1);
+	if (!t2)
+		return NULL;
+	a = (unsigned)__builtin_ctzll(t) / 8 + 1;  /* bytes of the first */
+	b = (unsigned)__builtin_ctzll(t2) / 8 + 1; /* through the second */
+	*v = varint_pack((x >> (8 * a)) &
+			 ((UINT64_C(1) << (8 * (b - a))) - 1));
+	return p + b;
 }
 
 /*

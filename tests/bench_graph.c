@@ -4,7 +4,9 @@
  * bytes per edge, ingest rate (alone and with a reader scanning), load time
  * of a 10M-edge text file and snapshot reopen time, on the bundled sample
  * and on a synthetic power-law graph (tests/synth.h). Run by `make bench`;
- * BENCH_EDGES overrides the synthetic size (default 10M edges).
+ * BENCH_EDGES overrides the synthetic size (default 10M edges);
+ * BENCH_ONLY=ingest runs the ingest figures alone (no sizes, no igraph, no
+ * load), for iterating on the writer.
  */
 #include <igraph.h>
 #include <malloc.h>
@@ -28,6 +30,20 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Resident set of this process, bytes (0 when unknown). */
+static double rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0, res = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return (double)res * (double)sysconf(_SC_PAGESIZE);
 }
 
 static size_t heap_in_use(void)
@@ -135,7 +151,7 @@ static void *scanner(void *arg)
 }
 
 static void ingest_report(const struct graph_event *base, size_t nb,
-			  uint64_t members)
+			  uint64_t members, int with_igraph)
 {
 	size_t n = 4000000, batch = 1024;
 	struct graph_event *ev = malloc(n * sizeof(*ev));
@@ -162,9 +178,10 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 		struct graph_stats st;
 		pthread_t th;
 		struct err e;
-		double t0, dt;
+		double t0, dt, rss0;
 
 		graph_build(g, base, nb, GRAPH_BUILD_REORDER, NULL, &e);
+		rss0 = rss_bytes();
 		if (with_reader)
 			pthread_create(&th, NULL, scanner, &sc);
 		t0 = now_s();
@@ -181,11 +198,13 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 		}
 		graph_stats(g, &st);
 		printf("ingest     %-22s %8.0f events/s  (%zu events, batches of"
-		       " %zu; merges %llu; after: %.2f B/edge)",
+		       " %zu; merges %llu; after: %.2f B/edge, process RSS "
+		       "%+.0f MB)",
 		       with_reader ? "with a reader scanning" : "writer alone",
 		       (double)n / dt, n, batch,
 		       (unsigned long long)st.merges,
-		       (double)st.bytes / (double)st.edges);
+		       (double)st.bytes / (double)st.edges,
+		       (rss_bytes() - rss0) / 1e6);
 		if (with_reader)
 			printf("  reader: %.1fM lists/s",
 			       (double)sc.lists / dt / 1e6);
@@ -193,7 +212,7 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 		graph_free(g);
 	}
 	/* igraph: the per-edge add on a graph of the same size */
-	{
+	if (with_igraph) {
 		igraph_vector_int_t el;
 		igraph_t ig;
 		double t0, dt;
@@ -290,11 +309,12 @@ static void load_report(const struct graph_event *ev, size_t n,
 int main(void)
 {
 	const char *data = getenv("TRIAD_DATA"), *bin = getenv("TRIAD_BIN");
-	const char *sz = getenv("BENCH_EDGES");
+	const char *sz = getenv("BENCH_EDGES"), *only = getenv("BENCH_ONLY");
 	struct load_opts lo = { .format = "edges", .quiet = 1 };
 	struct event_list l = { 0 };
 	struct synth_opts so = { 0, 10, 0.5, 1600000000u, 365u * 86400u, 42 };
 	uint64_t want = sz ? strtoull(sz, NULL, 10) : 10000000u;
+	int all = !only || strcmp(only, "ingest");
 	struct graph_event *ev;
 	char path[512];
 	struct err e;
@@ -302,7 +322,8 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("== bench_graph: make bench (tests/bench_graph.c); "
-	       "BENCH_EDGES=%llu\n", (unsigned long long)want);
+	       "BENCH_EDGES=%llu%s\n", (unsigned long long)want,
+	       all ? "" : " BENCH_ONLY=ingest");
 	bench_machine();
 	igraph_set_error_handler(igraph_error_handler_printignore);
 
@@ -312,7 +333,8 @@ int main(void)
 		fprintf(stderr, "bench: %s\n", e.msg);
 		return 1;
 	}
-	size_report("facebook", l.ev, l.n);
+	if (all)
+		size_report("facebook", l.ev, l.n);
 	event_list_release(&l);
 
 	/* about 14% of generated pairs repeat: generate enough for `want`
@@ -327,9 +349,10 @@ int main(void)
 	printf("synthetic: Holme-Kim growth, %llu members, m=%u, triad p=%.1f,"
 	       " %zu events over 365 days\n",
 	       (unsigned long long)so.members, so.m, so.triad_p, n);
-	size_report("synthetic", ev, n);
-	ingest_report(ev, n, so.members);
-	if (bin)
+	if (all)
+		size_report("synthetic", ev, n);
+	ingest_report(ev, n, so.members, all);
+	if (bin && all)
 		load_report(ev, n, bin);
 	free(ev);
 	return 0;

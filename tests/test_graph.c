@@ -50,12 +50,32 @@ static uint32_t q(uint32_t ts)
 	return ts / GRAPH_TS_RES * GRAPH_TS_RES;
 }
 
-static void ref_apply(struct ref *r, const struct graph_event *ev)
+/* Apply one event to the reference and count its effect the way
+ * graph_apply's counters must (added, refreshed, removed, noops,
+ * rejected). */
+static void ref_apply_st(struct ref *r, const struct graph_event *ev,
+			 struct graph_apply_stats *st)
 {
 	uint32_t a = idx_of(ev->src), b = idx_of(ev->dst);
+	uint32_t cell0;
 
-	if (a == b)
+	if (a == b) {
+		st->rejected++;
 		return;
+	}
+	cell0 = r->ts[(size_t)a * NM + b];
+	if (ev->op == GRAPH_REMOVE) {
+		if (cell0)
+			st->removed++;
+		else
+			st->noops++;
+	} else if (!cell0) {
+		st->added++;
+	} else if (cell0 - 1 < q(ev->ts)) {
+		st->refreshed++;
+	} else {
+		st->noops++;
+	}
 	for (int k = 0; k < (r->directed ? 1 : 2); k++) {
 		uint32_t *cell = &r->ts[(size_t)a * NM + b];
 
@@ -67,6 +87,23 @@ static void ref_apply(struct ref *r, const struct graph_event *ev)
 		a = b;
 		b = t;
 	}
+}
+
+static void ref_apply(struct ref *r, const struct graph_event *ev)
+{
+	struct graph_apply_stats st = { 0 };
+
+	ref_apply_st(r, ev, &st);
+}
+
+static void stats_eq(const struct graph_apply_stats *a,
+		     const struct graph_apply_stats *b)
+{
+	REQ_EQ(a->added, b->added);
+	REQ_EQ(a->refreshed, b->refreshed);
+	REQ_EQ(a->removed, b->removed);
+	REQ_EQ(a->noops, b->noops);
+	REQ_EQ(a->rejected, b->rejected);
 }
 
 static uint32_t ref_deg(const struct ref *r, uint32_t a)
@@ -343,6 +380,7 @@ static void random_stream(int directed, int hub_burst)
 	struct graph_event ev[400];
 	uint64_t seed = 0x1234567 + (uint64_t)directed * 77 + (uint64_t)hub_burst;
 	struct err e = { "" };
+	struct graph_apply_stats want = { 0 }, got = { 0 };
 
 	for (int batch = 0; batch < 30; batch++) {
 		size_t n = 1 + rnd(&seed) % 400;
@@ -361,9 +399,12 @@ static void random_stream(int directed, int hub_burst)
 				   (uint32_t)(rnd(&seed) % 50) * GRAPH_TS_RES;
 			ev[i].op = rnd(&seed) % 3 == 0 ? GRAPH_REMOVE
 							 : GRAPH_ADD;
-			ref_apply(&r, &ev[i]);
+			if (rnd(&seed) % 97 == 0)
+				ev[i].dst = ev[i].src; /* rejected */
+			ref_apply_st(&r, &ev[i], &want);
 		}
-		REQ_EQ(graph_apply(g, ev, n, NULL, &e), 0);
+		REQ_EQ(graph_apply(g, ev, n, &got, &e), 0);
+		stats_eq(&got, &want);
 		compare(g, &r, seed);
 		if (batch % 4 == 3) {
 			graph_maintain(g, 1000000);
@@ -396,6 +437,151 @@ END_TEST
 START_TEST(diff_hub_burst)
 {
 	random_stream(0, 1);
+}
+END_TEST
+
+/*
+ * Churn on a few pairs at a time over a built base: one batch adds,
+ * removes and re-adds the same pairs many times (older, equal and newer
+ * timestamps, both directions), so a delta's tail holds several entries
+ * for one neighbour, tombstones of base entries and of delta-only ones,
+ * and fills and folds again and again; some pairs touch hubs whose lists
+ * have a block index. Counters and every list against the reference after
+ * each batch, across merges (some cut short by a tiny budget) and round
+ * trips.
+ */
+static void pair_churn(int directed)
+{
+	struct ref r = { directed, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+	struct graph *g = graph_new(directed);
+	struct graph_event *ev = calloc(6000, sizeof(*ev));
+	uint64_t seed = 4242 + (uint64_t)directed;
+	struct graph_apply_stats want = { 0 }, got = { 0 };
+	struct err e = { "" };
+
+	for (size_t i = 0; i < 6000; i++) {
+		uint32_t a = (uint32_t)(rnd(&seed) % NM);
+		uint32_t b = (uint32_t)(rnd(&seed) % (i % 2 ? 4 : NM));
+
+		ev[i].src = ext_of(a);
+		ev[i].dst = ext_of(b);
+		ev[i].ts = 1700000000u +
+			   (uint32_t)(rnd(&seed) % 20) * GRAPH_TS_RES;
+		ev[i].op = GRAPH_ADD;
+		ref_apply(&r, &ev[i]);
+	}
+	REQ_EQ(graph_build(g, ev, 6000, 0, NULL, &e), 0);
+	compare(g, &r, seed);
+	for (int batch = 0; batch < 40; batch++) {
+		uint32_t pa[8], pb[8], np = 1 + (uint32_t)(rnd(&seed) % 8);
+		size_t n = 1 + rnd(&seed) % 600;
+
+		for (uint32_t k = 0; k < np; k++) {
+			pa[k] = (uint32_t)(rnd(&seed) % (k % 2 ? 4 : NM));
+			pb[k] = (uint32_t)(rnd(&seed) % NM);
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint32_t k = (uint32_t)(rnd(&seed) % np);
+			int flip = !directed && rnd(&seed) % 2;
+
+			ev[i].src = ext_of(flip ? pb[k] : pa[k]);
+			ev[i].dst = ext_of(flip ? pa[k] : pb[k]);
+			ev[i].ts = 1700000000u +
+				   (uint32_t)(rnd(&seed) % 25) * GRAPH_TS_RES;
+			ev[i].op = rnd(&seed) % 3 == 0 ? GRAPH_REMOVE
+							 : GRAPH_ADD;
+			ref_apply_st(&r, &ev[i], &want);
+		}
+		REQ_EQ(graph_apply(g, ev, n, &got, &e), 0);
+		stats_eq(&got, &want);
+		compare(g, &r, seed);
+		if (batch % 3 == 2) {
+			graph_maintain(g, batch % 2 ? 1 : 1000000);
+			compare(g, &r, seed);
+		}
+		if (batch % 13 == 12) {
+			struct graph *h = roundtrip(g);
+
+			compare(h, &r, seed);
+			graph_free(g);
+			g = h;
+		}
+	}
+	graph_free(g);
+	free(ev);
+	free(r.ts);
+}
+
+START_TEST(diff_pair_churn)
+{
+	pair_churn(0);
+}
+END_TEST
+
+START_TEST(diff_pair_churn_directed)
+{
+	pair_churn(1);
+}
+END_TEST
+
+/*
+ * Changes that cancel out fold away: a member with no edges in the base
+ * adds and then removes an edge to each of 40 others in turn, one event
+ * per call. Its list is the shorter one, so it is the one looked up and
+ * learns that each removed entry only ever lived in its delta: the next
+ * fold of its tail drops it, and its delta never grows to the size that
+ * queues a merge. The same done to base edges keeps them masked or
+ * refreshed, never duplicated.
+ */
+START_TEST(tail_cancels_out)
+{
+	struct ref r = { 0, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+	struct graph *g = graph_new(0);
+	struct graph_event ev[40];
+	struct graph_apply_stats got = { 0 }, want = { 0 };
+	struct graph_stats st;
+	struct err e = { "" };
+
+	for (uint32_t i = 0; i < 40; i++) {
+		ev[i].src = ext_of(1);
+		ev[i].dst = ext_of(10 + i);
+		ev[i].ts = 1700000000u;
+		ev[i].op = GRAPH_ADD;
+		ref_apply(&r, &ev[i]);
+	}
+	REQ_EQ(graph_build(g, ev, 40, 0, NULL, &e), 0);
+	for (int i = 0; i < 160; i++) {
+		struct graph_event x = { ext_of(250),
+					 ext_of(10 + (uint32_t)(i / 2) % 40),
+					 1700003600u,
+					 i % 2 ? GRAPH_REMOVE : GRAPH_ADD };
+
+		ref_apply_st(&r, &x, &want);
+		REQ_EQ(graph_apply(g, &x, 1, &got, &e), 0);
+		compare(g, &r, (uint64_t)i + 1);
+	}
+	stats_eq(&got, &want);
+	graph_stats(g, &st);
+	REQ_EQ(st.merges, 0);
+	REQ_EQ(st.pending_merges, 0);
+	/* its own delta stays within a tail; each of the 40 others (not
+	 * looked up) keeps its entry and a tombstone until merged */
+	REQ_LE(st.delta_entries, 2 * 40 + GRAPH_TAIL_MAX + 1);
+	for (int i = 0; i < 200; i++) {
+		struct graph_event x = { ext_of(1), ext_of(10 + (uint32_t)i % 3),
+					 1700000000u + (uint32_t)(i / 2 % 3) *
+							       GRAPH_TS_RES,
+					 i % 2 ? GRAPH_ADD : GRAPH_REMOVE };
+
+		ref_apply_st(&r, &x, &want);
+		REQ_EQ(graph_apply(g, &x, 1, &got, &e), 0);
+		compare(g, &r, (uint64_t)i + 7);
+	}
+	stats_eq(&got, &want);
+	graph_maintain(g, 1000000);
+	compare(g, &r, 99);
+	graph_free(g);
+	free(r.ts);
 }
 END_TEST
 
@@ -756,6 +942,8 @@ static void *writer(void *arg)
 static void *reader(void *arg)
 {
 	struct conc *c = arg;
+	uint32_t *ids = malloc((CN + 1) * sizeof(*ids));
+	uint64_t seed = (uint64_t)(uintptr_t)&seed;
 
 	while (!atomic_load(&c->done)) {
 		struct graph_view v;
@@ -766,6 +954,32 @@ static void *reader(void *arg)
 		graph_view_begin(c->g, &v);
 		hub = graph_lookup(&v, 0);
 		if (hub != GRAPH_NONE) {
+			/* every state is members 1..hi (adding) or lo..CN
+			 * (removing), member m with vertex id m: graph_ids
+			 * and graph_nth_batch each answer from one state */
+			uint32_t bu[16], br[16], bn[16], bd[16];
+			uint32_t k = graph_ids(&v, hub, ids);
+
+			for (uint32_t j = 1; j < k; j++)
+				REQ_EQ(ids[j], ids[0] + j);
+			if (k)
+				REQ(ids[0] == 1 || ids[k - 1] == CN);
+			for (int j = 0; j < 16; j++) {
+				bu[j] = hub;
+				br[j] = (uint32_t)rnd(&seed);
+			}
+			graph_nth_batch(&v, 16, bu, br, bn, bd);
+			for (int j = 0; j < 16; j++) {
+				uint32_t pos = (uint32_t)(((uint64_t)br[j] *
+							   bd[j]) >> 32);
+
+				if (!bd[j]) {
+					REQ_EQ(bn[j], GRAPH_NONE);
+					continue;
+				}
+				REQ(bn[j] == 1 + pos ||
+				    bn[j] == CN - bd[j] + 1 + pos);
+			}
 			graph_iter_init(&it, &v, hub);
 			while (graph_iter_next(&it, &w, &t)) {
 				uint64_t m = graph_member(&v, w);
@@ -790,6 +1004,7 @@ static void *reader(void *arg)
 		graph_view_end(&v);
 		atomic_fetch_add(&c->checks, 1);
 	}
+	free(ids);
 	return NULL;
 }
 
@@ -822,6 +1037,173 @@ START_TEST(readers_see_published_states)
 }
 END_TEST
 
+/*
+ * The writer keeps a hub connected to exactly the members lo..hi (member m
+ * with ts m hours) while the window slides, in batches of up to 300 events
+ * per graph_apply: adds of hi+1, removes of lo, an add and a remove of
+ * hi+1 inside one batch, re-adds with an older or equal ts and removes of
+ * an absent member (no-ops), with merges between batches. New members
+ * arrive as the window grows (the vertex table and the id map grow under
+ * the readers). Every state the writer publishes, on every list, is one a
+ * reader may see; readers check each answer against "some window":
+ * contiguous, sorted, ts m hours, newest first in order, and a leaf's list
+ * is empty or exactly the hub. The delta tails are appended to in place
+ * while readers read them.
+ */
+enum { BW_MAX = 12000 };
+
+static void *batch_writer(void *arg)
+{
+	struct conc *c = arg;
+	struct graph_event *ev = calloc(300, sizeof(*ev));
+	uint64_t seed = 77, lo = 1, hi = 1;
+	struct err e;
+
+	/* the hub first: member m is vertex m */
+	ev[0] = (struct graph_event){ 0, 1, GRAPH_TS_RES, GRAPH_ADD };
+	graph_apply(c->g, ev, 1, NULL, &e);
+	while (hi < BW_MAX || lo <= hi) {
+		size_t n = 1 + rnd(&seed) % 300, k = 0;
+
+		while (k + 2 <= n) {
+			uint32_t op = (uint32_t)(rnd(&seed) % 10);
+			int grow = hi < BW_MAX && (hi - lo < 3000 || hi < lo ||
+						   op < 3);
+
+			if (op < 5 && grow) { /* add hi+1 */
+				hi++;
+				ev[k++] = (struct graph_event){
+					0, hi, (uint32_t)hi * GRAPH_TS_RES,
+					GRAPH_ADD };
+			} else if (op < 7 && lo <= hi) { /* remove lo */
+				ev[k++] = (struct graph_event){
+					lo, 0, 0, GRAPH_REMOVE };
+				lo++;
+			} else if (op == 7 && hi < BW_MAX) {
+				/* add and remove hi+1 in one batch */
+				ev[k++] = (struct graph_event){
+					hi + 1, 0,
+					(uint32_t)(hi + 1) * GRAPH_TS_RES,
+					GRAPH_ADD };
+				ev[k++] = (struct graph_event){
+					0, hi + 1, 0, GRAPH_REMOVE };
+			} else if (op == 8 && lo <= hi) {
+				/* re-add with an older or equal ts */
+				uint64_t m = lo + rnd(&seed) % (hi - lo + 1);
+
+				ev[k++] = (struct graph_event){
+					m, 0,
+					(uint32_t)(m - rnd(&seed) % 2) *
+						GRAPH_TS_RES,
+					GRAPH_ADD };
+			} else if (op == 9 && lo > 1) {
+				/* remove a member that is not connected */
+				ev[k++] = (struct graph_event){
+					0, lo - 1, 0, GRAPH_REMOVE };
+			} else if (!grow && lo > hi) {
+				break;
+			}
+		}
+		graph_apply(c->g, ev, k, NULL, &e);
+		graph_maintain(c->g, rnd(&seed) % 2 ? 20 : 2000);
+	}
+	free(ev);
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+static void *batch_reader(void *arg)
+{
+	struct conc *c = arg;
+	uint32_t *ids = malloc((BW_MAX + 1) * sizeof(*ids));
+	uint64_t seed = (uint64_t)(uintptr_t)&seed;
+
+	while (!atomic_load(&c->done)) {
+		struct graph_view v;
+		struct graph_iter it;
+		uint32_t hub, w, t, n = 0, prev = 0, k, nb[8], ts[8];
+
+		graph_view_begin(c->g, &v);
+		hub = graph_lookup(&v, 0);
+		if (hub == GRAPH_NONE) {
+			graph_view_end(&v);
+			continue;
+		}
+		REQ_EQ(hub, 0);
+		graph_iter_init(&it, &v, hub);
+		while (graph_iter_next(&it, &w, &t)) {
+			if (n)
+				REQ_EQ(w, prev + 1);
+			REQ_EQ(t, w * GRAPH_TS_RES);
+			REQ_EQ(graph_member(&v, w), w);
+			prev = w;
+			n++;
+		}
+		k = graph_ids(&v, hub, ids);
+		for (uint32_t j = 1; j < k; j++)
+			REQ_EQ(ids[j], ids[0] + j);
+		k = graph_sample(&v, hub, 8, GRAPH_SAMPLE_NEWEST, 0, nb, ts);
+		for (uint32_t j = 0; j < k; j++) {
+			REQ_EQ(ts[j], nb[j] * GRAPH_TS_RES);
+			if (j)
+				REQ_EQ(nb[j], nb[j - 1] - 1);
+		}
+		k = graph_sample(&v, hub, 8, GRAPH_SAMPLE_UNIFORM, rnd(&seed),
+				 nb, ts);
+		for (uint32_t j = 0; j < k; j++) {
+			REQ_EQ(ts[j], nb[j] * GRAPH_TS_RES);
+			for (uint32_t i = 0; i < j; i++)
+				REQ_NE(nb[i], nb[j]);
+		}
+		for (int j = 0; j < 8; j++) {
+			uint32_t nv = graph_nvertices(&v);
+			uint32_t x = 1 + (uint32_t)(rnd(&seed) % (nv > 1 ? nv - 1
+								       : 1));
+			struct graph_iter li;
+
+			if (x >= nv)
+				continue;
+			if (graph_edge_ts(&v, hub, x, &t))
+				REQ_EQ(t, x * GRAPH_TS_RES);
+			/* a leaf: nothing, or the hub alone */
+			graph_iter_init(&li, &v, x);
+			if (graph_iter_next(&li, &w, &t)) {
+				REQ_EQ(w, hub);
+				REQ_EQ(t, x * GRAPH_TS_RES);
+				REQ(!graph_iter_next(&li, &w, &t));
+			}
+			REQ_LE(graph_degree(&v, x), 1);
+		}
+		graph_view_end(&v);
+		atomic_fetch_add(&c->checks, 1);
+	}
+	free(ids);
+	return NULL;
+}
+
+START_TEST(readers_see_batched_states)
+{
+	struct conc c = { graph_new(0), 0, 0 };
+	pthread_t w, r[2];
+
+	pthread_create(&r[0], NULL, batch_reader, &c);
+	pthread_create(&r[1], NULL, batch_reader, &c);
+	pthread_create(&w, NULL, batch_writer, &c);
+	pthread_join(w, NULL);
+	pthread_join(r[0], NULL);
+	pthread_join(r[1], NULL);
+	REQ_GT(atomic_load(&c.checks), 0);
+	{
+		struct graph_stats st;
+
+		graph_stats(c.g, &st);
+		REQ_EQ(st.edges, 0);
+		REQ_GT(st.merges, 0);
+	}
+	graph_free(c.g);
+}
+END_TEST
+
 static Suite *graph_suite(void)
 {
 	Suite *s = suite_create("graph");
@@ -831,12 +1213,16 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, diff_undirected);
 	tcase_add_test(t, diff_directed);
 	tcase_add_test(t, diff_hub_burst);
+	tcase_add_test(t, diff_pair_churn);
+	tcase_add_test(t, diff_pair_churn_directed);
+	tcase_add_test(t, tail_cancels_out);
 	tcase_add_test(t, build_equals_apply);
 	tcase_add_test(t, big_hub);
 	tcase_add_test(t, ts_follows_ids);
 	tcase_add_test(t, import_many_members);
 	tcase_add_test(t, import_rejects_garbage);
 	tcase_add_test(t, readers_see_published_states);
+	tcase_add_test(t, readers_see_batched_states);
 	suite_add_tcase(s, t);
 	return s;
 }
