@@ -659,21 +659,19 @@ void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
 
 	for (i = 0; i < n; i += m) {
 		m = n - i < 32 ? n - i : 32;
-		for (j = 0; j < m; j++) {
-			if (deg)
-				__builtin_prefetch(&v->vt->slot[ids[i + j]]);
-			if (member)
-				__builtin_prefetch(&v->vt->ext[ids[i + j]]);
-		}
+		/* slot and member id share the vertex entry */
+		for (j = 0; j < m; j++)
+			__builtin_prefetch(&v->vt->v[ids[i + j]]);
 		if (deg) {
 			/* the slots, then what they point at */
 			for (j = 0; j < m; j++) {
-				s[j] = atomic_load_explicit(&v->vt->slot[ids[i + j]],
+				s[j] = atomic_load_explicit(&v->vt->v[ids[i + j]].slot,
 							    memory_order_acquire);
 				if (s[j] & SLOT_ARENA)
 					__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
 				else if (s[j])
-					__builtin_prefetch((const void *)(uintptr_t)s[j]);
+					__builtin_prefetch(
+						(const void *)(uintptr_t)(s[j] & SLOT_PTR));
 			}
 			for (j = 0; j < m; j++) {
 				slot_read(v->g, s[j], &r);
@@ -682,7 +680,7 @@ void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
 		}
 		if (member)
 			for (j = 0; j < m; j++)
-				member[i + j] = v->vt->ext[ids[i + j]];
+				member[i + j] = v->vt->v[ids[i + j]].ext;
 	}
 }
 
@@ -917,50 +915,17 @@ static const uint8_t *skip_gap(const uint8_t *p, uint32_t *gap)
 	return p;
 }
 
-/*
- * skip_gap from one 8-byte load, without a branch per byte: the bytes with
- * the high bit clear end a varint, so the two lowest such bytes end the gap
- * and the ts code. p must have 8 readable bytes. Returns the entry's length,
- * or 0 when its two codes do not fit in those 8 bytes (use skip_gap).
- * Little-endian machines only; elsewhere always 0.
- */
-static inline unsigned skip_gap8(const uint8_t *p, uint32_t *gap)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	uint64_t w, t, t2, x;
-	unsigned l1;
-
-	memcpy(&w, p, 8);
-	t = ~w & UINT64_C(0x8080808080808080);
-	t2 = t & (t - 1);
-	if (!t2)
-		return 0;
-	l1 = ((unsigned)__builtin_ctzll(t) >> 3) + 1; /* <= 7: t2 is later */
-	x = w & ((UINT64_C(1) << (8 * l1)) - 1);
-	*gap = (uint32_t)((x & 0x7f) | ((x >> 1) & 0x3f80) |
-			  ((x >> 2) & 0x1fc000) | ((x >> 3) & 0xfe00000) |
-			  ((x >> 4) & 0xf0000000u));
-	return ((unsigned)__builtin_ctzll(t2) >> 3) + 1;
-#else
-	(void)p;
-	(void)gap;
-	return 0;
-#endif
-}
-
 /* Advance over k entries from p (the list's data ends at end), adding
  * gap + 1 of each to *id. */
 static inline const uint8_t *skip_entries(const uint8_t *p,
 					  const uint8_t *end, uint32_t k,
 					  uint32_t *id)
 {
+	const uint8_t *q;
 	uint32_t gap, x = *id;
-	unsigned len;
 
-	for (; k && p + 8 <= end; k--) {
-		if (!(len = skip_gap8(p, &gap)))
-			break;
-		p += len;
+	for (; k && end - p >= 8 && (q = varint_get_skip8(p, &gap)); k--) {
+		p = q;
 		x += gap + 1;
 	}
 	for (; k; k--) {
@@ -976,7 +941,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 	struct graph_iter it;
 	struct base_hdr h;
 	struct vref r;
-	const uint8_t *p, *end;
+	const uint8_t *p, *end, *q;
 	uint32_t n = 0, id, gap, t;
 
 	vref_get(v, u, &r);
@@ -994,12 +959,8 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 	while (*p++ >= 0x80) /* its ts code */
 		;
 	out[n++] = id;
-	while (n < h.deg && p + 8 <= end) {
-		unsigned len = skip_gap8(p, &gap);
-
-		if (!len)
-			break;
-		p += len;
+	while (n < h.deg && end - p >= 8 && (q = varint_get_skip8(p, &gap))) {
+		p = q;
 		id += gap + 1;
 		out[n++] = id;
 	}
