@@ -755,6 +755,32 @@ static int reorder_by_degree(struct graph *g, const uint64_t *deg, uint32_t n,
 	return 0;
 }
 
+#define BUILD_AHEAD 16u
+
+static inline void build_prefetch_slots(const struct graph *g,
+					const struct graph_event *x)
+{
+	const struct idmap *m = atomic_load_explicit(&g->im, memory_order_relaxed);
+
+	__builtin_prefetch(&m->slot[idmap_hash(x->src) & m->mask]);
+	__builtin_prefetch(&m->slot[idmap_hash(x->dst) & m->mask]);
+}
+
+static inline void build_prefetch_entries(const struct graph *g,
+					  const struct graph_event *x)
+{
+	const struct idmap *m = atomic_load_explicit(&g->im, memory_order_relaxed);
+	const struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+							   memory_order_relaxed);
+	uint32_t a = idmap_peek(m, idmap_hash(x->src));
+	uint32_t b = idmap_peek(m, idmap_hash(x->dst));
+
+	if (a < vt->cap)
+		__builtin_prefetch(&vt->v[a]);
+	if (b < vt->cap)
+		__builtin_prefetch(&vt->v[b]);
+}
+
 int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 		unsigned flags, uint64_t *dropped, struct err *e)
 {
@@ -778,6 +804,13 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 	mem_hint_huge(dst, n * sizeof(uint32_t));
 	mem_hint_huge(tsv, n * sizeof(uint32_t));
 	for (i = 0; i < n; i++) {
+		/* the id-map slots 16 events ahead, the vertex entries they
+		 * name 8 ahead: a lookup then finds both in cache (a bulk load
+		 * spent a quarter of its time waiting on them) */
+		if (i + BUILD_AHEAD < n)
+			build_prefetch_slots(g, &ev[i + BUILD_AHEAD]);
+		if (i + BUILD_AHEAD / 2 < n)
+			build_prefetch_entries(g, &ev[i + BUILD_AHEAD / 2]);
 		if (ev[i].src == ev[i].dst) {
 			loops++;
 			continue;
