@@ -114,6 +114,16 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 		unsigned flags, uint64_t *dropped, struct err *e);
 
 /*
+ * graph_build, using the memory of ev (cap >= n events allocated) as its
+ * scratch once it has read the events: afterwards ev's contents are
+ * unspecified (free it, do not read it). A bulk load then touches a
+ * quarter less fresh memory, which on a VM is much of its time.
+ */
+int graph_build_consume(struct graph *g, struct graph_event *ev, size_t n,
+			size_t cap, unsigned flags, uint64_t *dropped,
+			struct err *e);
+
+/*
  * Apply n events in order. An add of an existing edge keeps the newer ts; a
  * remove of a missing edge does nothing; self-loops are counted as
  * rejected. Unknown members are created. An undirected event is looked up

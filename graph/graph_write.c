@@ -781,8 +781,11 @@ static inline void build_prefetch_entries(const struct graph *g,
 		__builtin_prefetch(&vt->v[b]);
 }
 
-int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
-		unsigned flags, uint64_t *dropped, struct err *e)
+/* graph_build; scratch (may be NULL), `sbytes` long, is memory the events
+ * were in that may hold the half-edges once the events are read. */
+static int build(struct graph *g, const struct graph_event *ev, size_t n,
+		 void *scratch, size_t sbytes, unsigned flags,
+		 uint64_t *dropped, struct err *e)
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
@@ -852,10 +855,13 @@ int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
 	}
 	for (u = 0; u < nv; u++)
 		off[u + 1] = off[u] + deg[u];
-	half = mem_alloc(off[nv] ? off[nv] : 1, sizeof(uint64_t));
-	if (!half)
-		goto oom;
-	mem_hint_huge(half, off[nv] * sizeof(uint64_t));
+	if (scratch && off[nv] <= sbytes / sizeof(uint64_t)) {
+		half = scratch; /* the events were all read above */
+	} else {
+		if (!(half = mem_alloc(off[nv] ? off[nv] : 1, sizeof(uint64_t))))
+			goto oom;
+		mem_hint_huge(half, off[nv] * sizeof(uint64_t));
+	}
 	/* the arena will take about 4 bytes an entry: reserve it up front */
 	if (gbuf_reserve(&arena, off[nv] * 4 + 64))
 		goto oom;
@@ -912,9 +918,24 @@ out:
 	free(perm);
 	free(deg);
 	free(off);
-	free(half);
+	if ((void *)half != scratch)
+		free(half);
 	graph_buf_release(&arena);
 	return rc;
+}
+
+int graph_build(struct graph *g, const struct graph_event *ev, size_t n,
+		unsigned flags, uint64_t *dropped, struct err *e)
+{
+	return build(g, ev, n, NULL, 0, flags, dropped, e);
+}
+
+int graph_build_consume(struct graph *g, struct graph_event *ev, size_t n,
+			size_t cap, unsigned flags, uint64_t *dropped,
+			struct err *e)
+{
+	return build(g, ev, n, ev, (cap > n ? cap : n) * sizeof(*ev), flags,
+		     dropped, e);
 }
 
 

@@ -716,8 +716,11 @@ static int pair_cmp(const void *x, const void *y)
 	return p->i < q->i ? -1 : p->i > q->i;
 }
 
-int load_build(struct graph *g, const struct event_list *l,
-	       unsigned build_flags, struct err *e)
+/* load_build; `own` (l->ev, or NULL) may be used as scratch, as may the
+ * copy of the kept events. */
+static int build_list(struct graph *g, const struct event_list *l,
+		      struct graph_event *own, unsigned build_flags,
+		      struct err *e)
 {
 	struct pair_ref *ref = NULL;
 	struct graph_event *keep = NULL;
@@ -728,7 +731,9 @@ int load_build(struct graph *g, const struct event_list *l,
 	for (i = 0; i < l->n; i++)
 		nrem += l->ev[i].op == GRAPH_REMOVE;
 	if (nrem == 0)
-		return graph_build(g, l->ev, l->n, build_flags, NULL, e);
+		return own ? graph_build_consume(g, own, l->n, l->cap,
+						 build_flags, NULL, e)
+			   : graph_build(g, l->ev, l->n, build_flags, NULL, e);
 
 	ref = mem_alloc(l->n, sizeof(*ref));
 	live = mem_calloc(l->n, 1);
@@ -769,10 +774,24 @@ int load_build(struct graph *g, const struct event_list *l,
 	for (i = 0, k = 0; i < l->n; i++)
 		if (live[i])
 			keep[k++] = l->ev[i];
-	rc = graph_build(g, keep, nkeep, build_flags, NULL, e);
+	free(live);
+	live = NULL;
+	rc = graph_build_consume(g, keep, nkeep, nkeep, build_flags, NULL, e);
 out:
 	free(ref);
 	free(live);
 	free(keep);
 	return rc;
+}
+
+int load_build(struct graph *g, const struct event_list *l,
+	       unsigned build_flags, struct err *e)
+{
+	return build_list(g, l, NULL, build_flags, e);
+}
+
+int load_build_consume(struct graph *g, struct event_list *l,
+		       unsigned build_flags, struct err *e)
+{
+	return build_list(g, l, l->ev, build_flags, e);
 }

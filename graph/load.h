@@ -96,4 +96,9 @@ int event_list_reserve(struct event_list *l, size_t more);
 int load_build(struct graph *g, const struct event_list *l,
 	       unsigned build_flags, struct err *e);
 
+/* load_build, using l's memory as scratch (graph_build_consume): release l
+ * afterwards, without reading its events. */
+int load_build_consume(struct graph *g, struct event_list *l,
+		       unsigned build_flags, struct err *e);
+
 #endif

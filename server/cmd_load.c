@@ -162,7 +162,7 @@ int cmd_load(int argc, char **argv)
 		fprintf(stderr, "triad load: out of memory\n");
 		goto out;
 	}
-	if (load_build(g, &l, reorder ? GRAPH_BUILD_REORDER : 0, &e) < 0) {
+	if (load_build_consume(g, &l, reorder ? GRAPH_BUILD_REORDER : 0, &e) < 0) {
 		fprintf(stderr, "triad load: %s\n", e.msg);
 		goto out;
 	}

@@ -458,7 +458,7 @@ static struct graph *graph_from_events(const char *path, struct err *e)
 		err_set(e, "out of memory");
 		return NULL;
 	}
-	if (load_events(path, &lo, &l, e) || load_build(g, &l, 0, e)) {
+	if (load_events(path, &lo, &l, e) || load_build_consume(g, &l, 0, e)) {
 		graph_free(g);
 		g = NULL;
 	}
