@@ -588,7 +588,10 @@ END_TEST
 /* graph_build on a list with repeats and self-loops equals applying it. */
 START_TEST(build_equals_apply)
 {
-	for (int reorder = 0; reorder < 2; reorder++) {
+	/* graph_build, and graph_build_consume (which reuses the events'
+	 * memory), each with and without reordering */
+	for (int mode = 0; mode < 4; mode++) {
+		int reorder = mode & 1, consume = mode >> 1;
 		struct ref r = { 0, calloc((size_t)NM * NM, sizeof(uint32_t)) };
 		struct graph *g = graph_new(0);
 		struct graph_event *ev = calloc(20000, sizeof(*ev));
@@ -609,9 +612,20 @@ START_TEST(build_equals_apply)
 			ev[i].op = GRAPH_ADD;
 			ref_apply(&r, &ev[i]);
 		}
-		REQ_EQ(graph_build(g, ev, 20000,
-					     reorder ? GRAPH_BUILD_REORDER : 0,
-					     &dropped, &e), 0);
+		if (consume) {
+			struct graph_event *evc = malloc(20000 * sizeof(*ev));
+
+			REQ(evc != NULL);
+			memcpy(evc, ev, 20000 * sizeof(*ev));
+			REQ_EQ(graph_build_consume(g, evc, 20000, 20000,
+						   reorder ? GRAPH_BUILD_REORDER : 0,
+						   &dropped, &e), 0);
+			free(evc);
+		} else {
+			REQ_EQ(graph_build(g, ev, 20000,
+					   reorder ? GRAPH_BUILD_REORDER : 0,
+					   &dropped, &e), 0);
+		}
 		REQ_EQ(dropped, loops);
 		compare(g, &r, seed);
 		if (reorder) {

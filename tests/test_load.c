@@ -801,6 +801,27 @@ static void build_vs_apply(int directed)
 	ck_assert_msg(load_build(g1, &l, GRAPH_BUILD_REORDER, &e) == 0, "%s",
 		      e.msg);
 	ck_assert_msg(graph_apply(g2, l.ev, l.n, NULL, &e) == 0, "%s", e.msg);
+	/* load_build_consume (the list's memory as scratch) builds the same */
+	{
+		struct event_list lc = l;
+		struct graph *g3 = graph_new(directed);
+		struct triple *t3;
+		size_t n3;
+
+		lc.ev = mem_alloc(l.cap, sizeof(*l.ev));
+		ck_assert_ptr_nonnull(lc.ev);
+		memcpy(lc.ev, l.ev, l.n * sizeof(*l.ev));
+		ck_assert_msg(load_build_consume(g3, &lc, 0, &e) == 0, "%s", e.msg);
+		event_list_release(&lc);
+		t1 = edge_set(g1, &n1);
+		t3 = edge_set(g3, &n3);
+		ck_assert_uint_eq(n1, n3);
+		for (i = 0; i < n1; i++)
+			ck_assert_int_eq(triple_cmp(&t1[i], &t3[i]), 0);
+		free(t1);
+		free(t3);
+		graph_free(g3);
+	}
 	t1 = edge_set(g1, &n1);
 	t2 = edge_set(g2, &n2);
 	tr = mem_alloc(2 * RM_MEMBERS * RM_MEMBERS, sizeof(*tr));
