@@ -74,14 +74,16 @@ static inline uint32_t varint_pack(uint64_t x)
 }
 
 /*
- * Decode one varint at p into *v and skip the next one, from one 8-byte
- * load (the bytes with the high bit clear end a varint): an ids-only read
- * of a list takes an entry's gap and steps over its ts code this way,
- * without a branch per byte. p..p+8 must be readable (the caller checks
- * against the list's end). Returns the byte after the second varint, or
- * NULL when the two do not fit in 8 bytes (decode them one at a time).
+ * Two varints at p from one 8-byte load, without a branch per byte (the
+ * bytes with the high bit clear end a varint): their values into *first
+ * and *second. p..p+8 must be readable (the caller checks against the
+ * list's end). Returns the byte after the second, or NULL when the two do
+ * not fit in 8 bytes (decode them one at a time). The ids-only reads of a
+ * list use it for an entry's gap and ts code, or a ts code and the next
+ * gap; inlined, the value not wanted is never computed.
  */
-static inline const uint8_t *varint_get_skip8(const uint8_t *p, uint32_t *v)
+static inline const uint8_t *varint_get2_8(const uint8_t *p, uint32_t *first,
+					   uint32_t *second)
 {
 	uint64_t x, t, t2;
 	unsigned a, b;
@@ -95,35 +97,26 @@ static inline const uint8_t *varint_get_skip8(const uint8_t *p, uint32_t *v)
 		return NULL;
 	a = (unsigned)__builtin_ctzll(t) / 8 + 1;  /* bytes of the first, <= 7 */
 	b = (unsigned)__builtin_ctzll(t2) / 8 + 1; /* through the second */
-	*v = varint_pack(x & ((UINT64_C(1) << (8 * a)) - 1));
+	*first = varint_pack(x & ((UINT64_C(1) << (8 * a)) - 1));
+	*second = varint_pack((x >> (8 * a)) &
+			      ((UINT64_C(1) << (8 * (b - a))) - 1));
 	return p + b;
 }
 
-/*
- * Skip one varint at p and decode the next one into *v, from one 8-byte
- * load: the ids-only scan of a list steps over an entry's ts code and
- * reads the next gap this way, without a branch per byte. p..p+8 must be
- * readable (the caller checks against the list's end). Returns the byte
- * after the second varint, or NULL when the two do not fit in 8 bytes (the
- * caller decodes them one byte at a time).
- */
+/* The first of two varints (an entry's gap; its ts code skipped). */
+static inline const uint8_t *varint_get_skip8(const uint8_t *p, uint32_t *v)
+{
+	uint32_t skip;
+
+	return varint_get2_8(p, v, &skip);
+}
+
+/* The second of two varints (a ts code skipped, then the next gap). */
 static inline const uint8_t *varint_skip_get8(const uint8_t *p, uint32_t *v)
 {
-	uint64_t x, t, t2;
-	unsigned a, b;
+	uint32_t skip;
 
-	if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__)
-		return NULL;
-	memcpy(&x, p, 8);
-	t = ~x & UINT64_C(0x8080808080808080); /* last byte of each */
-	t2 = t & (t - 1);
-	if (!t2)
-		return NULL;
-	a = (unsigned)__builtin_ctzll(t) / 8 + 1;  /* bytes of the first */
-	b = (unsigned)__builtin_ctzll(t2) / 8 + 1; /* through the second */
-	*v = varint_pack((x >> (8 * a)) &
-			 ((UINT64_C(1) << (8 * (b - a))) - 1));
-	return p + b;
+	return varint_get2_8(p, &skip, v);
 }
 
 /*
