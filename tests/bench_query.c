@@ -16,6 +16,14 @@
  *              top 10, the JSON): what GET /recommend does minus HTTP
  * and how often the two AA top-10 sets agree (they differ only where the
  * caps bind).
+ *
+ * Then the read path under a stream: the graph bench_server serves (200k
+ * members, 1.1M edges) takes BENCH_STREAM (default 1.1M) events of its
+ * ingest stream in batches of 1,024 with graph_maintain(100 us) between
+ * them, the pace of ten seconds of 110k events/s, and "triad full" is
+ * timed on that graph (its changes partly in deltas) and on a graph built
+ * from the same edges (all in base lists): the cost of reading through
+ * pending deltas.
  */
 #include <igraph.h>
 #include <stdio.h>
@@ -296,6 +304,102 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 	rec_ctx_free(rc);
 }
 
+/* "triad full" over uniformly drawn members 1..members of g. */
+static void full_lat(struct graph *g, uint64_t members, uint32_t nq,
+		     const char *what)
+{
+	struct rec_ctx *rc = rec_ctx_new();
+	struct graph_buf out = { 0 };
+	struct graph_stats st;
+	struct graph_view v;
+	double *lf = mem_alloc(nq, sizeof(double)), sum = 0, t0;
+	uint64_t s = 9;
+	uint32_t i;
+
+	if (!rc || !lf) {
+		fprintf(stderr, "bench_query: out of memory\n");
+		exit(1);
+	}
+	graph_view_begin(g, &v);
+	for (i = 0; i < nq; i++) {
+		struct rec_request rq = { 1 + synth_rand(&s) % members, 10, 0, 0 };
+
+		out.len = 0;
+		t0 = now_us();
+		rec_answer_json(rc, &v, model_default(), &rq, NULL, NULL, &out,
+				NULL);
+		lf[i] = now_us() - t0;
+		sum += lf[i];
+	}
+	graph_view_end(&v);
+	graph_stats(g, &st);
+	qsort(lf, nq, sizeof(double), cmp_d);
+	printf("%-34s %10.1f %10.1f %12.1f   %llu edges, %llu in deltas\n", what,
+	       pct(lf, nq, 50), pct(lf, nq, 99), sum / nq,
+	       (unsigned long long)st.edges,
+	       (unsigned long long)st.delta_entries / 2);
+	free(lf);
+	graph_buf_release(&out);
+	rec_ctx_free(rc);
+}
+
+static void run_stream(uint32_t nq, size_t nstream)
+{
+	struct synth_opts so = bench_served_opts(200000), so2;
+	struct graph_apply_stats as = { 0 };
+	struct graph_event *ev, *ev2;
+	struct err e = { "" };
+	struct graph *g, *g2;
+	size_t n, n2, i;
+
+	so2 = so;
+	so2.seed = 43;
+	so2.t0 = so.t0 + so.span;
+	n = synth_count(&so);
+	n2 = synth_count(&so2);
+	if (nstream > n2)
+		nstream = n2;
+	ev = mem_alloc(n + nstream, sizeof(*ev));
+	ev2 = mem_alloc(n2, sizeof(*ev2));
+	if (!ev || !ev2 || synth_generate(&so, ev) != n ||
+	    synth_generate(&so2, ev2) != n2) {
+		fprintf(stderr, "bench_query: out of memory\n");
+		exit(1);
+	}
+	g = graph_new(0);
+	if (!g || graph_build(g, ev, n, 0, NULL, &e)) {
+		fprintf(stderr, "bench_query: %s\n", e.msg);
+		exit(1);
+	}
+	printf("\nserved graph under a stream (bench_server's: 200000 members, "
+	       "then %zu events of its stream)\n", nstream);
+	printf("%-34s %10s %10s %12s\n", "triad full on", "p50 us", "p99 us",
+	       "mean us");
+	full_lat(g, so.members, nq, "the graph before the stream");
+	for (i = 0; i < nstream; i += 1024) {
+		size_t m = nstream - i < 1024 ? nstream - i : 1024;
+
+		if (graph_apply(g, ev2 + i, m, &as, &e)) {
+			fprintf(stderr, "bench_query: %s\n", e.msg);
+			exit(1);
+		}
+		graph_maintain(g, 100);
+	}
+	full_lat(g, so.members, nq, "after it, changes in deltas");
+	memcpy(ev + n, ev2, nstream * sizeof(*ev));
+	free(ev2);
+	g2 = graph_new(0);
+	if (!g2 || graph_build_consume(g2, ev, n + nstream, n + nstream, 0, NULL,
+					   &e)) {
+		fprintf(stderr, "bench_query: %s\n", e.msg);
+		exit(1);
+	}
+	free(ev);
+	full_lat(g2, so.members, nq, "the same edges built, no deltas");
+	graph_free(g2);
+	graph_free(g);
+}
+
 int main(void)
 {
 	const char *data = getenv("TRIAD_DATA"), *env;
@@ -349,5 +453,8 @@ int main(void)
 	snprintf(path, sizeof(path), "synthetic Holme-Kim (m=%u, triad_p=%.1f)", so.m, so.triad_p);
 	run(path, g, nq);
 	graph_free(g);
+
+	env = getenv("BENCH_STREAM");
+	run_stream(nq, env ? strtoull(env, NULL, 10) : 1100000u);
 	return 0;
 }

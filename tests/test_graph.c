@@ -585,6 +585,73 @@ START_TEST(tail_cancels_out)
 }
 END_TEST
 
+/*
+ * graph_nth on a long list with a pending delta (adds between base
+ * entries, removals and refreshes of base entries, a tail) places each
+ * delta entry in the base instead of reading the list from its start; it
+ * must give exactly the i-th entry of iteration for every i, and the
+ * iterated set must be the reference set, across merges.
+ */
+START_TEST(nth_with_delta)
+{
+	enum { HUB_N = 40000 };
+	struct graph *g = graph_new(0);
+	struct graph_event *ev = calloc(HUB_N, sizeof(*ev));
+	uint8_t *in = calloc(2 * HUB_N + 2, 1); /* reference: member -> edge */
+	uint32_t *seq = calloc(2 * HUB_N + 2, sizeof(uint32_t));
+	struct graph_apply_stats st = { 0 };
+	struct err e = { "" };
+	uint64_t seed = 5;
+	size_t n = 0;
+
+	REQ(g && ev && in && seq);
+	for (uint32_t m = 2; m <= 2 * HUB_N; m += 4) { /* base: every 4th */
+		ev[n++] = (struct graph_event){ 1, m, 1700000000u, GRAPH_ADD };
+		in[m] = 1;
+	}
+	REQ_EQ(graph_build(g, ev, n, 0, NULL, &e), 0);
+	for (int round = 0; round < 12; round++) {
+		struct graph_view v;
+		struct graph_iter it;
+		uint32_t k = 0, w, x, hub, d;
+
+		/* a few changes: the first rounds' few stay in the tail */
+		for (int j = 0; j < (round < 3 ? 5 : 40); j++) {
+			uint32_t m = 2 + (uint32_t)(rnd(&seed) % (2 * HUB_N - 1));
+			struct graph_event c = { 1, m, 1700000000u + (uint32_t)round * 7200u,
+						 rnd(&seed) % 3 ? GRAPH_ADD : GRAPH_REMOVE };
+
+			REQ_EQ(graph_apply(g, &c, 1, &st, &e), 0);
+			in[m] = c.op == GRAPH_ADD;
+		}
+		if (round == 8)
+			graph_maintain(g, 1000000); /* merged: base only again */
+		graph_view_begin(g, &v);
+		hub = graph_lookup(&v, 1);
+		d = graph_degree(&v, hub);
+		graph_iter_init(&it, &v, hub);
+		while (graph_iter_next(&it, &w, NULL)) {
+			REQ(in[graph_member(&v, w)]);
+			seq[k++] = w;
+		}
+		REQ_EQ(k, d);
+		for (uint32_t m = 2; m <= 2 * HUB_N; m++)
+			k -= in[m];
+		REQ_EQ(k, 0); /* every reference edge was iterated */
+		for (uint32_t i = 0; i < d; i++) {
+			REQ(graph_nth(&v, hub, i, &x));
+			REQ_EQ(x, seq[i]);
+		}
+		REQ(!graph_nth(&v, hub, d, &x));
+		graph_view_end(&v);
+	}
+	graph_free(g);
+	free(ev);
+	free(in);
+	free(seq);
+}
+END_TEST
+
 /* graph_build on a list with repeats and self-loops equals applying it. */
 START_TEST(build_equals_apply)
 {
@@ -1231,6 +1298,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, diff_pair_churn_directed);
 	tcase_add_test(t, tail_cancels_out);
 	tcase_add_test(t, build_equals_apply);
+	tcase_add_test(t, nth_with_delta);
 	tcase_add_test(t, big_hub);
 	tcase_add_test(t, ts_follows_ids);
 	tcase_add_test(t, import_many_members);
