@@ -58,34 +58,6 @@ size_t adj_size(const uint8_t *p)
 }
 
 /*
- * From entry *k of a base list (id *id, p just past its gap), step ids
- * only until the id is >= w: 1 with *k, *id and *pp at that entry (p past
- * its gap), 0 with *k = deg when every entry is < w.
- */
-static inline int scan_to(const uint8_t **pp, const uint8_t *end,
-			  uint32_t deg, uint32_t w, uint32_t *k, uint32_t *id)
-{
-	const uint8_t *p = *pp, *q;
-	uint32_t gap;
-
-	while (*id < w) {
-		if (++*k == deg)
-			return 0;
-		/* entry k-1's ts code, then entry k's gap */
-		if (end - p >= 8 && (q = varint_skip_get8(p, &gap))) {
-			p = q;
-		} else {
-			while (*p++ >= 0x80)
-				;
-			p = varint_get(p, &gap);
-		}
-		*id += gap + 1;
-	}
-	*pp = p;
-	return 1;
-}
-
-/*
  * Find w in a base list: 1 with *ts (stored units) when present. The scan
  * reads ids only (a ts code is skipped byte by byte, no decoding): the
  * writer asks this for every half-edge, and most answers are "absent"
@@ -96,7 +68,7 @@ int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 {
 	struct base_hdr h;
 	const uint8_t *p, *start, *end;
-	uint32_t id, t, k, first;
+	uint32_t id, gap, t, k, first;
 
 	if (!b)
 		return 0;
@@ -129,7 +101,22 @@ int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 	}
 	k = first; /* index of the entry whose id is `id` */
 	end = h.data + h.dlen;
-	if (!scan_to(&p, end, h.deg, w, &k, &id) || id != w)
+	while (id < w) {
+		const uint8_t *q;
+
+		if (++k == h.deg)
+			return 0;
+		/* entry k-1's ts code, then entry k's gap */
+		if (end - p >= 8 && (q = varint_skip_get8(p, &gap))) {
+			p = q;
+		} else {
+			while (*p++ >= 0x80)
+				;
+			p = varint_get(p, &gap);
+		}
+		id += gap + 1;
+	}
+	if (id != w)
 		return 0;
 	if (!ts)
 		return 1;
@@ -864,6 +851,61 @@ uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
 
 /* ---- sampling --------------------------------------------------------- */
 
+/* The i-th entry (0-based) of a base list with a block index. */
+static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
+		     uint32_t *ts)
+{
+	uint32_t b = i / GRAPH_BLOCK, k, gap, t, x, code;
+	const uint8_t *p = h->data + ld32(h->blk + (size_t)b * 8 + 4);
+
+	x = ld32(h->blk + (size_t)b * 8);
+	p = varint_get(p, &gap);
+	p = varint_get(p, &t);
+	t += h->tsmin;
+	for (k = b * GRAPH_BLOCK + 1; k <= i; k++) {
+		p = varint_get(p, &gap);
+		p = varint_get(p, &code);
+		t = ts_dec(code, k, t, h->tsmin, h->tsmode);
+		x += gap + 1;
+	}
+	*id = x;
+	*ts = t;
+}
+
+/* graph_nth in one published state. */
+static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
+{
+	struct graph_iter it;
+	struct base_hdr h;
+	uint32_t w, t;
+
+	if (i >= r->deg)
+		return 0;
+	if (r->base && !r->nd && !r->nt) {
+		base_parse(r->base, &h);
+		if (h.blk) {
+			base_nth(&h, i, nbr, &t);
+			return 1;
+		}
+	}
+	iter_init_ref(&it, r);
+	while (it_next_raw(&it, &w, &t))
+		if (!i--) {
+			*nbr = w;
+			return 1;
+		}
+	return 0; /* not reached: i < deg */
+}
+
+int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
+	      uint32_t *nbr)
+{
+	struct vref r;
+
+	vref_get(v, u, &r);
+	return vref_nth(&r, i, nbr);
+}
+
 /* Skip over an entry's gap and ts code: ids only, no ts decoding. */
 static const uint8_t *skip_gap(const uint8_t *p, uint32_t *gap)
 {
@@ -894,196 +936,13 @@ static inline const uint8_t *skip_entries(const uint8_t *p,
 	return p;
 }
 
-/* The ids of a base list (deg >= 1), ids only: O(deg). Returns deg. */
-static uint32_t base_ids(const struct base_hdr *h, uint32_t *out)
-{
-	const uint8_t *p, *q, *end = h->data + h->dlen;
-	uint32_t n = 0, id, gap;
-
-	p = varint_get(h->data, &id);
-	while (*p++ >= 0x80) /* its ts code */
-		;
-	out[n++] = id;
-	while (n < h->deg && end - p >= 8 && (q = varint_get_skip8(p, &gap))) {
-		p = q;
-		id += gap + 1;
-		out[n++] = id;
-	}
-	while (n < h->deg) {
-		p = skip_gap(p, &gap);
-		id += gap + 1;
-		out[n++] = id;
-	}
-	return n;
-}
-
-/* The i-th entry (0-based) of a base list with a block index. */
-static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
-		     uint32_t *ts)
-{
-	uint32_t b = i / GRAPH_BLOCK, k, gap, t, x, code;
-	const uint8_t *p = h->data + ld32(h->blk + (size_t)b * 8 + 4);
-
-	x = ld32(h->blk + (size_t)b * 8);
-	p = varint_get(p, &gap);
-	p = varint_get(p, &t);
-	t += h->tsmin;
-	for (k = b * GRAPH_BLOCK + 1; k <= i; k++) {
-		p = varint_get(p, &gap);
-		p = varint_get(p, &code);
-		t = ts_dec(code, k, t, h->tsmin, h->tsmode);
-		x += gap + 1;
-	}
-	*id = x;
-	*ts = t;
-}
-
-/*
- * Rank of w in a base list with a block index: the number of entries with
- * id < w; *hit says whether w itself is there. Ids only: O(log(d/B) + B).
- */
-static uint32_t base_rank(const struct base_hdr *h, uint32_t w, int *hit)
-{
-	uint32_t lo = 0, hi = h->nblk, k, id;
-	const uint8_t *p, *end = h->data + h->dlen;
-
-	*hit = 0;
-	if (ld32(h->blk) > w)
-		return 0;
-	while (hi - lo > 1) { /* the last block whose first id is <= w */
-		uint32_t mid = (lo + hi) / 2;
-
-		if (ld32(h->blk + (size_t)mid * 8) <= w)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	id = ld32(h->blk + (size_t)lo * 8);
-	p = h->data + ld32(h->blk + (size_t)lo * 8 + 4);
-	while (*p++ >= 0x80) /* its gap: the id is in the index */
-		;
-	k = lo * GRAPH_BLOCK;
-	if (!scan_to(&p, end, h->deg, w, &k, &id))
-		return k;
-	*hit = id == w;
-	return k;
-}
-
-/*
- * graph_nth of a state with a delta over a base: walk the delta's entries
- * in id order (sorted part and resolved tail merged, the tail winning),
- * placing each in the base, until position i falls in a run of untouched
- * base entries, which is then read directly. The base is either decoded
- * in ids[] (ids != NULL: placing is a forward scan) or read through its
- * block index (placing is base_rank, reading is base_nth). Either way the
- * list is never merged entry by entry up to position i: O(e (log(d/B) +
- * B)) with the index, O(d + e) with ids[], for e delta entries.
- */
-static int vref_nth_delta(const struct vref *r, const struct base_hdr *h,
-			  const uint32_t *ids, uint32_t i, uint32_t *nbr)
-{
-	uint64_t tl[GRAPH_TAIL_MAX + 1];
-	const struct graph_dent *d = r->a->d, *de = d + r->nd;
-	uint32_t tn = r->nt ? tail_resolve(de, r->nt, tl) : 0, ti = 0;
-	uint32_t c = 0, bp = 0, x, ts, rank, t;
-	int hit;
-
-	for (;;) {
-		/* the next delta entry in id order */
-		if (d < de && (ti == tn || d->nbr < (uint32_t)(tl[ti] >> 32))) {
-			x = d->nbr;
-			ts = d->ts;
-			d++;
-		} else if (ti < tn) {
-			x = (uint32_t)(tl[ti] >> 32);
-			ts = (uint32_t)tl[ti];
-			if (d < de && d->nbr == x)
-				d++; /* the tail overrides it */
-			ti++;
-		} else {
-			break;
-		}
-		if (ids) {
-			for (rank = bp; rank < h->deg && ids[rank] < x; rank++)
-				;
-			hit = rank < h->deg && ids[rank] == x;
-		} else {
-			rank = base_rank(h, x, &hit);
-		}
-		if (c + (rank - bp) > i)
-			break; /* among the base entries before x */
-		c += rank - bp;
-		bp = rank + (uint32_t)hit; /* x's base entry, if any, is overridden */
-		if (!ts_dead(ts)) {
-			if (c == i) {
-				*nbr = x;
-				return 1;
-			}
-			c++;
-		}
-	}
-	if (bp + (i - c) >= h->deg)
-		return 0; /* not reached: i < deg */
-	if (ids)
-		*nbr = ids[bp + (i - c)];
-	else
-		base_nth(h, bp + (i - c), nbr, &t);
-	return 1;
-}
-
-/* Past this many delta entries per base entry placing each through the
- * block index (about half a block's decode) costs more than decoding the
- * base's ids once; bases up to NTH_IDS_MAX long are then decoded, longer
- * ones merged by the iterator. */
-#define NTH_DELTA_SCAN(bdeg) ((bdeg) / (GRAPH_BLOCK / 2))
-#define NTH_IDS_MAX 1024u
-
-/* graph_nth in one published state. */
-static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
-{
-	uint32_t ids[NTH_IDS_MAX], w, t;
-	struct graph_iter it;
-	struct base_hdr h;
-
-	if (i >= r->deg)
-		return 0;
-	if (r->base) {
-		base_parse(r->base, &h);
-		if (h.blk && !r->nd && !r->nt) {
-			base_nth(&h, i, nbr, &t);
-			return 1;
-		}
-		if (r->a && h.blk && r->nd + r->nt <= NTH_DELTA_SCAN(h.deg))
-			return vref_nth_delta(r, &h, NULL, i, nbr);
-		if (r->a && h.deg && h.deg <= NTH_IDS_MAX) {
-			base_ids(&h, ids);
-			return vref_nth_delta(r, &h, ids, i, nbr);
-		}
-	}
-	iter_init_ref(&it, r);
-	while (it_next_raw(&it, &w, &t))
-		if (!i--) {
-			*nbr = w;
-			return 1;
-		}
-	return 0; /* not reached: i < deg */
-}
-
-int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
-	      uint32_t *nbr)
-{
-	struct vref r;
-
-	vref_get(v, u, &r);
-	return vref_nth(&r, i, nbr);
-}
-
 uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 {
 	struct graph_iter it;
 	struct base_hdr h;
 	struct vref r;
-	uint32_t n = 0, id, t;
+	const uint8_t *p, *end, *q;
+	uint32_t n = 0, id, gap, t;
 
 	vref_get(v, u, &r);
 	if (!r.deg)
@@ -1095,7 +954,22 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 		return n;
 	}
 	base_parse(r.base, &h);
-	return base_ids(&h, out);
+	end = h.data + h.dlen;
+	p = varint_get(h.data, &id);
+	while (*p++ >= 0x80) /* its ts code */
+		;
+	out[n++] = id;
+	while (n < h.deg && end - p >= 8 && (q = varint_get_skip8(p, &gap))) {
+		p = q;
+		id += gap + 1;
+		out[n++] = id;
+	}
+	while (n < h.deg) {
+		p = skip_gap(p, &gap);
+		id += gap + 1;
+		out[n++] = id;
+	}
+	return n;
 }
 
 void graph_prefetch(const struct graph_view *v, uint32_t id)
@@ -1113,8 +987,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	const uint8_t *end[GRAPH_BATCH_MAX];
 	uint32_t x[GRAPH_BATCH_MAX], k[GRAPH_BATCH_MAX];
 	uint32_t j, nv = atomic_load_explicit(&v->vt->n, memory_order_acquire);
-	struct vref ref, dref[GRAPH_BATCH_MAX];
 	struct base_hdr h;
+	struct vref ref;
 
 	if (n > GRAPH_BATCH_MAX)
 		n = GRAPH_BATCH_MAX;
@@ -1134,12 +1008,10 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	}
 	/* stage 2: the header; pick the position, prefetch its index entry
 	 * (long lists) or the list's first bytes (short ones). p[j] == NULL
-	 * with x[j] == 2 marks a pending delta (read in stage 4), with nbr[j]
-	 * already set an empty list */
+	 * marks the slow path (pending delta), nbr[j] already set marks done */
 	for (j = 0; j < n; j++) {
 		slot_read(v->g, s[j], &ref);
 		p[j] = NULL;
-		x[j] = 0;
 		if (deg)
 			deg[j] = ref.deg;
 		if (!ref.deg) {
@@ -1148,13 +1020,9 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		}
 		k[j] = (uint32_t)(((uint64_t)r[j] * ref.deg) >> 32);
 		if (ref.nd || ref.nt) {
-			/* read in stage 4 from the state whose degree picked
-			 * k[j] (a graph_nth would read the slot again, maybe a
-			 * newer state); its base header is fetched meanwhile */
-			dref[j] = ref;
-			if (ref.base)
-				__builtin_prefetch(ref.base);
-			x[j] = 2; /* marks the delta path */
+			/* the state whose degree picked k[j] (a graph_nth
+			 * would read the slot again, maybe a newer state) */
+			vref_nth(&ref, k[j], &nbr[j]);
 			continue;
 		}
 		base_parse(ref.base, &h);
@@ -1170,16 +1038,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		__builtin_prefetch(p[j]);
 		nbr[j] = 0;
 	}
-	/* stage 3: the index entry -> the block's bytes; for a pending
-	 * delta, its base's header -> the first bytes of its data */
+	/* stage 3: the index entry -> the block's bytes */
 	for (j = 0; j < n; j++) {
-		if (x[j] == 2 && !p[j]) {
-			if (dref[j].base) {
-				base_parse(dref[j].base, &h);
-				__builtin_prefetch(h.blk ? h.blk : h.data);
-			}
-			continue;
-		}
 		if (!p[j] || !x[j])
 			continue;
 		x[j] = ld32(p[j]);
@@ -1193,11 +1053,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		const uint8_t *q = p[j];
 		uint32_t id, gap;
 
-		if (!q) {
-			if (x[j] == 2)
-				vref_nth(&dref[j], k[j], &nbr[j]);
+		if (!q)
 			continue;
-		}
 		if (nbr[j]) { /* a block: its first id is in the index */
 			q = skip_gap(q, &gap);
 			id = x[j];
