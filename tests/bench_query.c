@@ -18,7 +18,7 @@
  * caps bind).
  *
  * Then the read path under a stream: the graph bench_server serves (200k
- * members, 1.1M edges) takes BENCH_STREAM (default 1.1M) events of its
+ * members, 1.1M edges) takes BENCH_STREAM (default 1.1M; 0 skips this) events of its
  * ingest stream in batches of 1,024 with graph_maintain(100 us) between
  * them, the pace of ten seconds of 110k events/s, and "triad full" is
  * timed on that graph (its changes partly in deltas) and on a graph built
@@ -409,7 +409,7 @@ int main(void)
 	struct err e = { "" };
 	struct graph *g;
 	uint32_t nq = 2000;
-	uint64_t edges = 10000000;
+	uint64_t edges = 10000000, stream = 1100000;
 	struct synth_opts so = { 0, 10, 0.5, 1600000000u, 365u * 86400u, 7 };
 	struct graph_event *ev;
 	size_t n;
@@ -418,8 +418,11 @@ int main(void)
 		nq = (uint32_t)strtoul(env, NULL, 10);
 	if ((env = getenv("BENCH_EDGES")))
 		edges = strtoull(env, NULL, 10);
-	printf("bench_query: command: TRIAD_DATA=%s %s (BENCH_QUERIES=%u BENCH_EDGES=%llu)\n",
-	       data ? data : "data", "build/tests/bench_query", nq, (unsigned long long)edges);
+	if ((env = getenv("BENCH_STREAM")))
+		stream = strtoull(env, NULL, 10);
+	printf("bench_query: command: TRIAD_DATA=%s %s (BENCH_QUERIES=%u BENCH_EDGES=%llu BENCH_STREAM=%llu)\n",
+	       data ? data : "data", "build/tests/bench_query", nq,
+	       (unsigned long long)edges, (unsigned long long)stream);
 	bench_machine();
 	snprintf(path, sizeof(path), "%s/facebook_combined.txt", data ? data : "data");
 	if (load_events(path, &lo, &l, &e)) {
@@ -454,7 +457,7 @@ int main(void)
 	run(path, g, nq);
 	graph_free(g);
 
-	env = getenv("BENCH_STREAM");
-	run_stream(nq, env ? strtoull(env, NULL, 10) : 1100000u);
+	if (stream)
+		run_stream(nq, stream);
 	return 0;
 }
