@@ -18,9 +18,10 @@
  * caps bind).
  *
  * Then the read path under a stream: the graph bench_server serves (200k
- * members, 1.1M edges) takes BENCH_STREAM (default 1.1M; 0 skips this) events of its
- * ingest stream in batches of 1,024 with graph_maintain(100 us) between
- * them, the pace of ten seconds of 110k events/s, and "triad full" is
+ * members, 1.1M edges) takes BENCH_STREAM (default 1.1M; 0 skips this
+ * part) events of its ingest stream in batches of 1,024 with
+ * graph_maintain(100 us) between them, the pace of ten seconds of 110k
+ * events/s, and "triad full" is
  * timed on that graph (its changes partly in deltas) and on a graph built
  * from the same edges (all in base lists): the cost of reading through
  * pending deltas.
