@@ -21,10 +21,9 @@
  * members, 1.1M edges) takes BENCH_STREAM (default 1.1M; 0 skips this
  * part) events of its ingest stream in batches of 1,024 with
  * graph_maintain(100 us) between them, the pace of ten seconds of 110k
- * events/s, and "triad full" is
- * timed on that graph (its changes partly in deltas) and on a graph built
- * from the same edges (all in base lists): the cost of reading through
- * pending deltas.
+ * events/s, and "triad full" is timed before, after (changes partly in
+ * deltas) and on a graph built from the same edges (all in base lists):
+ * what the stream costs reads, growth and pending deltas apart.
  */
 #include <igraph.h>
 #include <stdio.h>
@@ -160,6 +159,27 @@ static double pct(double *v, size_t n, double p)
 	return v[r ? r - 1 : 0];
 }
 
+/* Time "triad full" (rec_answer_json, built-in model, default budget)
+ * for each of mem[0..nq) into lf[]; returns the sum in us. */
+static double time_full(struct rec_ctx *rc, const struct graph_view *v,
+			const uint64_t *mem, uint32_t nq, struct graph_buf *out,
+			double *lf)
+{
+	double sum = 0, t0;
+
+	for (uint32_t i = 0; i < nq; i++) {
+		struct rec_request rq = { mem[i], 10, 0, 0 };
+
+		out->len = 0;
+		t0 = now_us();
+		rec_answer_json(rc, v, model_default(), &rq, NULL, NULL, out,
+				NULL);
+		lf[i] = now_us() - t0;
+		sum += lf[i];
+	}
+	return sum;
+}
+
 static void run(const char *name, struct graph *g, uint32_t nq)
 {
 	struct graph_view v;
@@ -175,6 +195,7 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 	double *lt = mem_alloc(nq, sizeof(double)), *li = mem_alloc(nq, sizeof(double));
 	double *lf = mem_alloc(nq, sizeof(double)), t0;
 	double *lx = mem_alloc(nq, sizeof(double));
+	uint64_t *qm = mem_alloc(nq, sizeof(uint64_t));
 	struct graph_iter it;
 	int mode;
 
@@ -247,16 +268,9 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 			li[i] = now_us() - t0;
 			sum_i += li[i];
 		}
-		for (i = 0; i < nq; i++) {
-			struct rec_request rq = { graph_member(&v, q[i]), 10, 0, 0 };
-
-			out.len = 0;
-			t0 = now_us();
-			rec_answer_json(rc, &v, model_default(), &rq, NULL, NULL,
-					&out, NULL);
-			lf[i] = now_us() - t0;
-			sum_f += lf[i];
-		}
+		for (i = 0; i < nq; i++)
+			qm[i] = graph_member(&v, q[i]);
+		sum_f = time_full(rc, &v, qm, nq, &out, lf);
 		/* agreement, untimed */
 		for (i = 0; i < nq; i++) {
 			triad_aa(c, &v, &fp, q[i], &a);
@@ -296,6 +310,7 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 	free(x.touched);
 	free((void *)x.member);
 	free(q);
+	free(qm);
 	free(lt);
 	free(li);
 	free(lf);
@@ -313,26 +328,20 @@ static void full_lat(struct graph *g, uint64_t members, uint32_t nq,
 	struct graph_buf out = { 0 };
 	struct graph_stats st;
 	struct graph_view v;
-	double *lf = mem_alloc(nq, sizeof(double)), sum = 0, t0;
-	uint64_t s = 9;
+	double *lf = mem_alloc(nq, sizeof(double)), sum;
+	uint64_t *mem = mem_alloc(nq, sizeof(uint64_t)), s = 9;
 	uint32_t i;
 
-	if (!rc || !lf) {
+	if (!rc || !lf || !mem) {
 		fprintf(stderr, "bench_query: out of memory\n");
 		exit(1);
 	}
+	for (i = 0; i < nq; i++)
+		mem[i] = 1 + synth_rand(&s) % members;
 	graph_view_begin(g, &v);
-	for (i = 0; i < nq; i++) {
-		struct rec_request rq = { 1 + synth_rand(&s) % members, 10, 0, 0 };
-
-		out.len = 0;
-		t0 = now_us();
-		rec_answer_json(rc, &v, model_default(), &rq, NULL, NULL, &out,
-				NULL);
-		lf[i] = now_us() - t0;
-		sum += lf[i];
-	}
+	sum = time_full(rc, &v, mem, nq, &out, lf);
 	graph_view_end(&v);
+	free(mem);
 	graph_stats(g, &st);
 	qsort(lf, nq, sizeof(double), cmp_d);
 	printf("%-34s %10.1f %10.1f %12.1f   %llu edges, %llu in deltas\n", what,
@@ -353,9 +362,7 @@ static void run_stream(uint32_t nq, size_t nstream)
 	struct graph *g, *g2;
 	size_t n, n2, i;
 
-	so2 = so;
-	so2.seed = 43;
-	so2.t0 = so.t0 + so.span;
+	so2 = bench_stream_opts(&so);
 	n = synth_count(&so);
 	n2 = synth_count(&so2);
 	if (nstream > n2)

@@ -68,9 +68,7 @@ int main(void)
 		return 1;
 
 	/* the ingest stream: new edges among the same members, later ts */
-	so2 = so;
-	so2.seed = 43;
-	so2.t0 = so.t0 + so.span;
+	so2 = bench_stream_opts(&so);
 	n2 = synth_count(&so2);
 	ev2 = mem_alloc(n2, sizeof(*ev2));
 	if (!ev2 || synth_generate(&so2, ev2) != n2)

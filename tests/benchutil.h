@@ -386,6 +386,17 @@ static inline struct synth_opts bench_served_opts(uint64_t members)
 	return so;
 }
 
+/* The ingest stream replayed into the served graph so: new edges among
+ * the same members (seed 43), timestamps after so's. */
+static inline struct synth_opts bench_stream_opts(const struct synth_opts *so)
+{
+	struct synth_opts s = *so;
+
+	s.seed = 43;
+	s.t0 = so->t0 + so->span;
+	return s;
+}
+
 /*
  * Generate the events of so, build the graph and write it as a snapshot
  * at snap; print one line "NAME: graph M members, E edges (...)". The

@@ -586,11 +586,11 @@ START_TEST(tail_cancels_out)
 END_TEST
 
 /*
- * graph_nth on a long list with a pending delta (adds between base
- * entries, removals and refreshes of base entries, a tail) places each
- * delta entry in the base instead of reading the list from its start; it
- * must give exactly the i-th entry of iteration for every i, and the
- * iterated set must be the reference set, across merges.
+ * graph_nth on a long list (block index) with a pending delta: adds
+ * between base entries, removals and refreshes of base entries, first in
+ * the tail only, then in the sorted part, then merged. It must give
+ * exactly the i-th entry of iteration for every i, and the iterated set
+ * must be the reference set.
  */
 START_TEST(nth_with_delta)
 {
