@@ -101,13 +101,17 @@ int graph_is_directed(const struct graph *g);
 
 /* Bulk flags for graph_build. */
 #define GRAPH_BUILD_REORDER 1u /* renumber vertices for smaller gaps */
+#define GRAPH_BUILD_SERIAL 2u  /* encode the lists on the calling thread only */
 
 /*
  * Build an empty graph from n add events at once (ops are ignored: all are
  * adds). Self-loops are dropped, repeated pairs keep the newest ts.
  * Vertex ids follow first appearance, or a locality order with
- * GRAPH_BUILD_REORDER. O(n log n) time worst case (radix sort), O(n) extra
- * memory. Returns 0, or -1 with e filled (out of memory, graph not empty).
+ * GRAPH_BUILD_REORDER. O(n log d) expected time (each list is sorted by a
+ * quicksort), O(n) extra memory. From 32,768 half-edges on, the lists are
+ * sorted and encoded on two threads (the calling one and one it starts and
+ * joins) unless GRAPH_BUILD_SERIAL; the result is the same byte for byte.
+ * Returns 0, or -1 with e filled (out of memory, graph not empty).
  * `dropped` (may be NULL) receives the number of self-loops dropped.
  */
 int graph_build(struct graph *g, const struct graph_event *ev, size_t n,

@@ -652,6 +652,74 @@ START_TEST(nth_with_delta)
 }
 END_TEST
 
+/* A bulk build encodes its lists on two threads from 32,768 half-edges on;
+ * the bytes must be those of GRAPH_BUILD_SERIAL, whatever the split: many
+ * small lists, a hub holding most half-edges seen first or last, directed
+ * and undirected, with and without reordering. */
+START_TEST(build_two_threads_same_bytes)
+{
+	for (int mode = 0; mode < 12; mode++) {
+		int shape = mode % 3, directed = (mode / 3) & 1,
+		    reorder = mode / 6;
+		size_t n = 60000;
+		struct graph_event *ev = calloc(n, sizeof(*ev));
+		struct graph *g[2];
+		uint64_t seed = 7 + (uint64_t)mode;
+		struct err e = { "" };
+
+		REQ(ev != NULL);
+		for (size_t i = 0; i < n; i++) {
+			uint32_t a = (uint32_t)(rnd(&seed) % 5000);
+			uint32_t b = (uint32_t)(rnd(&seed) % 5000);
+
+			if (shape && rnd(&seed) % 4) /* 3/4 on one hub */
+				a = shape == 1 ? 0 : 4999;
+			if (shape == 2 && i == 0)
+				a = 17, b = 18; /* the hub appears last-ish */
+			ev[i].src = ext_of(a);
+			ev[i].dst = ext_of(b);
+			ev[i].ts = (uint32_t)(rnd(&seed) % 4000000000u);
+		}
+		for (int k = 0; k < 2; k++) {
+			unsigned f = (reorder ? GRAPH_BUILD_REORDER : 0) |
+				     (k ? GRAPH_BUILD_SERIAL : 0);
+
+			g[k] = graph_new(directed);
+			REQ(g[k] != NULL);
+			ck_assert_msg(graph_build(g[k], ev, n, f, NULL, &e) == 0,
+				      "%s", e.msg);
+		}
+		struct graph_stats s0, s1;
+		struct graph_view v0, v1;
+
+		graph_stats(g[0], &s0);
+		graph_stats(g[1], &s1);
+		REQ_EQ(s0.edges, s1.edges);
+		REQ_EQ(s0.base_bytes, s1.base_bytes);
+		REQ_GT(s0.edges, 15000);
+		graph_view_begin(g[0], &v0);
+		graph_view_begin(g[1], &v1);
+		REQ_EQ(graph_nchunks(&v0), graph_nchunks(&v1));
+		for (uint32_t c = 0; c < graph_nchunks(&v0); c++) {
+			struct graph_buf b0 = { 0 }, b1 = { 0 };
+
+			REQ_EQ(graph_chunk_encode(&v0, c, &b0, &e), 0);
+			REQ_EQ(graph_chunk_encode(&v1, c, &b1, &e), 0);
+			REQ_EQ(b0.len, b1.len);
+			ck_assert_msg(memcmp(b0.p, b1.p, b0.len) == 0,
+				      "mode %d: chunk %u differs", mode, c);
+			graph_buf_release(&b0);
+			graph_buf_release(&b1);
+		}
+		graph_view_end(&v0);
+		graph_view_end(&v1);
+		graph_free(g[0]);
+		graph_free(g[1]);
+		free(ev);
+	}
+}
+END_TEST
+
 /* graph_build on a list with repeats and self-loops equals applying it. */
 START_TEST(build_equals_apply)
 {
@@ -1298,6 +1366,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, diff_pair_churn_directed);
 	tcase_add_test(t, tail_cancels_out);
 	tcase_add_test(t, build_equals_apply);
+	tcase_add_test(t, build_two_threads_same_bytes);
 	tcase_add_test(t, nth_with_delta);
 	tcase_add_test(t, big_hub);
 	tcase_add_test(t, ts_follows_ids);
