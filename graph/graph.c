@@ -693,7 +693,7 @@ static int vref_find(const struct vref *r, uint32_t w, uint32_t *ts)
 		if (ts_dead(x->ts))
 			return 0;
 		if (ts)
-			*ts = x->ts;
+			*ts = dent_ts(x->ts);
 		return 1;
 	}
 	return adj_find(r->base, w, ts);
@@ -873,11 +873,118 @@ static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
 }
 
 /* graph_nth in one published state. */
+/* Skip over an entry's gap and ts code: ids only, no ts decoding. */
+static const uint8_t *skip_gap(const uint8_t *p, uint32_t *gap)
+{
+	p = varint_get(p, gap);
+	while (*p++ >= 0x80)
+		;
+	return p;
+}
+
+/* How a delta entry moves the positions of the base entries after it:
+ * +1 an add, -1 a removal of a base entry, 0 a refresh or a removal of
+ * what only the delta held. */
+static int dent_shift(uint32_t ts)
+{
+	if (ts == DEL)
+		return -1;
+	return ts != GONE && (ts & DENT_NEW) ? 1 : 0;
+}
+
+/*
+ * Entry i of a list read through its delta, in id order as an iteration
+ * gives it, without decoding the base up to it: the block index's first
+ * ids and the delta's entries (each knows whether its id is in the base,
+ * DENT_NEW) give every block's first position, O(nblk + m) for m delta
+ * entries; then one block is merged with the delta entries in its range,
+ * ids only, O(B + m). Lists without an index are merged from the start.
+ */
+static int nth_merged(const struct vref *r, uint32_t i, uint32_t *nbr)
+{
+	struct graph_iter c; /* its delta cursor only: d, ti, xid, xts */
+	const struct graph_dent *sd;
+	struct base_hdr h = { 0 };
+	const uint8_t *p = NULL;
+	uint32_t left = 0, b = GRAPH_NONE, gap, pos = 0, k, sti, sid, sts;
+	int64_t s = 0;
+
+	c.d = c.dend = NULL;
+	c.ti = c.tn = 0;
+	if (r->a) {
+		c.d = r->a->d;
+		c.dend = r->a->d + r->nd;
+		if (r->nt)
+			c.tn = tail_resolve(r->a->d + r->nd, r->nt, c.t);
+	}
+	it_delta_step(&c);
+	sd = c.d, sti = c.ti, sid = c.xid, sts = c.xts; /* where merging starts */
+	if (r->base) {
+		base_parse(r->base, &h);
+		p = h.data;
+		left = h.deg;
+		/* the last block that starts at or before position i */
+		for (k = 0; k < h.nblk; k++) {
+			uint32_t f = ld32(h.blk + (size_t)k * 8);
+			int64_t at;
+
+			while (c.xid < f) {
+				s += dent_shift(c.xts);
+				it_delta_step(&c);
+			}
+			at = (int64_t)k * GRAPH_BLOCK + s;
+			if (at > (int64_t)i)
+				break;
+			pos = (uint32_t)at;
+			sd = c.d, sti = c.ti, sid = c.xid, sts = c.xts;
+			b = f;
+			p = h.data + ld32(h.blk + (size_t)k * 8 + 4);
+			p = skip_gap(p, &gap); /* its id is f */
+			left = h.deg - k * GRAPH_BLOCK - 1;
+		}
+		if (b == GRAPH_NONE && left) { /* from the list's first entry */
+			p = skip_gap(p, &b);
+			left--;
+		}
+	}
+	/* back to the first delta entry at or after b */
+	c.d = sd, c.ti = sti, c.xid = sid, c.xts = sts;
+	/* merge base entries from b and delta entries from c.xid */
+	for (;;) {
+		uint32_t x;
+		int live;
+
+		if (b == GRAPH_NONE && c.xid == GRAPH_NONE)
+			return 0; /* not reached: i < deg */
+		if (b < c.xid) {
+			x = b;
+			live = 1;
+		} else {
+			x = c.xid;
+			live = !ts_dead(c.xts);
+		}
+		if (live && pos++ == i) {
+			*nbr = x;
+			return 1;
+		}
+		if (x == b) {
+			if (left) {
+				p = skip_gap(p, &gap);
+				b += gap + 1;
+				left--;
+			} else {
+				b = GRAPH_NONE;
+			}
+		}
+		if (x == c.xid)
+			it_delta_step(&c);
+	}
+}
+
 static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
 {
-	struct graph_iter it;
 	struct base_hdr h;
-	uint32_t w, t;
+	uint32_t t;
 
 	if (i >= r->deg)
 		return 0;
@@ -888,13 +995,7 @@ static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
 			return 1;
 		}
 	}
-	iter_init_ref(&it, r);
-	while (it_next_raw(&it, &w, &t))
-		if (!i--) {
-			*nbr = w;
-			return 1;
-		}
-	return 0; /* not reached: i < deg */
+	return nth_merged(r, i, nbr);
 }
 
 int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
@@ -906,14 +1007,6 @@ int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
 	return vref_nth(&r, i, nbr);
 }
 
-/* Skip over an entry's gap and ts code: ids only, no ts decoding. */
-static const uint8_t *skip_gap(const uint8_t *p, uint32_t *gap)
-{
-	p = varint_get(p, gap);
-	while (*p++ >= 0x80)
-		;
-	return p;
-}
 
 /* Advance over k entries from p (the list's data ends at end), adding
  * gap + 1 of each to *id. */
@@ -1203,7 +1296,7 @@ static uint32_t sample_uniform(const struct vref *r, uint32_t k,
 					    : tail_find(r, e->nbr) != e)
 					continue;
 				id = e->nbr;
-				t = e->ts;
+				t = dent_ts(e->ts);
 			}
 			for (j = 0; j < n && nbr[j] != id; j++)
 				;

@@ -252,8 +252,11 @@ uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
 /*
  * The i-th neighbour (0-based, in id order) of u into *nbr; 1, or 0 when
  * i >= degree. O(log(d/B) + B) through the block index when u has no
- * pending delta, O(i) otherwise. Lets a random walk pick "neighbour number
- * r" with or without a decoded copy of the list and land on the same one.
+ * pending delta; through one of m entries, O(d/B + m + B) (every delta
+ * entry records whether its id is in the base, so the block index still
+ * gives each block's position); O(i + m) for a list of at most B entries.
+ * Lets a random walk pick "neighbour number r" with or without a decoded
+ * copy of the list and land on the same one.
  */
 int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
 	      uint32_t *nbr);
@@ -274,7 +277,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out);
  * n lookups go through memory in stages (slot, list header, block index,
  * block), prefetching each stage for all of them before reading it, so a
  * random walk with several walkers waits for one miss per stage instead of
- * one per list read. n <= GRAPH_BATCH_MAX. O(n (log(d/B) + B)).
+ * one per list read. n <= GRAPH_BATCH_MAX. n times graph_nth's bound.
  */
 #define GRAPH_BATCH_MAX 64u
 void graph_nth_batch(const struct graph_view *v, uint32_t n,

@@ -28,8 +28,14 @@
 #define SLOT_BASE (UINT64_C(1) << 62)
 #define SLOT_PTR (~(SLOT_ARENA | SLOT_BASE))
 #define DEL UINT32_MAX          /* delta ts: removed, masks a base entry */
-#define GONE (UINT32_MAX - 1)   /* tail ts: removed, nothing in the base */
+#define GONE (UINT32_MAX - 1)   /* delta ts: removed, nothing in the base */
 #define TS_DEAD GONE            /* a delta ts >= this is a removal */
+/* A live delta entry's ts carries this bit when its id is not in the base
+ * (an add) and not when it is (a refresh); stored units stay far below it
+ * (UINT32_MAX / GRAPH_TS_RES). With DEL and GONE now exact too (DEL: in
+ * the base, GONE: not), every delta entry says how it moves the positions
+ * of the base's entries, which graph_nth reads through a delta by. */
+#define DENT_NEW (UINT32_C(1) << 31)
 #define NEWEST_MIN 1024u     /* lists this long keep a newest index */
 #define NEWEST_N 32u
 #define DELTA_SOFT_MIN 8u
@@ -336,6 +342,18 @@ static inline int ts_dead(uint32_t ts)
 	return ts >= TS_DEAD;
 }
 
+/* A live delta entry's ts in stored units (DENT_NEW cleared). */
+static inline uint32_t dent_ts(uint32_t ts)
+{
+	return ts & ~DENT_NEW;
+}
+
+/* 1 when a delta entry's id is in the base the delta sits on. */
+static inline int dent_in_base(uint32_t ts)
+{
+	return ts == DEL || (ts != GONE && !(ts & DENT_NEW));
+}
+
 /* One published state of a slot. The one acquire load of a->pub gives the
  * degree and the tail length together. */
 static inline void slot_read(const struct graph *g, uint64_t s,
@@ -511,7 +529,7 @@ static inline int it_next_raw(struct graph_iter *it, uint32_t *nbr,
 		if (ts_dead(t))
 			continue;
 		*nbr = x;
-		*ts = t;
+		*ts = dent_ts(t);
 		return 1;
 	}
 }

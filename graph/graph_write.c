@@ -280,7 +280,7 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 /* What one list says about a neighbour w before an update. */
 struct hstate {
 	int present;  /* w is a neighbour now */
-	int in_base;  /* w is in the base: 1, 0, or -1 not known */
+	int in_base;  /* w is in the base */
 	uint32_t cur; /* its ts when present, stored units */
 };
 
@@ -291,12 +291,33 @@ static void half_lookup(const struct vref *r, uint32_t w, struct hstate *h)
 
 	if (x) {
 		h->present = !ts_dead(x->ts);
-		h->cur = x->ts;
-		h->in_base = x->ts == DEL ? 1 : -1;
+		h->cur = h->present ? dent_ts(x->ts) : 0;
+		h->in_base = dent_in_base(x->ts);
 	} else {
 		h->present = adj_find(r->base, w, &h->cur);
 		h->in_base = h->present;
 	}
+}
+
+/*
+ * Whether w is in the base of a list that was not looked up (the longer
+ * half of an undirected event), given whether it is a neighbour now: its
+ * delta's entry says so, and with none the list is its base. O(nt + log nd).
+ */
+static int half_in_base(const struct vref *r, uint32_t w, int present)
+{
+	const struct graph_dent *x = r->a ? delta_find(r, w) : NULL;
+
+	return x ? dent_in_base(x->ts) : present;
+}
+
+/* The delta ts that records an add or refresh at t (stored units), or a
+ * removal, of an id in the base or not. */
+static uint32_t half_ets(int removed, int in_base, uint32_t t)
+{
+	if (removed)
+		return in_base ? DEL : GONE;
+	return in_base ? t : t | DENT_NEW;
 }
 
 /* What an event does to a list in state h: UPD_*. */
@@ -375,7 +396,7 @@ static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 	uint64_t sw = 0;
 	struct vref ru, rw;
 	struct hstate h;
-	int res, swap = 0, dd;
+	int res, swap = 0, dd, ib_u, ib_w;
 
 	slot_read(g, su, &ru);
 	if (!g->directed) {
@@ -391,28 +412,22 @@ static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 	if (res == UPD_NOOP)
 		return res;
 	dd = res == UPD_ADDED ? 1 : res == UPD_REMOVED ? -1 : 0;
-	if (res == UPD_REMOVED) {
-		/* a removal of what only the looked-up list's delta ever held
-		 * leaves nothing to mask there: GONE lets its next rebuild
-		 * drop it; the other side does not know and masks (DEL) */
-		const struct vref *r = swap ? &rw : &ru;
-
-		if (h.in_base < 0)
-			h.in_base = adj_find(r->base, swap ? u : w, NULL);
-		if (half_write(g, swap ? w : u, swap ? sw : su, r, swap ? u : w,
-			       h.in_base ? DEL : GONE, r->deg - 1, ws))
-			return -1;
-		if (!g->directed &&
-		    half_write(g, swap ? u : w, swap ? su : sw,
-			       swap ? &ru : &rw, swap ? w : u, DEL,
-			       (swap ? ru.deg : rw.deg) - 1, ws))
-			return -1;
-		return res;
+	/* each side records whether the id is in its own base (a removal of
+	 * what only a delta held leaves GONE, which its next rebuild drops;
+	 * one of what the base holds masks it, DEL) */
+	if (swap) {
+		ib_w = h.in_base;
+		ib_u = half_in_base(&ru, w, h.present);
+	} else {
+		ib_u = h.in_base;
+		ib_w = g->directed ? 0 : half_in_base(&rw, u, h.present);
 	}
-	if (half_write(g, u, su, &ru, w, t, ru.deg + (uint32_t)dd, ws))
+	if (half_write(g, u, su, &ru, w, half_ets(dd < 0, ib_u, t),
+		       ru.deg + (uint32_t)dd, ws))
 		return -1;
 	if (!g->directed &&
-	    half_write(g, w, sw, &rw, u, t, rw.deg + (uint32_t)dd, ws))
+	    half_write(g, w, sw, &rw, u, half_ets(dd < 0, ib_w, t),
+		       rw.deg + (uint32_t)dd, ws))
 		return -1;
 	return res;
 }
@@ -549,6 +564,7 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		j = i + (ptrdiff_t)APPLY_D;
 		if (j >= 0 && (size_t)j < lim) {
 			struct vref ru, rw;
+			const struct vref *o;
 			const void *p, *pw;
 			const uint8_t *b;
 
@@ -581,6 +597,11 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 					__builtin_prefetch(b);
 					__builtin_prefetch(b + 64);
 				}
+				/* and where half_in_base's search of the
+				 * other list's sorted part starts */
+				o = rw.deg < ru.deg ? &ru : &rw;
+				if (o->a && o->nd > 8)
+					__builtin_prefetch(&o->a->d[o->nd / 2]);
 			}
 		}
 		/* 4b: in a long searched base, the block the search reads */
