@@ -1079,6 +1079,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	const uint8_t *p[GRAPH_BATCH_MAX], *dat[GRAPH_BATCH_MAX];
 	const uint8_t *end[GRAPH_BATCH_MAX];
 	uint32_t x[GRAPH_BATCH_MAX], k[GRAPH_BATCH_MAX];
+	struct vref dref[GRAPH_BATCH_MAX]; /* lists read through a delta */
+	uint8_t viad[GRAPH_BATCH_MAX];
 	uint32_t j, nv = atomic_load_explicit(&v->vt->n, memory_order_acquire);
 	struct base_hdr h;
 	struct vref ref;
@@ -1105,6 +1107,7 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	for (j = 0; j < n; j++) {
 		slot_read(v->g, s[j], &ref);
 		p[j] = NULL;
+		viad[j] = 0;
 		if (deg)
 			deg[j] = ref.deg;
 		if (!ref.deg) {
@@ -1114,8 +1117,15 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		k[j] = (uint32_t)(((uint64_t)r[j] * ref.deg) >> 32);
 		if (ref.nd || ref.nt) {
 			/* the state whose degree picked k[j] (a graph_nth
-			 * would read the slot again, maybe a newer state) */
-			vref_nth(&ref, k[j], &nbr[j]);
+			 * would read the slot again, maybe a newer state),
+			 * read in stage 4, its base's first bytes prefetched:
+			 * while a stream flows most lists have a delta, and
+			 * reading them here made the batch's misses on their
+			 * bases follow one another */
+			dref[j] = ref;
+			viad[j] = 1;
+			if (ref.base)
+				__builtin_prefetch(ref.base);
 			continue;
 		}
 		base_parse(ref.base, &h);
@@ -1146,8 +1156,11 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		const uint8_t *q = p[j];
 		uint32_t id, gap;
 
-		if (!q)
+		if (!q) {
+			if (viad[j])
+				vref_nth(&dref[j], k[j], &nbr[j]);
 			continue;
+		}
 		if (nbr[j]) { /* a block: its first id is in the index */
 			q = skip_gap(q, &gap);
 			id = x[j];
