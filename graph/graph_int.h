@@ -32,9 +32,9 @@
 #define TS_DEAD GONE            /* a delta ts >= this is a removal */
 /* A live delta entry's ts carries this bit when its id is not in the base
  * (an add) and not when it is (a refresh); stored units stay far below it
- * (UINT32_MAX / GRAPH_TS_RES). With DEL and GONE now exact too (DEL: in
- * the base, GONE: not), every delta entry says how it moves the positions
- * of the base's entries, which graph_nth reads through a delta by. */
+ * (UINT32_MAX / GRAPH_TS_RES). With DEL and GONE exact too (DEL: in the
+ * base, GONE: not), every delta entry says how it moves the positions of
+ * the base's entries, which graph_nth reads through a delta by. */
 #define DENT_NEW (UINT32_C(1) << 31)
 #define NEWEST_MIN 1024u     /* lists this long keep a newest index */
 #define NEWEST_N 32u
@@ -45,7 +45,7 @@
 
 struct graph_dent {
 	uint32_t nbr; /* vertex id */
-	uint32_t ts;  /* stored units, or DEL / GONE */
+	uint32_t ts;  /* stored units (| DENT_NEW), or DEL / GONE */
 };
 
 /*

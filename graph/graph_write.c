@@ -384,8 +384,10 @@ static int half_write(struct graph *g, uint32_t u, uint64_t s,
  * -1 when out of memory. An undirected graph holds both half-edges with the
  * same ts (the build, every update and a checked import keep it so), so
  * the state is looked up once, in the shorter of the two lists, and the
- * other half is written without a lookup. O(log(d/B) + B + nt + log nd)
- * for the shorter list plus half_write for each side.
+ * other half is written without a base search (only its delta is searched,
+ * for whether the id is in its base: DENT_NEW). O(log(d/B) + B + nt +
+ * log nd) for the shorter list, O(nt + log nd) for the other, plus
+ * half_write for each side.
  */
 static int event_update(struct graph *g, uint32_t u, uint32_t w, uint32_t t,
 			int op, struct wsum *ws)
