@@ -1029,13 +1029,41 @@ static inline const uint8_t *skip_entries(const uint8_t *p,
 	return p;
 }
 
+/*
+ * The ids of two whole blocks at once: each block's entries after its
+ * first (whose id the index gives), from p0 and p1, 63 each (the list's
+ * data ends at end). Decoding one entry waits for the one before it (its
+ * length says where the next starts), so two blocks decoded side by side
+ * run two such chains at once.
+ */
+static void ids_two_blocks(const uint8_t *p0, const uint8_t *p1,
+			   const uint8_t *end, uint32_t id0, uint32_t id1,
+			   uint32_t *o0, uint32_t *o1)
+{
+	uint32_t g0, g1, s, j;
+	const uint8_t *q;
+
+	p0 = skip_gap(p0, &g0);
+	p1 = skip_gap(p1, &g1);
+	for (j = 1; j < GRAPH_BLOCK; j++) {
+		if (end - p0 < 8 || !(q = varint_get2_8(p0, &g0, &s)))
+			q = skip_gap(p0, &g0);
+		p0 = q;
+		if (end - p1 < 8 || !(q = varint_get2_8(p1, &g1, &s)))
+			q = skip_gap(p1, &g1);
+		p1 = q;
+		o0[j] = id0 += g0 + 1;
+		o1[j] = id1 += g1 + 1;
+	}
+}
+
 uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 {
 	struct graph_iter it;
 	struct base_hdr h;
 	struct vref r;
 	const uint8_t *p, *end, *q;
-	uint32_t n = 0, id, gap, t;
+	uint32_t n = 0, id, gap, t, k;
 
 	vref_get(v, u, &r);
 	if (!r.deg)
@@ -1048,9 +1076,27 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 	}
 	base_parse(r.base, &h);
 	end = h.data + h.dlen;
-	p = varint_get(h.data, &id);
-	while (*p++ >= 0x80) /* its ts code */
-		;
+	/* all blocks but the last, two at a time */
+	for (k = 0; k + 2 < h.nblk; k += 2) {
+		const uint8_t *b = h.blk + (size_t)k * 8;
+
+		out[n] = ld32(b);
+		out[n + GRAPH_BLOCK] = ld32(b + 8);
+		ids_two_blocks(h.data + ld32(b + 4), h.data + ld32(b + 12), end,
+			       out[n], out[n + GRAPH_BLOCK], out + n,
+			       out + n + GRAPH_BLOCK);
+		n += 2 * GRAPH_BLOCK;
+	}
+	if (n) { /* the rest from the next block's start */
+		const uint8_t *b = h.blk + (size_t)k * 8;
+
+		id = ld32(b);
+		p = skip_gap(h.data + ld32(b + 4), &gap);
+	} else {
+		p = varint_get(h.data, &id);
+		while (*p++ >= 0x80) /* its ts code */
+			;
+	}
 	out[n++] = id;
 	while (n < h.deg && end - p >= 8 && (q = varint_get_skip8(p, &gap))) {
 		p = q;

@@ -265,7 +265,9 @@ int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
  * All neighbour ids of u, ascending, into out[0 .. degree) (out must hold
  * graph_degree(v, u) entries); returns how many. No timestamps: the ids-only
  * fast path for callers that read whole lists (friends of friends, PPR).
- * O(d), about a nanosecond an entry on a list without pending changes.
+ * O(d). On a list without pending changes its blocks are decoded two at a
+ * time (two independent chains of varint reads): measured 2.4-3.0 ns an
+ * entry on lists of 64 entries or more, 3.3-3.6 before (3 Dec, EPYC VM).
  */
 uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out);
 
