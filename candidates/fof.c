@@ -74,7 +74,7 @@ static int64_t expand_set(struct cand_ctx *c, const struct graph_view *v,
 	    cand_reserve_buf(c, (size_t)d + 1))
 		return -1;
 	if (d <= cap) { /* all of them: ids only, in list order */
-		n = graph_ids(v, u, c->queue);
+		n = graph_ids(v, u, c->queue, d + 1);
 		*read += n;
 		return n;
 	}
@@ -138,7 +138,7 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 				err_set(e, "out of memory for friends of friends");
 				goto out;
 			}
-			got = graph_ids(v, w, c->buf);
+			got = graph_ids(v, w, c->buf, dw);
 		} else {
 			got = graph_sample(v, w, p->hub_read, GRAPH_SAMPLE_NEWEST,
 					   0, c->buf, NULL);

@@ -61,7 +61,7 @@ int ppr_run(struct cand_ctx *c, const struct graph_view *v,
 			err_set(e, "out of memory for personalised pagerank");
 			goto out;
 		}
-		nb = graph_ids(v, x, c->buf);
+		nb = graph_ids(v, x, c->buf, dx);
 		for (j = 0; j < nb; j++) {
 			w = c->buf[j];
 			r.edges_read++;

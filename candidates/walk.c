@@ -50,7 +50,7 @@ static int64_t hot_build(struct cand_ctx *c, const struct graph_view *v,
 	    mem_grow((void **)&c->arena, &c->acap, du, sizeof(*c->arena)))
 		return -1;
 	memset(c->hot, 0, (size_t)slots * 3 * sizeof(*c->hot));
-	c->alen = graph_ids(v, c->member, c->arena);
+	c->alen = graph_ids(v, c->member, c->arena, du);
 	h = hot_find(c->hot, slots - 1, c->member);
 	h[0] = c->member + 1, h[1] = 0, h[2] = (uint32_t)c->alen;
 	n = (uint32_t)c->alen;
@@ -69,7 +69,7 @@ static int64_t hot_build(struct cand_ctx *c, const struct graph_view *v,
 			     sizeof(*c->arena)))
 			return -1;
 		nb = c->arena + c->alen;
-		dw = graph_ids(v, w, nb);
+		dw = graph_ids(v, w, nb, dw);
 		h = hot_find(c->hot, slots - 1, w);
 		h[0] = w + 1, h[1] = (uint32_t)c->alen, h[2] = dw;
 		c->alen += dw;

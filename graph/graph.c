@@ -1057,27 +1057,29 @@ static void ids_two_blocks(const uint8_t *p0, const uint8_t *p1,
 	}
 }
 
-uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
+uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
+		   uint32_t max)
 {
 	struct graph_iter it;
 	struct base_hdr h;
 	struct vref r;
 	const uint8_t *p, *end, *q;
-	uint32_t n = 0, id, gap, t, k;
+	uint32_t n = 0, id, gap, t, k, lim;
 
 	vref_get(v, u, &r);
-	if (!r.deg)
+	lim = r.deg < max ? r.deg : max;
+	if (!lim)
 		return 0;
 	if (r.nd || r.nt) {
 		iter_init_ref(&it, &r);
-		while (n < r.deg && it_next_raw(&it, &id, &t))
+		while (n < lim && it_next_raw(&it, &id, &t))
 			out[n++] = id;
 		return n;
 	}
 	base_parse(r.base, &h);
 	end = h.data + h.dlen;
 	/* all blocks but the last, two at a time */
-	for (k = 0; k + 2 < h.nblk; k += 2) {
+	for (k = 0; k + 2 < h.nblk && n + 2 * GRAPH_BLOCK <= lim; k += 2) {
 		const uint8_t *b = h.blk + (size_t)k * 8;
 
 		out[n] = ld32(b);
@@ -1087,6 +1089,8 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 			       out + n + GRAPH_BLOCK);
 		n += 2 * GRAPH_BLOCK;
 	}
+	if (n == lim)
+		return n;
 	if (n) { /* the rest from the next block's start */
 		const uint8_t *b = h.blk + (size_t)k * 8;
 
@@ -1098,12 +1102,12 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out)
 			;
 	}
 	out[n++] = id;
-	while (n < h.deg && end - p >= 8 && (q = varint_get_skip8(p, &gap))) {
+	while (n < lim && end - p >= 8 && (q = varint_get_skip8(p, &gap))) {
 		p = q;
 		id += gap + 1;
 		out[n++] = id;
 	}
-	while (n < h.deg) {
+	while (n < lim) {
 		p = skip_gap(p, &gap);
 		id += gap + 1;
 		out[n++] = id;

@@ -262,14 +262,19 @@ int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
 	      uint32_t *nbr);
 
 /*
- * All neighbour ids of u, ascending, into out[0 .. degree) (out must hold
- * graph_degree(v, u) entries); returns how many. No timestamps: the ids-only
- * fast path for callers that read whole lists (friends of friends, PPR).
- * O(d). On a list without pending changes its blocks are decoded two at a
- * time (two independent chains of varint reads): measured 2.4-3.0 ns an
- * entry on lists of 64 entries or more, 3.3-3.6 before (3 Dec, EPYC VM).
+ * The neighbour ids of u, ascending, into out[0 .. n), n = min(degree,
+ * max); returns n. out holds max entries: the degree a caller read before
+ * may be stale by the time the list is read (the writer runs alongside),
+ * so the bound is the caller's buffer, not the degree. No timestamps: the
+ * ids-only fast path for callers that read whole lists (friends of
+ * friends, PPR). O(d). On a list without pending changes its blocks are
+ * decoded two at a time (two independent chains of varint reads):
+ * measured 2.4-3.0 ns an entry on lists of 64 entries or more, 3.3-3.6
+ * before (3 Dec, EPYC VM).
  */
-uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out);
+uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
+		   uint32_t max);
+
 
 /*
  * graph_nth for n vertices at once, each at a position given as a fraction:

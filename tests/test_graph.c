@@ -246,10 +246,23 @@ static void compare(struct graph *g, const struct ref *r, uint64_t seed)
 							 sizeof(*ids));
 
 			REQ(ids != NULL);
-			REQ_EQ(graph_ids(&v, u, ids), rd);
+			REQ_EQ(graph_ids(&v, u, ids, rd + 1), rd);
 			graph_iter_init(&it, &v, u);
 			while (graph_iter_next(&it, &w, &t))
 				REQ_EQ(ids[k++], w);
+			/* a smaller buffer gets the list's first max ids and
+			 * nothing is written past it */
+			for (uint32_t max = 0; max <= rd; max += 1 + max / 3) {
+				uint32_t *pre = malloc(((size_t)max + 1) * sizeof(*pre));
+
+				REQ(pre != NULL);
+				pre[max] = UINT32_MAX; /* must stay untouched */
+				REQ_EQ(graph_ids(&v, u, pre, max), max);
+				for (uint32_t j = 0; j < max; j++)
+					REQ_EQ(pre[j], ids[j]);
+				REQ_EQ(pre[max], UINT32_MAX);
+				free(pre);
+			}
 			free(ids);
 			k = 0;
 			graph_iter_init(&it, &v, u);
@@ -1105,12 +1118,24 @@ static void *reader(void *arg)
 			 * (removing), member m with vertex id m: graph_ids
 			 * and graph_nth_batch each answer from one state */
 			uint32_t bu[16], br[16], bn[16], bd[16];
-			uint32_t k = graph_ids(&v, hub, ids);
+			uint32_t k = graph_ids(&v, hub, ids, CN + 1);
 
 			for (uint32_t j = 1; j < k; j++)
 				REQ_EQ(ids[j], ids[0] + j);
 			if (k)
 				REQ(ids[0] == 1 || ids[k - 1] == CN);
+			/* a buffer sized by a degree read a moment before,
+			 * as the generators size theirs: the list may have
+			 * grown since, and graph_ids must stay inside it
+			 * (AddressSanitizer sees a write past it) */
+			{
+				uint32_t d = graph_degree(&v, hub);
+				uint32_t *exact = malloc((d ? d : 1) * sizeof(*exact));
+
+				REQ(exact != NULL);
+				REQ_LE(graph_ids(&v, hub, exact, d), d);
+				free(exact);
+			}
 			for (int j = 0; j < 16; j++) {
 				bu[j] = hub;
 				br[j] = (uint32_t)rnd(&seed);
@@ -1286,7 +1311,7 @@ static void *batch_reader(void *arg)
 			prev = w;
 			n++;
 		}
-		k = graph_ids(&v, hub, ids);
+		k = graph_ids(&v, hub, ids, BW_MAX + 1);
 		for (uint32_t j = 1; j < k; j++)
 			REQ_EQ(ids[j], ids[0] + j);
 		k = graph_sample(&v, hub, 8, GRAPH_SAMPLE_NEWEST, 0, nb, ts);
