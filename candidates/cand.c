@@ -142,7 +142,8 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 		c->excl_read++;
 		if (ts > c->newest_ts)
 			c->newest_ts = ts;
-		c->map[w].mark = CAND_MARK_EXCL(c->epoch);
+		if (cand_in_table(c, w)) /* else created since: never a candidate */
+			c->map[w].mark = CAND_MARK_EXCL(c->epoch);
 	}
 	return 0;
 }

@@ -152,6 +152,15 @@ void cand_ctx_free(struct cand_ctx *c);
 int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	       struct err *e);
 
+/* 1 when x has a place in the query's table. The table is sized by the
+ * vertex count when the query began; members the writer creates after
+ * that may lie beyond it (they joined during the query), and the
+ * generators pass them over. O(1). */
+static inline int cand_in_table(const struct cand_ctx *c, uint32_t x)
+{
+	return x < c->cap_v;
+}
+
 /* Private: cand_touch's path for a vertex new to the query. */
 struct cand *cand_add(struct cand_ctx *c, uint32_t x);
 

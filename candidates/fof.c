@@ -151,8 +151,11 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 			goto out;
 		}
 		for (j = 0; j < got; j++) {
-			struct cand_map *m = &c->map[c->buf[j]];
+			struct cand_map *m;
 
+			if (!cand_in_table(c, c->buf[j]))
+				continue; /* joined during the query */
+			m = &c->map[c->buf[j]];
 			if (m->mark == exclm)
 				continue;
 			if (m->mark != fofm) {

@@ -65,6 +65,8 @@ int ppr_run(struct cand_ctx *c, const struct graph_view *v,
 		for (j = 0; j < nb; j++) {
 			w = c->buf[j];
 			r.edges_read++;
+			if (!cand_in_table(c, w))
+				continue; /* joined during the query */
 			if (!(t = cand_touch(c, w))) {
 				err_set(e, "out of memory for personalised pagerank");
 				goto out;

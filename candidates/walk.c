@@ -87,6 +87,8 @@ static int count_landings(struct cand_ctx *c, const struct walk_params *p,
 	uint32_t i;
 
 	for (i = 0; i < n; i++) {
+		if (!cand_in_table(c, l[i]))
+			continue; /* joined during the query */
 		if (!(s = cand_touch(c, l[i]))) {
 			*oom = 1;
 			return 1;

@@ -494,6 +494,71 @@ START_TEST(capped_expansion_takes_the_newest)
 }
 END_TEST
 
+/* Members the writer creates while a query runs can get vertex ids
+ * beyond the query's table (sized by the vertex count when it began): the
+ * generators pass them over, neither writing past the table nor failing
+ * as if out of memory. 4,000 members leave the vertex table room up to
+ * 4,564 while the query's table has 4,096 places. */
+START_TEST(members_created_mid_query)
+{
+	enum { N = 4000, NEW = 300 };
+	struct graph_event *ev = malloc(N * sizeof(*ev));
+	struct graph *g = graph_new(0);
+	struct cand_ctx *c = cand_ctx_new();
+	struct fof_params fp;
+	struct walk_params wp;
+	struct ppr_params pp;
+	struct cand_run r;
+	struct graph_view v;
+	uint32_t u, i, beyond = 0, reached_new = 0;
+
+	REQ(ev != NULL && g != NULL && c != NULL);
+	for (i = 0; i < N; i++) /* a ring */
+		ev[i] = (struct graph_event){ ext(i), ext((i + 1) % N), 1000000,
+					       GRAPH_ADD };
+	REQ_EQ(graph_build(g, ev, N, 0, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	u = graph_lookup(&v, ext(0));
+	REQ_EQ(cand_begin(c, &v, u, NULL), 0);
+	graph_view_end(&v);
+	/* meanwhile member 1, u's neighbour, gains NEW friends who are new */
+	for (i = 0; i < NEW; i++)
+		ev[i] = (struct graph_event){ ext(1), ext(N + i), 2000000,
+					       GRAPH_ADD };
+	REQ_EQ(graph_apply(g, ev, NEW, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	for (i = 0; i < NEW; i++)
+		beyond += !cand_in_table(c, graph_lookup(&v, ext(N + i)));
+	REQ_GT(beyond, 0);
+	REQ_LT(beyond, NEW);
+	fof_params_default(&fp);
+	walk_params_default(&wp);
+	ppr_params_default(&pp);
+	REQ_EQ(fof_run(c, &v, &fp, 0, &r, NULL), 0);
+	REQ_EQ(walk_run(c, &v, &wp, 0, &r, NULL), 0);
+	REQ_EQ(ppr_run(c, &v, &pp, 0, &r, NULL), 0);
+	for (size_t k = 0; k < c->nreached; k++)
+		REQ(cand_in_table(c, c->reached[k]));
+	for (i = 0; i < NEW; i++) {
+		uint32_t x = graph_lookup(&v, ext(N + i)), m = 0;
+		uint64_t aa = 0, ra = 0;
+
+		if (!cand_in_table(c, x))
+			continue;
+		/* the new members the table has room for are friends of a
+		 * friend, through member 1 */
+		REQ(cand_fof(c, x, &m, &aa, &ra));
+		REQ_EQ(m, 1);
+		reached_new++;
+	}
+	REQ_EQ(reached_new, NEW - beyond);
+	graph_view_end(&v);
+	graph_free(g);
+	cand_ctx_free(c);
+	free(ev);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("candidates");
@@ -507,6 +572,7 @@ static Suite *suite(void)
 	tcase_add_test(t, deadline_stops_generators);
 	tcase_add_test(t, bounded_work_on_a_huge_hub);
 	tcase_add_test(t, capped_expansion_takes_the_newest);
+	tcase_add_test(t, members_created_mid_query);
 	suite_add_tcase(s, t);
 	return s;
 }
