@@ -118,6 +118,7 @@ int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	}
 	c->n = 0;
 	c->alen = 0;
+	c->nv = nv;
 	c->member = u;
 	c->member_deg = graph_degree(v, u);
 	c->newest_ts = 0;

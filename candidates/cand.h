@@ -105,6 +105,7 @@ struct cand_ctx {
 	/* private: dense per-vertex map (see struct cand_map) */
 	struct cand_map *map;
 	uint32_t cap_v;
+	uint32_t nv;       /* vertices when the query began (<= cap_v) */
 	uint32_t epoch;
 	/* touched vertices of this query (excluded ones included) */
 	struct cand *c;
@@ -152,13 +153,13 @@ void cand_ctx_free(struct cand_ctx *c);
 int cand_begin(struct cand_ctx *c, const struct graph_view *v, uint32_t u,
 	       struct err *e);
 
-/* 1 when x has a place in the query's table. The table is sized by the
- * vertex count when the query began; members the writer creates after
- * that may lie beyond it (they joined during the query), and the
- * generators pass them over. O(1). */
+/* 1 when x was a vertex when the query began. Members the writer creates
+ * while it runs can turn up in the lists it reads (with ids past its
+ * table, and past what its view can name: graph.h): the generators pass
+ * them over. O(1). */
 static inline int cand_in_table(const struct cand_ctx *c, uint32_t x)
 {
-	return x < c->cap_v;
+	return x < c->nv;
 }
 
 /* Private: cand_touch's path for a vertex new to the query. */

@@ -638,7 +638,7 @@ uint32_t graph_lookup(const struct graph_view *v, uint64_t member)
 
 uint64_t graph_member(const struct graph_view *v, uint32_t id)
 {
-	return v->vt->v[id].ext;
+	return id < v->vt->cap ? v->vt->v[id].ext : 0;
 }
 
 uint32_t graph_degree(const struct graph_view *v, uint32_t id)

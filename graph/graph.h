@@ -34,7 +34,11 @@
  *   two calls may see two (later ones). Keep views short (one request):
  *   memory the writer retires is freed only after every view that could
  *   see it has ended (userspace RCU, liburcu-bp: no thread registration
- *   needed).
+ *   needed). A list read in a view may name a member created after the
+ *   view began (ids >= the graph_nvertices the view began with): a
+ *   vertex id the view's vertex table does not hold has degree 0, no
+ *   neighbours and member id 0 in that view, so callers that size tables
+ *   by graph_nvertices pass such ids over.
  *
  * Workload it is tuned for: social graphs of 10^6..10^8 edges with skewed
  * (power-law) degrees, read-mostly (walks and intersections per request)
@@ -185,7 +189,8 @@ uint32_t graph_nvertices(const struct graph_view *v);
 /* External id -> vertex id. GRAPH_NONE when unknown. O(1) expected. */
 uint32_t graph_lookup(const struct graph_view *v, uint64_t member);
 
-/* Vertex id -> external id. id must be < graph_nvertices. O(1). */
+/* Vertex id -> external id; 0 for an id the view's vertex table does not
+ * hold (see above). O(1). */
 uint64_t graph_member(const struct graph_view *v, uint32_t id);
 
 /* Degree (out-degree when directed). O(1). */

@@ -663,6 +663,89 @@ START_TEST(nth_with_delta)
 }
 END_TEST
 
+/* A view that began before the vertex table was regrown keeps the old
+ * table but shares the delta buffers the writer goes on appending to, so
+ * a list can name a member created since: that id must read as a vertex
+ * with no edges and member id 0 in the old view, not past its table. */
+struct regrow {
+	struct graph *g;
+	uint32_t x;
+	_Atomic int ready, done;
+	int saw_new;
+	uint32_t deg_new;
+	uint64_t member_new;
+};
+
+static void *regrow_reader(void *arg)
+{
+	struct regrow *t = arg;
+	struct graph_view v;
+	struct graph_iter it;
+	uint32_t w, ts, n = 0, ids[64];
+
+	graph_view_begin(t->g, &v);
+	atomic_store(&t->ready, 1);
+	while (!atomic_load(&t->done))
+		;
+	graph_iter_init(&it, &v, t->x);
+	while (graph_iter_next(&it, &w, &ts)) {
+		if (w >= graph_nvertices(&v)) { /* created after the view */
+			t->saw_new = 1;
+			t->deg_new = graph_degree(&v, w);
+			t->member_new = graph_member(&v, w);
+			REQ_EQ(graph_ids(&v, w, ids, 64), 0);
+			REQ(!graph_nth(&v, w, 0, &w));
+		}
+		n++;
+	}
+	REQ_EQ(graph_ids(&v, t->x, ids, 64), n);
+	graph_view_end(&v);
+	return NULL;
+}
+
+START_TEST(view_across_table_growth)
+{
+	enum { N = 1000, NEW = 300 };
+	struct graph_event ev[N];
+	struct regrow t = { .g = graph_new(0) };
+	struct graph_view v;
+	struct err e = { "" };
+	pthread_t th;
+	uint32_t i;
+
+	for (i = 0; i < N; i++) /* a ring; the table keeps 189 spare slots */
+		ev[i] = (struct graph_event){ ext_of(i), ext_of((i + 1) % N),
+					       1000000, GRAPH_ADD };
+	REQ_EQ(graph_build(t.g, ev, N, 0, NULL, &e), 0);
+	/* one change gives member 0 a delta buffer with room in its tail */
+	ev[0] = (struct graph_event){ ext_of(0), ext_of(500), 2000000, GRAPH_ADD };
+	REQ_EQ(graph_apply(t.g, ev, 1, NULL, &e), 0);
+	graph_view_begin(t.g, &v);
+	t.x = graph_lookup(&v, ext_of(0));
+	graph_view_end(&v);
+	REQ_EQ(pthread_create(&th, NULL, regrow_reader, &t), 0);
+	while (!atomic_load(&t.ready))
+		;
+	/* NEW members among themselves (the table is regrown), then one of
+	 * them befriends member 0: an append to the shared tail */
+	for (i = 0; i + 1 < NEW; i++)
+		ev[i] = (struct graph_event){ ext_of(N + i), ext_of(N + i + 1),
+					       3000000, GRAPH_ADD };
+	ev[NEW - 1] = (struct graph_event){ ext_of(0), ext_of(N + NEW - 1),
+					     3000000, GRAPH_ADD };
+	REQ_EQ(graph_apply(t.g, ev, NEW, NULL, &e), 0);
+	atomic_store(&t.done, 1);
+	pthread_join(th, NULL);
+	REQ(t.saw_new); /* the case this test is about did happen */
+	REQ_EQ(t.deg_new, 0);
+	REQ_EQ(t.member_new, 0);
+	graph_view_begin(t.g, &v); /* a new view knows the member */
+	REQ_EQ(graph_degree(&v, graph_lookup(&v, ext_of(N + NEW - 1))), 2);
+	graph_view_end(&v);
+	graph_free(t.g);
+}
+END_TEST
+
 /* A bulk build encodes its lists on two threads from 32,768 half-edges on;
  * the bytes must be those of GRAPH_BUILD_SERIAL, whatever the split: many
  * small lists, a hub holding most half-edges seen first or last, directed
@@ -1390,6 +1473,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, tail_cancels_out);
 	tcase_add_test(t, build_equals_apply);
 	tcase_add_test(t, build_two_threads_same_bytes);
+	tcase_add_test(t, view_across_table_growth);
 	tcase_add_test(t, nth_with_delta);
 	tcase_add_test(t, big_hub);
 	tcase_add_test(t, ts_follows_ids);
