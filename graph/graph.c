@@ -661,12 +661,16 @@ void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
 		m = n - i < 32 ? n - i : 32;
 		/* slot and member id share the vertex entry */
 		for (j = 0; j < m; j++)
-			__builtin_prefetch(&v->vt->v[ids[i + j]]);
+			if (ids[i + j] < v->vt->cap)
+				__builtin_prefetch(&v->vt->v[ids[i + j]]);
 		if (deg) {
-			/* the slots, then what they point at */
+			/* the slots, then what they point at (an id past the
+			 * view's table has none: see vref_get) */
 			for (j = 0; j < m; j++) {
-				s[j] = atomic_load_explicit(&v->vt->v[ids[i + j]].slot,
-							    memory_order_acquire);
+				s[j] = ids[i + j] < v->vt->cap
+				       ? atomic_load_explicit(&v->vt->v[ids[i + j]].slot,
+							      memory_order_acquire)
+				       : 0;
 				if (s[j] & SLOT_ARENA)
 					__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
 				else if (s[j])
@@ -680,7 +684,7 @@ void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
 		}
 		if (member)
 			for (j = 0; j < m; j++)
-				member[i + j] = v->vt->v[ids[i + j]].ext;
+				member[i + j] = graph_member(v, ids[i + j]);
 	}
 }
 

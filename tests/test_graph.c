@@ -694,6 +694,14 @@ static void *regrow_reader(void *arg)
 			t->deg_new = graph_degree(&v, w);
 			t->member_new = graph_member(&v, w);
 			REQ_EQ(graph_ids(&v, w, ids, 64), 0);
+			{
+				uint32_t bd = 1;
+				uint64_t bm = 1;
+
+				graph_degree_member_batch(&v, 1, &w, &bd, &bm);
+				REQ_EQ(bd, 0);
+				REQ_EQ(bm, 0);
+			}
 			REQ(!graph_nth(&v, w, 0, &w));
 		}
 		n++;
