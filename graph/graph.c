@@ -638,7 +638,7 @@ uint32_t graph_lookup(const struct graph_view *v, uint64_t member)
 
 uint64_t graph_member(const struct graph_view *v, uint32_t id)
 {
-	return id < v->vt->cap ? v->vt->v[id].ext : 0;
+	return view_holds(v, id) ? v->vt->v[id].ext : 0;
 }
 
 uint32_t graph_degree(const struct graph_view *v, uint32_t id)
@@ -661,13 +661,13 @@ void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
 		m = n - i < 32 ? n - i : 32;
 		/* slot and member id share the vertex entry */
 		for (j = 0; j < m; j++)
-			if (ids[i + j] < v->vt->cap)
+			if (view_holds(v, ids[i + j]))
 				__builtin_prefetch(&v->vt->v[ids[i + j]]);
 		if (deg) {
 			/* the slots, then what they point at (an id past the
 			 * view's table has none: see vref_get) */
 			for (j = 0; j < m; j++) {
-				s[j] = ids[i + j] < v->vt->cap
+				s[j] = view_holds(v, ids[i + j])
 				       ? atomic_load_explicit(&v->vt->v[ids[i + j]].slot,
 							      memory_order_acquire)
 				       : 0;
@@ -876,7 +876,6 @@ static void base_nth(const struct base_hdr *h, uint32_t i, uint32_t *id,
 	*ts = t;
 }
 
-/* graph_nth in one published state. */
 /* Skip over an entry's gap and ts code: ids only, no ts decoding. */
 static const uint8_t *skip_gap(const uint8_t *p, uint32_t *gap)
 {
@@ -985,6 +984,7 @@ static int nth_merged(const struct vref *r, uint32_t i, uint32_t *nbr)
 	}
 }
 
+/* graph_nth in one published state. */
 static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
 {
 	struct base_hdr h;
@@ -1010,7 +1010,6 @@ int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
 	vref_get(v, u, &r);
 	return vref_nth(&r, i, nbr);
 }
-
 
 /* Advance over k entries from p (the list's data ends at end), adding
  * gap + 1 of each to *id. */

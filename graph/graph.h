@@ -280,7 +280,6 @@ int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
 uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
 		   uint32_t max);
 
-
 /*
  * graph_nth for n vertices at once, each at a position given as a fraction:
  * nbr[j] = neighbour number (r[j] * d) >> 32 of u[j] (d its degree), or

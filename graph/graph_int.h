@@ -386,16 +386,23 @@ static inline void slot_read(const struct graph *g, uint64_t s,
 }
 
 /*
- * The state of vertex id as the view sees it. An id past the view's
- * vertex table has no edges here: a view that began before the table was
- * regrown keeps the old table, yet reads the delta buffers it shares with
- * the new one, whose tails the writer appends to in place, so a list can
- * name a member created since (see graph.h, "views").
+ * 1 when the view's vertex table holds id. A view that began before the
+ * table was regrown keeps the old table, yet reads the delta buffers it
+ * shares with the new one, whose tails the writer appends to in place, so
+ * a list can name a member created since (see graph.h, "views"): such an
+ * id has no edges and member id 0 in the view.
  */
+static inline int view_holds(const struct graph_view *v, uint32_t id)
+{
+	return id < v->vt->cap;
+}
+
+/* The state of vertex id as the view sees it (no edges unless
+ * view_holds). */
 static inline void vref_get(const struct graph_view *v, uint32_t id,
 			    struct vref *r)
 {
-	uint64_t s = id < v->vt->cap
+	uint64_t s = view_holds(v, id)
 		     ? atomic_load_explicit(&v->vt->v[id].slot,
 					    memory_order_acquire)
 		     : 0;
