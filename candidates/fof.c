@@ -121,6 +121,9 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		goto out;
 	}
 	exact = !c->lazy && (uint32_t)ne == c->member_deg;
+	/* the intermediates' degrees in one batch (misses overlapped), in
+	 * tsbuf: the loop below reads lists into buf only */
+	graph_degree_member_batch(v, (uint32_t)ne, c->queue, c->tsbuf, NULL);
 	for (i = 0; i < (uint32_t)ne; i++) {
 		if (cand_past(deadline_ns)) {
 			r.cut = 1;
@@ -128,7 +131,7 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 			break;
 		}
 		w = c->queue[i];
-		dw = graph_degree(v, w);
+		dw = c->tsbuf[i];
 		r.steps++;
 		inc_aa = cand_fx_aa(dw);
 		inc_ra = cand_fx_ra(dw);

@@ -62,6 +62,9 @@ int ppr_run(struct cand_ctx *c, const struct graph_view *v,
 			goto out;
 		}
 		nb = graph_ids(v, x, c->buf, dx);
+		/* the neighbours' degrees (for the push test) in one batch,
+		 * their cache misses overlapped */
+		graph_degree_member_batch(v, nb, c->buf, c->tsbuf, NULL);
 		for (j = 0; j < nb; j++) {
 			w = c->buf[j];
 			r.edges_read++;
@@ -73,7 +76,7 @@ int ppr_run(struct cand_ctx *c, const struct graph_view *v,
 			}
 			t->ppr_r += share;
 			if (!(t->flags & INQ) &&
-			    t->ppr_r >= p->eps * (float)graph_degree(v, w)) {
+			    t->ppr_r >= p->eps * (float)c->tsbuf[j]) {
 				if (tail == c->qcap &&
 				    mem_grow((void **)&c->queue, &c->qcap,
 					     tail + 1, sizeof(*c->queue))) {

@@ -60,9 +60,13 @@ static int64_t hot_build(struct cand_ctx *c, const struct graph_view *v,
 	lim = (uint32_t)(6 * (uint64_t)steps / (du ? du : 1));
 	if (lim > WALK_HOT_DEG)
 		lim = WALK_HOT_DEG;
+	/* the neighbours' degrees in one batch, their misses overlapped */
+	if (cand_reserve_buf(c, n ? n : 1))
+		return -1;
+	graph_degree_member_batch(v, n, c->arena, c->tsbuf, NULL);
 	for (i = 0; i < n; i++) {
 		w = c->arena[i];
-		dw = graph_degree(v, w);
+		dw = c->tsbuf[i];
 		if (dw > lim || dw > budget)
 			continue;
 		if (mem_grow((void **)&c->arena, &c->acap, c->alen + dw,
@@ -132,7 +136,7 @@ int walk_run(struct cand_ctx *c, const struct graph_view *v,
 	uint32_t cur[WALK_WALKERS], nxt[WALK_WALKERS], bu[WALK_WALKERS];
 	uint32_t br[WALK_WALKERS], bn[WALK_WALKERS], bk[WALK_WALKERS];
 	uint32_t land[WALK_WALKERS], prev[WALK_WALKERS], np = 0;
-	uint32_t settled = 0, step = 0, k, m, j, rnd, *h, mask;
+	uint32_t settled = 0, step = 0, k, m, j, rnd, *h, *uh, mask;
 	int64_t hm;
 	int oom = 0;
 
@@ -141,6 +145,7 @@ int walk_run(struct cand_ctx *c, const struct graph_view *v,
 		goto out;
 	}
 	mask = (uint32_t)hm;
+	uh = hot_find(c->hot, mask, c->member);
 	for (k = 0; k < WALK_WALKERS; k++) {
 		st[k] = seed + k * 0x632be59bd9b4e019ull;
 		cur[k] = c->member;
@@ -179,11 +184,30 @@ int walk_run(struct cand_ctx *c, const struct graph_view *v,
 			step++;
 			if (nxt[k] == GRAPH_NONE) {
 				cur[k] = c->member; /* dead end (directed graphs) */
-				continue;
+			} else {
+				land[np++] = nxt[k];
+				if ((walk_rand(&st[k]) >> 32) >= thr) {
+					cur[k] = nxt[k];
+					continue;
+				}
+				cur[k] = c->member;
 			}
-			land[np++] = nxt[k];
-			cur[k] = ((walk_rand(&st[k]) >> 32) < thr) ? c->member
-								   : nxt[k];
+			/* back at u: a step from u lands on a neighbour of u,
+			 * which counts no visit (excluded), so take such steps
+			 * right here from u's decoded list, each a step of the
+			 * budget followed by its own restart test as before,
+			 * until one leaves u; the next round then spends its
+			 * step where a landing can count */
+			while (uh[0] && uh[2] && step < p->steps) {
+				rnd = (uint32_t)(walk_rand(&st[k]) >> 32);
+				step++;
+				r.edges_read++;
+				if ((walk_rand(&st[k]) >> 32) >= thr) {
+					cur[k] = c->arena[uh[1] +
+						(uint32_t)(((uint64_t)rnd * uh[2]) >> 32)];
+					break;
+				}
+			}
 		}
 		memcpy(prev, land, np * sizeof(*land));
 		r.edges_read += np;

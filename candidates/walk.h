@@ -8,6 +8,11 @@
  * least `settle_nv` visits (the top of the ranking has settled), or at the
  * deadline (checked every 16 steps).
  *
+ * A walker back at u takes its steps from u at once, from u's decoded list
+ * (each a step of the budget with its own restart test, until one leaves
+ * u): they land on u's neighbours, which count no visit, so the rounds
+ * below are spent on steps whose landings can count.
+ *
  * The steps are shared by 16 independent walkers that move in lockstep:
  * their list reads go to the graph as one batch (graph_nth_batch), so the
  * cache misses of a round overlap instead of following one another, and

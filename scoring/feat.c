@@ -2,6 +2,7 @@
 #include "feat.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,25 @@ struct acc {
 	struct feat_via *via;
 };
 
+/* log1p of the small integers the count features take (degrees, mutual
+ * counts, walk visits, recent edges), looked up instead of computed: the
+ * same doubles log1p returns, so a feature is bit for bit what it was.
+ * A query scores hundreds of candidates with five or six of these each. */
+#define LOG1P_TAB 4096u
+static double log1p_tab[LOG1P_TAB];
+static pthread_once_t log1p_once = PTHREAD_ONCE_INIT;
+
+static void log1p_init(void)
+{
+	for (uint32_t i = 0; i < LOG1P_TAB; i++)
+		log1p_tab[i] = log1p((double)i);
+}
+
+static inline double log1p_n(uint64_t n)
+{
+	return n < LOG1P_TAB ? log1p_tab[n] : log1p((double)n);
+}
+
 static double age_s(uint32_t now, uint32_t ts)
 {
 	return ts >= now ? 0.0 : (double)(now - ts);
@@ -95,6 +115,7 @@ void feat_from_counts(uint32_t du, uint32_t dc, uint32_t m, uint64_t aa_fx,
 	double uni;
 	uint32_t f;
 
+	pthread_once(&log1p_once, log1p_init);
 	for (f = 0; f < FEAT_N; f++)
 		x[f] = NAN;
 	if (need & FEAT_BIT(FEAT_MUTUAL))
@@ -110,17 +131,17 @@ void feat_from_counts(uint32_t du, uint32_t dc, uint32_t m, uint64_t aa_fx,
 	if (need & FEAT_BIT(FEAT_COSINE))
 		x[FEAT_COSINE] = du && dc ? (double)m / sqrt((double)du * dc) : 0.0;
 	if (need & FEAT_BIT(FEAT_PREF_ATTACH))
-		x[FEAT_PREF_ATTACH] = log1p((double)du * (double)dc);
+		x[FEAT_PREF_ATTACH] = log1p_n((uint64_t)du * dc);
 	if (need & FEAT_BIT(FEAT_DEG_MEMBER))
-		x[FEAT_DEG_MEMBER] = log1p(du);
+		x[FEAT_DEG_MEMBER] = log1p_n(du);
 	if (need & FEAT_BIT(FEAT_DEG_CAND))
-		x[FEAT_DEG_CAND] = log1p(dc);
+		x[FEAT_DEG_CAND] = log1p_n(dc);
 	if (need & FEAT_BIT(FEAT_WALK))
-		x[FEAT_WALK] = log1p(in ? in->visits : 0);
+		x[FEAT_WALK] = log1p_n(in ? in->visits : 0);
 	if (need & FEAT_BIT(FEAT_PPR))
 		x[FEAT_PPR] = log1p(in ? 1e4 * (double)in->ppr : 0.0);
 	if (need & FEAT_BIT(FEAT_LOG_MUTUAL))
-		x[FEAT_LOG_MUTUAL] = log1p(m);
+		x[FEAT_LOG_MUTUAL] = log1p_n(m);
 }
 
 /* Every feature: the counts' ones, then those that need timestamps. */
@@ -134,7 +155,7 @@ static void finish(double *x, uint32_t du, uint32_t dc, uint32_t m,
 				     : FEAT_AGE_NONE);
 	x[FEAT_CAND_AGE] = log1p(got ? age_s(now, newest_c) / 3600.0
 				     : FEAT_AGE_NONE);
-	x[FEAT_CAND_RECENT] = log1p(recent);
+	x[FEAT_CAND_RECENT] = log1p_n(recent);
 }
 
 static int on_via(void *ctx, uint32_t w, uint32_t ts_aw, uint32_t ts_bw)

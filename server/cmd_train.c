@@ -59,7 +59,7 @@ int cmd_train(int argc, char **argv)
 	struct model m;
 	struct err e = { "" };
 	char infojson[1024], ver[32];
-	int quiet = !isatty(2), i, rc = 1;
+	int quiet = !isatty(2), i, rc = 1, have_frac = 0;
 	uint64_t h = 1469598103934665603ull;
 	uint32_t f;
 
@@ -83,6 +83,7 @@ int cmd_train(int argc, char **argv)
 			if (!strcmp(a, "-o")) {
 				outp = next;
 			} else if (!strcmp(a, "--split")) {
+				have_frac = 1;
 				if (parse_frac(next, &o.split)) {
 					fprintf(stderr, "triad train: --split \"%s\" is not a fraction in (0, 1]\n", next);
 					return 2;
@@ -119,6 +120,10 @@ int cmd_train(int argc, char **argv)
 			fprintf(stderr, "triad train: one EVENTS file only (\"%s\")\n", a);
 			return 2;
 		}
+	}
+	if (have_frac && o.use_time) {
+		fprintf(stderr, "triad train: --split and --split-time are alternatives; give one\n");
+		return 2;
 	}
 	if (!in || !outp) {
 		fprintf(stderr, "triad train: %s\n", !in ? "missing EVENTS file" : "missing -o MODEL");

@@ -69,6 +69,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct worker *w = arg;
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	struct http_req r;
+	struct evbuffer *in;
 
 	r.req = req;
 	r.w = w;
@@ -77,6 +78,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 		r.path = "/";
 	r.query = u ? evhttp_uri_get_query(u) : NULL;
 	r.answered = 0;
+	in = evhttp_request_get_input_buffer(req);
+	if (in && evbuffer_get_length(in) > w->s->max_body) {
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg),
+				 "{\"error\":\"body larger than %zu bytes\"}",
+				 w->s->max_body);
+
+		http_reply(&r, 413, NULL, msg, (size_t)n, NULL);
+		return;
+	}
 	w->s->fn(w->s->ctx, &r, w->idx);
 	if (!r.answered)
 		http_reply(&r, 500, NULL, "{\"error\":\"no answer\"}", 21,
@@ -225,7 +236,8 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 			err_set(e, "out of memory");
 			goto fail;
 		}
-		evhttp_set_max_body_size(w->http, (ev_ssize_t)max_body);
+		evhttp_set_max_body_size(w->http,
+					 (ev_ssize_t)HTTP_BODY_HARD_MAX(max_body));
 		evhttp_set_max_headers_size(w->http, 64 * 1024);
 		evhttp_set_timeout(w->http, 60);
 		evhttp_set_allowed_methods(w->http,

@@ -11,9 +11,12 @@
  *   locking.
  * - The handler runs synchronously inside the worker's loop and must
  *   answer every request exactly once with http_reply().
- * - Bodies above max_body bytes are refused with 413 by libevent before
- *   the handler sees them (Content-Length checked up front, chunked bodies
- *   as they grow).
+ * - Bodies above max_body bytes are refused with 413 and a JSON error
+ *   before the handler sees them. libevent itself stops reading at
+ *   HTTP_BODY_HARD_MAX(max_body) (Content-Length checked up front, chunked
+ *   bodies as they grow) and answers those with its own 413 page: it has
+ *   no hook for the body of the errors it sends, so the JSON answer covers
+ *   bodies up to four times the limit, and memory stays bounded beyond.
  * - Stopping: stop accepting, let requests already received finish and
  *   their answers flush, then the workers exit.
  *
@@ -27,6 +30,9 @@
 #include <stdint.h>
 
 #include "err.h"
+
+/* What libevent buffers of a body at most (see above). */
+#define HTTP_BODY_HARD_MAX(max_body) (4 * (size_t)(max_body))
 
 enum http_method { HTTP_GET, HTTP_POST, HTTP_OTHER };
 

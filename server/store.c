@@ -162,10 +162,25 @@ static int mdb_fail(struct err *e, int rc, const char *path, const char *what)
 	return err_set(e, "\"%s\": %s: %s", path, what, mdb_strerror(rc));
 }
 
+/* mkdir -p: path and any missing parents. */
 static int ensure_dir(const char *path, struct err *e)
 {
 	struct stat st;
+	char tmp[4096];
+	size_t n = strlen(path), i;
 
+	if (n >= sizeof(tmp))
+		return err_set(e, "\"%s\": path too long", path);
+	memcpy(tmp, path, n + 1);
+	for (i = 1; i < n; i++) {
+		if (tmp[i] != '/')
+			continue;
+		tmp[i] = 0;
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return err_set(e, "\"%s\": cannot create directory: %s",
+				       tmp, strerror(errno));
+		tmp[i] = '/';
+	}
 	if (mkdir(path, 0755) && errno != EEXIST)
 		return err_set(e, "\"%s\": cannot create directory: %s", path,
 			       strerror(errno));

@@ -1061,6 +1061,39 @@ START_TEST(test_cli_load_exit_codes)
 }
 END_TEST
 
+/* train and eval: the split options are alternatives, and eval --json
+ * has the CONTRACT's shape */
+START_TEST(test_cli_train_eval_split)
+{
+	char args[2048], cm[1024];
+	const char *data = getenv("TRIAD_DATA");
+	struct json_object *j, *ms, *x;
+
+	snprintf(cm, sizeof(cm), "%s/CollegeMsg.txt", data ? data : "data");
+	for (int t = 0; t < 2; t++) {
+		snprintf(args, sizeof(args), t ? "train '%s' -o '%s/m.json' %s"
+					       : "eval '%s' %.0s%s",
+			 cm, tmpdir, "--split 0.5 --split-time 5");
+		ck_assert_int_eq(run(args), 2);
+		ck_assert_ptr_nonnull(strstr(slurp("err"), "alternatives"));
+	}
+	snprintf(args, sizeof(args), "eval '%s' --split 0.9 -k 5 --methods cn,ra --json --quiet",
+		 cm);
+	ck_assert_int_eq(run(args), 0);
+	j = json_tokener_parse(slurp("out"));
+	ck_assert_ptr_nonnull(j);
+	ck_assert(json_object_object_get_ex(j, "split_time", &x));
+	ck_assert(json_object_object_get_ex(j, "k", &x));
+	ck_assert_int_eq(json_object_get_int(x), 5);
+	ck_assert(json_object_object_get_ex(j, "methods", &ms));
+	ck_assert(json_object_object_get_ex(ms, "cn", &x));
+	ck_assert(json_object_object_get_ex(x, "recall", &x));
+	ck_assert(json_object_object_get_ex(ms, "ra", &x));
+	ck_assert(!json_object_object_get_ex(ms, "aa", &x));
+	json_object_put(j);
+}
+END_TEST
+
 START_TEST(test_cli_load_stats_facebook)
 {
 	static uint32_t deg[4039];
@@ -1165,6 +1198,7 @@ static Suite *load_suite(void)
 	tcase_add_checked_fixture(cli, setup, teardown);
 	tcase_add_test(cli, test_cli_load_exit_codes);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
+	tcase_add_test(cli, test_cli_train_eval_split);
 	tcase_set_timeout(cli, 120);
 	suite_add_tcase(s, cli);
 	return s;

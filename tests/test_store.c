@@ -398,6 +398,10 @@ START_TEST(state_checkpoint_log_recovery)
 	size_t i;
 
 	mk_tmp();
+	/* --state DIR is created with its missing parents */
+	s = store_open(path_in("a/b/state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	store_close(s);
 	s = store_open(path_in("state"), &e);
 	ck_assert_msg(s != NULL, "%s", e.msg);
 	ck_assert_int_eq(store_has_checkpoint(s, &e), 0);
