@@ -398,7 +398,10 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	rec_params_default(&p);
 	if (p.keep_per_gen < 2 * r->k)
 		p.keep_per_gen = 2 * r->k;
-	p.need = r->explain ? FEAT_ALL : model_features(m);
+	/* the answer reports each item's mutual count, whatever the model
+	 * reads */
+	p.need = (r->explain ? FEAT_ALL : model_features(m)) |
+		 FEAT_BIT(FEAT_MUTUAL);
 	budget = (uint64_t)(r->budget_us ? r->budget_us : REC_BUDGET_US) * 1000u;
 	if (rec_gather(c, v, u, c->now, &p, t0 + budget, e))
 		return -1;

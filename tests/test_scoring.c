@@ -592,6 +592,77 @@ START_TEST(answers_are_valid_safe_and_repeatable)
 }
 END_TEST
 
+/* A model that reads one feature (not "mutual"): the answer still reports
+ * every item's mutual count (brute force over the adjacency matrix), and
+ * its via are mutual connections. */
+START_TEST(mutual_reported_whatever_the_model_reads)
+{
+	static uint32_t tsm[NV * NV];
+	uint32_t vid[NV], u, c, w, checked = 0;
+	struct graph_view v;
+	struct graph *g = random_graph(77, 0.08, tsm, vid);
+	struct rec_ctx *ctx = rec_ctx_new();
+	struct graph_buf b = { NULL, 0, 0 };
+	struct rec_request r = { 0, 10, 0, 0 };
+	struct err e = { "" };
+	struct model *m;
+	json_object *o, *arr, *it, *x, *via;
+	char *text;
+	size_t i, j;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_scoring.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	m = model_load(write_file("aa.json", GOOD_HEAD
+				  "\"features\":[\"adamic_adar\"],\"mean\":[0],"
+				  "\"scale\":[1],\"weights\":[1],\"bias\":0}"), &e);
+	ck_assert_msg(m != NULL, "%s", e.msg);
+	rec_ctx_set_now(ctx, NOW);
+	graph_view_begin(g, &v);
+	for (u = 0; u < NV; u++) {
+		r.member = ext(u);
+		b.len = 0;
+		if (rec_answer_json(ctx, &v, m, &r, NULL, NULL, &b, &e) == REC_UNKNOWN)
+			continue;
+		text = strndup((const char *)b.p, b.len);
+		o = json_tokener_parse(text);
+		free(text);
+		ck_assert_ptr_nonnull(o);
+		ck_assert(json_object_object_get_ex(o, "recommendations", &arr));
+		for (i = 0; i < json_object_array_length(arr); i++) {
+			uint32_t want = 0;
+
+			it = json_object_array_get_idx(arr, i);
+			ck_assert(json_object_object_get_ex(it, "member", &x));
+			for (c = 0; c < NV && ext(c) != json_object_get_uint64(x); c++)
+				;
+			ck_assert_uint_lt(c, NV);
+			for (w = 0; w < NV; w++)
+				want += tsm[u * NV + w] && tsm[c * NV + w];
+			ck_assert(json_object_object_get_ex(it, "mutual", &x));
+			ck_assert_int_eq(json_object_get_int(x), (int)want);
+			ck_assert(json_object_object_get_ex(it, "via", &via));
+			for (j = 0; j < json_object_array_length(via); j++) {
+				uint64_t id = json_object_get_uint64(
+					json_object_array_get_idx(via, j));
+
+				for (w = 0; w < NV && ext(w) != id; w++)
+					;
+				ck_assert_uint_lt(w, NV);
+				ck_assert(tsm[u * NV + w] && tsm[c * NV + w]);
+			}
+			checked += want > 0;
+		}
+		json_object_put(o);
+	}
+	ck_assert_uint_gt(checked, 0);
+	graph_view_end(&v);
+	free(b.p);
+	model_free(m);
+	rec_ctx_free(ctx);
+	graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scoring");
@@ -605,6 +676,7 @@ static Suite *suite(void)
 	tcase_add_test(t, model_files);
 	tcase_add_test(t, default_model_is_data_model_json);
 	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
+	tcase_add_test(t, mutual_reported_whatever_the_model_reads);
 	suite_add_tcase(s, t);
 	return s;
 }
