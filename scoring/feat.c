@@ -158,17 +158,27 @@ static void finish(double *x, uint32_t du, uint32_t dc, uint32_t m,
 	x[FEAT_CAND_RECENT] = log1p_n(recent);
 }
 
+struct via_run {
+	struct feat_via *via;
+	uint32_t left; /* mutual connections still to come */
+};
+
 static int on_via(void *ctx, uint32_t w, uint32_t ts_aw, uint32_t ts_bw)
 {
-	via_add(ctx, w, ts_aw > ts_bw ? ts_aw : ts_bw);
-	return 0;
+	struct via_run *r = ctx;
+
+	via_add(r->via, w, ts_aw > ts_bw ? ts_aw : ts_bw);
+	return --r->left == 0;
 }
 
 void feat_via(const struct graph_view *v, uint32_t u, uint32_t c,
-	      struct feat_via *via)
+	      uint32_t mutual, struct feat_via *via)
 {
+	struct via_run r = { via, mutual };
+
 	via->n = 0;
-	graph_common(v, u, c, on_via, via);
+	if (mutual)
+		graph_common(v, u, c, on_via, &r);
 }
 
 /* c's newest 32 edges through the graph's newest index (d_c >= 1024). */

@@ -89,9 +89,11 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
  * Just the mutual connections of u and c for an answer's "via", as
  * feat_compute reports them: one graph_common merge, O(min(d_u, d_c) *
  * (log(d/B) + B)) when the degrees differ a lot, O(d_u + d_c) otherwise.
+ * `mutual` is how many the pair has when the caller knows it (the merge
+ * stops at the last of them; none: no merge), UINT32_MAX when not.
  */
 void feat_via(const struct graph_view *v, uint32_t u, uint32_t c,
-	      struct feat_via *via);
+	      uint32_t mutual, struct feat_via *via);
 
 /*
  * The features in `need` outside FEAT_TIME from a pair's counts, in O(1):

@@ -373,6 +373,12 @@ static int put(struct graph_buf *b, const char *fmt, ...)
 }
 
 /* A finite number in JSON: %.6g never prints nan/inf for finite values. */
+/* A count feature as an integer (0 when unset or not finite). */
+static uint32_t fin_count(double x)
+{
+	return x >= 0 && x < 4294967295.0 ? (uint32_t)x : 0;
+}
+
 static double fin(double x)
 {
 	return isfinite(x) ? x : 0.0;
@@ -431,12 +437,18 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	for (i = 0; i < shown; i++) {
 		struct rec_item *it = &c->it[i];
 
-		/* the mutual connections (one merge each, k items) */
-		feat_via(v, u, it->v, &via);
+		/* the mutual connections (one merge each, k items, up to the
+		 * last of the count the features found: a list read since may
+		 * have changed, so that count is a bound, not a promise) */
+		feat_via(v, u, it->v,
+			 graph_is_directed(v->g) ? UINT32_MAX /* fof counts
+								  paths */
+						 : fin_count(it->x[FEAT_MUTUAL]),
+			 &via);
 		nvia = via.n < (r->explain ? 5u : 3u) ? via.n : (r->explain ? 5u : 3u);
 		if (put(out, "%s{\"member\":%" PRIu64 ",\"score\":%.6g,\"mutual\":%u,\"via\":[",
 			i ? "," : "", it->member, fin(it->score),
-			(uint32_t)it->x[FEAT_MUTUAL]))
+			fin_count(it->x[FEAT_MUTUAL])))
 			goto oom;
 		for (j = 0; j < nvia; j++)
 			if (put(out, "%s%" PRIu64, j ? "," : "",
