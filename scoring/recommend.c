@@ -237,8 +237,13 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 		return err_set(e, "out of memory for %zu candidates", n);
 	if (!now)
 		now = cc->newest_ts;
-	/* exact fof counts give every feature but the timed ones in O(1) */
-	counts = !(p->need & FEAT_TIME) && cc->fof_exact;
+	/* exact fof counts give every feature but the timed ones in O(1).
+	 * Not on a directed graph: there fof counts paths u -> w -> c, while
+	 * the features' mutual connections are out-neighbours u and c share
+	 * (no in-lists to count paths by), and an answer must not depend on
+	 * which way its features were computed (explain, time features) */
+	counts = !(p->need & FEAT_TIME) && cc->fof_exact &&
+		 !graph_is_directed(v->g);
 	if (!counts) {
 		if (feat_member_set(&c->fm, v, u, now))
 			return err_set(e, "out of memory for features");

@@ -682,6 +682,82 @@ START_TEST(mutual_reported_whatever_the_model_reads)
 }
 END_TEST
 
+/* On a directed graph an answer is the same with and without explain
+ * (explain computes every feature by merges; without it the features
+ * could come from fof's counts, which count paths, not shared
+ * out-neighbours): same members, scores and mutual counts. */
+START_TEST(directed_answer_same_with_explain)
+{
+	struct graph_event *ev = malloc(NV * NV * sizeof(*ev));
+	struct graph *g = graph_new(1);
+	struct rec_ctx *ctx = rec_ctx_new();
+	struct graph_buf b = { NULL, 0, 0 };
+	struct rec_request r = { 0, 8, 0, 0 };
+	struct err e = { "" };
+	struct graph_view v;
+	uint64_t seed = 99;
+	size_t n = 0, i, compared = 0;
+	uint32_t u, w;
+
+	for (u = 0; u < NV; u++)
+		for (w = 0; w < NV; w++)
+			if (u != w && rnd(&seed) % 100 < 8)
+				ev[n++] = (struct graph_event){ ext(u), ext(w),
+					1000000 + (uint32_t)(rnd(&seed) % 8000000), GRAPH_ADD };
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	free(ev);
+	rec_ctx_set_now(ctx, NOW);
+	graph_view_begin(g, &v);
+	for (u = 0; u < NV; u++) {
+		json_object *o[2], *a[2];
+		char *text;
+		int k;
+
+		r.member = ext(u);
+		for (k = 0; k < 2; k++) {
+			r.explain = k;
+			b.len = 0;
+			o[k] = NULL;
+			if (rec_answer_json(ctx, &v, model_default(), &r, NULL, NULL,
+					    &b, &e) == REC_UNKNOWN)
+				break;
+			text = strndup((const char *)b.p, b.len);
+			o[k] = json_tokener_parse(text);
+			free(text);
+			ck_assert_ptr_nonnull(o[k]);
+			ck_assert(json_object_object_get_ex(o[k], "recommendations", &a[k]));
+		}
+		if (k < 2)
+			continue;
+		ck_assert_uint_eq(json_object_array_length(a[0]),
+				  json_object_array_length(a[1]));
+		for (i = 0; i < json_object_array_length(a[0]); i++) {
+			static const char *const keys[] = { "member", "score", "mutual" };
+
+			for (size_t q = 0; q < 3; q++) {
+				json_object *x0, *x1;
+
+				ck_assert(json_object_object_get_ex(
+					json_object_array_get_idx(a[0], i), keys[q], &x0));
+				ck_assert(json_object_object_get_ex(
+					json_object_array_get_idx(a[1], i), keys[q], &x1));
+				ck_assert_msg(json_object_get_double(x0) ==
+					      json_object_get_double(x1),
+					      "member %u item %zu: %s differs", u, i, keys[q]);
+			}
+			compared++;
+		}
+		json_object_put(o[0]);
+		json_object_put(o[1]);
+	}
+	ck_assert_uint_gt(compared, 100);
+	graph_view_end(&v);
+	free(b.p);
+	rec_ctx_free(ctx);
+	graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scoring");
@@ -696,6 +772,7 @@ static Suite *suite(void)
 	tcase_add_test(t, default_model_is_data_model_json);
 	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
 	tcase_add_test(t, mutual_reported_whatever_the_model_reads);
+	tcase_add_test(t, directed_answer_same_with_explain);
 	suite_add_tcase(s, t);
 	return s;
 }
