@@ -102,8 +102,11 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 	    struct cand_run *run, struct err *e)
 {
 	struct cand_run r = { 0, 0, 0 };
-	uint32_t i, j, w, dw, got;
+	uint32_t i, j, w, dw, got, *buf, *reached;
 	const uint32_t fofm = CAND_MARK_FOF(c->epoch), exclm = CAND_MARK_EXCL(c->epoch);
+	const int lazy = c->lazy;
+	const uint32_t nv = c->nv;
+	struct cand_map *map;
 	uint64_t inc_aa, inc_ra, own;
 	size_t nr = 0;
 	int64_t ne;
@@ -153,16 +156,22 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 			err_set(e, "out of memory for friends of friends");
 			goto out;
 		}
+		/* in locals: the map's stores could alias the context, and the
+		 * compiler would reload these for every entry */
+		buf = c->buf;
+		map = c->map;
+		reached = c->reached;
 		for (j = 0; j < got; j++) {
+			uint32_t x = buf[j];
 			struct cand_map *m;
 
-			if (!cand_in_table(c, c->buf[j]))
-				continue; /* joined during the query */
-			m = &c->map[c->buf[j]];
+			if (x >= nv) /* cand_in_table: joined during the query */
+				continue;
+			m = &map[x];
 			if (m->mark == exclm)
 				continue;
 			if (m->mark != fofm) {
-				if (c->lazy && cand_is_excluded(c, c->buf[j])) {
+				if (lazy && cand_is_excluded(c, x)) {
 					m->mark = exclm;
 					continue;
 				}
@@ -170,7 +179,7 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 				m->mutual = 0;
 				m->aa_fx = 0;
 				m->ra_fx = 0;
-				c->reached[nr++] = c->buf[j];
+				reached[nr++] = x;
 			}
 			m->mutual++;
 			m->aa_fx += inc_aa;

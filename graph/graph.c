@@ -1019,7 +1019,13 @@ static inline const uint8_t *skip_entries(const uint8_t *p,
 {
 	const uint8_t *q;
 	uint32_t gap, x = *id;
+	uint64_t w;
 
+	for (; k >= 4 && end - p >= 8 && varint_four_small(p, &w); k -= 4) {
+		p += 8;
+		x += 4 + (uint32_t)(w & 0xff) + (uint32_t)((w >> 16) & 0xff) +
+		     (uint32_t)((w >> 32) & 0xff) + (uint32_t)((w >> 48) & 0xff);
+	}
 	for (; k && end - p >= 8 && (q = varint_get_skip8(p, &gap)); k--) {
 		p = q;
 		x += gap + 1;
@@ -1039,25 +1045,62 @@ static inline const uint8_t *skip_entries(const uint8_t *p,
  * length says where the next starts), so two blocks decoded side by side
  * run two such chains at once.
  */
+/* Four entries of one-byte gaps and ts codes (the load w) after id into
+ * o[0..4); returns the last id. */
+static inline uint32_t put_four_small(uint64_t w, uint32_t id, uint32_t *o)
+{
+	o[0] = id += (uint32_t)(w & 0xff) + 1;
+	o[1] = id += (uint32_t)((w >> 16) & 0xff) + 1;
+	o[2] = id += (uint32_t)((w >> 32) & 0xff) + 1;
+	o[3] = id += (uint32_t)((w >> 48) & 0xff) + 1;
+	return id;
+}
+
+/* One step of a block's ids-only decode: four entries when their bytes
+ * are all small (and four are left before `lim`), else one. Advances *p
+ * and *j, returns the last id. */
+static inline uint32_t ids_step(const uint8_t **p, const uint8_t *end,
+				uint32_t *j, uint32_t lim, uint32_t id,
+				uint32_t *o)
+{
+	const uint8_t *q;
+	uint32_t g, s;
+	uint64_t w;
+
+	if (end - *p >= 8) {
+		if (*j + 4 <= lim && varint_four_small(*p, &w)) {
+			*p += 8;
+			id = put_four_small(w, id, o + *j);
+			*j += 4;
+			return id;
+		}
+		if ((q = varint_get2_8(*p, &g, &s))) {
+			*p = q;
+			o[(*j)++] = id += g + 1;
+			return id;
+		}
+	}
+	*p = skip_gap(*p, &g);
+	o[(*j)++] = id += g + 1;
+	return id;
+}
+
 static void ids_two_blocks(const uint8_t *p0, const uint8_t *p1,
 			   const uint8_t *end, uint32_t id0, uint32_t id1,
 			   uint32_t *o0, uint32_t *o1)
 {
-	uint32_t g0, g1, s, j;
-	const uint8_t *q;
+	uint32_t g0, g1, j0 = 1, j1 = 1;
 
 	p0 = skip_gap(p0, &g0);
 	p1 = skip_gap(p1, &g1);
-	for (j = 1; j < GRAPH_BLOCK; j++) {
-		if (end - p0 < 8 || !(q = varint_get2_8(p0, &g0, &s)))
-			q = skip_gap(p0, &g0);
-		p0 = q;
-		if (end - p1 < 8 || !(q = varint_get2_8(p1, &g1, &s)))
-			q = skip_gap(p1, &g1);
-		p1 = q;
-		o0[j] = id0 += g0 + 1;
-		o1[j] = id1 += g1 + 1;
+	while (j0 < GRAPH_BLOCK && j1 < GRAPH_BLOCK) {
+		id0 = ids_step(&p0, end, &j0, GRAPH_BLOCK, id0, o0);
+		id1 = ids_step(&p1, end, &j1, GRAPH_BLOCK, id1, o1);
 	}
+	while (j0 < GRAPH_BLOCK)
+		id0 = ids_step(&p0, end, &j0, GRAPH_BLOCK, id0, o0);
+	while (j1 < GRAPH_BLOCK)
+		id1 = ids_step(&p1, end, &j1, GRAPH_BLOCK, id1, o1);
 }
 
 uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
@@ -1066,7 +1109,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
 	struct graph_iter it;
 	struct base_hdr h;
 	struct vref r;
-	const uint8_t *p, *end, *q;
+	const uint8_t *p, *end;
 	uint32_t n = 0, id, gap, t, k, lim;
 
 	vref_get(v, u, &r);
@@ -1105,16 +1148,8 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
 			;
 	}
 	out[n++] = id;
-	while (n < lim && end - p >= 8 && (q = varint_get_skip8(p, &gap))) {
-		p = q;
-		id += gap + 1;
-		out[n++] = id;
-	}
-	while (n < lim) {
-		p = skip_gap(p, &gap);
-		id += gap + 1;
-		out[n++] = id;
-	}
+	while (n < lim)
+		id = ids_step(&p, end, &n, lim, id, out);
 	return n;
 }
 
