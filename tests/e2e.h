@@ -521,16 +521,22 @@ static const char *small_graph =
 	"7 8 1700070000\n";
 
 
+/* The value of one series of GET /metrics, or -1 when it is absent. Only
+ * a sample line counts: the name at the start of a line followed by a
+ * space (not "# HELP triad_x ...", not a longer name or labelled series). */
 static inline int64_t metric_of(unsigned port, const char *series)
 {
 	struct resp r = must(port, "GET", "/metrics", NULL);
+	size_t n = strlen(series);
 	const char *p;
 	int64_t v = -1;
 
 	ck_assert_int_eq(r.status, 200);
-	p = strstr(r.body, series);
-	if (p && p[strlen(series)] == ' ')
-		v = atoll(p + strlen(series) + 1);
+	for (p = strstr(r.body, series); p; p = strstr(p + 1, series))
+		if ((p == r.body || p[-1] == '\n') && p[n] == ' ') {
+			v = atoll(p + n + 1);
+			break;
+		}
 	resp_free(&r);
 	return v;
 }

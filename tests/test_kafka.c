@@ -7,6 +7,8 @@
  */
 #include "e2e.h"
 
+#include <librdkafka/rdkafka.h>
+
 #include "kafka.h"
 #include "testutil.h"
 
@@ -178,6 +180,299 @@ START_TEST(kafka_down_keeps_serving)
 }
 END_TEST
 
+/* ---- the topic as Kafka holds it ---------------------------------------- */
+
+/* A plain librdkafka consumer of boot. The tests assign partitions with
+ * explicit offsets and never subscribe, so the group is never joined (nor
+ * committed to); librdkafka wants a group.id for rd_kafka_assign all the
+ * same. */
+static rd_kafka_t *raw_consumer(const char *boot)
+{
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	char es[256];
+	rd_kafka_t *rk;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_msg(rd_kafka_conf_set(c, "bootstrap.servers", boot, es,
+					sizeof(es)) == RD_KAFKA_CONF_OK &&
+		      rd_kafka_conf_set(c, "group.id", "triad-test-reader", es,
+					sizeof(es)) == RD_KAFKA_CONF_OK &&
+		      rd_kafka_conf_set(c, "enable.auto.commit", "false", es,
+					sizeof(es)) == RD_KAFKA_CONF_OK &&
+		      rd_kafka_conf_set(c, "enable.partition.eof", "true", es,
+					sizeof(es)) == RD_KAFKA_CONF_OK,
+		      "%s", es);
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, es, sizeof(es));
+	ck_assert_msg(rk != NULL, "%s", es);
+	return rk;
+}
+
+/* The high watermark (next offset to be written) of topic/part. */
+static int64_t high_of(rd_kafka_t *rk, const char *topic, int32_t part)
+{
+	int64_t lo, hi;
+	rd_kafka_resp_err_t err;
+	double end = mono() + 20 * e2e_scale();
+
+	/* the mock may still be electing leaders right after start-up */
+	while ((err = rd_kafka_query_watermark_offsets(rk, topic, part, &lo,
+						       &hi, 2000)) &&
+	       mono() < end)
+		nap_ms(100);
+	ck_assert_msg(!err, "watermarks of %s/%d: %s", topic, (int)part,
+		      rd_kafka_err2str(err));
+	return hi;
+}
+
+/*
+ * POST /admin/checkpoint with Kafka: "topic" is the topic consumed and
+ * "offsets" has, for every partition that holds messages, the next offset
+ * to consume, which after everything was applied is the partition's high
+ * watermark; members and edges are /stats's.
+ */
+START_TEST(kafka_checkpoint_reports_offsets)
+{
+	enum { N = 600, PARTS = 3 };
+	unsigned port = free_port();
+	char boot[256];
+	char *args[] = { "--state", NULL, "--brokers", boot, "--topic", "ev",
+			 NULL };
+	int64_t high[PARTS], next[PARTS];
+	struct resp r;
+	json_object *o, *v, *offs;
+	rd_kafka_t *rk;
+	pid_t mock, pid;
+	FILE *f;
+	size_t i, n;
+	int p;
+
+	mock = mock_start("ev", PARTS, boot, sizeof(boot));
+	f = fopen(tpath("ev.ndjson"), "w");
+	ck_assert_ptr_nonnull(f);
+	for (i = 0; i < N; i++)
+		fprintf(f, "{\"src\":%zu,\"dst\":%zu,\"ts\":%zu}\n", 1 + i % 41,
+			100 + i, 1600000000 + i);
+	fclose(f);
+	args[1] = (char *)tpath("state");
+	pid = serve_start(port, args);
+	replay(boot, tpath("ev.ndjson"));
+	ck_assert_int_eq(wait_applied(port, N, 20), N);
+
+	r = must(port, "POST", "/admin/checkpoint", NULL);
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert_int_eq(jint(o, "members"), stat_of(port, "members"));
+	ck_assert_int_eq(jint(o, "edges"), stat_of(port, "edges"));
+	ck_assert_int_eq(jint(o, "edges"), N);
+	ck_assert_int_ge(jint(o, "chunks_written"), 1);
+	ck_assert_int_gt(jint(o, "bytes_written"), 0);
+	ck_assert_int_ge(jint(o, "log_batches_dropped"), 0);
+	ck_assert_int_ge(jint(o, "took_us"), 0);
+	ck_assert(json_object_object_get_ex(o, "topic", &v));
+	ck_assert(json_object_is_type(v, json_type_string));
+	ck_assert_str_eq(json_object_get_string(v), "ev");
+	ck_assert(json_object_object_get_ex(o, "offsets", &offs));
+	ck_assert(json_object_is_type(offs, json_type_array));
+	for (p = 0; p < PARTS; p++)
+		next[p] = -1;
+	n = json_object_array_length(offs);
+	ck_assert_uint_le(n, PARTS);
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(offs, i);
+		int64_t part = jint(e, "partition");
+
+		ck_assert_int_ge(part, 0);
+		ck_assert_int_lt(part, PARTS);
+		ck_assert_msg(next[part] < 0, "partition %d listed twice",
+			      (int)part);
+		next[part] = jint(e, "next");
+	}
+	json_object_put(o);
+	resp_free(&r);
+
+	rk = raw_consumer(boot);
+	for (p = 0; p < PARTS; p++) {
+		high[p] = high_of(rk, "ev", p);
+		if (high[p] > 0 || next[p] >= 0)
+			ck_assert_msg(next[p] == high[p], "partition %d: next "
+				      "%lld, high watermark %lld", p,
+				      (long long)next[p], (long long)high[p]);
+	}
+	ck_assert_int_eq(high[0] + high[1] + high[2], N);
+	rd_kafka_destroy(rk);
+
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	kill(mock, SIGTERM);
+	ck_assert_int_eq(wait_exit(mock, 20), 0);
+}
+END_TEST
+
+/* ---- triad replay: keys, order, --rate -------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * `triad replay --rate 1000` of 2,000 events whose file order is not
+ * their time order: read back from the mock's partitions (assigned from
+ * the beginning), every event is there once, its message key is the
+ * decimal src (so one src always lands in one partition), each partition
+ * is in ts order, and the rate holds: the run takes at least ~2 s (1.5 s
+ * asserted) and no second of produce timestamps holds more than 1,000
+ * events plus slack for one pacing step (loose bounds: a slow machine
+ * only makes it slower).
+ */
+START_TEST(replay_keys_by_src_and_bounds_rate)
+{
+	enum { N = 2000, PARTS = 3, SRCS = 97 };
+	static const uint64_t big[2] = { 18446744073709551615ull,
+					 12345678901234567890ull };
+	char boot[256];
+	char *args[] = { "replay", NULL, "--brokers", boot, "--topic", "ev",
+			 "--rate", "1000", "--quiet", NULL };
+	static unsigned char seen[N];
+	static int64_t stamp[N];
+	int src_part[SRCS + 2];
+	int64_t last_ts[PARTS];
+	rd_kafka_topic_partition_list_t *tl;
+	rd_kafka_t *rk;
+	double t0, took, end;
+	int got = 0, stamps = 0, eofs = 0, eof[PARTS] = { 0 }, i, j, p;
+	pid_t mock, pid;
+	FILE *f;
+
+	mock = mock_start("ev", PARTS, boot, sizeof(boot));
+	f = fopen(tpath("ev.ndjson"), "w");
+	ck_assert_ptr_nonnull(f);
+	/* event i: dst names it; ts a permutation of i (7919 is prime to
+	 * 2000), so replay must sort; src small ids and two beyond 2^63 */
+	for (i = 0; i < N; i++) {
+		uint64_t src = i % 50 == 7 ? big[(i / 50) & 1] :
+					     (uint64_t)(1 + i % SRCS);
+
+		fprintf(f, "{\"op\":\"%s\",\"src\":%llu,\"dst\":%d,"
+			"\"ts\":%d}\n", i % 10 == 3 ? "remove" : "add",
+			(unsigned long long)src, 500000 + i,
+			1600000000 + ((i * 7919) % N) * 10);
+	}
+	fclose(f);
+	args[1] = (char *)tpath("ev.ndjson");
+	t0 = mono();
+	pid = spawn(NULL, args);
+	ck_assert_int_eq(wait_exit(pid, 60), 0);
+	took = mono() - t0;
+	ck_assert_msg(took >= 1.5, "2000 events at --rate 1000 took %.2f s",
+		      took);
+
+	rk = raw_consumer(boot);
+	tl = rd_kafka_topic_partition_list_new(PARTS);
+	for (p = 0; p < PARTS; p++) {
+		/* the replay flushed before it exited: all is written, and
+		 * an empty partition sends no EOF to wait for */
+		rd_kafka_topic_partition_list_add(tl, "ev", p)->offset =
+			RD_KAFKA_OFFSET_BEGINNING;
+		last_ts[p] = -1;
+		if (high_of(rk, "ev", p) == 0) {
+			eof[p] = 1;
+			eofs++;
+		}
+	}
+	ck_assert_int_eq(rd_kafka_assign(rk, tl), 0);
+	rd_kafka_topic_partition_list_destroy(tl);
+	for (i = 0; i < SRCS + 2; i++)
+		src_part[i] = -1;
+	end = mono() + 30 * e2e_scale();
+	while ((got < N || eofs < PARTS) && mono() < end) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		rd_kafka_timestamp_type_t tt;
+		json_tokener *tok;
+		json_object *o, *v;
+		uint64_t src;
+		int64_t ts, dst;
+		char key[32];
+		int si;
+
+		if (!m)
+			continue;
+		p = m->partition;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			if (p >= 0 && p < PARTS && !eof[p]) {
+				eof[p] = 1;
+				eofs++;
+			}
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		ck_assert_msg(!m->err, "consume: %s",
+			      rd_kafka_message_errstr(m));
+		ck_assert_int_ge(p, 0);
+		ck_assert_int_lt(p, PARTS);
+		ck_assert_ptr_nonnull(tok = json_tokener_new());
+		o = json_tokener_parse_ex(tok, m->payload, (int)m->len);
+		json_tokener_free(tok);
+		ck_assert_msg(o != NULL, "value not JSON: %.*s", (int)m->len,
+			      (const char *)m->payload);
+		ck_assert(json_object_object_get_ex(o, "src", &v));
+		src = json_object_get_uint64(v);
+		dst = jint(o, "dst") - 500000;
+		ts = jint(o, "ts");
+		json_object_put(o);
+		ck_assert_int_ge(dst, 0);
+		ck_assert_int_lt(dst, N);
+		ck_assert_msg(!seen[dst], "event %lld twice", (long long)dst);
+		seen[dst] = 1;
+		ck_assert_int_eq(ts, 1600000000 + ((dst * 7919) % N) * 10);
+		/* the key is the decimal src, nothing more */
+		snprintf(key, sizeof(key), "%llu", (unsigned long long)src);
+		ck_assert_msg(m->key && m->key_len == strlen(key) &&
+			      !memcmp(m->key, key, m->key_len),
+			      "event %lld: key \"%.*s\", src %s", (long long)dst,
+			      (int)m->key_len, m->key ? (const char *)m->key : "",
+			      key);
+		si = src == big[0] ? SRCS : src == big[1] ? SRCS + 1 :
+							    (int)src - 1;
+		ck_assert_int_ge(si, 0);
+		ck_assert_int_lt(si, SRCS + 2);
+		ck_assert_msg(src_part[si] < 0 || src_part[si] == p,
+			      "src %s in partitions %d and %d", key,
+			      src_part[si], p);
+		src_part[si] = p;
+		ck_assert_msg(ts >= last_ts[p], "partition %d: ts %lld after "
+			      "%lld", p, (long long)ts, (long long)last_ts[p]);
+		last_ts[p] = ts;
+		ts = rd_kafka_message_timestamp(m, &tt);
+		if (tt != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+			stamp[stamps++] = ts;
+		got++;
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_destroy(rk);
+	ck_assert_int_eq(got, N);
+	/* the rate, from the messages' own produce times (ms): 2000 events
+	 * span ~2 s, and a sliding second holds at most 1000 + one pacing
+	 * step of 64, with 20% slack */
+	if (stamps == N) {
+		qsort(stamp, N, sizeof(stamp[0]), cmp_i64);
+		ck_assert_msg(stamp[N - 1] - stamp[0] >= 1400,
+			      "produce times span %lld ms",
+			      (long long)(stamp[N - 1] - stamp[0]));
+		for (i = 0, j = 0; i < N; i++) {
+			while (stamp[i] - stamp[j] >= 1000)
+				j++;
+			ck_assert_msg(i - j + 1 <= 1300, "%d events within "
+				      "one second", i - j + 1);
+		}
+	}
+	kill(mock, SIGTERM);
+	ck_assert_int_eq(wait_exit(mock, 20), 0);
+}
+END_TEST
+
 static Suite *kafka_suite(void)
 {
 	Suite *s = suite_create("kafka");
@@ -188,6 +483,8 @@ static Suite *kafka_suite(void)
 	tcase_add_test(t, kafka_exactly_once_across_kill9);
 	tcase_add_test(t, kafka_malformed_counted_and_skipped);
 	tcase_add_test(t, kafka_down_keeps_serving);
+	tcase_add_test(t, kafka_checkpoint_reports_offsets);
+	tcase_add_test(t, replay_keys_by_src_and_bounds_rate);
 	suite_add_tcase(s, t);
 	return s;
 }

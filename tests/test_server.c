@@ -967,6 +967,326 @@ START_TEST(connections_spread_over_workers)
 }
 END_TEST
 
+/* ---- GET /members: the newest 1000, the full degree ------------------ */
+
+enum { HUB_N = 1500, HUB_CAP = 1000 };
+#define HUB_ID 900000000000ull	/* above 2^32: ids are 64-bit */
+#define HUB_NB(j) (1000000ull + (uint64_t)(j))
+#define HUB_T0 1500000000u	/* seconds; every ts below is a day apart */
+
+/*
+ * GET /members/hub against the reference ts[] (ts of the edge hub-HUB_NB(j),
+ * 0 when absent): degree is the live count, neighbors are the min(1000,
+ * degree) neighbours of greatest ts, in decreasing ts. O(HUB_N^2) over
+ * 1,500 entries: nothing.
+ */
+static void check_hub(unsigned port, const uint32_t *ts)
+{
+	static int order[HUB_N];
+	char path[64];
+	struct resp r;
+	json_object *o, *a;
+	int live = 0, i, j, n;
+
+	for (j = 0; j < HUB_N; j++)
+		if (ts[j])
+			order[live++] = j;
+	/* insertion sort by ts descending (ts are distinct) */
+	for (i = 1; i < live; i++) {
+		int x = order[i];
+
+		for (j = i; j > 0 && ts[order[j - 1]] < ts[x]; j--)
+			order[j] = order[j - 1];
+		order[j] = x;
+	}
+	snprintf(path, sizeof(path), "/members/%llu", HUB_ID);
+	r = must(port, "GET", path, NULL);
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert_uint_eq((uint64_t)jint(o, "member"), HUB_ID);
+	ck_assert_int_eq(jint(o, "degree"), live);
+	ck_assert(json_object_object_get_ex(o, "neighbors", &a));
+	ck_assert(json_object_is_type(a, json_type_array));
+	n = (int)json_object_array_length(a);
+	ck_assert_int_eq(n, live < HUB_CAP ? live : HUB_CAP);
+	for (i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, (size_t)i);
+		uint64_t got = (uint64_t)json_object_get_int64(v);
+
+		if (got != HUB_NB(order[i]))
+			ck_abort_msg("neighbors[%d] is %llu, want %llu (ts %u)",
+				     i, (unsigned long long)got,
+				     (unsigned long long)HUB_NB(order[i]),
+				     ts[order[i]]);
+	}
+	json_object_put(o);
+	resp_free(&r);
+}
+
+static void post_edges_ok(unsigned port, const char *body, int64_t n)
+{
+	struct resp r = must(port, "POST", "/edges", body);
+	json_object *o;
+
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert_int_eq(jint(o, "accepted"), n);
+	ck_assert_int_eq(jint(o, "rejected"), 0);
+	json_object_put(o);
+	resp_free(&r);
+}
+
+/* Wait (10 s at most) until /stats shows no vertex queued for a merge. */
+static void wait_merged(unsigned port)
+{
+	double end = mono() + 10 * e2e_scale();
+
+	while (mono() < end && stat_of(port, "pending_merges") > 0)
+		nap_ms(50);
+}
+
+/*
+ * A member of 1,500 edges, posted in a shuffled order with ts a day apart
+ * (far above the one-hour ts resolution): GET /members answers the 1,000
+ * newest, newest first, with degree 1,500. Then a re-add of the oldest edge
+ * (newer ts: it moves to the front), a removal inside the newest 1,000 (the
+ * 1,001st comes in at the end), again after the merges settle, and the
+ * same edges loaded offline (the bulk build's list with its hot front).
+ */
+START_TEST(members_newest_thousand_full_degree)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	static uint32_t ts[HUB_N];
+	static int perm[HUB_N];
+	size_t cap = (size_t)HUB_N * 96, len;
+	char *body = malloc(cap);
+	uint64_t seed = 42, nb[4];
+	FILE *f;
+	pid_t pid;
+	int i, j, b, oldest, victim;
+
+	ck_assert_ptr_nonnull(body);
+	for (j = 0; j < HUB_N; j++)
+		perm[j] = j;
+	for (j = HUB_N - 1; j > 0; j--) {
+		int k, t;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		k = (int)((seed >> 33) % (uint64_t)(j + 1));
+		t = perm[j];
+		perm[j] = perm[k];
+		perm[k] = t;
+	}
+	/* neighbour j's edge gets day perm[j] (so neither id order nor post
+	 * order is ts order), posted in three bodies, hub as src or dst */
+	for (j = 0; j < HUB_N; j++)
+		ts[j] = HUB_T0 + (uint32_t)perm[j] * 86400u;
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	for (b = 0; b < 3; b++) {
+		len = 0;
+		for (i = b * (HUB_N / 3); i < (b + 1) * (HUB_N / 3); i++) {
+			j = perm[(i * 7) % HUB_N];
+			len += (size_t)snprintf(body + len, cap - len,
+						"{\"src\":%llu,\"dst\":%llu,"
+						"\"ts\":%u}\n",
+						(unsigned long long)(j & 1 ?
+							HUB_NB(j) : HUB_ID),
+						(unsigned long long)(j & 1 ?
+							HUB_ID : HUB_NB(j)),
+						ts[j]);
+		}
+		post_edges_ok(port, body, HUB_N / 3);
+	}
+	ck_assert_int_eq(stat_of(port, "edges"), 8 + HUB_N);
+	check_hub(port, ts);
+	/* the other end sees the hub */
+	ck_assert_int_eq(neighbors_of(port, HUB_NB(17), nb, 4), 1);
+	ck_assert_uint_eq(nb[0], HUB_ID);
+
+	/* re-adding the oldest edge with a newer ts keeps one edge, now
+	 * first; removing one of the newest 1000 lets the 1001st in */
+	for (oldest = 0; perm[oldest] != 0; oldest++)
+		;
+	for (victim = 0; perm[victim] != HUB_N - 10; victim++)
+		;
+	ts[oldest] = HUB_T0 + (uint32_t)HUB_N * 86400u;
+	ts[victim] = 0;
+	snprintf(body, cap,
+		 "{\"src\":%llu,\"dst\":%llu,\"ts\":%u}\n"
+		 "{\"op\":\"remove\",\"src\":%llu,\"dst\":%llu}\n",
+		 (unsigned long long)HUB_ID, (unsigned long long)HUB_NB(oldest),
+		 ts[oldest], (unsigned long long)HUB_NB(victim),
+		 (unsigned long long)HUB_ID);
+	post_edges_ok(port, body, 2);
+	check_hub(port, ts);
+	wait_merged(port);
+	check_hub(port, ts);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	/* the same edges, built offline from a file */
+	f = fopen(tpath("hub.txt"), "w");
+	ck_assert_ptr_nonnull(f);
+	for (j = 0; j < HUB_N; j++)
+		if (ts[j])
+			fprintf(f, "%llu %llu %u\n", (unsigned long long)HUB_ID,
+				(unsigned long long)HUB_NB(j), ts[j]);
+	fclose(f);
+	args[1] = (char *)tpath("hub.txt");
+	pid = serve_start(port, args);
+	ck_assert_int_eq(stat_of(port, "edges"), HUB_N - 1);
+	check_hub(port, ts);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	free(body);
+}
+END_TEST
+
+/* ---- POST /admin/checkpoint's answer ---------------------------------- */
+
+/* The value of key in o, which must be a non-negative integer. */
+static int64_t jnat(json_object *o, const char *key)
+{
+	int64_t v = jint(o, key);
+
+	ck_assert_msg(v >= 0, "\"%s\" is %lld", key, (long long)v);
+	return v;
+}
+
+/*
+ * Without Kafka: the answer is one JSON object whose members and edges
+ * are /stats's, with the counters of the README's example, "topic" null
+ * and an empty "offsets" array; and the checkpoint holds: after kill -9
+ * the graph comes back with those counts.
+ */
+START_TEST(checkpoint_answer_matches_stats)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--state", NULL, NULL };
+	struct resp r;
+	json_object *o, *v;
+	int64_t members, edges;
+	pid_t pid;
+	int round;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	args[3] = (char *)tpath("state");
+	pid = serve_start(port, args);
+	for (round = 0; round < 2; round++) {
+		/* round 1: after new members, a new edge and a removal */
+		if (round)
+			post_edges_ok(port,
+				      "{\"src\":1,\"dst\":6,\"ts\":1800000000}\n"
+				      "{\"src\":20,\"dst\":21}\n"
+				      "{\"op\":\"remove\",\"src\":7,"
+				      "\"dst\":8}\n", 3);
+		members = stat_of(port, "members");
+		edges = stat_of(port, "edges");
+		ck_assert_int_eq(edges, round ? 9 : 8);
+		r = must(port, "POST", "/admin/checkpoint", NULL);
+		ck_assert_int_eq(r.status, 200);
+		o = parse_json(&r);
+		ck_assert(json_object_is_type(o, json_type_object));
+		ck_assert_int_eq(jint(o, "members"), members);
+		ck_assert_int_eq(jint(o, "edges"), edges);
+		jnat(o, "chunks_written");
+		jnat(o, "bytes_written");
+		jnat(o, "log_batches_dropped");
+		jnat(o, "took_us");
+		if (round)	/* something changed: something was written */
+			ck_assert_int_gt(jint(o, "bytes_written"), 0);
+		ck_assert_msg(json_object_object_get_ex(o, "topic", &v),
+			      "no \"topic\"");
+		ck_assert_msg(v == NULL, "\"topic\" not null without Kafka");
+		ck_assert_msg(json_object_object_get_ex(o, "offsets", &v),
+			      "no \"offsets\"");
+		ck_assert(json_object_is_type(v, json_type_array));
+		ck_assert_int_eq(json_object_array_length(v), 0);
+		json_object_put(o);
+		resp_free(&r);
+	}
+	kill9(pid);
+	pid = serve_start(port, args);
+	ck_assert_int_eq(stat_of(port, "members"), members);
+	ck_assert_int_eq(stat_of(port, "edges"), edges);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+/* ---- /metrics graph gauges -------------------------------------------- */
+
+/* triad_members, triad_edges equal /stats's, triad_graph_bytes is positive
+ * and equal to /stats's bytes once two reads of it agree (a merge or a
+ * grace period may move it in between). */
+static void check_graph_gauges(unsigned port)
+{
+	int64_t m1 = 0, m2 = -1, sb = 0;
+	int tries;
+
+	ck_assert_int_eq(metric_of(port, "triad_members"),
+			 stat_of(port, "members"));
+	ck_assert_int_eq(metric_of(port, "triad_edges"),
+			 stat_of(port, "edges"));
+	for (tries = 0; tries < 20 && m1 != m2; tries++) {
+		if (tries)
+			nap_ms(50);
+		m1 = metric_of(port, "triad_graph_bytes");
+		sb = stat_of(port, "bytes");
+		m2 = metric_of(port, "triad_graph_bytes");
+	}
+	ck_assert_int_gt(m1, 0);
+	ck_assert_int_eq(m1, m2);
+	ck_assert_int_eq(sb, m1);
+}
+
+/*
+ * /metrics carries triad_graph_bytes (> 0), triad_members and triad_edges
+ * as sample lines equal to /stats, on the loaded graph and after HTTP
+ * ingest grew it (more bytes, more members and edges; a member whose last
+ * edge went is still counted, as the README says).
+ */
+START_TEST(metrics_graph_gauges_match_stats)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	char *body = malloc(64 * 2000);
+	int64_t bytes0;
+	size_t len = 0;
+	pid_t pid;
+	int i;
+
+	ck_assert_ptr_nonnull(body);
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	check_graph_gauges(port);
+	ck_assert_int_eq(metric_of(port, "triad_members"), 8);
+	ck_assert_int_eq(metric_of(port, "triad_edges"), 8);
+	bytes0 = metric_of(port, "triad_graph_bytes");
+
+	for (i = 0; i < 2000; i++)
+		len += (size_t)snprintf(body + len, 64 * 2000 - len,
+					"{\"src\":%d,\"dst\":%d,\"ts\":%d}\n",
+					100 + i % 50, 1000 + i,
+					1700100000 + 3600 * i);
+	post_edges_ok(port, body, 2000);
+	post_edges_ok(port, "{\"op\":\"remove\",\"src\":7,\"dst\":8}\n", 1);
+	wait_merged(port);
+	check_graph_gauges(port);
+	ck_assert_int_eq(metric_of(port, "triad_members"), 8 + 50 + 2000);
+	ck_assert_int_eq(metric_of(port, "triad_edges"), 8 + 2000 - 1);
+	ck_assert_int_gt(metric_of(port, "triad_graph_bytes"), bytes0);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	free(body);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -988,6 +1308,9 @@ static Suite *server_suite(void)
 	tcase_add_test(t, loading_answers_503);
 	tcase_add_test(t, sighup_reloads_model);
 	tcase_add_test(t, connections_spread_over_workers);
+	tcase_add_test(t, members_newest_thousand_full_degree);
+	tcase_add_test(t, checkpoint_answer_matches_stats);
+	tcase_add_test(t, metrics_graph_gauges_match_stats);
 	suite_add_tcase(s, t);
 	return s;
 }
