@@ -377,13 +377,43 @@ static int put(struct graph_buf *b, const char *fmt, ...)
 	}
 }
 
-/* A finite number in JSON: %.6g never prints nan/inf for finite values. */
+/* Append n bytes (no formatting: most of an answer is literal text and
+ * integers, and vsnprintf costs hundreds of instructions a call). */
+static int put_raw(struct graph_buf *b, const char *s, size_t n)
+{
+	if (b->cap - b->len < n &&
+	    mem_grow((void **)&b->p, &b->cap, b->len + n, 1))
+		return -1;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return 0;
+}
+
+static int put_lit(struct graph_buf *b, const char *s)
+{
+	return put_raw(b, s, strlen(s));
+}
+
+/* v in decimal, as "%" PRIu64 prints it. */
+static int put_u64(struct graph_buf *b, uint64_t v)
+{
+	char d[20];
+	size_t n = sizeof(d);
+
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return put_raw(b, d + n, sizeof(d) - n);
+}
+
 /* A count feature as an integer (0 when unset or not finite). */
 static uint32_t fin_count(double x)
 {
 	return x >= 0 && x < 4294967295.0 ? (uint32_t)x : 0;
 }
 
+/* A finite number in JSON: %.6g never prints nan/inf for finite values. */
 static double fin(double x)
 {
 	return isfinite(x) ? x : 0.0;
@@ -451,28 +481,31 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 						 : fin_count(it->x[FEAT_MUTUAL]),
 			 &via);
 		nvia = via.n < (r->explain ? 5u : 3u) ? via.n : (r->explain ? 5u : 3u);
-		if (put(out, "%s{\"member\":%" PRIu64 ",\"score\":%.6g,\"mutual\":%u,\"via\":[",
-			i ? "," : "", it->member, fin(it->score),
-			fin_count(it->x[FEAT_MUTUAL])))
+		if (put_lit(out, i ? ",{\"member\":" : "{\"member\":") ||
+		    put_u64(out, it->member) ||
+		    put(out, ",\"score\":%.6g", fin(it->score)) ||
+		    put_lit(out, ",\"mutual\":") ||
+		    put_u64(out, fin_count(it->x[FEAT_MUTUAL])) ||
+		    put_lit(out, ",\"via\":["))
 			goto oom;
 		for (j = 0; j < nvia; j++)
-			if (put(out, "%s%" PRIu64, j ? "," : "",
-				graph_member(v, via.v[j])))
+			if ((j && put_lit(out, ",")) ||
+			    put_u64(out, graph_member(v, via.v[j])))
 				goto oom;
-		if (put(out, "],\"sources\":["))
+		if (put_lit(out, "],\"sources\":["))
 			goto oom;
 		first_src = 1;
-		if ((it->flags & CAND_FOF) && (first_src = 0, put(out, "\"fof\"")))
+		if ((it->flags & CAND_FOF) && (first_src = 0, put_lit(out, "\"fof\"")))
 			goto oom;
 		if ((it->flags & CAND_WALK) &&
-		    put(out, "%s\"walk\"", first_src ? "" : ","))
+		    put_lit(out, first_src ? "\"walk\"" : ",\"walk\""))
 			goto oom;
 		if (it->flags & CAND_WALK)
 			first_src = 0;
 		if ((it->flags & CAND_PPR) &&
-		    put(out, "%s\"ppr\"", first_src ? "" : ","))
+		    put_lit(out, first_src ? "\"ppr\"" : ",\"ppr\""))
 			goto oom;
-		if (put(out, "]"))
+		if (put_lit(out, "]"))
 			goto oom;
 		if (r->explain) {
 			if (put(out, ",\"features\":{"))
@@ -484,10 +517,10 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 			if (put(out, "}"))
 				goto oom;
 		}
-		if (put(out, "}"))
+		if (put_lit(out, "}"))
 			goto oom;
 	}
-	if (put(out, "]}"))
+	if (put_lit(out, "]}"))
 		goto oom;
 	return 0;
 oom:
