@@ -123,7 +123,7 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		err_set(e, "out of memory for friends of friends");
 		goto out;
 	}
-	exact = !c->lazy && (uint32_t)ne == c->member_deg;
+	exact = !lazy && (uint32_t)ne == c->member_deg;
 	/* the intermediates' degrees in one batch (misses overlapped), in
 	 * tsbuf: the loop below reads lists into buf only */
 	graph_degree_member_batch(v, (uint32_t)ne, c->queue, c->tsbuf, NULL);

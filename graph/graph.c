@@ -1023,8 +1023,8 @@ static inline const uint8_t *skip_entries(const uint8_t *p,
 
 	for (; k >= 4 && end - p >= 8 && varint_four_small(p, &w); k -= 4) {
 		p += 8;
-		x += 4 + (uint32_t)(w & 0xff) + (uint32_t)((w >> 16) & 0xff) +
-		     (uint32_t)((w >> 32) & 0xff) + (uint32_t)((w >> 48) & 0xff);
+		x += 4 + varint_four_gap(w, 0) + varint_four_gap(w, 1) +
+		     varint_four_gap(w, 2) + varint_four_gap(w, 3);
 	}
 	for (; k && end - p >= 8 && (q = varint_get_skip8(p, &gap)); k--) {
 		p = q;
@@ -1038,21 +1038,14 @@ static inline const uint8_t *skip_entries(const uint8_t *p,
 	return p;
 }
 
-/*
- * The ids of two whole blocks at once: each block's entries after its
- * first (whose id the index gives), from p0 and p1, 63 each (the list's
- * data ends at end). Decoding one entry waits for the one before it (its
- * length says where the next starts), so two blocks decoded side by side
- * run two such chains at once.
- */
 /* Four entries of one-byte gaps and ts codes (the load w) after id into
  * o[0..4); returns the last id. */
 static inline uint32_t put_four_small(uint64_t w, uint32_t id, uint32_t *o)
 {
-	o[0] = id += (uint32_t)(w & 0xff) + 1;
-	o[1] = id += (uint32_t)((w >> 16) & 0xff) + 1;
-	o[2] = id += (uint32_t)((w >> 32) & 0xff) + 1;
-	o[3] = id += (uint32_t)((w >> 48) & 0xff) + 1;
+	o[0] = id += varint_four_gap(w, 0) + 1;
+	o[1] = id += varint_four_gap(w, 1) + 1;
+	o[2] = id += varint_four_gap(w, 2) + 1;
+	o[3] = id += varint_four_gap(w, 3) + 1;
 	return id;
 }
 
@@ -1085,6 +1078,13 @@ static inline uint32_t ids_step(const uint8_t **p, const uint8_t *end,
 	return id;
 }
 
+/*
+ * The ids of two whole blocks at once: each block's entries after its
+ * first (whose id the index gives), from p0 and p1, 63 each (the list's
+ * data ends at end). Decoding one entry waits for the one before it (its
+ * length says where the next starts), so two blocks decoded side by side
+ * run two such chains at once.
+ */
 static void ids_two_blocks(const uint8_t *p0, const uint8_t *p1,
 			   const uint8_t *end, uint32_t id0, uint32_t id1,
 			   uint32_t *o0, uint32_t *o1)

@@ -118,6 +118,12 @@ static inline int varint_four_small(const uint8_t *p, uint64_t *x)
 	return !(*x & UINT64_C(0x8080808080808080));
 }
 
+/* Gap j (0..3) of a load varint_four_small accepted. */
+static inline uint32_t varint_four_gap(uint64_t x, unsigned j)
+{
+	return (uint32_t)(x >> (16 * j)) & 0xff;
+}
+
 /* The first of two varints (an entry's gap; its ts code skipped). */
 static inline const uint8_t *varint_get_skip8(const uint8_t *p, uint32_t *v)
 {

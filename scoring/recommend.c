@@ -471,21 +471,19 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 		goto oom;
 	for (i = 0; i < shown; i++) {
 		struct rec_item *it = &c->it[i];
+		uint32_t mutual = fin_count(it->x[FEAT_MUTUAL]);
 
 		/* the mutual connections (one merge each, k items, up to the
-		 * last of the count the features found: a list read since may
-		 * have changed, so that count is a bound, not a promise) */
-		feat_via(v, u, it->v,
-			 graph_is_directed(v->g) ? UINT32_MAX /* fof counts
-								  paths */
-						 : fin_count(it->x[FEAT_MUTUAL]),
-			 &via);
+		 * last of the count the features found, the same merge's count
+		 * on every graph (rec_gather): a list read since may have
+		 * changed, so that count is a bound, not a promise) */
+		feat_via(v, u, it->v, mutual, &via);
 		nvia = via.n < (r->explain ? 5u : 3u) ? via.n : (r->explain ? 5u : 3u);
 		if (put_lit(out, i ? ",{\"member\":" : "{\"member\":") ||
 		    put_u64(out, it->member) ||
 		    put(out, ",\"score\":%.6g", fin(it->score)) ||
 		    put_lit(out, ",\"mutual\":") ||
-		    put_u64(out, fin_count(it->x[FEAT_MUTUAL])) ||
+		    put_u64(out, mutual) ||
 		    put_lit(out, ",\"via\":["))
 			goto oom;
 		for (j = 0; j < nvia; j++)

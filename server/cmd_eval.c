@@ -39,7 +39,7 @@ int cmd_eval(int argc, char **argv)
 	uint32_t split_time = 0, k = 10;
 	unsigned methods = (1u << EVAL_NMETHODS) - 1, h;
 	int use_time = 0, json = 0, quiet = !isatty(2), i, rc = 1;
-	int have_frac = 0, have_time = 0;
+	int have_frac = 0;
 	char *end;
 	unsigned long long v;
 
@@ -69,7 +69,6 @@ int cmd_eval(int argc, char **argv)
 					fprintf(stderr, "triad eval: --split \"%s\" is not a fraction in (0, 1]\n", next);
 					return 2;
 				}
-				use_time = 0;
 				have_frac = 1;
 			} else if (!strcmp(a, "--split-time") || !strcmp(a, "-k")) {
 				v = strtoull(next, &end, 10);
@@ -83,7 +82,7 @@ int cmd_eval(int argc, char **argv)
 					k = (uint32_t)v;
 				} else {
 					split_time = (uint32_t)v;
-					use_time = have_time = 1;
+					use_time = 1;
 				}
 			} else if (!strcmp(a, "--methods")) {
 				if (eval_methods_parse(next, &methods, &e)) {
@@ -103,7 +102,7 @@ int cmd_eval(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (have_frac && have_time) {
+	if (have_frac && use_time) {
 		fprintf(stderr, "triad eval: --split and --split-time are alternatives; give one\n");
 		return 2;
 	}
