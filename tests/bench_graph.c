@@ -271,6 +271,10 @@ static void load_report(const struct graph_event *ev, size_t n,
 			(unsigned long long)ev[i].dst - 1);
 	fclose(f);
 
+	/* the two files just written are still dirty in the page cache:
+	 * flush them first, or their writeback runs during the timed load */
+	if (system("sync"))
+		printf("load       (sync failed; the figure may include writeback)\n");
 	snprintf(cmd, sizeof(cmd), "%s load %s -o %s --quiet > /dev/null",
 		 triad_bin, txt, snap);
 	t0 = now_s();

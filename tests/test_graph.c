@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "mem.h"
 #include "testutil.h"
 
 #define NM 300 /* members in the differential tests */
@@ -822,6 +823,42 @@ START_TEST(build_two_threads_same_bytes)
 }
 END_TEST
 
+/* mem_prefault faults blocks in while their owner writes them (the bulk
+ * build fills its id arrays so): no byte the owner wrote may change, and
+ * unaligned, empty and NULL blocks are fine. */
+START_TEST(prefault_keeps_bytes)
+{
+	const size_t n = (size_t)6 << 20; /* 24 MiB of uint32 a block */
+	uint32_t *b[3];
+	void *blk[5];
+	size_t len[5];
+	struct mem_prefault pf;
+
+	for (int k = 0; k < 3; k++) {
+		b[k] = mem_alloc(n, sizeof(uint32_t));
+		REQ(b[k] != NULL);
+		mem_hint_huge(b[k], n * sizeof(uint32_t));
+		blk[k] = b[k];
+		len[k] = n * sizeof(uint32_t);
+	}
+	blk[1] = (char *)b[1] + 3, len[1] -= 3; /* unaligned start */
+	blk[3] = NULL, len[3] = 4096;
+	blk[4] = b[2], len[4] = 0;
+	mem_prefault_start(&pf, blk, len, 5);
+	for (size_t i = 0; i < n; i++) /* meanwhile, as the build does */
+		for (int k = 0; k < 3; k++)
+			b[k][i] = (uint32_t)(i * 2654435761u) ^ (uint32_t)k;
+	mem_prefault_wait(&pf);
+	mem_prefault_wait(&pf); /* a second wait is harmless */
+	for (int k = 0; k < 3; k++) {
+		for (size_t i = 0; i < n; i++)
+			if (b[k][i] != ((uint32_t)(i * 2654435761u) ^ (uint32_t)k))
+				ck_abort_msg("block %d entry %zu changed", k, i);
+		free(b[k]);
+	}
+}
+END_TEST
+
 /* graph_build on a list with repeats and self-loops equals applying it. */
 START_TEST(build_equals_apply)
 {
@@ -1481,6 +1518,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, tail_cancels_out);
 	tcase_add_test(t, build_equals_apply);
 	tcase_add_test(t, build_two_threads_same_bytes);
+	tcase_add_test(t, prefault_keeps_bytes);
 	tcase_add_test(t, view_across_table_growth);
 	tcase_add_test(t, nth_with_delta);
 	tcase_add_test(t, big_hub);
