@@ -97,6 +97,9 @@ static int64_t expand_set(struct cand_ctx *c, const struct graph_view *v,
 	return n;
 }
 
+/* Vertices above which the scatter prefetches (32-byte entries: 2 MiB). */
+#define FOF_PREFETCH_MIN 65536u
+
 int fof_run(struct cand_ctx *c, const struct graph_view *v,
 	    const struct fof_params *p, uint64_t deadline_ns,
 	    struct cand_run *run, struct err *e)
@@ -106,6 +109,10 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 	const uint32_t fofm = CAND_MARK_FOF(c->epoch), exclm = CAND_MARK_EXCL(c->epoch);
 	const int lazy = c->lazy;
 	const uint32_t nv = c->nv;
+	/* prefetch the map entries ahead when the map is larger than a
+	 * core's L2: measured 15% faster on a 300k-member graph, 11% slower
+	 * on facebook's 4,039 members (the table is in cache there) */
+	const int pf = nv > FOF_PREFETCH_MIN;
 	struct cand_map *map;
 	uint64_t inc_aa, inc_ra, own;
 	size_t nr = 0;
@@ -162,9 +169,13 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 		map = c->map;
 		reached = c->reached;
 		for (j = 0; j < got; j++) {
-			uint32_t x = buf[j];
+			uint32_t x = buf[j], xp;
 			struct cand_map *m;
 
+			if (pf) { /* the entry 16 ahead: a random read */
+				xp = buf[j + 16 < got ? j + 16 : j];
+				__builtin_prefetch(&map[xp < nv ? xp : 0]);
+			}
 			if (x >= nv) /* cand_in_table: joined during the query */
 				continue;
 			m = &map[x];

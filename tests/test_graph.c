@@ -600,7 +600,9 @@ END_TEST
 /*
  * graph_nth on a long list (block index) with a pending delta: adds
  * between base entries, removals and refreshes of base entries, first in
- * the tail only, then in the sorted part, then merged. It must give
+ * the tail only, then in the sorted part, then merged (and low base
+ * entries removed and re-added in turn, so that tail entries override
+ * sorted ones below the block a read starts from). It must give
  * exactly the i-th entry of iteration for every i, and the iterated set
  * must be the reference set.
  */
@@ -636,6 +638,16 @@ START_TEST(nth_with_delta)
 			REQ_EQ(graph_apply(g, &c, 1, &st, &e), 0);
 			in[m] = c.op == GRAPH_ADD;
 		}
+		/* low base entries removed and re-added in turn: their later
+		 * entries (tail) override earlier ones (sorted part) below
+		 * the blocks graph_nth starts from */
+		for (uint32_t m = 6; m <= 42; m += 4) {
+			struct graph_event c = { 1, m, 1700000000u + (uint32_t)round * 7200u,
+						 (round + m / 4) % 2 ? GRAPH_ADD : GRAPH_REMOVE };
+
+			REQ_EQ(graph_apply(g, &c, 1, &st, &e), 0);
+			in[m] = c.op == GRAPH_ADD;
+		}
 		if (round == 8)
 			graph_maintain(g, 1000000); /* merged: base only again */
 		graph_view_begin(g, &v);
@@ -655,6 +667,16 @@ START_TEST(nth_with_delta)
 			REQ_EQ(x, seq[i]);
 		}
 		REQ(!graph_nth(&v, hub, d, &x));
+		/* graph_ids reads the same list, ids only */
+		{
+			uint32_t *ids = calloc((size_t)d + 1, sizeof(*ids));
+
+			REQ(ids != NULL);
+			REQ_EQ(graph_ids(&v, hub, ids, d + 1), d);
+			for (uint32_t i = 0; i < d; i++)
+				REQ_EQ(ids[i], seq[i]);
+			free(ids);
+		}
 		graph_view_end(&v);
 	}
 	graph_free(g);
