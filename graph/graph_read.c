@@ -455,6 +455,7 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	uint64_t s[GRAPH_BATCH_MAX];
 	const uint8_t *p[GRAPH_BATCH_MAX], *dat[GRAPH_BATCH_MAX];
 	const uint8_t *end[GRAPH_BATCH_MAX];
+	const uint8_t *ix[GRAPH_BATCH_MAX]; /* a delta list's guessed index entry */
 	uint32_t x[GRAPH_BATCH_MAX], k[GRAPH_BATCH_MAX];
 	struct vref dref[GRAPH_BATCH_MAX]; /* lists read through a delta */
 	uint8_t viad[GRAPH_BATCH_MAX];
@@ -518,8 +519,30 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		__builtin_prefetch(p[j]);
 		nbr[j] = 0;
 	}
-	/* stage 3: the index entry -> the block's bytes */
+	/* stage 3: the index entry -> the block's bytes. A list read through
+	 * its delta (its base header is in cache by now): its tail, which
+	 * nth_merged reads first, and the index entry of the block position
+	 * k falls in when the delta moves nothing (nth_merged's block is
+	 * within m / B of it) */
 	for (j = 0; j < n; j++) {
+		if (viad[j]) {
+			ix[j] = NULL;
+			if (dref[j].nt)
+				__builtin_prefetch(dref[j].a->d + dref[j].nd);
+			if (!dref[j].base)
+				continue;
+			base_parse(dref[j].base, &h);
+			if (h.blk) {
+				uint32_t kb = k[j] / GRAPH_BLOCK;
+
+				dat[j] = h.data;
+				ix[j] = h.blk + (size_t)(kb < h.nblk ? kb : h.nblk - 1) * 8;
+				__builtin_prefetch(ix[j]);
+			} else {
+				__builtin_prefetch(h.data);
+			}
+			continue;
+		}
 		if (!p[j] || !x[j])
 			continue;
 		x[j] = ld32(p[j]);
@@ -528,6 +551,10 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		k[j] %= GRAPH_BLOCK;
 		nbr[j] = 1; /* x[j] holds the block's first id */
 	}
+	/* stage 3b: a delta list's index entry -> its block's bytes */
+	for (j = 0; j < n; j++)
+		if (viad[j] && ix[j])
+			__builtin_prefetch(dat[j] + ld32(ix[j] + 4));
 	/* stage 4: decode up to the position, ids only */
 	for (j = 0; j < n; j++) {
 		const uint8_t *q = p[j];
