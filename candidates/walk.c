@@ -7,7 +7,7 @@
 
 /* Independent walkers stepped together, so their list reads overlap in
  * memory instead of waiting one after another. */
-#define WALK_WALKERS 16u
+#define WALK_WALKERS 64u
 /* The lists of u and of its neighbours are decoded once per query (a walk
  * spends about 75% of its steps at depth 0 and 1 with restart 0.5):
  * neighbour lists up to WALK_HOT_DEG entries (fewer for a member with many

@@ -257,9 +257,11 @@ uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
 /*
  * The i-th neighbour (0-based, in id order) of u into *nbr; 1, or 0 when
  * i >= degree. O(log(d/B) + B) through the block index when u has no
- * pending delta; through one of m entries, O(d/B + m + B) (every delta
+ * pending delta; through one of m entries, O(log m + m + B): every delta
  * entry records whether its id is in the base, so the block index still
- * gives each block's position); O(i + m) for a list of at most B entries.
+ * gives each block's position, and the delta moves positions by at most
+ * m, so the read starts at block (i - m) / B; O(i + m) for a list of at
+ * most B entries.
  * Lets a random walk pick "neighbour number r" with or without a decoded
  * copy of the list and land on the same one.
  */
@@ -272,10 +274,11 @@ int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
  * may be stale by the time the list is read (the writer runs alongside),
  * so the bound is the caller's buffer, not the degree. No timestamps: the
  * ids-only fast path for callers that read whole lists (friends of
- * friends, PPR). O(d). On a list without pending changes its blocks are
- * decoded two at a time (two independent chains of varint reads):
- * measured 2.4-3.0 ns an entry on lists of 64 entries or more, 3.3-3.6
- * before (3 Dec, EPYC VM).
+ * friends, PPR). O(d + m) for m pending changes. On a list without pending
+ * changes its blocks are decoded two at a time (two independent chains of
+ * varint reads): measured 2.4-3.0 ns an entry on lists of 64 entries or
+ * more, 3.3-3.6 before (3 Dec, EPYC VM); with pending changes the base is
+ * decoded a block at a time the same way and merged with the delta.
  */
 uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
 		   uint32_t max);

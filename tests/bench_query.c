@@ -145,6 +145,9 @@ static void igraph_aa(struct ig *x, uint32_t u, struct top *t)
 		top_offer(t, x->touched[i], x->score[x->touched[i]], x->member[x->touched[i]]);
 }
 
+/* Members per run of one method when two methods take turns (see run). */
+#define BENCH_RUN 500u
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -248,25 +251,29 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 				q[i] = bench_by_degree(cum, n, &s);
 			free(cum);
 		}
-		/* triad AA and igraph AA member by member, in turns (which
-		 * goes first alternates): they read disjoint memory, so neither
-		 * warms the other's caches, and this VM's drift in speed over
-		 * seconds (up to 30%) falls on both alike, not on whichever
-		 * pass ran in a slow moment. Methods that read triad's lists
-		 * (AA exact, full) each get a pass of their own, so none finds
-		 * a list warmed by another on the same member. */
-		for (i = 0; i < nq; i++) {
-			for (int turn = 0; turn < 2; turn++) {
+		/* triad AA and igraph AA in alternating runs of BENCH_RUN
+		 * members each: a run is long enough that each method works
+		 * mostly from caches holding its own data (as it would
+		 * serving alone; taking turns member by member made both
+		 * slower, triad's 32-byte table more), and short enough
+		 * (tens of ms) that this VM's drift in speed over seconds (up
+		 * to 30%) falls on both alike. Methods reading triad's lists
+		 * (AA exact, full) get passes of their own, so none finds a
+		 * list warmed by another on the same member. */
+		for (uint32_t r0 = 0; r0 < nq; r0 += BENCH_RUN) {
+			uint32_t r1 = r0 + BENCH_RUN < nq ? r0 + BENCH_RUN : nq;
+
+			for (i = r0; i < r1; i++) {
 				t0 = now_us();
-				if ((i + (uint32_t)turn) & 1) {
-					igraph_aa(&x, q[i], &b);
-					li[i] = now_us() - t0;
-					sum_i += li[i];
-				} else {
-					triad_aa(c, &v, &fp, q[i], &a);
-					lt[i] = now_us() - t0;
-					sum_t += lt[i];
-				}
+				triad_aa(c, &v, &fp, q[i], &a);
+				lt[i] = now_us() - t0;
+				sum_t += lt[i];
+			}
+			for (i = r0; i < r1; i++) {
+				t0 = now_us();
+				igraph_aa(&x, q[i], &b);
+				li[i] = now_us() - t0;
+				sum_i += li[i];
 			}
 		}
 		for (i = 0; i < nq; i++) {
