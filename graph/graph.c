@@ -671,11 +671,7 @@ void graph_degree_member_batch(const struct graph_view *v, uint32_t n,
 				       ? atomic_load_explicit(&v->vt->v[ids[i + j]].slot,
 							      memory_order_acquire)
 				       : 0;
-				if (s[j] & SLOT_ARENA)
-					__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
-				else if (s[j])
-					__builtin_prefetch(
-						(const void *)(uintptr_t)(s[j] & SLOT_PTR));
+				slot_prefetch(v->g, s[j]);
 			}
 			for (j = 0; j < m; j++) {
 				slot_read(v->g, s[j], &r);
@@ -730,8 +726,6 @@ void iter_init_ref(struct graph_iter *it, const struct vref *r)
 	it->left = it->nblk = it->bdeg = it->prev = 0;
 	it->tsmin = it->tsmode = it->bts = 0;
 	it->bid = GRAPH_NONE;
-	it->d = it->dend = NULL;
-	it->ti = it->tn = 0;
 	if (r->base) {
 		base_parse(r->base, &h);
 		it->blk = h.blk;
@@ -750,12 +744,7 @@ void iter_init_ref(struct graph_iter *it, const struct vref *r)
 			it->left = h.deg - 1;
 		}
 	}
-	if (r->a) {
-		it->d = r->a->d;
-		it->dend = r->a->d + r->nd;
-		if (r->nt)
-			it->tn = tail_resolve(r->a->d + r->nd, r->nt, it->t);
-	}
+	it_delta_init(it, r);
 	it_delta_step(it);
 }
 

@@ -397,6 +397,16 @@ static inline int view_holds(const struct graph_view *v, uint32_t id)
 	return id < v->vt->cap;
 }
 
+/* A hint that slot value s's list (arena base, heap base or delta
+ * buffer) is read soon. No effect on results. */
+static inline void slot_prefetch(const struct graph *g, uint64_t s)
+{
+	if (s & SLOT_ARENA)
+		__builtin_prefetch(g->arena + (s & ~SLOT_ARENA));
+	else if (s)
+		__builtin_prefetch((const void *)(uintptr_t)(s & SLOT_PTR));
+}
+
 /* The state of vertex id as the view sees it (no edges unless
  * view_holds). */
 static inline void vref_get(const struct graph_view *v, uint32_t id,
@@ -434,6 +444,20 @@ static inline uint32_t tail_resolve(const struct graph_dent *t, uint32_t n,
 		k++;
 	}
 	return k;
+}
+
+/* Set an iterator's delta cursor (d, dend, t[], ti, tn) on r's delta,
+ * before its first step (it_delta_step); no delta: an empty cursor. */
+static inline void it_delta_init(struct graph_iter *it, const struct vref *r)
+{
+	it->d = it->dend = NULL;
+	it->ti = it->tn = 0;
+	if (r->a) {
+		it->d = r->a->d;
+		it->dend = r->a->d + r->nd;
+		if (r->nt)
+			it->tn = tail_resolve(r->a->d + r->nd, r->nt, it->t);
+	}
 }
 
 /* The state of w in a vref's tail: its last entry, or NULL. O(nt). */

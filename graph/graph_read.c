@@ -51,8 +51,8 @@ static int dent_shift(uint32_t ts)
 }
 
 /*
- * Put the delta cursor c (set up by iter_init_ref's delta half, before its
- * first step) at its first entry with id >= f, and return how those before
+ * Put the delta cursor c (set up by it_delta_init, before its first step)
+ * at its first entry with id >= f, and return how those before
  * it move base positions (the sum of their dent_shift). O(log m) to find
  * the place in the sorted part, then a plain pass over the entries before
  * it and the resolved tail's (at most GRAPH_TAIL_MAX).
@@ -125,14 +125,7 @@ static int nth_merged(const struct vref *r, uint32_t i, uint32_t *nbr)
 	uint32_t left = 0, b = GRAPH_NONE, gap, pos = 0, k = 0, m, sti, sid, sts;
 	int64_t s = 0;
 
-	c.d = c.dend = NULL;
-	c.ti = c.tn = 0;
-	if (r->a) {
-		c.d = r->a->d;
-		c.dend = r->a->d + r->nd;
-		if (r->nt)
-			c.tn = tail_resolve(r->a->d + r->nd, r->nt, c.t);
-	}
+	it_delta_init(&c, r);
 	m = r->nd + c.tn;
 	if (r->base) {
 		base_parse(r->base, &h);
@@ -339,11 +332,7 @@ static uint32_t ids_merged(const struct vref *r, uint32_t *out, uint32_t lim)
 	struct base_hdr h = { 0 };
 	const uint8_t *p = NULL, *end = NULL;
 
-	c.d = r->a->d;
-	c.dend = r->a->d + r->nd;
-	c.ti = c.tn = 0;
-	if (r->nt)
-		c.tn = tail_resolve(r->a->d + r->nd, r->nt, c.t);
+	it_delta_init(&c, r);
 	it_delta_step(&c);
 	if (r->base) {
 		base_parse(r->base, &h);
@@ -473,11 +462,7 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		s[j] = u[j] < nv ? atomic_load_explicit(&v->vt->v[u[j]].slot,
 							memory_order_acquire)
 				 : 0;
-		if (s[j] & SLOT_ARENA)
-			__builtin_prefetch(v->g->arena + (s[j] & ~SLOT_ARENA));
-		else if (s[j])
-			__builtin_prefetch(
-				(const void *)(uintptr_t)(s[j] & SLOT_PTR));
+		slot_prefetch(v->g, s[j]);
 	}
 	/* stage 2: the header; pick the position, prefetch its index entry
 	 * (long lists) or the list's first bytes (short ones). p[j] == NULL
