@@ -13,8 +13,11 @@
  *    candidates a served answer would rank, with their features; a
  *    candidate is positive when it is one of the member's new pairs.
  * 4. Each configuration of a small grid (feature set, L2 strength,
- *    negatives per member) is fitted on level 3 and judged by recall@k on
- *    level 2; the best is refitted on level 2 and returned.
+ *    negatives per member) is judged by recall@k in two windows: fitted
+ *    on level 3 and judged on level 2, and fitted on level 4 (the events
+ *    up to T3, split once more) and judged on level 3; the mean decides.
+ *    Too little data for level 4 leaves the first window alone. The best
+ *    configuration is refitted on level 2 and returned.
  * Logistic regression by Newton's method with L2 on the weights (not the
  * bias), features standardised by the fitting data's mean and deviation.
  */
@@ -36,7 +39,18 @@ struct train_opts {
 	uint32_t max_members;  /* judged members sampled per level (0: all) */
 	const char *name;      /* model name */
 	const char *version;   /* model version */
+	unsigned sets;         /* feature sets the grid may choose (TRAIN_SET_*
+				* bits; 0: all of them) */
 };
+
+/* The grid's feature sets: every feature, all but the time features (a
+ * served answer then needs no list merge per candidate: about a third of
+ * the cost, see README), all but the walk and PPR scores. */
+enum { TRAIN_SET_ALL = 1u, TRAIN_SET_NO_TIME = 2u, TRAIN_SET_NO_WALK = 4u };
+
+/* Bits of a comma-separated list of set names ("all", "no-time",
+ * "no-walk") into *sets; -1 with e naming the unknown one. */
+int train_sets_parse(const char *list, unsigned *sets, struct err *e);
 
 /* split 0.8, k 10, max_members 4000, name "lr", version "1". */
 void train_opts_default(struct train_opts *o);
@@ -46,8 +60,12 @@ struct train_info {
 	uint32_t split_time, t2, t3;
 	uint64_t rows2, pos2, members2; /* level 2 examples, positives, members */
 	uint64_t rows3, pos3, members3;
-	double val_recall;              /* chosen configuration's level-2 recall@k */
-	double val_recall_aa;           /* Adamic-Adar on the same candidates */
+	uint32_t t4;                    /* level 4's split time (0: none) */
+	uint32_t windows;               /* validation windows used (1 or 2) */
+	double val_recall;              /* chosen configuration's recall@k, mean over the windows */
+	double val_recall_aa;           /* Adamic-Adar on the same candidates, same mean */
+	double val_recall2, val_recall3;       /* chosen: level 2 (fit on 3), level 3 (fit on 4) */
+	double val_recall_aa2, val_recall_aa3; /* Adamic-Adar on each window */
 	double l2;                      /* chosen L2 strength */
 	uint32_t negs;                  /* chosen negatives per member */
 	const char *feature_set;        /* chosen feature set's name */

@@ -12,14 +12,18 @@
 
 static const char train_usage[] =
 	"usage: triad train EVENTS -o MODEL [--split FRACTION | --split-time T]\n"
-	"                   [--format F] [--name NAME] [--version V] [--quiet]\n"
+	"                   [--format F] [--name NAME] [--version V]\n"
+	"                   [--features SETS] [--quiet]\n"
 	"\n"
 	"Fit the ranking model (logistic regression over the serving features)\n"
 	"on the events up to the split time, exactly as `triad eval` splits them\n"
 	"(default --split 0.8), so `train` then `eval --model` on the same file\n"
 	"and split never sees the test period. The training period is split\n"
 	"again inside to pick features and regularisation. Writes MODEL (JSON).\n"
-	"--version defaults to a hash of the fitted numbers.\n";
+	"--version defaults to a hash of the fitted numbers. --features limits\n"
+	"the feature sets the inner validation may choose from (comma list of\n"
+	"all, no-time, no-walk; default all three): no-time models serve about\n"
+	"three times faster (no list merge per candidate).\n";
 
 static void progress(void *ctx, const char *phase)
 {
@@ -74,7 +78,8 @@ int cmd_train(int argc, char **argv)
 			quiet = 1;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--split") ||
 			   !strcmp(a, "--split-time") || !strcmp(a, "--format") ||
-			   !strcmp(a, "--name") || !strcmp(a, "--version")) {
+			   !strcmp(a, "--name") || !strcmp(a, "--version") ||
+			   !strcmp(a, "--features")) {
 			if (!next) {
 				fprintf(stderr, "triad train: %s needs a value\n", a);
 				return 2;
@@ -96,6 +101,11 @@ int cmd_train(int argc, char **argv)
 				o.use_time = 1;
 			} else if (!strcmp(a, "--format")) {
 				fmt = next;
+			} else if (!strcmp(a, "--features")) {
+				if (train_sets_parse(next, &o.sets, &e)) {
+					fprintf(stderr, "triad train: --features: %s\n", e.msg);
+					return 2;
+				}
 			} else if (!strcmp(a, "--name")) {
 				if (!*next || strlen(next) >= MODEL_NAME_MAX || strpbrk(next, "@\"\\")) {
 					fprintf(stderr, "triad train: --name \"%s\" must be 1..%d characters without '@', '\"' or '\\'\n",
@@ -169,13 +179,23 @@ int cmd_train(int argc, char **argv)
 		goto out;
 	}
 	printf("model %s -> %s\n", model_name(&m), outp);
-	printf("split time %u; inner splits %u and %u\n", info.split_time,
+	printf("split time %u; inner splits %u, %u", info.split_time,
 	       info.t2, info.t3);
+	if (info.windows == 2)
+		printf(" and %u", info.t4);
+	printf("\n");
 	printf("fitted on %" PRIu64 " candidates of %" PRIu64 " members (%" PRIu64 " positive)\n",
 	       info.rows2, info.members2, info.pos2);
-	printf("chosen: features %s, l2 %g, %u negatives per member; validation recall@%u %.4f (adamic-adar %.4f)\n",
+	printf("chosen: features %s, l2 %g, %u negatives per member; validation recall@%u %.4f (adamic-adar %.4f)",
 	       info.feature_set, info.l2, info.negs, o.k, info.val_recall,
 	       info.val_recall_aa);
+	if (info.windows == 2)
+		printf(", mean of two windows: %.4f (%.4f) and %.4f (%.4f)",
+		       info.val_recall2, info.val_recall_aa2, info.val_recall3,
+		       info.val_recall_aa3);
+	printf("\n");
+	if (strcmp(info.feature_set, "no-time"))
+		printf("note: the model uses time features, so a served answer reads one list per candidate (about three times the cost of a no-time model on a large graph; --features no-time fits one)\n");
 	rc = 0;
 out:
 	event_list_release(&l);

@@ -138,6 +138,7 @@ static uint64_t rnd(uint64_t *s)
 #define NM 1000
 #define HOT 20
 #define ERA 1500
+#define SHORT_N 1000 /* a stream too short for a fourth level */
 
 /*
  * A temporal graph where who attracts new links changes over time: in
@@ -179,6 +180,11 @@ START_TEST(training_learns_recency)
 	ck_assert_uint_gt(info.pos2, 0);
 	ck_assert_uint_lt(info.t3, info.t2);
 	ck_assert_uint_lt(info.t2, info.split_time);
+	/* two validation windows, and the choice made on their mean */
+	ck_assert_uint_eq(info.windows, 2);
+	ck_assert_uint_lt(info.t4, info.t3);
+	ck_assert(fabs(info.val_recall - (info.val_recall2 + info.val_recall3) / 2) < 1e-12);
+	ck_assert(fabs(info.val_recall_aa - (info.val_recall_aa2 + info.val_recall_aa3) / 2) < 1e-12);
 	/* deterministic */
 	ck_assert_int_eq(train_fit(ev, n, &o, NULL, NULL, &m2, &info2, &e), 0);
 	ck_assert_uint_eq(m.nf, m2.nf);
@@ -197,6 +203,25 @@ START_TEST(training_learns_recency)
 }
 END_TEST
 
+/* A file too short for a fourth level still trains, on one window. */
+START_TEST(training_on_one_window)
+{
+	static struct graph_event ev[SHORT_N];
+	size_t n = shifting_stars_stream(ev, SHORT_N);
+	struct train_opts o;
+	struct train_info info;
+	struct model m;
+	struct err e = { "" };
+
+	train_opts_default(&o);
+	ck_assert_msg(train_fit(ev, n, &o, NULL, NULL, &m, &info, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(info.windows, 1);
+	ck_assert_uint_eq(info.t4, 0);
+	ck_assert(info.val_recall == info.val_recall2);
+	ck_assert(info.val_recall_aa == info.val_recall_aa2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("eval");
@@ -207,6 +232,7 @@ static Suite *suite(void)
 	tcase_add_test(t, split_follows_the_protocol);
 	tcase_add_test(t, every_method_finds_the_obvious_answer);
 	tcase_add_test(t, training_learns_recency);
+	tcase_add_test(t, training_on_one_window);
 	suite_add_tcase(s, t);
 	return s;
 }
