@@ -264,5 +264,6 @@ demo: deps
 model: deps
 	@$(MAKE) --no-print-directory $(TRIAD)
 	$(TRIAD) train data/CollegeMsg.txt -o data/model.json --name collegemsg-lr --features no-time --quiet
-	python3 tests/model_inc.py data/model.json > scoring/model_default.inc
+	python3 tests/model_inc.py data/model.json > scoring/model_default.inc.tmp
+	mv scoring/model_default.inc.tmp scoring/model_default.inc
 	@$(MAKE) --no-print-directory $(TRIAD)

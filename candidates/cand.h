@@ -30,6 +30,7 @@
 #define CAND_FOF 1u   /* found by friends-of-friends (triangle closing) */
 #define CAND_WALK 2u  /* visited by the random walk with restart */
 #define CAND_PPR 4u   /* reached by personalised PageRank push */
+#define CAND_TREND 8u /* among the most active members lately (trend.h) */
 #define CAND_EXCL 64u /* the member or a current neighbour: never a candidate */
 #define CAND_KEEP 128u /* scratch mark for selection passes */
 
@@ -42,6 +43,7 @@ struct cand {
 	uint32_t flags;  /* CAND_* bits */
 	float ppr;       /* PPR estimate p(v), 0..1 */
 	float ppr_r;     /* PPR residual (private to ppr.c) */
+	uint32_t trend;  /* activity, when in the trend table (else 0) */
 };
 
 /* Why a generator stopped; filled by every generator. */

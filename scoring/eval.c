@@ -255,6 +255,7 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 		FEAT_MUTUAL, FEAT_ADAMIC_ADAR, FEAT_JACCARD, FEAT_RESOURCE_ALLOC
 	};
 	struct rec_params ph, pp, pm;
+	struct trend tr;
 	struct eval_split s;
 	struct graph_view v;
 	struct graph *g = NULL;
@@ -304,6 +305,10 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 	pm.need = m ? model_features(m) : FEAT_ALL;
 	graph_view_begin(g, &v);
 	viewing = 1;
+	if (methods & (1u << EVAL_MODEL)) { /* as the server has it then */
+		trend_build(&tr, &v, s.split_time, TREND_K);
+		pm.trend = &tr;
+	}
 	for (i = 0; i < s.njudge; i = j) {
 		for (j = i, nt = 0; j < s.njudge && s.judge[j].member == s.judge[i].member; j++)
 			targets[nt++] = s.judge[j].target;

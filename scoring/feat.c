@@ -24,6 +24,7 @@ static const char *const names[FEAT_N] = {
 	[FEAT_CAND_AGE] = "cand_age",
 	[FEAT_CAND_RECENT] = "cand_recent",
 	[FEAT_LOG_MUTUAL] = "log_mutual",
+	[FEAT_TREND] = "trend",
 };
 
 const char *feat_name(enum feat_id f)
@@ -142,6 +143,8 @@ void feat_from_counts(uint32_t du, uint32_t dc, uint32_t m, uint64_t aa_fx,
 		x[FEAT_PPR] = log1p(in ? 1e4 * (double)in->ppr : 0.0);
 	if (need & FEAT_BIT(FEAT_LOG_MUTUAL))
 		x[FEAT_LOG_MUTUAL] = log1p_n(m);
+	if (need & FEAT_BIT(FEAT_TREND))
+		x[FEAT_TREND] = log1p_n(in ? in->trend : 0);
 }
 
 /* Every feature: the counts' ones, then those that need timestamps. */

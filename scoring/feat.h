@@ -41,6 +41,8 @@ enum feat_id {
 	FEAT_CAND_AGE,       /* ln(1 + hours since c's newest edge) */
 	FEAT_CAND_RECENT,    /* ln(1 + c's edges, of its newest 32, younger than FEAT_TAU) */
 	FEAT_LOG_MUTUAL,     /* ln(1 + mutual) */
+	FEAT_TREND,          /* ln(1 + c's activity) when c is among the most
+			      * active members lately (trend.h), else 0 */
 	FEAT_N
 };
 
@@ -59,6 +61,7 @@ enum feat_id {
 struct feat_in {
 	uint32_t visits; /* random-walk landings on c */
 	float ppr;       /* PPR estimate of c */
+	uint32_t trend;  /* c's activity in the trend table (0: not in it) */
 };
 
 /* Mutual connections of a pair, newest first (by the later of the two

@@ -29,6 +29,7 @@ void rec_params_default(struct rec_params *p)
 	p->ppr_max_degree = 16;
 	p->keep_per_gen = 200;
 	p->need = FEAT_ALL;
+	p->trend = NULL;
 }
 
 struct rec_ctx *rec_ctx_new(void)
@@ -57,6 +58,11 @@ void rec_ctx_free(struct rec_ctx *c)
 void rec_ctx_set_now(struct rec_ctx *c, uint32_t now)
 {
 	c->now = now;
+}
+
+void rec_ctx_set_trend(struct rec_ctx *c, const struct trend *t)
+{
+	c->trend = t;
 }
 
 static int sel_cmp(const void *a, const void *b)
@@ -230,6 +236,22 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 	for (g = 0; g < 3; g++)
 		if ((p->gens & gens[g]) && keep_best(c, v, gens[g], p->keep_per_gen))
 			return err_set(e, "out of memory for candidate selection");
+	/* the most active members lately: every one is scored (a slot each,
+	 * which also carries the activity for members other generators
+	 * found) */
+	for (i = 0; p->trend && i < p->trend->n; i++) {
+		uint32_t x = p->trend->v[i];
+		struct cand *y;
+
+		if (x == u || !cand_in_table(cc, x))
+			continue;
+		if (!(y = cand_touch(cc, x)))
+			return err_set(e, "out of memory for candidate selection");
+		if (y->flags & CAND_EXCL)
+			continue;
+		y->flags |= CAND_TREND | CAND_KEEP;
+		y->trend = p->trend->act[i];
+	}
 	for (i = 0; i < cc->n; i++)
 		if (cc->c[i].flags & CAND_KEEP)
 			n++;
@@ -275,10 +297,11 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 
 			it->v = x->v;
 			it->member = mem[j];
-			it->flags = x->flags & (CAND_FOF | CAND_WALK | CAND_PPR);
+			it->flags = x->flags & (CAND_FOF | CAND_WALK | CAND_PPR | CAND_TREND);
 			it->score = 0;
 			in.visits = x->visits;
 			in.ppr = x->ppr;
+			in.trend = x->trend;
 			if (counts)
 				feat_from_counts(cc->member_deg, deg[j], x->mutual,
 						 x->aa_fx, x->ra_fx, &in, p->need,
@@ -437,6 +460,7 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	if (u == GRAPH_NONE || graph_degree(v, u) == 0)
 		return REC_UNKNOWN;
 	rec_params_default(&p);
+	p.trend = c->trend;
 	if (p.keep_per_gen < 2 * r->k)
 		p.keep_per_gen = 2 * r->k;
 	/* the answer reports each item's mutual count, whatever the model
@@ -502,6 +526,11 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 			first_src = 0;
 		if ((it->flags & CAND_PPR) &&
 		    put_lit(out, first_src ? "\"ppr\"" : ",\"ppr\""))
+			goto oom;
+		if (it->flags & CAND_PPR)
+			first_src = 0;
+		if ((it->flags & CAND_TREND) &&
+		    put_lit(out, first_src ? "\"trend\"" : ",\"trend\""))
 			goto oom;
 		if (put_lit(out, "]"))
 			goto oom;

@@ -29,6 +29,7 @@
 #include "graph.h"
 #include "model.h"
 #include "ppr.h"
+#include "trend.h"
 #include "walk.h"
 
 #define REC_UNKNOWN (-2)
@@ -50,6 +51,8 @@ struct rec_params {
 				  * Adamic-Adar, walk by visits, ppr by estimate); 0 = all */
 	uint32_t need;           /* FEAT_BIT()s the caller reads (default FEAT_ALL);
 				  * features outside it may be left NaN */
+	const struct trend *trend; /* the most active members (NULL: none):
+				  * each is a candidate, and feeds FEAT_TREND */
 };
 
 /* The serving defaults: all three generators (fof_params_default,
@@ -76,6 +79,8 @@ struct rec_ctx {
 	size_t selcap;
 	int degraded;        /* last gather was cut short by its deadline */
 	uint32_t now;        /* reference time for the next answer; 0 = derive */
+	const struct trend *trend; /* most active members for the next answer
+				    * (NULL: none); the caller owns it */
 	struct cand_run run[3]; /* fof, walk, ppr of the last gather */
 	struct feat_member fm;  /* private: the member's side of the features */
 };
@@ -91,6 +96,11 @@ void rec_ctx_free(struct rec_ctx *c);
  * value) derives it per query as the newest ts of the member's own
  * edges. */
 void rec_ctx_set_now(struct rec_ctx *c, uint32_t now);
+
+/* The trend table (trend.h) rec_answer_json calls on c use: a candidate
+ * source and FEAT_TREND. NULL (the default) leaves both out. t must stay
+ * valid while answers use it. */
+void rec_ctx_set_trend(struct rec_ctx *c, const struct trend *t);
 
 /*
  * Candidates and features for vertex u: runs the generators of p (each

@@ -75,6 +75,7 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 {
 	struct eval_split s;
 	struct rec_params p;
+	struct trend tr;
 	struct graph_view v;
 	struct graph *g = NULL;
 	struct rec_ctx *c = NULL;
@@ -105,6 +106,8 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 	rec_params_default(&p);
 	graph_view_begin(g, &v);
 	viewing = 1;
+	trend_build(&tr, &v, s.split_time, TREND_K);
+	p.trend = &tr;
 	d->gstart[0] = 0;
 	for (i = 0; i < s.njudge; i = j, gi++) {
 		member = s.judge[i].member;

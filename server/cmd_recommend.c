@@ -39,6 +39,7 @@ int cmd_recommend(int argc, char **argv)
 	struct rec_ctx *c = NULL;
 	struct graph *g = NULL;
 	struct graph_view v;
+	struct trend tr;
 	struct err e = { "" };
 	uint64_t x, now = 0;
 	int have_member = 0, have_now = 0, i, rc = 1, st;
@@ -106,6 +107,9 @@ int cmd_recommend(int argc, char **argv)
 	}
 	graph_view_begin(g, &v);
 	rec_ctx_set_now(c, have_now ? (uint32_t)now : graph_newest_ts(g));
+	/* the most active members as of that time, as the server has them */
+	trend_build(&tr, &v, have_now ? (uint32_t)now : graph_newest_ts(g), TREND_K);
+	rec_ctx_set_trend(c, &tr);
 	st = rec_answer_json(c, &v, m, &r, NULL, NULL, &out, &e);
 	graph_view_end(&v);
 	if (st == REC_UNKNOWN) {

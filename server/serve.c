@@ -29,11 +29,13 @@
 #include "query.h"
 #include "recommend.h"
 #include "store.h"
+#include "trend.h"
 
 #define MAX_BODY ((size_t)16 << 20)
 #define MAX_ERRORS 10
 #define MEMBERS_MAX 1000u
 #define MAINTAIN_US 1000u
+#define TREND_REFRESH_US 1000000u /* the trend table is rebuilt at most this often */
 #define SAMPLE_DATA "facebook_combined.txt"
 
 /* Per-HTTP-worker scratch: touched by that worker only. */
@@ -81,9 +83,13 @@ struct serve {
 	struct gc_req *gq_head, **gq_tail;
 	int gc_leader;
 
-	pthread_rwlock_t model_lock;
+	pthread_rwlock_t model_lock; /* also guards trend (swapped under it) */
 	const struct model *model; /* in use */
 	struct model *owned;       /* == model when loaded from a file */
+	struct trend *trend;       /* the most active members (trend.h) */
+	_Atomic uint64_t trend_events; /* events applied when it was built */
+	uint64_t trend_us;         /* when (now_us) it was last built */
+	_Atomic uint64_t trend_builds;
 
 	pthread_t mt;
 	int mt_started;
@@ -187,6 +193,7 @@ void serve_free(struct serve *s)
 	dismiss_free(s->dis);
 	store_close(s->store);
 	model_free(s->owned);
+	free(s->trend);
 	graph_free(s->g);
 	free(s->koff);
 	pthread_rwlock_destroy(&s->model_lock);
@@ -360,6 +367,36 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * Rebuild the trend table from the graph as it is now and swap it in:
+ * built outside every lock (one pass over the lists, a reader like any
+ * other), swapped under the model lock, which waits for the requests
+ * using the old one. 0, or -1 when out of memory (the old table stays).
+ */
+static int trend_refresh(struct serve *s)
+{
+	struct trend *t = malloc(sizeof(*t)), *old;
+	struct graph_view v;
+	uint64_t applied;
+
+	if (!t)
+		return -1;
+	/* read first: the view below holds at least these events */
+	applied = atomic_load(&s->http_acc) + atomic_load(&s->kafka_acc);
+	graph_view_begin(s->g, &v);
+	trend_build(t, &v, graph_newest_ts(s->g), TREND_K);
+	graph_view_end(&v);
+	pthread_rwlock_wrlock(&s->model_lock);
+	old = s->trend;
+	s->trend = t;
+	pthread_rwlock_unlock(&s->model_lock);
+	free(old);
+	atomic_store(&s->trend_events, applied);
+	atomic_fetch_add(&s->trend_builds, 1);
+	s->trend_us = now_us();
+	return 0;
+}
+
 static void *maintain_main(void *arg)
 {
 	struct serve *s = arg;
@@ -367,6 +404,12 @@ static void *maintain_main(void *arg)
 	while (!atomic_load(&s->mt_stop)) {
 		size_t left;
 		int due;
+
+		/* the trend table follows the graph, at most once a second */
+		if (atomic_load(&s->http_acc) + atomic_load(&s->kafka_acc) !=
+			    atomic_load(&s->trend_events) &&
+		    now_us() - s->trend_us >= TREND_REFRESH_US)
+			trend_refresh(s);
 
 		pthread_mutex_lock(&s->wmu);
 		left = graph_maintain(s->g, MAINTAIN_US);
@@ -520,6 +563,8 @@ int serve_load(struct serve *s, const char **what, struct err *e)
 	}
 	if (what)
 		*what = src;
+	if (trend_refresh(s))
+		return err_set(e, "out of memory for the trend table");
 	atomic_store(&s->ready, 1);
 	return 0;
 }
@@ -658,6 +703,7 @@ static void h_recommend(struct reqctx *q)
 	/* ages are measured from the newest edge the service has seen, as
 	 * training measured them from the split time */
 	rec_ctx_set_now(q->w->rc, graph_newest_ts(q->s->g));
+	rec_ctx_set_trend(q->w->rc, q->s->trend);
 	rc = rec_answer_json(q->w->rc, &v, q->s->model, &rq, dismissed_cb,
 			     q->s->dis, &q->w->out, &e);
 	graph_view_end(&v);
@@ -819,7 +865,7 @@ static void h_stats(struct reqctx *q)
 			   "\"pending_merges\":%llu,\"merges\":%llu,"
 			   "\"dismissals\":%llu,\"checkpoints\":%llu,"
 			   "\"uptime_s\":%lld,\"threads\":%u,"
-			   "\"state\":%s,\"kafka\":%s}",
+			   "\"state\":%s,\"kafka\":%s,",
 			   graph_is_directed(s->g) ? "true" : "false",
 			   (unsigned long long)st.delta_entries,
 			   (unsigned long long)st.pending_merges,
@@ -829,6 +875,15 @@ static void h_stats(struct reqctx *q)
 			   (long long)(time(NULL) - s->started), s->nthreads,
 			   s->store ? "true" : "false",
 			   s->kc ? "true" : "false");
+	pthread_rwlock_rdlock(&s->model_lock);
+	bad |= jbuf_printf(o, "\"trend\":{\"members\":%u,\"window_s\":%u,"
+			   "\"as_of\":%u,\"events_applied\":%llu,\"builds\":%llu}}",
+			   s->trend ? s->trend->n : 0u,
+			   s->trend ? s->trend->window : 0u,
+			   s->trend ? s->trend->now : 0u,
+			   (unsigned long long)atomic_load(&s->trend_events),
+			   (unsigned long long)atomic_load(&s->trend_builds));
+	pthread_rwlock_unlock(&s->model_lock);
 	if (bad)
 		FAIL(q, 500, "out of memory");
 	reply_buf(q, 200, NULL);

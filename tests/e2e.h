@@ -433,6 +433,30 @@ static inline int64_t wait_applied(unsigned port, int64_t want, double secs)
 	return v;
 }
 
+/* Wait until the server's trend table (GET /stats "trend") was built
+ * after at least `want` events were applied (secs at most); returns the
+ * last count read. Answers name the trend members as candidates, so two
+ * servers agree once both tables cover the same events. */
+static inline int64_t wait_trend(unsigned port, int64_t want, double secs)
+{
+	double end = mono() + secs * e2e_scale();
+	int64_t v = -1;
+
+	while (mono() < end) {
+		struct resp r = must(port, "GET", "/stats", NULL);
+		json_object *o = parse_json(&r), *t;
+
+		ck_assert_msg(json_object_object_get_ex(o, "trend", &t), "no \"trend\"");
+		v = jint(t, "events_applied");
+		json_object_put(o);
+		resp_free(&r);
+		if (v >= want)
+			break;
+		nap_ms(50);
+	}
+	return v;
+}
+
 static inline int neighbors_of(unsigned port, uint64_t m, uint64_t *out,
 			       int max)
 {

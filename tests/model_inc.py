@@ -11,7 +11,7 @@ FEAT = {
     "walk": "FEAT_WALK", "ppr": "FEAT_PPR",
     "recent_mutual": "FEAT_RECENT_MUTUAL", "mutual_age": "FEAT_MUTUAL_AGE",
     "cand_age": "FEAT_CAND_AGE", "cand_recent": "FEAT_CAND_RECENT",
-    "log_mutual": "FEAT_LOG_MUTUAL",
+    "log_mutual": "FEAT_LOG_MUTUAL", "trend": "FEAT_TREND",
 }
 
 m = json.load(open(sys.argv[1]))

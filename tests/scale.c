@@ -257,6 +257,7 @@ static void queries(struct graph *g, const uint64_t *cum, uint32_t nq,
 	struct rec_ctx *rc = rec_ctx_new();
 	struct graph_buf out = { 0 };
 	struct graph_view v;
+	struct trend tr;
 	double *lat = mem_alloc(nq ? nq : 1, sizeof(double));
 	double *cpu = mem_alloc(nq ? nq : 1, sizeof(double));
 	uint64_t s = 12345;
@@ -266,6 +267,8 @@ static void queries(struct graph *g, const uint64_t *cum, uint32_t nq,
 		die("queries", "out of memory");
 	rec_ctx_set_now(rc, graph_newest_ts(g));
 	graph_view_begin(g, &v);
+	trend_build(&tr, &v, graph_newest_ts(g), TREND_K); /* as the server */
+	rec_ctx_set_trend(rc, &tr);
 	for (int mode = 0; mode < 2; mode++) {
 		uint32_t n = graph_nvertices(&v);
 		double sum = 0;

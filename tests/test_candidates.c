@@ -18,6 +18,7 @@
 #include "fof.h"
 #include "graph.h"
 #include "ppr.h"
+#include "trend.h"
 #include "walk.h"
 #include "testutil.h"
 
@@ -570,6 +571,97 @@ START_TEST(members_created_mid_query)
 }
 END_TEST
 
+/* The trend table against a brute-force count from the events: activity
+ * per window, the window rule, the order (activity, then member id), and
+ * lookups of every vertex. Paces from hours to years, so that each window
+ * gets chosen; repeated pairs keep their newest time. */
+START_TEST(trend_matches_brute_force)
+{
+	static const uint32_t win[TREND_NWINDOWS] = { 1, 3, 7, 14, 30, 90, 365 };
+	static const uint32_t span_h[] = { 30, 200, 2000, 9000, 40000 };
+	enum { NE = 900 };
+	static uint32_t ts[NV][NV];
+	struct graph_event ev[NE];
+	uint64_t seed = 99;
+	uint32_t seen = 0; /* windows chosen, a bit each */
+
+	for (uint32_t sc = 0; sc < 5 * 3; sc++) {
+		uint32_t span = span_h[sc / 3] * 3600u, t0 = 1500000000u, now;
+		uint32_t k = sc % 3 == 0 ? TREND_K : sc % 3 == 1 ? 5 : 60;
+		uint32_t act[NV], busy, w, n = 0, order[NV], no = 0, i, j;
+		struct graph *g = graph_new(0);
+		struct graph_view v;
+		struct trend t;
+
+		memset(ts, 0, sizeof(ts));
+		/* a few very active members, many quiet ones */
+		for (i = 0; i < NE; i++) {
+			uint32_t a = (uint32_t)(rnd(&seed) % (rnd(&seed) % 3 ? NV : 8));
+			uint32_t b = (uint32_t)(rnd(&seed) % NV);
+			uint32_t x = t0 + (uint32_t)(rnd(&seed) % span) / 3600u * 3600u;
+
+			if (a == b)
+				continue;
+			ev[n++] = (struct graph_event){ ext(a), ext(b), x, GRAPH_ADD };
+			if (x > ts[a][b])
+				ts[a][b] = ts[b][a] = x;
+		}
+		ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+		/* now: the end of the stream, or inside it (later edges ignored) */
+		now = t0 + (sc % 2 ? span : span / 2);
+		graph_view_begin(g, &v);
+		trend_build(&t, &v, now, k);
+		for (w = 0; w < TREND_NWINDOWS; w++) {
+			for (i = 0, busy = 0; i < NV; i++) {
+				act[i] = 0;
+				for (j = 0; j < NV; j++)
+					act[i] += ts[i][j] && ts[i][j] <= now &&
+						  now - ts[i][j] < win[w] * 86400u;
+				busy += act[i] >= 2;
+			}
+			if (busy >= (k < TREND_K ? k : TREND_K) || w + 1 == TREND_NWINDOWS)
+				break;
+		}
+		ck_assert_uint_eq(t.window, win[w] * 86400u);
+		ck_assert_uint_eq(t.now, now);
+		seen |= 1u << w;
+		for (i = 0; i < NV; i++)
+			if (act[i])
+				order[no++] = i;
+		for (i = 1; i < no; i++) /* activity descending, then member id */
+			for (j = i; j > 0 && (act[order[j]] > act[order[j - 1]] ||
+					      (act[order[j]] == act[order[j - 1]] &&
+					       order[j] < order[j - 1])); j--) {
+				uint32_t x = order[j];
+
+				order[j] = order[j - 1];
+				order[j - 1] = x;
+			}
+		if (no > k)
+			no = k;
+		if (no > TREND_K)
+			no = TREND_K;
+		ck_assert_uint_eq(t.n, no);
+		for (i = 0; i < no; i++) {
+			ck_assert_uint_eq(graph_member(&v, t.v[i]), ext(order[i]));
+			ck_assert_uint_eq(t.act[i], act[order[i]]);
+		}
+		for (i = 0; i < NV; i++) {
+			uint32_t x = graph_lookup(&v, ext(i)), in = 0;
+
+			if (x == GRAPH_NONE)
+				continue;
+			for (j = 0; j < no; j++)
+				in |= order[j] == i;
+			ck_assert_uint_eq(trend_activity(&t, x), in ? act[i] : 0);
+		}
+		graph_view_end(&v);
+		graph_free(g);
+	}
+	ck_assert_msg(__builtin_popcount(seen) >= 4, "windows chosen: %#x", seen);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("candidates");
@@ -584,6 +676,7 @@ static Suite *suite(void)
 	tcase_add_test(t, bounded_work_on_a_huge_hub);
 	tcase_add_test(t, capped_expansion_takes_the_newest);
 	tcase_add_test(t, members_created_mid_query);
+	tcase_add_test(t, trend_matches_brute_force);
 	suite_add_tcase(s, t);
 	return s;
 }

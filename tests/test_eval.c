@@ -138,7 +138,6 @@ static uint64_t rnd(uint64_t *s)
 #define NM 1000
 #define HOT 20
 #define ERA 1500
-#define SHORT_N 1000 /* a stream too short for a fourth level */
 
 /*
  * A temporal graph where who attracts new links changes over time: in
@@ -203,22 +202,39 @@ START_TEST(training_learns_recency)
 }
 END_TEST
 
-/* A file too short for a fourth level still trains, on one window. */
+/*
+ * A file with no new pairs in level 4's window still trains, on one
+ * window: the events from index 400 to 529 only repeat earlier pairs,
+ * and with 1,000 events level 4 (events up to T3, index 512) puts its
+ * split at index 410, so nothing after it is new.
+ */
 START_TEST(training_on_one_window)
 {
-	static struct graph_event ev[SHORT_N];
-	size_t n = shifting_stars_stream(ev, SHORT_N);
+	static struct graph_event s[1000], ev[1000];
+	size_t m = shifting_stars_stream(s, 1000), i;
 	struct train_opts o;
 	struct train_info info;
-	struct model m;
+	struct model mo;
 	struct err e = { "" };
 
+	ck_assert_uint_ge(m, 870);
+	for (i = 0; i < 1000; i++) {
+		ev[i] = s[i < 400 ? i : i < 530 ? i - 400 : i - 130];
+		ev[i].ts = (uint32_t)(1000000 + i * 3600);
+	}
 	train_opts_default(&o);
-	ck_assert_msg(train_fit(ev, n, &o, NULL, NULL, &m, &info, &e) == 0, "%s", e.msg);
+	ck_assert_msg(train_fit(ev, 1000, &o, NULL, NULL, &mo, &info, &e) == 0, "%s", e.msg);
 	ck_assert_uint_eq(info.windows, 1);
 	ck_assert_uint_eq(info.t4, 0);
 	ck_assert(info.val_recall == info.val_recall2);
 	ck_assert(info.val_recall_aa == info.val_recall_aa2);
+	/* the same stream without the repeats has a fourth level */
+	for (i = 0; i < 1000 && i < m; i++) {
+		ev[i] = s[i];
+		ev[i].ts = (uint32_t)(1000000 + i * 3600);
+	}
+	ck_assert_int_eq(train_fit(ev, i, &o, NULL, NULL, &mo, &info, &e), 0);
+	ck_assert_uint_eq(info.windows, 2);
 }
 END_TEST
 

@@ -113,6 +113,9 @@ START_TEST(replicas_agree)
 	ck_assert_int_eq(wait_applied(port[1], N, 30), N);
 	ck_assert_int_eq(stat_of(port[0], "edges"), want_edges);
 	ck_assert_int_eq(stat_of(port[1], "edges"), want_edges);
+	/* the trend tables follow within a second of the last event */
+	ck_assert_int_eq(wait_trend(port[0], N, 30), N);
+	ck_assert_int_eq(wait_trend(port[1], N, 30), N);
 
 	for (u = 1; u <= IDS; u++) {
 		char path[64];

@@ -92,7 +92,7 @@ START_TEST(features_match_textbook_formulas)
 	uint32_t vid[NV], deg[NV], i, u, c, w;
 	struct graph_view v;
 	struct graph *g = random_graph(31337, 0.12, tsm, vid);
-	struct feat_in in = { 7, 0.003f };
+	struct feat_in in = { 7, 0.003f, 5 };
 	struct feat_via via;
 	double x[FEAT_N];
 
@@ -138,6 +138,7 @@ START_TEST(features_match_textbook_formulas)
 			close_to(x[FEAT_DEG_MEMBER], log1p(deg[u]), "deg_member");
 			close_to(x[FEAT_DEG_CAND], log1p(deg[c]), "deg_cand");
 			close_to(x[FEAT_WALK], log(8), "walk");
+			close_to(x[FEAT_TREND], log(6), "trend");
 			close_to(x[FEAT_PPR], log1p(1e4 * (double)0.003f), "ppr");
 			close_to(x[FEAT_RECENT_MUTUAL], rec, "recent_mutual");
 			close_to(x[FEAT_MUTUAL_AGE],
@@ -179,7 +180,7 @@ START_TEST(feat_pair_equals_feat_compute)
 	struct feat_member fm = { 0 };
 	struct graph_view v;
 	struct feat_via va, vb;
-	struct feat_in in = { 3, 0.002f };
+	struct feat_in in = { 3, 0.002f, 9 };
 	double xa[FEAT_N], xb[FEAT_N];
 	uint64_t seed = 4242;
 	size_t n = 0, i;
@@ -253,8 +254,10 @@ START_TEST(counts_equal_feat_compute)
 	struct fof_params fp;
 	struct rec_params pt, pa;
 	struct graph_view v;
-	struct feat_in in = { 2, 0.003f };
+	struct feat_in in = { 2, 0.003f, 0 };
 	double xa[FEAT_N], xb[FEAT_N];
+	struct trend t;
+	uint32_t trend_seen = 0;
 
 	fof_params_default(&fp);
 	rec_params_default(&pt);
@@ -264,6 +267,10 @@ START_TEST(counts_equal_feat_compute)
 		struct graph *g = random_graph(seed, 0.03 * (double)(seed - 9), tsm, vid);
 
 		graph_view_begin(g, &v);
+		/* the most active members are candidates of every query */
+		trend_build(&t, &v, NOW, TREND_K);
+		ck_assert_uint_gt(t.n, 0);
+		pt.trend = pa.trend = &t;
 		for (u = 0; u < NV; u++) {
 			ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
 			ck_assert_int_eq(fof_run(c, &v, &fp, 0, NULL, NULL), 0);
@@ -275,6 +282,7 @@ START_TEST(counts_equal_feat_compute)
 
 				if (x == u || tsm[u * NV + x])
 					continue;
+				in.trend = trend_activity(&t, vid[x]);
 				feat_compute(&v, vid[u], vid[x], NOW, &in, xa, NULL);
 				if (cand_fof(c, vid[x], &fm, &faa, &fra)) {
 					feat_from_counts(graph_degree(&v, vid[u]),
@@ -300,6 +308,28 @@ START_TEST(counts_equal_feat_compute)
 			ck_assert_int_eq(rec_gather(rc, &v, vid[u], NOW, &pt, 0, NULL), 0);
 			ck_assert_int_eq(rec_gather(rall, &v, vid[u], NOW, &pa, 0, NULL), 0);
 			ck_assert_uint_eq(rc->n, rall->n);
+			/* every table member but u and its neighbours is there,
+			 * marked, with its activity; nobody else is marked */
+			for (uint32_t j = 0; j < t.n; j++) {
+				size_t i;
+
+				for (i = 0; i < rc->n && rc->it[i].v != t.v[j]; i++)
+					;
+				if (t.v[j] == vid[u] || graph_edge_ts(&v, vid[u], t.v[j], NULL)) {
+					ck_assert_uint_eq(i, rc->n);
+					continue;
+				}
+				ck_assert_uint_lt(i, rc->n);
+				trend_seen++;
+			}
+			for (size_t i = 0; i < rc->n; i++) {
+				uint32_t a = trend_activity(&t, rc->it[i].v);
+
+				ck_assert_uint_ne(rc->it[i].v, vid[u]);
+				ck_assert(!graph_edge_ts(&v, vid[u], rc->it[i].v, NULL));
+				ck_assert_int_eq(!!(rc->it[i].flags & CAND_TREND), a > 0);
+				ck_assert(rc->it[i].x[FEAT_TREND] == log1p((double)a));
+			}
 			for (size_t i = 0; i < rc->n; i++) {
 				ck_assert_uint_eq(rc->it[i].v, rall->it[i].v);
 				for (f = 0; f < FEAT_N; f++)
@@ -314,6 +344,7 @@ START_TEST(counts_equal_feat_compute)
 	ck_assert_uint_gt(reached, 1000);
 	ck_assert_uint_gt(other, 1000);
 	ck_assert_uint_eq(exact, 4 * NV);
+	ck_assert_uint_gt(trend_seen, 4 * NV);
 	cand_ctx_free(c);
 	rec_ctx_free(rc);
 	rec_ctx_free(rall);

@@ -1,0 +1,53 @@
+/*
+ * trend.h - the members most active lately: a candidate source that does
+ * not need a path from the member.
+ *
+ * In message and reply networks a large share of new links go to whoever
+ * is active right now, often with no mutual connection yet (on CollegeMsg
+ * the 100 members with the most edges in the last 14 days are the far end
+ * of a third of the test period's new pairs). Friends of friends and short
+ * walks cannot reach them; this table can.
+ *
+ * Activity of x at time `now` over a window W = the number of x's edges
+ * whose timestamp is in (now - W, now] (an edge's timestamp is its newest
+ * event, so a pair messaging again counts once, refreshed). The table
+ * holds the k most active (activity >= 1; ties: the smaller member id).
+ * W adapts to the graph's pace: the shortest of 1, 3, 7, 14, 30, 90 and
+ * 365 days in which at least k members have two or more such edges (the
+ * longest when none has). A busy network gets a day, a slow one months.
+ * The table is a function of the graph's contents and `now` alone: a
+ * snapshot, a replica and an offline rebuild of the same edges agree.
+ *
+ * Built by one pass over every list with timestamps, O(E + V log k) (all
+ * windows at once); the server rebuilds it in the background when the
+ * graph has changed, at most once a second, and swaps it in. Lookups are
+ * O(log k).
+ */
+#ifndef TRIAD_TREND_H
+#define TRIAD_TREND_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "graph.h"
+
+#define TREND_K 32u       /* members in the table */
+#define TREND_NWINDOWS 7u /* the windows tried, 1 day .. 365 days */
+
+struct trend {
+	uint32_t n;              /* entries, <= TREND_K */
+	uint32_t now;            /* what it was built for */
+	uint32_t window;         /* seconds: the window chosen */
+	uint32_t v[TREND_K];     /* vertex ids, most active first */
+	uint32_t act[TREND_K];   /* their activity */
+	uint32_t by_v[TREND_K];  /* indices into v, by vertex id ascending */
+};
+
+/* Build t from view v at time now, keeping up to k (<= TREND_K) members. */
+void trend_build(struct trend *t, const struct graph_view *v, uint32_t now,
+		 uint32_t k);
+
+/* x's activity if x is in the table, else 0. O(log n). */
+uint32_t trend_activity(const struct trend *t, uint32_t x);
+
+#endif
