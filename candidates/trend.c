@@ -79,6 +79,8 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 	uint32_t nv = graph_nvertices(g), x, w, ts, i, j, c[TREND_NWINDOWS];
 	struct graph_iter it;
 	struct heap *best;
+	uint32_t first = 0;
+	int any = 0, varied = 0; /* do the timestamps say anything? */
 
 	memset(t, 0, sizeof(*t));
 	memset(h, 0, sizeof(h));
@@ -93,6 +95,9 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 		while (graph_iter_next(&it, &w, &ts)) {
 			uint32_t age = now - ts, j0 = none;
 
+			if (!any)
+				first = ts, any = 1;
+			varied |= ts != first;
 			if (ts > now)
 				continue;
 			for (j = 0; j < TREND_NWINDOWS; j++)
@@ -113,6 +118,8 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 	}
 	for (j = 0; j + 1 < TREND_NWINDOWS && h[j].busy < k; j++)
 		;
+	if (!varied)
+		return; /* one timestamp on every edge: no "lately" to rank by */
 	best = &h[j];
 	t->window = windows[j];
 	/* most active first: pop the heap into the back */

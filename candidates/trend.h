@@ -15,6 +15,9 @@
  * W adapts to the graph's pace: the shortest of 1, 3, 7, 14, 30, 90 and
  * 365 days in which at least k members have two or more such edges (the
  * longest when none has). A busy network gets a day, a slow one months.
+ * A graph whose edges all carry one timestamp (a file loaded without
+ * times) has no notion of "lately": its table is empty, window 0, rather
+ * than the highest-degree members under another name.
  * The table is a function of the graph's contents and `now` alone: a
  * snapshot, a replica and an offline rebuild of the same edges agree.
  *
@@ -37,7 +40,7 @@
 struct trend {
 	uint32_t n;              /* entries, <= TREND_K */
 	uint32_t now;            /* what it was built for */
-	uint32_t window;         /* seconds: the window chosen */
+	uint32_t window;         /* seconds: the window chosen (0: empty) */
 	uint32_t v[TREND_K];     /* vertex ids, most active first */
 	uint32_t act[TREND_K];   /* their activity */
 	uint32_t by_v[TREND_K];  /* indices into v, by vertex id ascending */

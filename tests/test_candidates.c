@@ -662,6 +662,45 @@ START_TEST(trend_matches_brute_force)
 }
 END_TEST
 
+/* A graph whose edges all carry one timestamp has an empty table (its
+ * "most active" would be the highest-degree members); one edge stamped
+ * otherwise gives the table back. */
+START_TEST(trend_empty_without_times)
+{
+	struct graph_event ev[40];
+	struct graph *g = graph_new(0);
+	struct graph_view v;
+	struct trend t;
+	uint32_t n = 0, i, now = 1500000000u;
+
+	for (i = 1; i < 20; i++) /* a star around 0 and a path */
+		ev[n++] = (struct graph_event){ ext(0), ext(i), now, GRAPH_ADD };
+	for (i = 1; i < 19; i++)
+		ev[n++] = (struct graph_event){ ext(i), ext(i + 1), now, GRAPH_ADD };
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	trend_build(&t, &v, now, TREND_K);
+	ck_assert_uint_eq(t.n, 0);
+	ck_assert_uint_eq(t.window, 0);
+	for (i = 0; i < 20; i++)
+		ck_assert_uint_eq(trend_activity(&t, graph_lookup(&v, ext(i))), 0);
+	graph_view_end(&v);
+	graph_free(g);
+
+	g = graph_new(0);
+	ev[n - 1].ts = now - 3600u; /* the path's last edge, an hour older */
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	trend_build(&t, &v, now, 5); /* 5 members with two edges in a day */
+	ck_assert_uint_eq(t.window, 86400u);
+	ck_assert_uint_eq(t.n, 5);
+	ck_assert_uint_eq(graph_member(&v, t.v[0]), ext(0)); /* degree 19 */
+	ck_assert_uint_eq(t.act[0], 19);
+	graph_view_end(&v);
+	graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("candidates");
@@ -677,6 +716,7 @@ static Suite *suite(void)
 	tcase_add_test(t, capped_expansion_takes_the_newest);
 	tcase_add_test(t, members_created_mid_query);
 	tcase_add_test(t, trend_matches_brute_force);
+	tcase_add_test(t, trend_empty_without_times);
 	suite_add_tcase(s, t);
 	return s;
 }
