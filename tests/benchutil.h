@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "graph.h"
+#include "port.h"
 #include "mem.h"
 #include "store.h"
 #include "synth.h"
@@ -144,23 +145,10 @@ static inline unsigned long bench_envnum(const char *name, unsigned long dflt)
 	return v && *v ? strtoul(v, NULL, 10) : dflt;
 }
 
-/* A 127.0.0.1 port nobody listens on right now (0 on failure). */
+/* A 127.0.0.1 port nobody listens on right now (0 on failure; port.h). */
 static inline unsigned bench_free_port(void)
 {
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = 0;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &len))
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+	return port_unclaimed();
 }
 
 /*

@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "port.h"
+
 /* ---- helpers ----------------------------------------------------------- */
 
 static char tmpdir[128];
@@ -95,55 +97,12 @@ static inline void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/*
- * A port nobody listens on right now, taken from below the kernel's
- * ephemeral range: a port the kernel may hand out (bind(0), or the local
- * end of a connect) can be taken between this call and the server's
- * bind by the mock broker's listeners or by any client's connection, and
- * was (replicas_agree, "Address already in use"). Falls back to bind(0)
- * when the range leaves no room below it.
- */
+/* A port nobody listens on right now (port.h). */
 static inline unsigned free_port(void)
 {
-	static unsigned next;
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	unsigned lo = 32768, hi = 60999, port = 0, n, span;
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-	int fd;
+	unsigned port = port_unclaimed();
 
-	if (f) {
-		if (fscanf(f, "%u %u", &lo, &hi) != 2)
-			lo = 32768;
-		fclose(f);
-	}
-	span = lo > 12000 ? lo - 10000 : 0; /* ports 10000 .. lo-1 */
-	if (!next)
-		next = (unsigned)getpid() * 7919u + (unsigned)time(NULL);
-	for (n = 0; n < span && n < 2000 && !port; n++) {
-		unsigned p = 10000 + next++ % span;
-
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		ck_assert_int_ge(fd, 0);
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		a.sin_port = htons((uint16_t)p);
-		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-			port = p;
-		close(fd);
-	}
-	if (port)
-		return port;
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(fd, 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
+	ck_assert_uint_ne(port, 0);
 	return port;
 }
 
