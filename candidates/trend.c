@@ -116,10 +116,10 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 				offer(&h[j], g, k, x, c[j]);
 			}
 	}
-	for (j = 0; j + 1 < TREND_NWINDOWS && h[j].busy < k; j++)
-		;
 	if (!varied)
 		return; /* one timestamp on every edge: no "lately" to rank by */
+	for (j = 0; j + 1 < TREND_NWINDOWS && h[j].busy < k; j++)
+		;
 	best = &h[j];
 	t->window = windows[j];
 	/* most active first: pop the heap into the back */

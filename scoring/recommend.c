@@ -238,12 +238,12 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 			return err_set(e, "out of memory for candidate selection");
 	/* the most active members lately: every one is scored (a slot each,
 	 * which also carries the activity for members other generators
-	 * found) */
+	 * found); the member and its neighbours are marked excluded */
 	for (i = 0; p->trend && i < p->trend->n; i++) {
 		uint32_t x = p->trend->v[i];
 		struct cand *y;
 
-		if (x == u || !cand_in_table(cc, x))
+		if (!cand_in_table(cc, x))
 			continue;
 		if (!(y = cand_touch(cc, x)))
 			return err_set(e, "out of memory for candidate selection");
@@ -412,6 +412,18 @@ static int put_raw(struct graph_buf *b, const char *s, size_t n)
 	return 0;
 }
 
+/* The answer's "sources", in this order. */
+static const struct {
+	uint32_t flag;
+	const char *json;
+} sources[] = {
+	{ CAND_FOF, "\"fof\"" },
+	{ CAND_WALK, "\"walk\"" },
+	{ CAND_PPR, "\"ppr\"" },
+	{ CAND_TREND, "\"trend\"" },
+};
+#define NSOURCES (sizeof(sources) / sizeof(sources[0]))
+
 static int put_lit(struct graph_buf *b, const char *s)
 {
 	return put_raw(b, s, strlen(s));
@@ -516,22 +528,14 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 				goto oom;
 		if (put_lit(out, "],\"sources\":["))
 			goto oom;
-		first_src = 1;
-		if ((it->flags & CAND_FOF) && (first_src = 0, put_lit(out, "\"fof\"")))
-			goto oom;
-		if ((it->flags & CAND_WALK) &&
-		    put_lit(out, first_src ? "\"walk\"" : ",\"walk\""))
-			goto oom;
-		if (it->flags & CAND_WALK)
+		for (j = 0, first_src = 1; j < NSOURCES; j++) {
+			if (!(it->flags & sources[j].flag))
+				continue;
+			if ((!first_src && put_lit(out, ",")) ||
+			    put_lit(out, sources[j].json))
+				goto oom;
 			first_src = 0;
-		if ((it->flags & CAND_PPR) &&
-		    put_lit(out, first_src ? "\"ppr\"" : ",\"ppr\""))
-			goto oom;
-		if (it->flags & CAND_PPR)
-			first_src = 0;
-		if ((it->flags & CAND_TREND) &&
-		    put_lit(out, first_src ? "\"trend\"" : ",\"trend\""))
-			goto oom;
+		}
 		if (put_lit(out, "]"))
 			goto oom;
 		if (r->explain) {

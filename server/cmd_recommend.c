@@ -42,6 +42,7 @@ int cmd_recommend(int argc, char **argv)
 	struct trend tr;
 	struct err e = { "" };
 	uint64_t x, now = 0;
+	uint32_t at;
 	int have_member = 0, have_now = 0, i, rc = 1, st;
 
 	for (i = 1; i < argc; i++) {
@@ -106,9 +107,10 @@ int cmd_recommend(int argc, char **argv)
 		goto out;
 	}
 	graph_view_begin(g, &v);
-	rec_ctx_set_now(c, have_now ? (uint32_t)now : graph_newest_ts(g));
+	at = have_now ? (uint32_t)now : graph_newest_ts(g);
+	rec_ctx_set_now(c, at);
 	/* the most active members as of that time, as the server has them */
-	trend_build(&tr, &v, have_now ? (uint32_t)now : graph_newest_ts(g), TREND_K);
+	trend_build(&tr, &v, at, TREND_K);
 	rec_ctx_set_trend(c, &tr);
 	st = rec_answer_json(c, &v, m, &r, NULL, NULL, &out, &e);
 	graph_view_end(&v);

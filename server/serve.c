@@ -367,6 +367,12 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Events applied so far, from HTTP and Kafka. */
+static uint64_t events_applied(struct serve *s)
+{
+	return atomic_load(&s->http_acc) + atomic_load(&s->kafka_acc);
+}
+
 /*
  * Rebuild the trend table from the graph as it is now and swap it in:
  * built outside every lock (one pass over the lists, a reader like any
@@ -382,7 +388,7 @@ static int trend_refresh(struct serve *s)
 	if (!t)
 		return -1;
 	/* read first: the view below holds at least these events */
-	applied = atomic_load(&s->http_acc) + atomic_load(&s->kafka_acc);
+	applied = events_applied(s);
 	graph_view_begin(s->g, &v);
 	trend_build(t, &v, graph_newest_ts(s->g), TREND_K);
 	graph_view_end(&v);
@@ -406,8 +412,7 @@ static void *maintain_main(void *arg)
 		int due;
 
 		/* the trend table follows the graph, at most once a second */
-		if (atomic_load(&s->http_acc) + atomic_load(&s->kafka_acc) !=
-			    atomic_load(&s->trend_events) &&
+		if (events_applied(s) != atomic_load(&s->trend_events) &&
 		    now_us() - s->trend_us >= TREND_REFRESH_US)
 			trend_refresh(s);
 

@@ -37,7 +37,7 @@ int main(void)
 		      rate = bench_envnum("BENCH_RATE", 120000),
 		      conns = bench_envnum("BENCH_CONNS", 32),
 		      threads = bench_envnum("BENCH_THREADS", 2);
-	unsigned port = bench_free_port();
+	unsigned port = port_unclaimed();
 	char boot[256] = "", listen[64], rate_s[32], thr_s[16], cmd[1024];
 	FILE *f;
 	pid_t mock, srv;

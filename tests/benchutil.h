@@ -145,12 +145,6 @@ static inline unsigned long bench_envnum(const char *name, unsigned long dflt)
 	return v && *v ? strtoul(v, NULL, 10) : dflt;
 }
 
-/* A 127.0.0.1 port nobody listens on right now (0 on failure; port.h). */
-static inline unsigned bench_free_port(void)
-{
-	return port_unclaimed();
-}
-
 /*
  * Start argv (argv[0] looked up on PATH) with stdout into `out` and stderr
  * appended to `errlog` (either may be NULL: inherited). The child gets

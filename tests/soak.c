@@ -390,7 +390,7 @@ int main(void)
 	struct sigaction sa;
 	size_t n, np, nev = 0, nw = 0, i, warm;
 	uint64_t seed = 7;
-	unsigned port = bench_free_port();
+	unsigned port = port_unclaimed();
 	char boot[256] = "", listen[64], rate_s[32], thr_s[16], url[64],
 	     parts_s[16];
 	unsigned long replays = 0, replay_fail = 0;
