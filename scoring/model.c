@@ -1,4 +1,5 @@
-/* model.c - logistic-regression ranking models and their files (model.h). */
+/* model.c - ranking models (logistic regression, boosted trees) and their
+ * files (model.h). */
 #include "model.h"
 
 #include <json.h>
@@ -17,6 +18,8 @@
  */
 #include "model_default.inc"
 
+#define MODEL_FILE_MAX (16u << 20)
+
 void model_set_name(struct model *m, const char *name, const char *version)
 {
 	snprintf(m->name, sizeof(m->name), "%s", name);
@@ -29,10 +32,71 @@ const struct model *model_default(void)
 	return &default_model;
 }
 
+int model_trees_alloc(struct model *m, uint32_t ntrees, uint32_t depth)
+{
+	size_t levels = (size_t)ntrees * depth, leaves = (size_t)ntrees << depth;
+	char *p;
+
+	model_release(m);
+	m->kind = MODEL_GBDT;
+	/* doubles first, then the split bytes: every array aligned */
+	p = mem_calloc(1, (levels + leaves) * sizeof(double) + levels + 1);
+	if (!p)
+		return -1;
+	m->thr = (double *)(void *)p;
+	m->leaf = m->thr + levels;
+	m->split = (uint8_t *)(m->leaf + leaves);
+	m->ntrees = ntrees;
+	m->depth = depth;
+	return 0;
+}
+
+void model_release(struct model *m)
+{
+	if (!m || m->builtin)
+		return;
+	free(m->thr); /* the one allocation */
+	m->thr = m->leaf = NULL;
+	m->split = NULL;
+	m->ntrees = m->depth = 0;
+}
+
 void model_free(struct model *m)
 {
-	if (m && !m->builtin)
+	if (m && !m->builtin) {
+		model_release(m);
 		free(m);
+	}
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	while (n--)
+		h = (h ^ *b++) * 1099511628211ull;
+	return h;
+}
+
+uint32_t model_digest(const struct model *m)
+{
+	uint64_t h = 1469598103934665603ull;
+	const double *parts[3] = { m->w, m->mean, m->scale };
+	uint32_t f, j;
+
+	for (f = 0; f < m->nf; f++) {
+		h = fnv(h, &m->feat[f], 1);
+		if (m->kind == MODEL_LOGISTIC)
+			for (j = 0; j < 3; j++)
+				h = fnv(h, &parts[j][f], sizeof(double));
+	}
+	if (m->kind == MODEL_GBDT) {
+		h = fnv(h, &m->bias, sizeof(m->bias));
+		h = fnv(h, m->split, (size_t)m->ntrees * m->depth);
+		h = fnv(h, m->thr, (size_t)m->ntrees * m->depth * sizeof(double));
+		h = fnv(h, m->leaf, ((size_t)m->ntrees << m->depth) * sizeof(double));
+	}
+	return (uint32_t)h;
 }
 
 uint32_t model_features(const struct model *m)
@@ -49,12 +113,36 @@ const char *model_name(const struct model *m)
 	return m->full;
 }
 
+/* sum of the trees' leaves for x */
+static double trees_sum(const struct model *m, const double *x)
+{
+	const uint8_t *sp = m->split;
+	const double *th = m->thr, *leaf = m->leaf;
+	uint32_t t, j, idx, D = m->depth;
+	double z = 0, f[FEAT_N];
+
+	for (j = 0; j < m->nf; j++)
+		f[j] = x[m->feat[j]];
+	for (t = 0; t < m->ntrees; t++, sp += D, th += D, leaf += 1u << D) {
+		for (idx = 0, j = 0; j < D; j++)
+			idx = (idx << 1) | (f[sp[j]] > th[j]);
+		z += leaf[idx];
+	}
+	return z;
+}
+
 double model_score(const struct model *m, const double *x)
 {
 	double z = m->bias;
 	uint32_t i;
 
-	for (i = 0; i < m->nf; i++) {
+	if (m->kind == MODEL_GBDT) {
+		/* leaves within +-1e6 (model_load checks), at most
+		 * MODEL_TREES_MAX of them: the sum stays finite; a NaN
+		 * feature takes the "no" branch */
+		z += trees_sum(m, x);
+	}
+	for (i = m->kind == MODEL_GBDT ? m->nf : 0; i < m->nf; i++) {
 		double t = m->w[i] * (x[m->feat[i]] - m->mean[i]) / m->scale[i];
 
 		/* finite parameters can still overflow (a tiny scale, a huge
@@ -120,6 +208,93 @@ static int numbers(json_object *o, const char *path, const char *name,
 	return 0;
 }
 
+/* n numbers of the array a (named "trees[t].NAME") into out: finite, and
+ * when lim > 0 within +-lim; as indices (ints in [0, idx_max)) when
+ * idx_max > 0. */
+static int tree_numbers(json_object *a, const char *path, size_t t,
+			const char *name, size_t n, double *out, double lim,
+			uint32_t idx_max, uint8_t *idx, struct err *e)
+{
+	json_object *x;
+	size_t i;
+
+	if (!a || !json_object_is_type(a, json_type_array))
+		return err_set(e, "%s: field \"trees[%zu].%s\": %s", path, t, name,
+			       a ? "expected array" : "missing");
+	if (json_object_array_length(a) != n)
+		return err_set(e, "%s: field \"trees[%zu].%s\": expected %zu %s, found %zu",
+			       path, t, name, n, idx_max ? "feature indices (one per level)"
+			       : !strcmp(name, "leaf") ? "numbers (2^depth)" : "numbers (one per level)",
+			       json_object_array_length(a));
+	for (i = 0; i < n; i++) {
+		x = json_object_array_get_idx(a, i);
+		if (idx_max) {
+			int64_t v;
+
+			if (!json_object_is_type(x, json_type_int) ||
+			    (v = json_object_get_int64(x)) < 0 || v >= (int64_t)idx_max)
+				return err_set(e, "%s: field \"trees[%zu].%s[%zu]\": must be an index into \"features\" (0..%u)",
+					       path, t, name, i, idx_max - 1);
+			idx[i] = (uint8_t)v;
+			continue;
+		}
+		if (!json_object_is_type(x, json_type_double) &&
+		    !json_object_is_type(x, json_type_int))
+			return err_set(e, "%s: field \"trees[%zu].%s[%zu]\": not a number",
+				       path, t, name, i);
+		out[i] = json_object_get_double(x);
+		if (!isfinite(out[i]) || (lim > 0 && fabs(out[i]) > lim))
+			return err_set(e, lim > 0 ? "%s: field \"trees[%zu].%s[%zu]\": must be finite, within +-1e6"
+					     : "%s: field \"trees[%zu].%s[%zu]\": must be finite",
+				       path, t, name, i);
+	}
+	return 0;
+}
+
+static int parse_trees(json_object *o, const char *path, struct model *m,
+		       struct err *e)
+{
+	json_object *f, *tr, *a;
+	int64_t depth;
+	size_t n, t, D;
+
+	if (!(f = field(o, path, "depth", json_type_int, e)))
+		return -1;
+	depth = json_object_get_int64(f);
+	if (depth < 1 || depth > MODEL_DEPTH_MAX)
+		return err_set(e, "%s: field \"depth\": %lld is not in 1..%u", path,
+			       (long long)depth, MODEL_DEPTH_MAX);
+	D = (size_t)depth;
+	if (!(f = field(o, path, "trees", json_type_array, e)))
+		return -1;
+	n = json_object_array_length(f);
+	if (n < 1 || n > MODEL_TREES_MAX)
+		return err_set(e, "%s: field \"trees\": expected 1..%u trees, found %zu",
+			       path, MODEL_TREES_MAX, n);
+	if (model_trees_alloc(m, (uint32_t)n, (uint32_t)D))
+		return err_set(e, "%s: out of memory", path);
+	for (t = 0; t < n; t++) {
+		tr = json_object_array_get_idx(f, t);
+		if (!json_object_is_type(tr, json_type_object))
+			return err_set(e, "%s: field \"trees[%zu]\": expected object", path, t);
+		if (!json_object_object_get_ex(tr, "split", &a))
+			a = NULL;
+		if (tree_numbers(a, path, t, "split", D, NULL, 0, m->nf,
+				 m->split + t * D, e))
+			return -1;
+		if (!json_object_object_get_ex(tr, "threshold", &a))
+			a = NULL;
+		if (tree_numbers(a, path, t, "threshold", D, m->thr + t * D, 0, 0, NULL, e))
+			return -1;
+		if (!json_object_object_get_ex(tr, "leaf", &a))
+			a = NULL;
+		if (tree_numbers(a, path, t, "leaf", (size_t)1 << D,
+				 m->leaf + (t << D), 1e6, 0, NULL, e))
+			return -1;
+	}
+	return 0;
+}
+
 static int parse(json_object *o, const char *path, struct model *m,
 		 struct err *e)
 {
@@ -143,8 +318,12 @@ static int parse(json_object *o, const char *path, struct model *m,
 			       MODEL_FORMAT_VERSION);
 	if (!(f = field(o, path, "kind", json_type_string, e)))
 		return -1;
-	if (strcmp(json_object_get_string(f), "logistic"))
-		return err_set(e, "%s: field \"kind\": unknown model kind \"%s\"",
+	if (!strcmp(json_object_get_string(f), "logistic"))
+		m->kind = MODEL_LOGISTIC;
+	else if (!strcmp(json_object_get_string(f), "gbdt"))
+		m->kind = MODEL_GBDT;
+	else
+		return err_set(e, "%s: field \"kind\": unknown model kind \"%s\" (logistic, gbdt)",
 			       path, json_object_get_string(f));
 	if (!(f = field(o, path, "name", json_type_string, e)))
 		return -1;
@@ -182,10 +361,14 @@ static int parse(json_object *o, const char *path, struct model *m,
 					       path, i, json_object_get_string(x));
 		m->feat[i] = (uint8_t)id;
 	}
-	if (numbers(o, path, "mean", m->nf, m->mean, 0, e) ||
-	    numbers(o, path, "scale", m->nf, m->scale, 1, e) ||
-	    numbers(o, path, "weights", m->nf, m->w, 0, e))
+	if (m->kind == MODEL_GBDT) {
+		if (parse_trees(o, path, m, e))
+			return -1;
+	} else if (numbers(o, path, "mean", m->nf, m->mean, 0, e) ||
+		   numbers(o, path, "scale", m->nf, m->scale, 1, e) ||
+		   numbers(o, path, "weights", m->nf, m->w, 0, e)) {
 		return -1;
+	}
 	if (!(f = field(o, path, "bias", json_type_double, e)))
 		return -1;
 	m->bias = json_object_get_double(f);
@@ -217,8 +400,8 @@ struct model *model_load(const char *path, struct err *e)
 		len += got;
 		if (got == 0)
 			break;
-		if (len > (1u << 20)) {
-			err_set(e, "%s: larger than 1 MiB, not a model file", path);
+		if (len > MODEL_FILE_MAX) {
+			err_set(e, "%s: larger than 16 MiB, not a model file", path);
 			goto fail;
 		}
 	}
@@ -252,7 +435,7 @@ struct model *model_load(const char *path, struct err *e)
 		goto fail;
 	goto done;
 fail:
-	free(m);
+	model_free(m);
 	m = NULL;
 done:
 	json_object_put(o);
@@ -290,15 +473,39 @@ int model_save(const struct model *m, const char *path, const char *info_json,
 	json_object_object_add(o, "format_version", json_object_new_int(MODEL_FORMAT_VERSION));
 	json_object_object_add(o, "name", json_object_new_string(m->name));
 	json_object_object_add(o, "version", json_object_new_string(m->version));
-	json_object_object_add(o, "kind", json_object_new_string("logistic"));
+	json_object_object_add(o, "kind", json_object_new_string(
+				       m->kind == MODEL_GBDT ? "gbdt" : "logistic"));
 	if (!(a = json_object_new_array()))
 		goto oom;
 	for (i = 0; i < m->nf; i++)
 		json_object_array_add(a, json_object_new_string(feat_name(m->feat[i])));
 	json_object_object_add(o, "features", a);
-	json_object_object_add(o, "mean", darray(m->mean, m->nf));
-	json_object_object_add(o, "scale", darray(m->scale, m->nf));
-	json_object_object_add(o, "weights", darray(m->w, m->nf));
+	if (m->kind == MODEL_GBDT) {
+		json_object_object_add(o, "depth", json_object_new_int((int)m->depth));
+		if (!(a = json_object_new_array()))
+			goto oom;
+		json_object_object_add(o, "trees", a);
+		for (i = 0; i < m->ntrees; i++) {
+			json_object *t = json_object_new_object(), *sp = json_object_new_array();
+			size_t D = m->depth;
+
+			if (!t || !sp) {
+				json_object_put(t);
+				json_object_put(sp);
+				goto oom;
+			}
+			for (size_t j = 0; j < D; j++)
+				json_object_array_add(sp, json_object_new_int(m->split[i * D + j]));
+			json_object_object_add(t, "split", sp);
+			json_object_object_add(t, "threshold", darray(m->thr + i * D, (uint32_t)D));
+			json_object_object_add(t, "leaf", darray(m->leaf + ((size_t)i << D), 1u << D));
+			json_object_array_add(a, t);
+		}
+	} else {
+		json_object_object_add(o, "mean", darray(m->mean, m->nf));
+		json_object_object_add(o, "scale", darray(m->scale, m->nf));
+		json_object_object_add(o, "weights", darray(m->w, m->nf));
+	}
 	json_object_object_add(o, "bias", json_object_new_double(m->bias));
 	if (info_json && (info = json_tokener_parse(info_json)))
 		json_object_object_add(o, "info", info);

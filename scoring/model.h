@@ -1,13 +1,19 @@
 /*
- * model.h - ranking models: logistic regression over feat.h features, with
- * the feature normalisation stored inside the model.
+ * model.h - ranking models over feat.h features: logistic regression with
+ * the feature normalisation stored inside, or gradient-boosted oblivious
+ * trees.
  *
  * What always holds:
  * - A model names its features (by feat_name), so a file never depends on
  *   the order of enum feat_id; a file naming a feature this build does not
  *   know is refused.
- * - score = sigmoid(bias + sum_i w_i (x_f(i) - mean_i) / scale_i), in (0,1);
- *   always positive, so every candidate a model sees is ranked.
+ * - "logistic": score = sigmoid(bias + sum_i w_i (x_f(i) - mean_i) / scale_i);
+ *   "gbdt": score = sigmoid(bias + sum over trees t of leaf_t[index_t(x)]),
+ *   where an oblivious tree of depth D asks one question per level, the
+ *   same for every node of the level: bit j of the index (level 0 the top
+ *   bit) is x_f(split_t[j]) > threshold_t[j] (a NaN feature answers no).
+ *   Either way in (0,1): always positive, so every candidate a model sees
+ *   is ranked.
  * - A loaded model is immutable: any number of threads may score with it.
  *
  * File (JSON, json-c):
@@ -15,6 +21,11 @@
  *    "kind":"logistic","features":["mutual",...],"mean":[...],
  *    "scale":[...],"weights":[...],"bias":B, "info":{...anything...}}
  * mean/scale/weights have one finite number per feature, scale > 0.
+ *   {..., "kind":"gbdt","features":[...],"depth":D,"bias":B,
+ *    "trees":[{"split":[D feature indices],"threshold":[D numbers],
+ *              "leaf":[2^D numbers]}, ...], "info":{...}}
+ * split_t[j] indexes "features"; every number finite; 1 <= D <= 8,
+ * 1..MODEL_TREES_MAX trees.
  */
 #ifndef TRIAD_MODEL_H
 #define TRIAD_MODEL_H
@@ -26,16 +37,40 @@
 
 #define MODEL_FORMAT_VERSION 1
 #define MODEL_NAME_MAX 64
+#define MODEL_DEPTH_MAX 8u
+#define MODEL_TREES_MAX 1000u
+
+enum model_kind { MODEL_LOGISTIC, MODEL_GBDT };
 
 struct model {
+	enum model_kind kind;
 	char name[MODEL_NAME_MAX];
 	char version[MODEL_NAME_MAX];
 	char full[2 * MODEL_NAME_MAX + 2]; /* "name@version" */
 	uint32_t nf;                       /* features used, 1..FEAT_N */
 	uint8_t feat[FEAT_N];              /* enum feat_id of each */
-	double mean[FEAT_N], scale[FEAT_N], w[FEAT_N], bias;
+	double mean[FEAT_N], scale[FEAT_N], w[FEAT_N], bias; /* logistic (bias: both) */
+	/* gbdt: ntrees trees of depth `depth`; tree t's levels are
+	 * split[t * depth + j] (an index into feat) and thr[t * depth + j],
+	 * its leaves leaf[t << depth ...]. One allocation at split, owned by
+	 * the model (model_release). */
+	uint32_t ntrees, depth;
+	uint8_t *split;
+	double *thr, *leaf;
 	int builtin;                       /* 1: model_default(), never freed */
 };
+
+/* Room for ntrees trees of depth depth in m (kind set to MODEL_GBDT, the
+ * arrays zeroed). 0, or -1 when out of memory. */
+int model_trees_alloc(struct model *m, uint32_t ntrees, uint32_t depth);
+
+/* Free what m owns (its trees), leaving m itself: for models the caller
+ * holds by value. model_free calls it. */
+void model_release(struct model *m);
+
+/* A 32-bit digest of m's fitted numbers (features, weights or trees): a
+ * retrained model gets a new version, the same fit the same one. */
+uint32_t model_digest(const struct model *m);
 
 /* Read and check a model file. NULL with e = "PATH: field \"F\": reason"
  * (or "PATH: reason") on any error. Caller model_free()s it. */
@@ -44,7 +79,7 @@ struct model *model_load(const char *path, struct err *e);
 /* The built-in default (a model trained on data/CollegeMsg.txt). */
 const struct model *model_default(void);
 
-/* Free a loaded model. NULL and model_default() are ignored. */
+/* Free a loaded model and its trees. NULL and model_default() are ignored. */
 void model_free(struct model *m);
 
 /* The FEAT_BIT()s of the features m reads. O(nf). */
@@ -53,7 +88,8 @@ uint32_t model_features(const struct model *m);
 /* "NAME@VERSION"; valid while m is. */
 const char *model_name(const struct model *m);
 
-/* The model's score of features x[FEAT_N], in (0, 1). O(nf). */
+/* The model's score of features x[FEAT_N], in (0, 1). O(nf) for a
+ * logistic model, O(ntrees * depth) for trees. */
 double model_score(const struct model *m, const double *x);
 
 /* Fill m->full from name and version (after setting them by hand). */

@@ -16,7 +16,7 @@ void train_opts_default(struct train_opts *o)
 	o->split = 0.8;
 	o->k = 10;
 	o->max_members = 4000;
-	o->name = "lr";
+	o->name = NULL;
 	o->version = "1";
 }
 
@@ -170,8 +170,10 @@ struct config {
 	const char *set_name;
 	uint32_t nf;
 	uint8_t feat[FEAT_N];
-	double l2;
+	double l2;       /* logistic: L2 on the weights; trees: on the leaves */
 	uint32_t negs;
+	enum model_kind kind;
+	uint32_t trees, depth; /* gbdt */
 };
 
 /* Row r is used for fitting under c: positives always, negatives with
@@ -184,6 +186,29 @@ static int row_used(const struct ds *d, size_t r, uint32_t gneg,
 	if (gneg <= negs)
 		return 1;
 	return mix(d->owner[r], d->cand[r]) % gneg < negs;
+}
+
+/* The rows c uses (row_used), in order: their features (c's) into
+ * columns first.. of x (stride floats a row), labels into y. Returns how
+ * many. */
+static size_t gather_rows(const struct ds *d, const struct config *c,
+			  uint32_t stride, uint32_t first, float *x, uint8_t *y)
+{
+	size_t gi, r, nu = 0;
+	uint32_t gneg, i;
+
+	for (gi = 0; gi < d->ngroups; gi++) {
+		for (gneg = 0, r = d->gstart[gi]; r < d->gstart[gi + 1]; r++)
+			gneg += !d->y[r];
+		for (r = d->gstart[gi]; r < d->gstart[gi + 1]; r++) {
+			if (!row_used(d, r, gneg, c->negs))
+				continue;
+			for (i = 0; i < c->nf; i++)
+				x[nu * stride + first + i] = d->x[r * FEAT_N + c->feat[i]];
+			y[nu++] = d->y[r];
+		}
+	}
+	return nu;
 }
 
 /* Solve a x = b (n x n, row-major) in place by Gaussian elimination with
@@ -228,10 +253,10 @@ static int solve(double *a, double *b, uint32_t n)
 static int fit(const struct ds *d, const struct config *c, struct model *m,
 	       struct err *e)
 {
-	uint32_t nf = c->nf, D = nf + 1, i, j, it, gneg;
+	uint32_t nf = c->nf, D = nf + 1, i, j, it;
 	double H[(FEAT_N + 1) * (FEAT_N + 1)], g[FEAT_N + 1], w[FEAT_N + 1];
 	double cnt = 0, pr, q, step, hw;
-	size_t gi, r, nu = 0, k;
+	size_t nu = 0, k;
 	float *z = NULL;
 	uint8_t *y = NULL;
 	int rc = -1;
@@ -245,21 +270,14 @@ static int fit(const struct ds *d, const struct config *c, struct model *m,
 		err_set(e, "out of memory for the fit");
 		goto out;
 	}
-	for (gi = 0; gi < d->ngroups; gi++) {
-		for (gneg = 0, r = d->gstart[gi]; r < d->gstart[gi + 1]; r++)
-			gneg += !d->y[r];
-		for (r = d->gstart[gi]; r < d->gstart[gi + 1]; r++) {
-			if (!row_used(d, r, gneg, c->negs))
-				continue;
-			z[nu * D] = 1;
-			for (i = 0; i < nf; i++) {
-				double x = d->x[r * FEAT_N + c->feat[i]];
+	nu = gather_rows(d, c, D, 1, z, y);
+	for (k = 0; k < nu; k++) {
+		z[k * D] = 1;
+		for (i = 0; i < nf; i++) {
+			double x = z[k * D + i + 1];
 
-				z[nu * D + i + 1] = (float)x;
-				m->mean[i] += x;
-				m->scale[i] += x * x;
-			}
-			y[nu++] = d->y[r];
+			m->mean[i] += x;
+			m->scale[i] += x * x;
 		}
 	}
 	cnt = (double)nu;
@@ -318,6 +336,237 @@ out:
 	free(z);
 	free(y);
 	return rc;
+}
+
+/*
+ * Gradient-boosted oblivious trees (model.h) on the rows c uses: logistic
+ * loss, Newton leaves -G / (H + l2) shrunk by TRAIN_GBDT_ETA, each level's
+ * question the (feature, threshold) that most raises sum G^2 / (H + l2)
+ * over the level's nodes. Thresholds are candidate cut points between
+ * distinct values at up to TRAIN_GBDT_BINS quantiles of each feature, so a
+ * level costs one pass over the rows (histograms) whatever the values.
+ * Deterministic: ties go to the lower feature, then the lower threshold.
+ */
+#define TRAIN_GBDT_BINS 32u
+#define TRAIN_GBDT_ETA 0.1
+
+static int float_cmp(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,
+	       uint32_t ntrees, uint32_t depth, double l2, struct model *m,
+	       struct err *e)
+{
+	const uint32_t NB = TRAIN_GBDT_BINS + 1; /* bins per feature */
+	double thr[FEAT_N][TRAIN_GBDT_BINS], pos = 0, best, gain;
+	double *F = NULL, *g = NULL, *h = NULL, *hist = NULL;
+	uint32_t nthr[FEAT_N], f, b, t, l, leaf, nleaf, bf = 0, bb = 0;
+	uint8_t *bin = NULL;
+	uint32_t *idx = NULL, *right = NULL, nright = 0;
+	float *col = NULL;
+	size_t r, i;
+	int rc = -1;
+
+	if (nu < 2 || !nf || nf > FEAT_N || depth < 1 || depth > MODEL_DEPTH_MAX ||
+	    ntrees < 1 || ntrees > MODEL_TREES_MAX)
+		return err_set(e, "boosted trees: bad shape (%zu rows, %u features, depth %u, %u trees)",
+			       nu, nf, depth, ntrees);
+	if (model_trees_alloc(m, ntrees, depth) ||
+	    !(F = mem_alloc(nu, sizeof(double))) || !(g = mem_alloc(nu, sizeof(double))) ||
+	    !(h = mem_alloc(nu, sizeof(double))) || !(bin = mem_alloc(nu, nf)) ||
+	    !(idx = mem_alloc(nu, sizeof(uint32_t))) || !(col = mem_alloc(nu, sizeof(float))) ||
+	    !(right = mem_alloc(nu, sizeof(uint32_t))) ||
+	    !(hist = mem_alloc((size_t)4 * NB * nf << depth, sizeof(double)))) {
+		err_set(e, "out of memory for the fit");
+		goto out;
+	}
+	/* cut points: between a quantile's value and the next larger one */
+	for (f = 0; f < nf; f++) {
+		size_t nn = 0;
+
+		for (r = 0; r < nu; r++)
+			if (x[r * nf + f] == x[r * nf + f])
+				col[nn++] = x[r * nf + f];
+		qsort(col, nn, sizeof(float), float_cmp);
+		nthr[f] = 0;
+		for (b = 1; b <= TRAIN_GBDT_BINS && nn; b++) {
+			size_t q = (size_t)((double)b * (double)nn / (TRAIN_GBDT_BINS + 1));
+			size_t j = q;
+			double cut;
+
+			while (j < nn && col[j] == col[q])
+				j++;
+			if (j == nn)
+				break; /* nothing above this value */
+			cut = ((double)col[q] + (double)col[j]) / 2;
+			if (!nthr[f] || cut > thr[f][nthr[f] - 1])
+				thr[f][nthr[f]++] = cut;
+		}
+		for (r = 0; r < nu; r++) {
+			double v = x[r * nf + f];
+
+			for (b = 0; b < nthr[f] && v > thr[f][b]; b++)
+				;
+			bin[r * nf + f] = (uint8_t)b; /* NaN: 0, as in scoring */
+		}
+	}
+	for (r = 0; r < nu; r++)
+		pos += y[r];
+	if (pos == 0 || pos == (double)nu) {
+		err_set(e, "boosted trees: the examples are all %s", pos ? "positive" : "negative");
+		goto out;
+	}
+	m->nf = nf;
+	m->bias = log(pos / ((double)nu - pos));
+	for (r = 0; r < nu; r++)
+		F[r] = m->bias;
+	for (t = 0; t < ntrees; t++) {
+		uint8_t *sp = m->split + (size_t)t * depth;
+		double *th = m->thr + (size_t)t * depth, *lv = m->leaf + ((size_t)t << depth);
+
+		for (r = 0; r < nu; r++) {
+			double p = 1 / (1 + exp(-F[r]));
+
+			g[r] = p - y[r];
+			h[r] = p * (1 - p);
+			idx[r] = 0;
+		}
+		for (l = 0; l < depth; l++) {
+			/* histograms of this level's 2^l nodes: level 0 from
+			 * every row; below it from the rows the last question
+			 * sent right (node 2p + 1), the left sibling by
+			 * subtraction from the parent (half the rows read) */
+			double *cur = hist + ((size_t)(l & 1) * NB * nf * 2 << depth);
+			double *par = hist + ((size_t)(~l & 1) * NB * nf * 2 << depth);
+			size_t nh = (size_t)NB * nf * 2, nr = l ? nright : nu;
+
+			nleaf = 1u << l;
+			memset(cur, 0, nh * nleaf * sizeof(double));
+			for (i = 0; i < nr; i++) {
+				size_t row = l ? right[i] : i;
+				double *hl = cur + (size_t)idx[row] * nh, gr = g[row], hr = h[row];
+				const uint8_t *br = bin + row * nf;
+
+				for (f = 0; f < nf; f++) {
+					double *c = hl + (f * NB + br[f]) * 2;
+
+					c[0] += gr;
+					c[1] += hr;
+				}
+			}
+			if (l)
+				for (leaf = 0; leaf < nleaf; leaf += 2)
+					for (i = 0; i < nh; i++)
+						cur[leaf * nh + i] = par[(leaf / 2) * nh + i] -
+								     cur[(leaf + 1) * nh + i];
+			best = -1;
+			for (f = 0; f < nf; f++) {
+				for (b = 0; b < nthr[f]; b++) {
+					/* split "bin > b": left holds bins 0..b */
+					for (gain = 0, leaf = 0; leaf < nleaf; leaf++) {
+						const double *hl = cur + ((size_t)leaf * nf + f) * NB * 2;
+						double GL = 0, HL = 0, GT = 0, HT = 0;
+
+						for (i = 0; i < NB; i++) {
+							if (i <= b) {
+								GL += hl[i * 2];
+								HL += hl[i * 2 + 1];
+							}
+							GT += hl[i * 2];
+							HT += hl[i * 2 + 1];
+						}
+						gain += GL * GL / (HL + l2) +
+							(GT - GL) * (GT - GL) / (HT - HL + l2);
+					}
+					if (gain > best) {
+						best = gain;
+						bf = f;
+						bb = b;
+					}
+				}
+			}
+			nright = 0;
+			if (best < 0) { /* no feature has two values: a constant level */
+				sp[l] = 0;
+				th[l] = INFINITY;
+				for (r = 0; r < nu; r++)
+					idx[r] <<= 1;
+				continue;
+			}
+			sp[l] = (uint8_t)bf;
+			th[l] = thr[bf][bb];
+			for (r = 0; r < nu; r++) {
+				uint32_t bit = bin[r * nf + bf] > bb;
+
+				idx[r] = (idx[r] << 1) | bit;
+				right[nright] = (uint32_t)r;
+				nright += bit;
+			}
+		}
+		/* leaves: Newton steps, shrunk */
+		memset(hist, 0, ((size_t)2 << depth) * sizeof(double));
+		for (r = 0; r < nu; r++) {
+			hist[idx[r] * 2] += g[r];
+			hist[idx[r] * 2 + 1] += h[r];
+		}
+		for (leaf = 0; leaf < 1u << depth; leaf++) {
+			double v = -TRAIN_GBDT_ETA * hist[leaf * 2] / (hist[leaf * 2 + 1] + l2);
+
+			lv[leaf] = fmax(-1e6, fmin(1e6, v));
+		}
+		for (r = 0; r < nu; r++)
+			F[r] += lv[idx[r]];
+	}
+	rc = 0;
+out:
+	free(F);
+	free(g);
+	free(h);
+	free(bin);
+	free(idx);
+	free(right);
+	free(col);
+	free(hist);
+	if (rc)
+		model_release(m);
+	return rc;
+}
+
+/* Boosted trees on the rows c uses (their features in c's order). */
+static int fit_trees(const struct ds *d, const struct config *c,
+		     struct model *m, struct err *e)
+{
+	size_t nu = 0;
+	float *x = NULL;
+	uint8_t *y = NULL;
+	int rc = -1;
+
+	memset(m, 0, sizeof(*m));
+	if (!(x = mem_alloc(d->rows ? d->rows : 1, c->nf * sizeof(float))) ||
+	    !(y = mem_alloc(d->rows ? d->rows : 1, 1))) {
+		err_set(e, "out of memory for the fit");
+		goto out;
+	}
+	nu = gather_rows(d, c, c->nf, 0, x, y);
+	if (train_gbdt(x, y, nu, c->nf, c->trees, c->depth, c->l2, m, e))
+		goto out;
+	memcpy(m->feat, c->feat, c->nf);
+	rc = 0;
+out:
+	free(x);
+	free(y);
+	return rc;
+}
+
+static int fit_any(const struct ds *d, const struct config *c,
+		   struct model *m, struct err *e)
+{
+	model_release(m);
+	return c->kind == MODEL_GBDT ? fit_trees(d, c, m, e) : fit(d, c, m, e);
 }
 
 struct scored {
@@ -420,7 +669,12 @@ int train_fit(const struct graph_event *ev, size_t n,
 	static const int no_gen[] = { FEAT_WALK, FEAT_PPR };
 	static const double l2s[] = { 0.1, 10 };
 	static const uint32_t negs[] = { 30, 300 };
-	struct config cfg[3 * 2 * 2], best;
+	/* the trees' grid: shapes of about equal cost */
+	static const struct { uint32_t depth, trees, negs; } gb[] = {
+		{ 3, 200, 30 }, { 5, 100, 30 },
+	};
+	unsigned kinds = o->kinds ? o->kinds : TRAIN_KIND_LOGISTIC | TRAIN_KIND_GBDT;
+	struct config cfg[3 * (2 * 2 + sizeof(gb) / sizeof(gb[0]))], best;
 	struct eval_split outer;
 	struct ds d2, d3, d4;
 	struct scored *buf = NULL;
@@ -431,6 +685,8 @@ int train_fit(const struct graph_event *ev, size_t n,
 	int rc = -1;
 
 	memset(info, 0, sizeof(*info));
+	memset(out, 0, sizeof(*out));
+	memset(&m, 0, sizeof(m));
 	memset(&d2, 0, sizeof(d2));
 	memset(&d3, 0, sizeof(d3));
 	memset(&d4, 0, sizeof(d4));
@@ -464,6 +720,8 @@ int train_fit(const struct graph_event *ev, size_t n,
 	info->t3 = d3.split_time;
 	info->rows2 = d2.rows;
 	info->pos2 = d2.pos;
+	for (gi = 0; gi < d2.ngroups; gi++)
+		info->targets2 += d2.gtargets[gi];
 	info->members2 = d2.ngroups;
 	info->rows3 = d3.rows;
 	info->pos3 = d3.pos;
@@ -479,7 +737,7 @@ int train_fit(const struct graph_event *ev, size_t n,
 	for (int s = 0; s < 3; s++) {
 		if (o->sets && !(o->sets & (1u << s)))
 			continue;
-		for (i = 0; i < 2; i++)
+		for (i = 0; i < 2 && kinds & TRAIN_KIND_LOGISTIC; i++)
 			for (size_t j = 0; j < 2; j++, nc++) {
 				struct config *c = &cfg[nc];
 
@@ -489,18 +747,37 @@ int train_fit(const struct graph_event *ev, size_t n,
 						 : set_without(c->feat, no_gen, 2);
 				c->l2 = l2s[i];
 				c->negs = negs[j];
+				c->kind = MODEL_LOGISTIC;
+				c->depth = c->trees = 0;
 			}
+		for (i = 0; i < sizeof(gb) / sizeof(gb[0]) && kinds & TRAIN_KIND_GBDT; i++, nc++) {
+			struct config *c = &cfg[nc];
+
+			c->set_name = set_names[s];
+			c->nf = s == 0 ? set_all(c->feat)
+				: s == 1 ? set_without(c->feat, no_time, 4)
+					 : set_without(c->feat, no_gen, 2);
+			c->kind = MODEL_GBDT;
+			c->depth = gb[i].depth;
+			c->trees = gb[i].trees;
+			c->negs = gb[i].negs;
+			c->l2 = 1;
+		}
 	}
 	if (progress)
 		progress(pctx, "choosing features and regularisation");
 	for (i = 0; i < nc; i++) {
-		if (fit(&d3, &cfg[i], &m, e))
+		/* trees need both classes in every fit; logistic regression
+		 * copes without positives (all weights shrink to nothing) */
+		if (cfg[i].kind == MODEL_GBDT && (!d2.pos || !d3.pos))
+			continue;
+		if (fit_any(&d3, &cfg[i], &m, e))
 			goto out;
 		model_set_name(&m, "x", "x");
 		rec = recall_at(&d2, &m, o->k, buf);
 		rec3 = 0;
 		if (d4.rows) { /* the second window */
-			if (fit(&d4, &cfg[i], &m, e))
+			if (fit_any(&d4, &cfg[i], &m, e))
 				goto out;
 			rec3 = recall_at(&d3, &m, o->k, buf);
 		}
@@ -513,6 +790,10 @@ int train_fit(const struct graph_event *ev, size_t n,
 			best = cfg[i];
 		}
 	}
+	if (best_rec < 0) { /* every configuration skipped: trees only, one class */
+		err_set(e, "boosted trees need a new pair among the candidates of both inner windows, and there is none; try --kind logistic");
+		goto out;
+	}
 	info->val_recall = best_rec;
 	info->val_recall2 = best_rec2;
 	info->val_recall3 = best_rec3;
@@ -523,14 +804,19 @@ int train_fit(const struct graph_event *ev, size_t n,
 	info->l2 = best.l2;
 	info->negs = best.negs;
 	info->feature_set = best.set_name;
+	info->kind = best.kind;
+	info->depth = best.depth;
+	info->trees = best.trees;
 	if (progress)
 		progress(pctx, "final fit");
-	if (fit(&d2, &best, out, e))
+	if (fit_any(&d2, &best, out, e))
 		goto out;
-	model_set_name(out, o->name, o->version);
+	model_set_name(out, o->name ? o->name : best.kind == MODEL_GBDT ? "gbdt" : "lr",
+		       o->version);
 	out->builtin = 0;
 	rc = 0;
 out:
+	model_release(&m);
 	free(buf);
 	ds_release(&d2);
 	ds_release(&d3);
@@ -541,13 +827,20 @@ out:
 
 void train_info_json(const struct train_info *info, char *buf, size_t len)
 {
+	char shape[96] = "";
+
+	if (info->kind == MODEL_GBDT)
+		snprintf(shape, sizeof(shape), "\"trees\":%u,\"depth\":%u,", info->trees,
+			 info->depth);
 	snprintf(buf, len,
 		 "{\"split_time\":%u,\"t2\":%u,\"t3\":%u,\"rows\":%llu,\"positives\":%llu,"
-		 "\"members\":%llu,\"feature_set\":\"%s\",\"l2\":%g,\"negatives_per_member\":%u,"
+		 "\"members\":%llu,\"kind\":\"%s\",%s\"feature_set\":\"%s\",\"l2\":%g,"
+		 "\"negatives_per_member\":%u,"
 		 "\"windows\":%u,\"t4\":%u,\"validation_recall\":%.6f,\"validation_recall_aa\":%.6f}",
 		 info->split_time, info->t2, info->t3,
 		 (unsigned long long)info->rows2, (unsigned long long)info->pos2,
 		 (unsigned long long)info->members2,
+		 info->kind == MODEL_GBDT ? "gbdt" : "logistic", shape,
 		 info->feature_set ? info->feature_set : "", info->l2, info->negs,
 		 info->windows, info->t4, info->val_recall, info->val_recall_aa);
 }

@@ -37,11 +37,15 @@ struct train_opts {
 	uint32_t split_time;
 	uint32_t k;            /* recall@k used to choose the configuration */
 	uint32_t max_members;  /* judged members sampled per level (0: all) */
-	const char *name;      /* model name */
+	const char *name;      /* model name (NULL: "lr" or "gbdt", by kind) */
 	const char *version;   /* model version */
 	unsigned sets;         /* feature sets the grid may choose (TRAIN_SET_*
 				* bits; 0: all of them) */
+	unsigned kinds;        /* model kinds the grid may choose (TRAIN_KIND_*
+				* bits; 0: both) */
 };
+
+enum { TRAIN_KIND_LOGISTIC = 1u, TRAIN_KIND_GBDT = 2u };
 
 /* The grid's feature sets: every feature, all but the time features (a
  * served answer then needs no list merge per candidate: about a third of
@@ -52,13 +56,16 @@ enum { TRAIN_SET_ALL = 1u, TRAIN_SET_NO_TIME = 2u, TRAIN_SET_NO_WALK = 4u };
  * "no-walk") into *sets; -1 with e naming the unknown one. */
 int train_sets_parse(const char *list, unsigned *sets, struct err *e);
 
-/* split 0.8, k 10, max_members 4000, name "lr", version "1". */
+/* split 0.8, k 10, max_members 4000, name NULL (by the kind chosen: "lr"
+ * or "gbdt"), version "1". */
 void train_opts_default(struct train_opts *o);
 
 /* What train_fit did, for the report and the model's "info". */
 struct train_info {
 	uint32_t split_time, t2, t3;
 	uint64_t rows2, pos2, members2; /* level 2 examples, positives, members */
+	uint64_t targets2;              /* level 2 new pairs of those members (pos2 of
+					 * them among the candidates) */
 	uint64_t rows3, pos3, members3;
 	uint32_t t4;                    /* level 4's split time (0: none) */
 	uint32_t windows;               /* validation windows used (1 or 2) */
@@ -69,7 +76,21 @@ struct train_info {
 	double l2;                      /* chosen L2 strength */
 	uint32_t negs;                  /* chosen negatives per member */
 	const char *feature_set;        /* chosen feature set's name */
+	enum model_kind kind;           /* chosen model kind */
+	uint32_t depth, trees;          /* gbdt: chosen shape */
 };
+
+/*
+ * Boosted oblivious trees (model.h kind "gbdt") fitted to nu rows of nf
+ * features (x, row-major; NaN allowed) with 0/1 labels y, into m's trees
+ * and bias (m->feat is the caller's to fill). Logistic loss, ntrees trees
+ * of depth `depth`, L2 l2 on the leaves, shrinkage 0.1, cut points at up to
+ * 32 quantiles per feature. O(ntrees * depth * nu * nf). Deterministic.
+ * 0, or -1 with e filled (one class only, bad shape, out of memory).
+ */
+int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,
+	       uint32_t ntrees, uint32_t depth, double l2, struct model *m,
+	       struct err *e);
 
 /* Called now and then with a phase name (may be NULL). */
 typedef void (*train_progress_fn)(void *ctx, const char *phase);

@@ -13,13 +13,17 @@
 static const char train_usage[] =
 	"usage: triad train EVENTS -o MODEL [--split FRACTION | --split-time T]\n"
 	"                   [--format F] [--name NAME] [--version V]\n"
-	"                   [--features SETS] [--quiet]\n"
+	"                   [--features SETS] [--kind K] [--quiet]\n"
 	"\n"
-	"Fit the ranking model (logistic regression over the serving features)\n"
-	"on the events up to the split time, exactly as `triad eval` splits them\n"
-	"(default --split 0.8), so `train` then `eval --model` on the same file\n"
-	"and split never sees the test period. The training period is split\n"
-	"again inside to pick features and regularisation. Writes MODEL (JSON).\n"
+	"Fit the ranking model (logistic regression or boosted trees over the\n"
+	"serving features) on the events up to the split time, exactly as\n"
+	"`triad eval` splits them (default --split 0.8), so `train` then\n"
+	"`eval --model` on the same file and split never sees the test period.\n"
+	"The training period is split again inside to pick the model kind,\n"
+	"features and regularisation. Writes MODEL (JSON).\n"
+	"--kind logistic|gbdt|auto limits the model kinds (default auto: the\n"
+	"inner validation chooses). Trees score a candidate in about 1 us\n"
+	"against 20 ns for logistic regression.\n"
 	"--version defaults to a hash of the fitted numbers. --features limits\n"
 	"the feature sets the inner validation may choose from (comma list of\n"
 	"all, no-time, no-walk; default all three): no-time models serve about\n"
@@ -62,11 +66,10 @@ int cmd_train(int argc, char **argv)
 	struct event_list l = { 0 };
 	struct model m;
 	struct err e = { "" };
-	char infojson[1024], ver[32];
+	char infojson[1024], ver[32], nm[MODEL_NAME_MAX];
 	int quiet = !isatty(2), i, rc = 1, have_frac = 0;
-	uint64_t h = 1469598103934665603ull;
-	uint32_t f;
 
+	memset(&m, 0, sizeof(m));
 	train_opts_default(&o);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -79,7 +82,7 @@ int cmd_train(int argc, char **argv)
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--split") ||
 			   !strcmp(a, "--split-time") || !strcmp(a, "--format") ||
 			   !strcmp(a, "--name") || !strcmp(a, "--version") ||
-			   !strcmp(a, "--features")) {
+			   !strcmp(a, "--features") || !strcmp(a, "--kind")) {
 			if (!next) {
 				fprintf(stderr, "triad train: %s needs a value\n", a);
 				return 2;
@@ -101,6 +104,17 @@ int cmd_train(int argc, char **argv)
 				o.use_time = 1;
 			} else if (!strcmp(a, "--format")) {
 				fmt = next;
+			} else if (!strcmp(a, "--kind")) {
+				if (!strcmp(next, "logistic"))
+					o.kinds = TRAIN_KIND_LOGISTIC;
+				else if (!strcmp(next, "gbdt"))
+					o.kinds = TRAIN_KIND_GBDT;
+				else if (!strcmp(next, "auto"))
+					o.kinds = 0;
+				else {
+					fprintf(stderr, "triad train: --kind \"%s\" is not logistic, gbdt or auto\n", next);
+					return 2;
+				}
 			} else if (!strcmp(a, "--features")) {
 				if (train_sets_parse(next, &o.sets, &e)) {
 					fprintf(stderr, "triad train: --features: %s\n", e.msg);
@@ -156,23 +170,14 @@ int cmd_train(int argc, char **argv)
 		goto out;
 	}
 	if (!version) {
-		/* FNV-1a of the fitted numbers: a retrained model gets a new
-		 * version, the same fit the same one */
-		const double *parts[3] = { m.w, m.mean, m.scale };
-
-		for (f = 0; f < m.nf; f++) {
-			h = (h ^ m.feat[f]) * 1099511628211ull;
-			for (size_t j = 0; j < 3; j++) {
-				const unsigned char *p = (const unsigned char *)&parts[j][f];
-
-				for (size_t b = 0; b < sizeof(double); b++)
-					h = (h ^ p[b]) * 1099511628211ull;
-			}
-		}
-		snprintf(ver, sizeof(ver), "%08" PRIx64, h & 0xffffffffu);
+		/* a retrained model gets a new version, the same fit the same one */
+		snprintf(ver, sizeof(ver), "%08" PRIx32, model_digest(&m));
 		version = ver;
 	}
-	model_set_name(&m, o.name, version);
+	/* the name train_fit gave (by kind) unless --name: a copy, since
+	 * model_set_name writes over m.name */
+	snprintf(nm, sizeof(nm), "%s", o.name ? o.name : m.name);
+	model_set_name(&m, nm, version);
 	train_info_json(&info, infojson, sizeof(infojson));
 	if (model_save(&m, outp, infojson, &e)) {
 		fprintf(stderr, "triad train: %s\n", e.msg);
@@ -184,11 +189,18 @@ int cmd_train(int argc, char **argv)
 	if (info.windows == 2)
 		printf(" and %u", info.t4);
 	printf("\n");
-	printf("fitted on %" PRIu64 " candidates of %" PRIu64 " members (%" PRIu64 " positive)\n",
-	       info.rows2, info.members2, info.pos2);
-	printf("chosen: features %s, l2 %g, %u negatives per member; validation recall@%u %.4f (adamic-adar %.4f)",
-	       info.feature_set, info.l2, info.negs, o.k, info.val_recall,
-	       info.val_recall_aa);
+	printf("fitted on %" PRIu64 " candidates of %" PRIu64 " members (%" PRIu64 " positive: the candidates held %.1f%% of the %" PRIu64 " new pairs)\n",
+	       info.rows2, info.members2, info.pos2,
+	       info.targets2 ? 100.0 * (double)info.pos2 / (double)info.targets2 : 0.0,
+	       info.targets2);
+	if (info.kind == MODEL_GBDT)
+		printf("chosen: boosted trees (%u of depth %u), features %s, %u negatives per member; validation recall@%u %.4f (adamic-adar %.4f)",
+		       info.trees, info.depth, info.feature_set, info.negs, o.k,
+		       info.val_recall, info.val_recall_aa);
+	else
+		printf("chosen: logistic regression, features %s, l2 %g, %u negatives per member; validation recall@%u %.4f (adamic-adar %.4f)",
+		       info.feature_set, info.l2, info.negs, o.k, info.val_recall,
+		       info.val_recall_aa);
 	if (info.windows == 2)
 		printf(", mean of two windows: %.4f (%.4f) and %.4f (%.4f)",
 		       info.val_recall2, info.val_recall_aa2, info.val_recall3,
@@ -198,6 +210,7 @@ int cmd_train(int argc, char **argv)
 		printf("note: the model uses time features, so a served answer reads one list per candidate (about three times the cost of a no-time model on a large graph; --features no-time fits one)\n");
 	rc = 0;
 out:
+	model_release(&m);
 	event_list_release(&l);
 	return rc;
 }

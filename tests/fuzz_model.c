@@ -1,7 +1,9 @@
 /*
  * fuzz_model.c - model_load (scoring/model.h) on an arbitrary file.
  * Checks: never crashes; a refused file has a message; an accepted model
- * has 1..FEAT_N distinct known features, finite parameters, scale > 0,
+ * has 1..FEAT_N distinct known features, finite parameters, scale > 0
+ * (logistic) or 1..MODEL_TREES_MAX trees of depth 1..MODEL_DEPTH_MAX whose
+ * questions name its features and whose leaves are within +-1e6 (trees),
  * a NUL-terminated name, and scores every input in (0, 1).
  */
 #include <math.h>
@@ -39,8 +41,20 @@ int FUZZ_ONE(const uint8_t *data, size_t size)
 		FUZZ_REQUIRE(m->feat[i] < FEAT_N);
 		for (j = 0; j < i; j++)
 			FUZZ_REQUIRE(m->feat[i] != m->feat[j]);
-		FUZZ_REQUIRE(isfinite(m->mean[i]) && isfinite(m->w[i]));
-		FUZZ_REQUIRE(isfinite(m->scale[i]) && m->scale[i] > 0);
+		if (m->kind == MODEL_LOGISTIC) {
+			FUZZ_REQUIRE(isfinite(m->mean[i]) && isfinite(m->w[i]));
+			FUZZ_REQUIRE(isfinite(m->scale[i]) && m->scale[i] > 0);
+		}
+	}
+	if (m->kind == MODEL_GBDT) {
+		FUZZ_REQUIRE(m->ntrees >= 1 && m->ntrees <= MODEL_TREES_MAX);
+		FUZZ_REQUIRE(m->depth >= 1 && m->depth <= MODEL_DEPTH_MAX);
+		for (i = 0; i < m->ntrees * m->depth; i++)
+			FUZZ_REQUIRE(m->split[i] < m->nf && isfinite(m->thr[i]));
+		for (i = 0; i < m->ntrees << m->depth; i++)
+			FUZZ_REQUIRE(isfinite(m->leaf[i]) && fabs(m->leaf[i]) <= 1e6);
+	} else {
+		FUZZ_REQUIRE(m->kind == MODEL_LOGISTIC && m->ntrees == 0);
 	}
 	FUZZ_REQUIRE(isfinite(m->bias));
 	for (i = 0; i < FEAT_N; i++)

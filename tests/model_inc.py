@@ -15,6 +15,9 @@ FEAT = {
 }
 
 m = json.load(open(sys.argv[1]))
+if m.get("kind") != "logistic":
+    sys.exit("model_inc.py: %s: only a logistic model can be built in (kind %r)"
+             % (sys.argv[1], m.get("kind")))
 out = sys.stdout
 
 

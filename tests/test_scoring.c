@@ -456,6 +456,7 @@ START_TEST(model_files)
 	refused("format.json", "{\"format\":\"other\"}", "\"format\"");
 	refused("version.json", "{\"format\":\"triad-model\",\"format_version\":2}", "\"format_version\"");
 	refused("kind.json", "{\"format\":\"triad-model\",\"format_version\":1,\"kind\":\"gbt\"}", "\"kind\"");
+	refused("lrtrees.json", GOOD_HEAD "\"features\":[\"mutual\"],\"depth\":1,\"trees\":[],\"bias\":0}", "\"mean\"");
 	refused("nofeat.json", GOOD_HEAD "\"mean\":[1]}", "\"features\"");
 	refused("unknown.json", GOOD_HEAD "\"features\":[\"mutual\",\"shoe_size\"]}", "\"features[1]\"");
 	refused("twice.json", GOOD_HEAD "\"features\":[\"mutual\",\"mutual\"]}", "\"features[1]\"");
@@ -472,6 +473,92 @@ START_TEST(model_files)
 	e.msg[0] = '\0';
 	ck_assert_ptr_null(model_load("/nonexistent/model.json", &e));
 	ck_assert_ptr_nonnull(strstr(e.msg, "/nonexistent/model.json"));
+}
+END_TEST
+
+#define GBDT_HEAD "{\"format\":\"triad-model\",\"format_version\":1,\"name\":\"g\",\"version\":\"1\",\"kind\":\"gbdt\"," \
+	"\"features\":[\"mutual\",\"trend\"],\"bias\":-1,"
+
+/*
+ * Trees, by hand: two trees of depth 2 over (mutual, trend). Tree 0 asks
+ * mutual > 2.5, then trend > 0; tree 1 asks trend > 1.5 twice (a level may
+ * repeat a question). Scores against the sums worked out below, a NaN
+ * feature taking the "no" branch, a save and load giving the same scores,
+ * and every malformed part refused with the place named.
+ */
+START_TEST(tree_model_files)
+{
+	struct err e = { "" };
+	struct model *m, *m2;
+	double x[FEAT_N];
+	const char *path;
+	static const struct { double mutual, trend, z; } cases[] = {
+		/* tree 0 leaf (mutual>2.5, trend>0) + tree 1 leaf (t>1.5, t>1.5) */
+		{ 1, 0, -1 + 0.1 + 1.0 },   /* leaf 0, leaf 0 */
+		{ 1, 1, -1 + 0.2 + 1.0 },   /* leaf 1, leaf 0 */
+		{ 3, 0, -1 + 0.3 + 1.0 },   /* leaf 2, leaf 0 */
+		{ 3, 2, -1 + 0.4 + 4.0 },   /* leaf 3, leaf 3 */
+		{ 2.5, 1.5, -1 + 0.2 + 1.0 }, /* "greater than" is strict */
+	};
+	size_t i;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_scoring.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	path = write_file("trees.json", GBDT_HEAD "\"depth\":2,\"trees\":["
+			  "{\"split\":[0,1],\"threshold\":[2.5,0],\"leaf\":[0.1,0.2,0.3,0.4]},"
+			  "{\"split\":[1,1],\"threshold\":[1.5,1.5],\"leaf\":[1,2,3,4]}]}");
+	m = model_load(path, &e);
+	ck_assert_msg(m != NULL, "%s", e.msg);
+	ck_assert_int_eq(m->kind, MODEL_GBDT);
+	ck_assert_uint_eq(model_features(m), FEAT_BIT(FEAT_MUTUAL) | FEAT_BIT(FEAT_TREND));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (size_t f = 0; f < FEAT_N; f++)
+			x[f] = NAN; /* features the model does not read */
+		x[FEAT_MUTUAL] = cases[i].mutual;
+		x[FEAT_TREND] = cases[i].trend;
+		close_to(model_score(m, x), 1 / (1 + exp(-cases[i].z)), "tree score");
+	}
+	x[FEAT_MUTUAL] = NAN;
+	x[FEAT_TREND] = 2;
+	close_to(model_score(m, x), 1 / (1 + exp(-(-1 + 0.2 + 4.0))), "NaN goes left");
+	ck_assert_int_eq(model_save(m, write_file("trees2.json", ""), NULL, &e), 0);
+	m2 = model_load(write_file("trees2.json", "") /* path only */, &e);
+	ck_assert_msg(m2 == NULL, "an empty file must be refused");
+	ck_assert_int_eq(model_save(m, path, "{\"a\":1}", &e), 0);
+	m2 = model_load(path, &e);
+	ck_assert_msg(m2 != NULL, "%s", e.msg);
+	ck_assert_uint_eq(model_digest(m2), model_digest(m));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		x[FEAT_MUTUAL] = cases[i].mutual;
+		x[FEAT_TREND] = cases[i].trend;
+		ck_assert(model_score(m2, x) == model_score(m, x));
+	}
+	model_free(m2);
+	model_free(m);
+
+#define TREE1 "{\"split\":[0],\"threshold\":[1],\"leaf\":[0,1]}"
+	refused("nodepth.json", GBDT_HEAD "\"trees\":[" TREE1 "]}", "\"depth\"");
+	refused("depth0.json", GBDT_HEAD "\"depth\":0,\"trees\":[" TREE1 "]}", "\"depth\"");
+	refused("depth9.json", GBDT_HEAD "\"depth\":9,\"trees\":[" TREE1 "]}", "\"depth\"");
+	refused("notrees.json", GBDT_HEAD "\"depth\":1}", "\"trees\"");
+	refused("zerotrees.json", GBDT_HEAD "\"depth\":1,\"trees\":[]}", "\"trees\"");
+	refused("treeobj.json", GBDT_HEAD "\"depth\":1,\"trees\":[" TREE1 ",7]}", "\"trees[1]\"");
+	refused("nosplit.json", GBDT_HEAD "\"depth\":1,\"trees\":[{\"threshold\":[1],\"leaf\":[0,1]}]}",
+		"\"trees[0].split\"");
+	refused("split2.json", GBDT_HEAD "\"depth\":1,\"trees\":[{\"split\":[2],\"threshold\":[1],\"leaf\":[0,1]}]}",
+		"\"trees[0].split[0]\"");
+	refused("splitneg.json", GBDT_HEAD "\"depth\":1,\"trees\":[{\"split\":[-1],\"threshold\":[1],\"leaf\":[0,1]}]}",
+		"\"trees[0].split[0]\"");
+	refused("splitlen.json", GBDT_HEAD "\"depth\":2,\"trees\":[{\"split\":[0],\"threshold\":[1,1],\"leaf\":[0,1,2,3]}]}",
+		"\"trees[0].split\"");
+	refused("thrstr.json", GBDT_HEAD "\"depth\":1,\"trees\":[{\"split\":[0],\"threshold\":[\"1\"],\"leaf\":[0,1]}]}",
+		"\"trees[0].threshold[0]\"");
+	refused("leaves.json", GBDT_HEAD "\"depth\":1,\"trees\":[" TREE1 ",{\"split\":[1],\"threshold\":[1],\"leaf\":[0,1,2]}]}",
+		"\"trees[1].leaf\"");
+	refused("leafbig.json", GBDT_HEAD "\"depth\":1,\"trees\":[{\"split\":[0],\"threshold\":[1],\"leaf\":[0,1e7]}]}",
+		"\"trees[0].leaf[1]\"");
+	refused("treesbias.json", GBDT_HEAD "\"depth\":1,\"trees\":[" TREE1 "],\"bias\":\"x\"}", "\"bias\"");
+#undef TREE1
 }
 END_TEST
 
@@ -800,6 +887,7 @@ static Suite *suite(void)
 	tcase_add_test(t, counts_equal_feat_compute);
 	tcase_add_test(t, jaccard_matches_igraph);
 	tcase_add_test(t, model_files);
+	tcase_add_test(t, tree_model_files);
 	tcase_add_test(t, default_model_is_data_model_json);
 	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
 	tcase_add_test(t, mutual_reported_whatever_the_model_reads);
