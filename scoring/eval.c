@@ -2,10 +2,12 @@
 #include "eval.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem.h"
+#include "par.h"
 #include "recommend.h"
 
 static const char *const method_names[EVAL_NMETHODS] = {
@@ -246,28 +248,152 @@ static size_t topk(const struct rec_ctx *c, uint32_t k, uint64_t *out)
 	return n;
 }
 
+/*
+ * Judging in parallel. The judged members are cut into blocks of
+ * EVAL_BLOCK (in member order); workers take blocks from a shared counter,
+ * each with its own context and view of the (read-only) graph, and add a
+ * block's figures into that block's own accumulators. The blocks are then
+ * summed in block order, so the report is the same bit for bit whatever
+ * the number of threads.
+ */
+#define EVAL_BLOCK 16u
+#define EVAL_THREADS_MAX 16u
+
+struct eval_job {
+	const struct eval_split *s;
+	const struct graph *g;
+	const size_t *gstart;       /* judge index of each member's first pair; ngroups + 1 */
+	size_t ngroups, nblocks, maxgroup;
+	struct eval_acc *acc;       /* nblocks * EVAL_NMETHODS */
+	const struct rec_params *ph, *pp, *pm;
+	const struct model *m;
+	unsigned methods;
+	uint32_t k;
+	atomic_size_t next;         /* next block to take */
+	atomic_size_t done;         /* members judged */
+	atomic_int stop;            /* a worker failed */
+	eval_progress_fn progress;  /* called by worker 0 only */
+	void *pctx;
+};
+
+/* Judge the top k of c's items, ranked by their scores, into acc. */
+static int judge_top(struct rec_ctx *c, const struct eval_job *j,
+		     uint64_t *ranked, const uint64_t *targets, size_t nt,
+		     struct eval_acc *acc, struct err *e)
+{
+	if (rec_sort_top(c, j->k))
+		return err_set(e, "out of memory for the ranking");
+	eval_judge(ranked, topk(c, j->k, ranked), targets, nt, j->k, acc);
+	return 0;
+}
+
+/* Rank for member group gi with each method and judge into acc. */
+static int judge_member(struct eval_job *j, struct rec_ctx *c,
+			const struct graph_view *v, size_t gi, uint64_t *ranked,
+			uint64_t *targets, struct eval_acc *acc, struct err *e)
+{
+	static const enum feat_id heur[4] = {
+		FEAT_MUTUAL, FEAT_ADAMIC_ADAR, FEAT_JACCARD, FEAT_RESOURCE_ALLOC
+	};
+	const struct eval_pair *p = j->s->judge + j->gstart[gi];
+	size_t nt = j->gstart[gi + 1] - j->gstart[gi], i;
+	uint32_t u, now = j->s->split_time;
+	unsigned h;
+
+	for (i = 0; i < nt; i++)
+		targets[i] = p[i].target;
+	u = graph_lookup(v, p[0].member);
+	if (u == GRAPH_NONE)
+		return err_set(e, "member %llu of a test pair is not in the training graph",
+			       (unsigned long long)p[0].member);
+	if (j->methods & 15u) {
+		if (rec_gather(c, v, u, now, j->ph, 0, e))
+			return -1;
+		for (h = 0; h < 4; h++) {
+			if (!(j->methods & (1u << h)))
+				continue;
+			rec_score_feature(c, heur[h]);
+			if (judge_top(c, j, ranked, targets, nt, &acc[h], e))
+				return -1;
+		}
+	}
+	if (j->methods & (1u << EVAL_PPR)) {
+		if (rec_gather(c, v, u, now, j->pp, 0, e))
+			return -1;
+		rec_score_feature(c, FEAT_PPR);
+		if (judge_top(c, j, ranked, targets, nt, &acc[EVAL_PPR], e))
+			return -1;
+	}
+	if (j->methods & (1u << EVAL_MODEL)) {
+		if (rec_gather(c, v, u, now, j->pm, 0, e))
+			return -1;
+		rec_score_model(c, j->m);
+		if (judge_top(c, j, ranked, targets, nt, &acc[EVAL_MODEL], e))
+			return -1;
+	}
+	return 0;
+}
+
+static int eval_worker(void *ctx, unsigned worker, struct err *e)
+{
+	struct eval_job *j = ctx;
+	struct rec_ctx *c = rec_ctx_new();
+	uint64_t *ranked = mem_alloc(j->k, sizeof(*ranked));
+	uint64_t *targets = mem_alloc(j->maxgroup ? j->maxgroup : 1, sizeof(*targets));
+	struct graph_view v;
+	size_t b, gi, end, done, reported = 0;
+	int rc = 0;
+
+	if (!c || !ranked || !targets)
+		rc = err_set(e, "out of memory");
+	while (!rc && !par_stopped(&j->stop) &&
+	       (b = atomic_fetch_add(&j->next, 1)) < j->nblocks) {
+		end = (b + 1) * EVAL_BLOCK < j->ngroups ? (b + 1) * EVAL_BLOCK : j->ngroups;
+		graph_view_begin(j->g, &v); /* one short view a block */
+		for (gi = b * EVAL_BLOCK; !rc && gi < end; gi++)
+			rc = judge_member(j, c, &v, gi, ranked, targets,
+					  j->acc + b * EVAL_NMETHODS, e);
+		graph_view_end(&v);
+		done = atomic_fetch_add(&j->done, end - b * EVAL_BLOCK) + end - b * EVAL_BLOCK;
+		if (worker == 0 && j->progress && done >= reported + 256) {
+			j->progress(j->pctx, done, j->ngroups);
+			reported = done;
+		}
+	}
+	rec_ctx_free(c);
+	free(ranked);
+	free(targets);
+	return rc;
+}
+
 int eval_run(const struct graph_event *ev, size_t n, double frac,
 	     int use_time, uint32_t split_time, uint32_t k, unsigned methods,
 	     const struct model *m, eval_progress_fn progress, void *pctx,
 	     struct eval_report *r, struct err *e)
 {
-	static const enum feat_id heur[4] = {
-		FEAT_MUTUAL, FEAT_ADAMIC_ADAR, FEAT_JACCARD, FEAT_RESOURCE_ALLOC
-	};
+	return eval_run_threads(ev, n, frac, use_time, split_time, k, methods,
+				m, 0, progress, pctx, r, e);
+}
+
+int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
+		     int use_time, uint32_t split_time, uint32_t k,
+		     unsigned methods, const struct model *m, unsigned threads,
+		     eval_progress_fn progress, void *pctx,
+		     struct eval_report *r, struct err *e)
+{
 	struct rec_params ph, pp, pm;
 	struct trend tr;
 	struct eval_split s;
 	struct graph_view v;
 	struct graph *g = NULL;
-	struct rec_ctx *c = NULL;
 	struct graph_stats gs;
-	uint64_t *ranked = NULL, *targets = NULL, done = 0;
-	size_t i, j, nt, nr;
-	uint32_t u;
-	int rc = -1, viewing = 0;
-	unsigned h;
+	struct eval_job j;
+	size_t *gstart = NULL, i, ng = 0, b;
+	unsigned h, t;
+	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
+	memset(&j, 0, sizeof(j));
 	if (k < 1)
 		return err_set(e, "k must be at least 1");
 	if ((methods & (1u << EVAL_MODEL)) && !m)
@@ -279,12 +405,20 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 	r->test_pairs = s.test_pairs;
 	r->k = k;
 	r->methods = methods;
-	if (!(g = graph_new(0)) || !(c = rec_ctx_new()) ||
-	    !(ranked = mem_alloc(k, sizeof(*ranked))) ||
-	    !(targets = mem_alloc(s.njudge ? s.njudge : 1, sizeof(*targets)))) {
+	if (!(g = graph_new(0)) ||
+	    !(gstart = mem_alloc(s.members + 1, sizeof(*gstart)))) {
 		err_set(e, "out of memory");
 		goto out;
 	}
+	for (i = 0; i < s.njudge; i++)
+		if (!i || s.judge[i].member != s.judge[i - 1].member) {
+			if (ng && i - gstart[ng - 1] > j.maxgroup)
+				j.maxgroup = i - gstart[ng - 1];
+			gstart[ng++] = i;
+		}
+	gstart[ng] = s.njudge;
+	if (ng && s.njudge - gstart[ng - 1] > j.maxgroup)
+		j.maxgroup = s.njudge - gstart[ng - 1];
 	if (eval_build_graph(g, &s, e))
 		goto out;
 	graph_stats(g, &gs);
@@ -303,68 +437,56 @@ int eval_run(const struct graph_event *ev, size_t n, double frac,
 	pp.need = FEAT_BIT(FEAT_PPR);
 	rec_params_default(&pm);
 	pm.need = m ? model_features(m) : FEAT_ALL;
-	graph_view_begin(g, &v);
-	viewing = 1;
 	if (methods & (1u << EVAL_MODEL)) { /* as the server has it then */
+		graph_view_begin(g, &v);
 		trend_build(&tr, &v, s.split_time, TREND_K);
+		graph_view_end(&v);
 		pm.trend = &tr;
 	}
-	for (i = 0; i < s.njudge; i = j) {
-		for (j = i, nt = 0; j < s.njudge && s.judge[j].member == s.judge[i].member; j++)
-			targets[nt++] = s.judge[j].target;
-		u = graph_lookup(&v, s.judge[i].member);
-		if (u == GRAPH_NONE) {
-			err_set(e, "member %llu of a test pair is not in the training graph",
-				(unsigned long long)s.judge[i].member);
-			goto out;
-		}
-		if (methods & 15u) {
-			if (rec_gather(c, &v, u, s.split_time, &ph, 0, e))
-				goto out;
-			for (h = 0; h < 4; h++) {
-				if (!(methods & (1u << h)))
-					continue;
-				rec_score_feature(c, heur[h]);
-				if (rec_sort_top(c, k))
-					goto oom;
-				nr = topk(c, k, ranked);
-				eval_judge(ranked, nr, targets, nt, k, &r->acc[h]);
-			}
-		}
-		if (methods & (1u << EVAL_PPR)) {
-			if (rec_gather(c, &v, u, s.split_time, &pp, 0, e))
-				goto out;
-			rec_score_feature(c, FEAT_PPR);
-			if (rec_sort_top(c, k))
-				goto oom;
-			nr = topk(c, k, ranked);
-			eval_judge(ranked, nr, targets, nt, k, &r->acc[EVAL_PPR]);
-		}
-		if (methods & (1u << EVAL_MODEL)) {
-			if (rec_gather(c, &v, u, s.split_time, &pm, 0, e))
-				goto out;
-			rec_score_model(c, m);
-			if (rec_sort_top(c, k))
-				goto oom;
-			nr = topk(c, k, ranked);
-			eval_judge(ranked, nr, targets, nt, k, &r->acc[EVAL_MODEL]);
-		}
-		if (progress && (++done % 256) == 0)
-			progress(pctx, done, s.members);
+	j.s = &s;
+	j.g = g;
+	j.gstart = gstart;
+	j.ngroups = ng;
+	j.nblocks = (ng + EVAL_BLOCK - 1) / EVAL_BLOCK;
+	j.ph = &ph;
+	j.pp = &pp;
+	j.pm = &pm;
+	j.m = m;
+	j.methods = methods;
+	j.k = k;
+	j.progress = progress;
+	j.pctx = pctx;
+	atomic_init(&j.next, 0);
+	atomic_init(&j.done, 0);
+	atomic_init(&j.stop, 0);
+	if (!(j.acc = mem_calloc(j.nblocks ? j.nblocks * EVAL_NMETHODS : 1, sizeof(*j.acc)))) {
+		err_set(e, "out of memory");
+		goto out;
 	}
+	t = threads ? threads : par_cores(EVAL_THREADS_MAX);
+	if (t > EVAL_THREADS_MAX)
+		t = EVAL_THREADS_MAX;
+	if (t > j.nblocks)
+		t = j.nblocks ? (unsigned)j.nblocks : 1;
+	if (par_run(t, eval_worker, &j, &j.stop, e))
+		goto out;
+	for (b = 0; b < j.nblocks; b++)
+		for (h = 0; h < EVAL_NMETHODS; h++) {
+			const struct eval_acc *a = &j.acc[b * EVAL_NMETHODS + h];
+
+			r->acc[h].hits += a->hits;
+			r->acc[h].relevant += a->relevant;
+			r->acc[h].members += a->members;
+			r->acc[h].rr += a->rr;
+			r->acc[h].ndcg += a->ndcg;
+		}
 	for (h = 0; h < EVAL_NMETHODS; h++)
 		eval_metrics(&r->acc[h], k, &r->m[h]);
 	rc = 0;
-	goto out;
-oom:
-	err_set(e, "out of memory for the ranking");
 out:
-	if (viewing)
-		graph_view_end(&v);
-	rec_ctx_free(c);
+	free(j.acc);
 	graph_free(g);
-	free(ranked);
-	free(targets);
+	free(gstart);
 	eval_split_release(&s);
 	return rc;
 }

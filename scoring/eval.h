@@ -104,7 +104,18 @@ typedef void (*eval_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * The whole protocol: split, build the training graph, rank for every
  * judged member with each method in `methods` (model: m, which must not be
  * NULL when EVAL_MODEL is asked for), judge. Returns 0, or -1 with e.
+ * Members are ranked on `threads` threads (0: one per online core, at most
+ * 16), in blocks of 16 whose figures are summed in member order, so the
+ * report is the same bit for bit whatever the thread count. progress is
+ * called from the calling thread only.
  */
+int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
+		     int use_time, uint32_t split_time, uint32_t k,
+		     unsigned methods, const struct model *m, unsigned threads,
+		     eval_progress_fn progress, void *pctx,
+		     struct eval_report *r, struct err *e);
+
+/* eval_run_threads with one thread per online core. */
 int eval_run(const struct graph_event *ev, size_t n, double frac,
 	     int use_time, uint32_t split_time, uint32_t k, unsigned methods,
 	     const struct model *m, eval_progress_fn progress, void *pctx,

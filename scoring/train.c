@@ -2,12 +2,14 @@
 #include "train.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval.h"
 #include "mem.h"
+#include "par.h"
 #include "recommend.h"
 
 void train_opts_default(struct train_opts *o)
@@ -659,6 +661,78 @@ int train_sets_parse(const char *list, unsigned *sets, struct err *e)
 	}
 }
 
+/*
+ * The grid, on threads: each configuration is fitted on level 3 and judged
+ * on level 2 (rec2[i]), and when level 4 exists fitted there and judged on
+ * level 3 (rec3[i]); rec2[i] = -1 marks one skipped (trees need both
+ * classes). Configurations are independent and each result lands in its
+ * own slot, so the choice made from them does not depend on the thread
+ * count. threads of them (0: one per online core), at most 8.
+ */
+struct grid_job {
+	const struct ds *d2, *d3, *d4;
+	const struct config *cfg;
+	size_t nc, maxg;
+	uint32_t k;
+	double *rec2, *rec3;
+	atomic_size_t next;
+	atomic_int stop; /* a worker failed */
+};
+
+static int grid_worker(void *ctx, unsigned worker, struct err *e)
+{
+	struct grid_job *j = ctx;
+	struct scored *buf = mem_alloc(j->maxg ? j->maxg : 1, sizeof(*buf));
+	struct model m;
+	size_t i;
+	int rc = 0;
+
+	(void)worker;
+	memset(&m, 0, sizeof(m));
+	if (!buf)
+		rc = err_set(e, "out of memory");
+	while (!rc && !par_stopped(&j->stop) &&
+	       (i = atomic_fetch_add(&j->next, 1)) < j->nc) {
+		const struct config *c = &j->cfg[i];
+
+		j->rec2[i] = -1;
+		j->rec3[i] = 0;
+		/* trees need both classes in every fit; logistic regression
+		 * copes without positives (all weights shrink to nothing) */
+		if (c->kind == MODEL_GBDT && (!j->d2->pos || !j->d3->pos))
+			continue;
+		if ((rc = fit_any(j->d3, c, &m, e)))
+			break;
+		model_set_name(&m, "x", "x");
+		j->rec2[i] = recall_at(j->d2, &m, j->k, buf);
+		if (j->d4->rows) { /* the second window */
+			if ((rc = fit_any(j->d4, c, &m, e)))
+				break;
+			j->rec3[i] = recall_at(j->d3, &m, j->k, buf);
+		}
+	}
+	model_release(&m);
+	free(buf);
+	return rc;
+}
+
+static int grid_run(const struct ds *d2, const struct ds *d3,
+		    const struct ds *d4, const struct config *cfg, size_t nc,
+		    uint32_t k, size_t maxg, unsigned threads, double *rec2,
+		    double *rec3, struct err *e)
+{
+	/* the counters start at zero, as the initializer leaves them */
+	struct grid_job j = { .d2 = d2, .d3 = d3, .d4 = d4, .cfg = cfg, .nc = nc,
+			      .maxg = maxg, .k = k, .rec2 = rec2, .rec3 = rec3 };
+	unsigned n = threads ? threads : par_cores(8);
+
+	if (n > 8)
+		n = 8;
+	if (n > nc)
+		n = nc ? (unsigned)nc : 1;
+	return par_run(n, grid_worker, &j, &j.stop, e);
+}
+
 int train_fit(const struct graph_event *ev, size_t n,
 	      const struct train_opts *o, train_progress_fn progress,
 	      void *pctx, struct model *out, struct train_info *info,
@@ -675,18 +749,17 @@ int train_fit(const struct graph_event *ev, size_t n,
 	};
 	unsigned kinds = o->kinds ? o->kinds : TRAIN_KIND_LOGISTIC | TRAIN_KIND_GBDT;
 	struct config cfg[3 * (2 * 2 + sizeof(gb) / sizeof(gb[0]))], best;
+	double rec2[sizeof(cfg) / sizeof(cfg[0])], rec3[sizeof(cfg) / sizeof(cfg[0])];
 	struct eval_split outer;
 	struct ds d2, d3, d4;
 	struct scored *buf = NULL;
-	struct model m;
 	struct err e4;
 	size_t i, nc = 0, maxg = 0, gi;
-	double rec, rec3, best_rec = -1, best_rec2 = 0, best_rec3 = 0;
+	double rec, best_rec = -1, best_rec2 = 0, best_rec3 = 0;
 	int rc = -1;
 
 	memset(info, 0, sizeof(*info));
 	memset(out, 0, sizeof(*out));
-	memset(&m, 0, sizeof(m));
 	memset(&d2, 0, sizeof(d2));
 	memset(&d3, 0, sizeof(d3));
 	memset(&d4, 0, sizeof(d4));
@@ -766,27 +839,16 @@ int train_fit(const struct graph_event *ev, size_t n,
 	}
 	if (progress)
 		progress(pctx, "choosing features and regularisation");
+	if (grid_run(&d2, &d3, &d4, cfg, nc, o->k, maxg, o->threads, rec2, rec3, e))
+		goto out;
 	for (i = 0; i < nc; i++) {
-		/* trees need both classes in every fit; logistic regression
-		 * copes without positives (all weights shrink to nothing) */
-		if (cfg[i].kind == MODEL_GBDT && (!d2.pos || !d3.pos))
+		if (rec2[i] < 0) /* skipped */
 			continue;
-		if (fit_any(&d3, &cfg[i], &m, e))
-			goto out;
-		model_set_name(&m, "x", "x");
-		rec = recall_at(&d2, &m, o->k, buf);
-		rec3 = 0;
-		if (d4.rows) { /* the second window */
-			if (fit_any(&d4, &cfg[i], &m, e))
-				goto out;
-			rec3 = recall_at(&d3, &m, o->k, buf);
-		}
-		if (d4.rows)
-			rec = (rec + rec3) / 2;
+		rec = d4.rows ? (rec2[i] + rec3[i]) / 2 : rec2[i];
 		if (rec > best_rec) { /* ties keep the earlier (simpler grid order) */
 			best_rec = rec;
-			best_rec2 = d4.rows ? 2 * rec - rec3 : rec;
-			best_rec3 = rec3;
+			best_rec2 = rec2[i];
+			best_rec3 = rec3[i];
 			best = cfg[i];
 		}
 	}
@@ -816,7 +878,6 @@ int train_fit(const struct graph_event *ev, size_t n,
 	out->builtin = 0;
 	rc = 0;
 out:
-	model_release(&m);
 	free(buf);
 	ds_release(&d2);
 	ds_release(&d3);

@@ -43,6 +43,9 @@ struct train_opts {
 				* bits; 0: all of them) */
 	unsigned kinds;        /* model kinds the grid may choose (TRAIN_KIND_*
 				* bits; 0: both) */
+	unsigned threads;      /* threads fitting the grid (0: one per online
+				* core, at most 8); the model does not depend
+				* on it */
 };
 
 enum { TRAIN_KIND_LOGISTIC = 1u, TRAIN_KIND_GBDT = 2u };

@@ -187,6 +187,33 @@ static uint32_t beats_heuristics(const struct graph_event *ev, size_t n,
 	return r.split_time;
 }
 
+/* The report does not depend on how many threads rank: every figure the
+ * same bit for bit on 1, 2 and 5 threads (blocks of 16 members taken in
+ * whatever order the threads get to them). */
+START_TEST(eval_same_on_any_thread_count)
+{
+	static struct graph_event ev[5000];
+	size_t n = shifting_stars_stream(ev, 5000);
+	static const unsigned threads[] = { 1, 2, 5 };
+	struct eval_report r[3];
+	struct err e = { "" };
+	unsigned methods = (1u << EVAL_NMETHODS) - 1;
+
+	for (size_t t = 0; t < 3; t++)
+		ck_assert_msg(eval_run_threads(ev, n, 0.8, 0, 0, 10, methods, model_default(),
+					       threads[t], NULL, NULL, &r[t], &e) == 0, "%s", e.msg);
+	ck_assert_uint_gt(r[0].members, 5 * 16); /* several blocks */
+	for (size_t t = 1; t < 3; t++) {
+		ck_assert(memcmp(r[t].acc, r[0].acc, sizeof(r[0].acc)) == 0);
+		ck_assert(memcmp(r[t].m, r[0].m, sizeof(r[0].m)) == 0);
+		ck_assert_uint_eq(r[t].members, r[0].members);
+		ck_assert_uint_eq(r[t].test_pairs, r[0].test_pairs);
+	}
+	for (unsigned h = 0; h < EVAL_NMETHODS; h++)
+		ck_assert_uint_eq(r[0].acc[h].members, r[0].members);
+}
+END_TEST
+
 /*
  * Loop index 0: the default grid (two windows, choice on their mean);
  * 1 and 2: logistic regression alone and trees alone, every feature (to
@@ -222,7 +249,8 @@ START_TEST(training_learns_recency)
 	ck_assert_uint_lt(info.t4, info.t3);
 	ck_assert(fabs(info.val_recall - (info.val_recall2 + info.val_recall3) / 2) < 1e-12);
 	ck_assert(fabs(info.val_recall_aa - (info.val_recall_aa2 + info.val_recall_aa3) / 2) < 1e-12);
-	/* deterministic */
+	/* deterministic, whatever the number of threads fitting the grid */
+	o.threads = 1 + 2 * (_i != 1); /* 1 or 3 against the machine's count */
 	ck_assert_int_eq(train_fit(ev, n, &o, NULL, NULL, &m2, &info2, &e), 0);
 	ck_assert_uint_eq(m.nf, m2.nf);
 	ck_assert_int_eq(m.kind, m2.kind);
@@ -369,6 +397,7 @@ static Suite *suite(void)
 	tcase_add_test(t, split_follows_the_protocol);
 	tcase_add_test(t, every_method_finds_the_obvious_answer);
 	tcase_add_loop_test(t, training_learns_recency, 0, 3);
+	tcase_add_test(t, eval_same_on_any_thread_count);
 	tcase_add_test(t, training_on_one_window);
 	tcase_add_test(t, trees_learn_an_interaction);
 	suite_add_tcase(s, t);
