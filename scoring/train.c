@@ -71,66 +71,56 @@ static int ds_add_rows(struct ds *d, size_t need)
 	return 0;
 }
 
-/* Gather the examples of one level: split ev (sorted, adds) at frac. */
-static int collect(const struct graph_event *ev, size_t n, double frac,
-		   uint32_t max_members, struct ds *d, struct err *e)
-{
-	struct eval_split s;
-	struct rec_params p;
-	struct trend tr;
-	struct graph_view v;
-	struct graph *g = NULL;
-	struct rec_ctx *c = NULL;
-	uint64_t *targets = NULL, member;
-	size_t i, j, r, nt, gi = 0, c1;
-	uint32_t u;
-	int rc = -1, viewing = 0;
+/*
+ * Gathering in parallel: the sampled members are cut into blocks of
+ * TRAIN_BLOCK (in member order), each worker gathers whole blocks into
+ * the block's own examples, and the blocks are joined in order, so the
+ * examples are the same whatever the number of threads.
+ */
+#define TRAIN_BLOCK 16u
 
-	memset(d, 0, sizeof(*d));
-	if (eval_split_make(ev, n, frac, 0, 0, &s, e))
-		return -1;
-	d->split_time = s.split_time;
-	if (!s.members) {
-		err_set(e, "no new pairs after the inner split time %u: too little data before the split",
-			s.split_time);
-		goto out;
-	}
-	c1 = 0;
-	if (!(g = graph_new(0)) || !(c = rec_ctx_new()) ||
-	    !(targets = mem_alloc(s.njudge, sizeof(*targets))) ||
-	    mem_grow((void **)&d->gstart, &c1, s.members + 1, sizeof(uint32_t)) ||
-	    !(d->gtargets = mem_alloc(s.members, sizeof(uint32_t)))) {
-		err_set(e, "out of memory");
-		goto out;
-	}
-	if (eval_build_graph(g, &s, e))
-		goto out;
-	rec_params_default(&p);
-	graph_view_begin(g, &v);
-	viewing = 1;
-	trend_build(&tr, &v, s.split_time, TREND_K);
-	p.trend = &tr;
+struct collect_job {
+	const struct eval_split *s;
+	const struct graph *g;
+	const struct rec_params *p;
+	const size_t *span;   /* sampled member mi's pairs: judge[span[2mi] .. span[2mi + 1]) */
+	size_t nm, nblocks, maxgroup;
+	struct ds *blk;       /* nblocks */
+	atomic_size_t next;
+	atomic_int stop;
+};
+
+/* The examples of sampled members [b * TRAIN_BLOCK, ...) into j->blk[b]. */
+static int collect_block(struct collect_job *j, struct rec_ctx *c,
+			 uint64_t *targets, size_t b, struct err *e)
+{
+	struct ds *d = &j->blk[b];
+	size_t end = (b + 1) * TRAIN_BLOCK < j->nm ? (b + 1) * TRAIN_BLOCK : j->nm;
+	size_t mi, k, r, nt;
+	struct graph_view v;
+	uint64_t member;
+	int rc = 0;
+
+	if (!(d->gstart = mem_alloc(TRAIN_BLOCK + 1, sizeof(uint32_t))) ||
+	    !(d->gtargets = mem_alloc(TRAIN_BLOCK, sizeof(uint32_t))))
+		return err_set(e, "out of memory for training examples");
 	d->gstart[0] = 0;
-	for (i = 0; i < s.njudge; i = j, gi++) {
-		member = s.judge[i].member;
-		for (j = i, nt = 0; j < s.njudge && s.judge[j].member == member; j++)
-			targets[nt++] = s.judge[j].target;
-		/* an even sample of members when there are too many */
-		if (max_members && s.members > max_members &&
-		    (gi * max_members) / s.members ==
-			    ((gi + 1) * max_members) / s.members)
-			continue;
-		u = graph_lookup(&v, member);
-		if (rec_gather(c, &v, u, s.split_time, &p, 0, e))
-			goto out;
-		/* by score 0: member order, so rows are deterministic */
-		if (rec_sort(c)) {
-			err_set(e, "out of memory for training examples");
-			goto out;
+	graph_view_begin(j->g, &v);
+	for (mi = b * TRAIN_BLOCK; !rc && mi < end; mi++) {
+		const struct eval_pair *pr = j->s->judge + j->span[2 * mi];
+
+		member = pr[0].member;
+		nt = j->span[2 * mi + 1] - j->span[2 * mi];
+		for (k = 0; k < nt; k++)
+			targets[k] = pr[k].target;
+		if (rec_gather(c, &v, graph_lookup(&v, member), j->s->split_time, j->p, 0, e)) {
+			rc = -1;
+			break;
 		}
-		if (ds_add_rows(d, c->n)) {
-			err_set(e, "out of memory for training examples");
-			goto out;
+		/* by score 0: member order, so rows are deterministic */
+		if (rec_sort(c) || ds_add_rows(d, c->n)) {
+			rc = err_set(e, "out of memory for training examples");
+			break;
 		}
 		for (r = 0; r < c->n; r++) {
 			size_t row = d->rows++;
@@ -146,13 +136,138 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 		d->gtargets[d->ngroups] = (uint32_t)nt;
 		d->gstart[++d->ngroups] = (uint32_t)d->rows;
 	}
+	graph_view_end(&v);
+	return rc;
+}
+
+static int collect_worker(void *ctx, unsigned worker, struct err *e)
+{
+	struct collect_job *j = ctx;
+	struct rec_ctx *c = rec_ctx_new();
+	uint64_t *targets = mem_alloc(j->maxgroup ? j->maxgroup : 1, sizeof(*targets));
+	size_t b;
+	int rc = 0;
+
+	(void)worker;
+	if (!c || !targets)
+		rc = err_set(e, "out of memory");
+	while (!rc && !par_stopped(&j->stop) &&
+	       (b = atomic_fetch_add(&j->next, 1)) < j->nblocks)
+		rc = collect_block(j, c, targets, b, e);
+	rec_ctx_free(c);
+	free(targets);
+	return rc;
+}
+
+/* Append the blocks' examples to d, in block order. */
+static int join_blocks(struct ds *d, struct ds *blk, size_t nblocks,
+		       struct err *e)
+{
+	size_t b, rows = 0, groups = 0, gcap = 0;
+
+	for (b = 0; b < nblocks; b++) {
+		rows += blk[b].rows;
+		groups += blk[b].ngroups;
+	}
+	if (ds_add_rows(d, rows ? rows : 1) ||
+	    mem_grow((void **)&d->gstart, &gcap, groups + 1, sizeof(uint32_t)) ||
+	    !(d->gtargets = mem_alloc(groups ? groups : 1, sizeof(uint32_t))))
+		return err_set(e, "out of memory for training examples");
+	d->gstart[0] = 0;
+	for (b = 0; b < nblocks; b++) {
+		const struct ds *x = &blk[b];
+
+		if (x->rows) {
+			memcpy(d->x + d->rows * FEAT_N, x->x, x->rows * FEAT_N * sizeof(float));
+			memcpy(d->y + d->rows, x->y, x->rows);
+			memcpy(d->cand + d->rows, x->cand, x->rows * sizeof(uint64_t));
+			memcpy(d->owner + d->rows, x->owner, x->rows * sizeof(uint64_t));
+		}
+		for (size_t g = 0; g < x->ngroups; g++) {
+			d->gtargets[d->ngroups] = x->gtargets[g];
+			d->gstart[++d->ngroups] = (uint32_t)(d->rows + x->gstart[g + 1]);
+		}
+		d->rows += x->rows;
+		d->pos += x->pos;
+	}
+	return 0;
+}
+
+/* Gather the examples of one level: split ev (sorted, adds) at frac, on
+ * `threads` threads (0: one per core). */
+static int collect(const struct graph_event *ev, size_t n, double frac,
+		   uint32_t max_members, unsigned threads, struct ds *d,
+		   struct err *e)
+{
+	struct eval_split s;
+	struct rec_params p;
+	struct trend tr;
+	struct graph_view v;
+	struct graph *g = NULL;
+	struct collect_job j;
+	size_t *span = NULL, i, k, gi = 0, nm = 0, b;
+	unsigned t;
+	int rc = -1;
+
+	memset(d, 0, sizeof(*d));
+	memset(&j, 0, sizeof(j));
+	if (eval_split_make(ev, n, frac, 0, 0, &s, e))
+		return -1;
+	d->split_time = s.split_time;
+	if (!s.members) {
+		err_set(e, "no new pairs after the inner split time %u: too little data before the split",
+			s.split_time);
+		goto out;
+	}
+	if (!(g = graph_new(0)) || !(span = mem_alloc(2 * s.members, sizeof(*span)))) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	/* the members judged: an even sample when there are too many */
+	for (i = 0; i < s.njudge; i = k, gi++) {
+		for (k = i; k < s.njudge && s.judge[k].member == s.judge[i].member; k++)
+			;
+		if (max_members && s.members > max_members &&
+		    (gi * max_members) / s.members ==
+			    ((gi + 1) * max_members) / s.members)
+			continue;
+		if (k - i > j.maxgroup)
+			j.maxgroup = k - i;
+		span[2 * nm] = i;
+		span[2 * nm++ + 1] = k;
+	}
+	if (eval_build_graph(g, &s, e))
+		goto out;
+	rec_params_default(&p);
+	graph_view_begin(g, &v);
+	trend_build(&tr, &v, s.split_time, TREND_K);
+	graph_view_end(&v);
+	p.trend = &tr;
+	j.s = &s;
+	j.g = g;
+	j.p = &p;
+	j.span = span;
+	j.nm = nm;
+	j.nblocks = (nm + TRAIN_BLOCK - 1) / TRAIN_BLOCK;
+	atomic_init(&j.next, 0);
+	atomic_init(&j.stop, 0);
+	if (!(j.blk = mem_calloc(j.nblocks ? j.nblocks : 1, sizeof(*j.blk)))) {
+		err_set(e, "out of memory");
+		goto out;
+	}
+	t = threads ? threads : par_cores(8);
+	if (t > j.nblocks)
+		t = j.nblocks ? (unsigned)j.nblocks : 1;
+	if (par_run(t, collect_worker, &j, &j.stop, e) ||
+	    join_blocks(d, j.blk, j.nblocks, e))
+		goto out;
 	rc = 0;
 out:
-	if (viewing)
-		graph_view_end(&v);
-	rec_ctx_free(c);
+	for (b = 0; j.blk && b < j.nblocks; b++)
+		ds_release(&j.blk[b]);
+	free(j.blk);
 	graph_free(g);
-	free(targets);
+	free(span);
 	eval_split_release(&s);
 	if (rc)
 		ds_release(d);
@@ -768,14 +883,14 @@ int train_fit(const struct graph_event *ev, size_t n,
 	info->split_time = outer.split_time;
 	if (progress)
 		progress(pctx, "level 2 examples");
-	if (collect(outer.train, outer.ntrain, o->split, o->max_members, &d2, e))
+	if (collect(outer.train, outer.ntrain, o->split, o->max_members, o->threads, &d2, e))
 		goto out;
 	if (progress)
 		progress(pctx, "level 3 examples");
 	/* level 3: the events up to T2, split again */
 	for (i = 0; i < outer.ntrain && outer.train[i].ts <= d2.split_time; i++)
 		;
-	if (collect(outer.train, i, o->split, o->max_members, &d3, e))
+	if (collect(outer.train, i, o->split, o->max_members, o->threads, &d3, e))
 		goto out;
 	/* level 4 (the events up to T3, split again) makes a second window:
 	 * fit on 4, judge on 3. Too little data there (no new pairs, no
@@ -784,7 +899,7 @@ int train_fit(const struct graph_event *ev, size_t n,
 		progress(pctx, "level 4 examples");
 	for (i = 0; i < outer.ntrain && outer.train[i].ts <= d3.split_time; i++)
 		;
-	if (collect(outer.train, i, o->split, o->max_members, &d4, &e4) ||
+	if (collect(outer.train, i, o->split, o->max_members, o->threads, &d4, &e4) ||
 	    !d4.pos || !d3.pos)
 		ds_release(&d4);
 	info->windows = d4.rows ? 2 : 1;

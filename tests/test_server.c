@@ -486,12 +486,28 @@ START_TEST(sighup_reloads_model)
 	}
 	ck_assert_str_eq(name, "t@2");
 
+	/* to boosted trees: served the same way */
+	write_file(tpath("m.json"),
+		   "{\"format\":\"triad-model\",\"format_version\":1,\"name\":\"t\","
+		   "\"version\":\"3\",\"kind\":\"gbdt\",\"features\":[\"mutual\",\"trend\"],"
+		   "\"depth\":1,\"bias\":0,\"trees\":[{\"split\":[0],\"threshold\":[0.5],"
+		   "\"leaf\":[-1,1]},{\"split\":[1],\"threshold\":[0],\"leaf\":[0,0.5]}]}\n");
+	kill(pid, SIGHUP);
+	end = mono() + 10;
+	while (mono() < end) {
+		model_of(port, name, sizeof(name));
+		ck_assert_msg(!strcmp(name, "t@2") || !strcmp(name, "t@3"), "model \"%s\"", name);
+		if (!strcmp(name, "t@3"))
+			break;
+	}
+	ck_assert_str_eq(name, "t@3");
+
 	/* a broken model file is refused; the old model keeps serving */
 	write_file(tpath("m.json"), "{\"format\":\"nope\"}");
 	kill(pid, SIGHUP);
 	nap_ms(300);
 	model_of(port, name, sizeof(name));
-	ck_assert_str_eq(name, "t@2");
+	ck_assert_str_eq(name, "t@3");
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 }
