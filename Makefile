@@ -260,7 +260,7 @@ demo: deps
 # (split 0.8) and regenerate scoring/model_default.inc from it (python3).
 # The served model leaves the time features out (--features no-time): with
 # them the answer costs about three times as much (README, "train and eval"),
-# and it is logistic (--kind logistic): boosted trees cost about 0.3 ms
+# and it is logistic (--kind logistic): boosted trees cost 0.16-0.3 ms
 # more per answer on CollegeMsg (README), and only a logistic model can be
 # built in.
 .PHONY: model

@@ -23,7 +23,7 @@ static const char train_usage[] =
 	"features and regularisation. Writes MODEL (JSON).\n"
 	"--kind logistic|gbdt|auto limits the model kinds (default auto: the\n"
 	"inner validation chooses). Trees make a served answer slower (about\n"
-	"0.3 ms more on CollegeMsg than logistic regression). The grid is\n"
+	"0.16-0.3 ms more on CollegeMsg than logistic regression). The grid is\n"
 	"fitted on --threads threads (default: one per core, 1..8); the model\n"
 	"does not depend on it.\n"
 	"--version defaults to a hash of the fitted numbers. --features limits\n"
