@@ -12,14 +12,17 @@
  *    with the serving defaults, now = that level's split time) gives the
  *    candidates a served answer would rank, with their features; a
  *    candidate is positive when it is one of the member's new pairs.
- * 4. Each configuration of a small grid (feature set, L2 strength,
- *    negatives per member) is judged by recall@k in two windows: fitted
- *    on level 3 and judged on level 2, and fitted on level 4 (the events
- *    up to T3, split once more) and judged on level 3; the mean decides.
- *    Too little data for level 4 leaves the first window alone. The best
- *    configuration is refitted on level 2 and returned.
+ * 4. Each configuration of a small grid (model kind, feature set, the
+ *    kind's settings, negatives per member) is judged by recall@k in two
+ *    windows: fitted on level 3 and judged on level 2, and fitted on level
+ *    4 (the events up to T3, split once more) and judged on level 3; the
+ *    mean decides. Too little data for level 4 leaves the first window
+ *    alone. The best configuration is refitted on level 2 and returned.
  * Logistic regression by Newton's method with L2 on the weights (not the
- * bias), features standardised by the fitting data's mean and deviation.
+ * bias), features standardised by the fitting data's mean and deviation;
+ * or boosted oblivious trees (train_gbdt). Examples are gathered and the
+ * grid fitted on several threads (par.h), with the same result on any
+ * number of them.
  */
 #ifndef TRIAD_TRAIN_H
 #define TRIAD_TRAIN_H
