@@ -170,6 +170,18 @@ int cmd_eval(int argc, char **argv)
 				printf("%-8s %10.4f %13.4f %8.4f %9.4f\n",
 				       eval_method_name(h), r.m[h].recall,
 				       r.m[h].precision, r.m[h].mrr, r.m[h].ndcg);
+		/* the quality bar: the model against the better of the two
+		 * classic heuristics (Adamic-Adar, resource allocation) */
+		if ((methods & (1u << EVAL_MODEL)) &&
+		    (methods & ((1u << EVAL_AA) | (1u << EVAL_RA)))) {
+			enum eval_method b = !(methods & (1u << EVAL_RA)) ? EVAL_AA
+					     : !(methods & (1u << EVAL_AA)) ? EVAL_RA
+					     : r.m[EVAL_RA].recall > r.m[EVAL_AA].recall ? EVAL_RA : EVAL_AA;
+
+			if (r.m[b].recall > 0)
+				printf("model recall@k / %s recall@k (the better of aa and ra run): %.2fx\n",
+				       eval_method_name(b), r.m[EVAL_MODEL].recall / r.m[b].recall);
+		}
 	}
 	rc = 0;
 out:

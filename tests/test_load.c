@@ -1091,6 +1091,36 @@ START_TEST(test_cli_train_eval_split)
 	ck_assert(json_object_object_get_ex(ms, "ra", &x));
 	ck_assert(!json_object_object_get_ex(ms, "aa", &x));
 	json_object_put(j);
+
+	/* the text report's quality line: the model's recall over the better
+	 * of aa and ra, as the --json figures of the same run give it */
+	snprintf(args, sizeof(args), "eval '%s' --split 0.9 --methods aa,ra,model --json --quiet", cm);
+	ck_assert_int_eq(run(args), 0);
+	j = json_tokener_parse(slurp("out"));
+	ck_assert_ptr_nonnull(j);
+	ck_assert(json_object_object_get_ex(j, "methods", &ms));
+	{
+		double rec[3], want, got;
+		const char *name[3] = { "aa", "ra", "model" }, *line;
+		char best[8];
+
+		for (int i = 0; i < 3; i++) {
+			ck_assert(json_object_object_get_ex(ms, name[i], &x));
+			ck_assert(json_object_object_get_ex(x, "recall", &x));
+			rec[i] = json_object_get_double(x);
+		}
+		json_object_put(j);
+		ck_assert(rec[0] > 0 && rec[1] > 0);
+		want = rec[2] / (rec[1] > rec[0] ? rec[1] : rec[0]);
+		snprintf(args, sizeof(args), "eval '%s' --split 0.9 --methods aa,ra,model --quiet", cm);
+		ck_assert_int_eq(run(args), 0);
+		line = strstr(slurp("out"), "model recall@k / ");
+		ck_assert_ptr_nonnull(line);
+		ck_assert_int_eq(sscanf(line, "model recall@k / %7s recall@k (the better of aa and ra run): %lfx",
+					best, &got), 2);
+		ck_assert_str_eq(best, rec[1] > rec[0] ? "ra" : "aa");
+		ck_assert_msg(fabs(got - want) < 0.006, "line says %.2f, json gives %.4f", got, want);
+	}
 }
 END_TEST
 
