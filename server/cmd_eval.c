@@ -146,6 +146,17 @@ int cmd_eval(int argc, char **argv)
 	}
 	if (!quiet)
 		fprintf(stderr, "\n");
+	if (!r.test_pairs) { /* not an error, but every figure below is 0 */
+		size_t same = 0;
+
+		while (same < l.n && l.ev[same].ts == l.ev[0].ts)
+			same++;
+		fprintf(stderr, "triad eval: %s: warning: no test pairs (no pair is first seen after the split time %u between members already in the training graph), so nothing was judged%s\n",
+			in, r.split_time,
+			l.n && same == l.n
+				? "; every event has the same timestamp (a file without times gets the time of loading)"
+				: "");
+	}
 	if (json) {
 		printf("{\"split_time\":%u,\"members\":%" PRIu64 ",\"test_pairs\":%" PRIu64
 		       ",\"k\":%u,\"methods\":{", r.split_time, r.members, r.test_pairs, r.k);

@@ -1121,6 +1121,13 @@ START_TEST(test_cli_train_eval_split)
 		ck_assert_str_eq(best, rec[1] > rec[0] ? "ra" : "aa");
 		ck_assert_msg(fabs(got - want) < 0.006, "line says %.2f, json gives %.4f", got, want);
 	}
+	/* a file without times has nothing to judge: figures of 0 (exit 0)
+	 * and a warning saying why */
+	snprintf(args, sizeof(args), "eval '%s' --methods cn --quiet", data_path("facebook_combined.txt"));
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "no test pairs"));
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "same timestamp"));
+	ck_assert_ptr_null(strstr(slurp("out"), "model recall@k /"));
 }
 END_TEST
 
