@@ -21,13 +21,16 @@ struct par_worker {
 	pthread_t tid;
 };
 
-unsigned par_cores(unsigned cap)
+unsigned par_threads(unsigned asked, unsigned cap, size_t pieces)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = asked ? asked : cores > 0 ? (unsigned)cores : 1;
 
-	if (n < 1)
-		n = 1;
-	return (unsigned)n < cap ? (unsigned)n : cap;
+	if (n > cap)
+		n = cap;
+	if (n > pieces)
+		n = (unsigned)pieces;
+	return n ? n : 1;
 }
 
 static void *par_main(void *arg)

@@ -11,6 +11,7 @@
 #define TRIAD_PAR_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "err.h"
 
@@ -18,8 +19,9 @@
  * thread that called par_run. */
 typedef int (*par_fn)(void *ctx, unsigned worker, struct err *e);
 
-/* Online cores, at least 1 and at most cap. */
-unsigned par_cores(unsigned cap);
+/* How many workers to run for `pieces` pieces of work: `asked` (0: one
+ * per online core), at most cap and at most pieces, at least 1. */
+unsigned par_threads(unsigned asked, unsigned cap, size_t pieces);
 
 /* Run fn on n workers (n >= 1) and wait for them all. *stop is set once a
  * worker fails. Returns 0, or -1 with e = the first failure's message. */

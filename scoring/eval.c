@@ -100,6 +100,20 @@ void eval_split_release(struct eval_split *s)
 	memset(s, 0, sizeof(*s));
 }
 
+size_t eval_split_groups(const struct eval_split *s, size_t *start)
+{
+	size_t i, g = 0, most = 0;
+
+	for (i = 0; i < s->njudge; i++)
+		if (!i || s->judge[i].member != s->judge[i - 1].member)
+			start[g++] = i;
+	start[g] = s->njudge;
+	for (i = 0; i < g; i++)
+		if (start[i + 1] - start[i] > most)
+			most = start[i + 1] - start[i];
+	return most;
+}
+
 int eval_split_make(const struct graph_event *ev, size_t n, double frac,
 		    int use_time, uint32_t split_time, struct eval_split *s,
 		    struct err *e)
@@ -388,8 +402,8 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 	struct graph *g = NULL;
 	struct graph_stats gs;
 	struct eval_job j;
-	size_t *gstart = NULL, i, ng = 0, b;
-	unsigned h, t;
+	size_t *gstart = NULL, b;
+	unsigned h;
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -410,15 +424,7 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 		err_set(e, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < s.njudge; i++)
-		if (!i || s.judge[i].member != s.judge[i - 1].member) {
-			if (ng && i - gstart[ng - 1] > j.maxgroup)
-				j.maxgroup = i - gstart[ng - 1];
-			gstart[ng++] = i;
-		}
-	gstart[ng] = s.njudge;
-	if (ng && s.njudge - gstart[ng - 1] > j.maxgroup)
-		j.maxgroup = s.njudge - gstart[ng - 1];
+	j.maxgroup = eval_split_groups(&s, gstart);
 	if (eval_build_graph(g, &s, e))
 		goto out;
 	graph_stats(g, &gs);
@@ -446,8 +452,8 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 	j.s = &s;
 	j.g = g;
 	j.gstart = gstart;
-	j.ngroups = ng;
-	j.nblocks = (ng + EVAL_BLOCK - 1) / EVAL_BLOCK;
+	j.ngroups = s.members;
+	j.nblocks = (s.members + EVAL_BLOCK - 1) / EVAL_BLOCK;
 	j.ph = &ph;
 	j.pp = &pp;
 	j.pm = &pm;
@@ -463,12 +469,8 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 		err_set(e, "out of memory");
 		goto out;
 	}
-	t = threads ? threads : par_cores(EVAL_THREADS_MAX);
-	if (t > EVAL_THREADS_MAX)
-		t = EVAL_THREADS_MAX;
-	if (t > j.nblocks)
-		t = j.nblocks ? (unsigned)j.nblocks : 1;
-	if (par_run(t, eval_worker, &j, &j.stop, e))
+	if (par_run(par_threads(threads, EVAL_THREADS_MAX, j.nblocks), eval_worker,
+		    &j, &j.stop, e))
 		goto out;
 	for (b = 0; b < j.nblocks; b++)
 		for (h = 0; h < EVAL_NMETHODS; h++) {

@@ -62,6 +62,13 @@ int eval_split_make(const struct graph_event *ev, size_t n, double frac,
 		    struct err *e);
 void eval_split_release(struct eval_split *s);
 
+/* The judged members of s, one group of test pairs each: start[0..members]
+ * (members + 1 entries, the caller's) gets the judge index of each
+ * member's first pair and, last, njudge; member g's pairs are
+ * judge[start[g] .. start[g + 1]). Returns the size of the largest group.
+ * O(njudge). */
+size_t eval_split_groups(const struct eval_split *s, size_t *start);
+
 /* Accumulated figures of one method. */
 struct eval_acc {
 	uint64_t hits;     /* answers that are test pairs */

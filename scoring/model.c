@@ -136,13 +136,12 @@ double model_score(const struct model *m, const double *x)
 	double z = m->bias;
 	uint32_t i;
 
-	if (m->kind == MODEL_GBDT) {
+	if (m->kind == MODEL_GBDT)
 		/* leaves within +-1e6 (model_load checks), at most
 		 * MODEL_TREES_MAX of them: the sum stays finite; a NaN
 		 * feature takes the "no" branch */
 		z += trees_sum(m, x);
-	}
-	for (i = m->kind == MODEL_GBDT ? m->nf : 0; i < m->nf; i++) {
+	else for (i = 0; i < m->nf; i++) {
 		double t = m->w[i] * (x[m->feat[i]] - m->mean[i]) / m->scale[i];
 
 		/* finite parameters can still overflow (a tiny scale, a huge
@@ -182,71 +181,60 @@ static json_object *field(json_object *o, const char *path, const char *name,
 	return f;
 }
 
-static int numbers(json_object *o, const char *path, const char *name,
-		   uint32_t n, double *out, int positive, struct err *e)
-{
-	json_object *a = field(o, path, name, json_type_array, e), *x;
-	size_t i;
+/* What each number of an array must be. */
+enum num_rule {
+	NUM_FINITE,
+	NUM_POSITIVE,   /* finite and > 0 */
+	NUM_LEAF,       /* finite, within +-1e6 */
+	NUM_INDEX,      /* an integer in [0, nidx): an index into "features" */
+};
 
-	if (!a)
-		return -1;
-	if (json_object_array_length(a) != n)
-		return err_set(e, "%s: field \"%s\": expected %u numbers (one per feature), found %zu",
-			       path, name, n, json_object_array_length(a));
-	for (i = 0; i < n; i++) {
-		x = json_object_array_get_idx(a, i);
-		if (!json_object_is_type(x, json_type_double) &&
-		    !json_object_is_type(x, json_type_int))
-			return err_set(e, "%s: field \"%s[%zu]\": not a number",
-				       path, name, i);
-		out[i] = json_object_get_double(x);
-		if (!isfinite(out[i]) || (positive && !(out[i] > 0)))
-			return err_set(e, "%s: field \"%s[%zu]\": %s", path,
-				       name, i, positive ? "must be a finite number > 0"
-							 : "must be finite");
-	}
-	return 0;
+/* o's member name, or NULL when o has none. */
+static json_object *member(json_object *o, const char *name)
+{
+	json_object *x;
+
+	return json_object_object_get_ex(o, name, &x) ? x : NULL;
 }
 
-/* n numbers of the array a (named "trees[t].NAME") into out: finite, and
- * when lim > 0 within +-lim; as indices (ints in [0, idx_max)) when
- * idx_max > 0. */
-static int tree_numbers(json_object *a, const char *path, size_t t,
-			const char *name, size_t n, double *out, double lim,
-			uint32_t idx_max, uint8_t *idx, struct err *e)
+/* The n numbers of array a (the field called label; NULL: missing) into
+ * out, each checked by rule. count says what n counts, for the message. */
+static int num_array(json_object *a, const char *path, const char *label,
+		     const char *count, size_t n, double *out,
+		     enum num_rule rule, uint32_t nidx, struct err *e)
 {
+	static const char *const must[] = {
+		"must be finite", "must be a finite number > 0",
+		"must be finite, within +-1e6",
+	};
 	json_object *x;
 	size_t i;
 
 	if (!a || !json_object_is_type(a, json_type_array))
-		return err_set(e, "%s: field \"trees[%zu].%s\": %s", path, t, name,
+		return err_set(e, "%s: field \"%s\": %s", path, label,
 			       a ? "expected array" : "missing");
 	if (json_object_array_length(a) != n)
-		return err_set(e, "%s: field \"trees[%zu].%s\": expected %zu %s, found %zu",
-			       path, t, name, n, idx_max ? "feature indices (one per level)"
-			       : !strcmp(name, "leaf") ? "numbers (2^depth)" : "numbers (one per level)",
-			       json_object_array_length(a));
+		return err_set(e, "%s: field \"%s\": expected %zu %s, found %zu",
+			       path, label, n, count, json_object_array_length(a));
 	for (i = 0; i < n; i++) {
 		x = json_object_array_get_idx(a, i);
-		if (idx_max) {
-			int64_t v;
-
+		if (rule == NUM_INDEX) {
 			if (!json_object_is_type(x, json_type_int) ||
-			    (v = json_object_get_int64(x)) < 0 || v >= (int64_t)idx_max)
-				return err_set(e, "%s: field \"trees[%zu].%s[%zu]\": must be an index into \"features\" (0..%u)",
-					       path, t, name, i, idx_max - 1);
-			idx[i] = (uint8_t)v;
+			    json_object_get_int64(x) < 0 || json_object_get_int64(x) >= (int64_t)nidx)
+				return err_set(e, "%s: field \"%s[%zu]\": must be an index into \"features\" (0..%u)",
+					       path, label, i, nidx - 1);
+			out[i] = (double)json_object_get_int64(x);
 			continue;
 		}
 		if (!json_object_is_type(x, json_type_double) &&
 		    !json_object_is_type(x, json_type_int))
-			return err_set(e, "%s: field \"trees[%zu].%s[%zu]\": not a number",
-				       path, t, name, i);
+			return err_set(e, "%s: field \"%s[%zu]\": not a number",
+				       path, label, i);
 		out[i] = json_object_get_double(x);
-		if (!isfinite(out[i]) || (lim > 0 && fabs(out[i]) > lim))
-			return err_set(e, lim > 0 ? "%s: field \"trees[%zu].%s[%zu]\": must be finite, within +-1e6"
-					     : "%s: field \"trees[%zu].%s[%zu]\": must be finite",
-				       path, t, name, i);
+		if (!isfinite(out[i]) || (rule == NUM_POSITIVE && !(out[i] > 0)) ||
+		    (rule == NUM_LEAF && fabs(out[i]) > 1e6))
+			return err_set(e, "%s: field \"%s[%zu]\": %s", path, label, i,
+				       must[rule]);
 	}
 	return 0;
 }
@@ -254,7 +242,7 @@ static int tree_numbers(json_object *a, const char *path, size_t t,
 static int parse_trees(json_object *o, const char *path, struct model *m,
 		       struct err *e)
 {
-	json_object *f, *tr, *a;
+	json_object *f, *tr;
 	int64_t depth;
 	size_t n, t, D;
 
@@ -274,22 +262,25 @@ static int parse_trees(json_object *o, const char *path, struct model *m,
 	if (model_trees_alloc(m, (uint32_t)n, (uint32_t)D))
 		return err_set(e, "%s: out of memory", path);
 	for (t = 0; t < n; t++) {
+		double sp[MODEL_DEPTH_MAX];
+		char label[48];
+
 		tr = json_object_array_get_idx(f, t);
 		if (!json_object_is_type(tr, json_type_object))
 			return err_set(e, "%s: field \"trees[%zu]\": expected object", path, t);
-		if (!json_object_object_get_ex(tr, "split", &a))
-			a = NULL;
-		if (tree_numbers(a, path, t, "split", D, NULL, 0, m->nf,
-				 m->split + t * D, e))
+		snprintf(label, sizeof(label), "trees[%zu].split", t);
+		if (num_array(member(tr, "split"), path, label, "feature indices (one per level)",
+			      D, sp, NUM_INDEX, m->nf, e))
 			return -1;
-		if (!json_object_object_get_ex(tr, "threshold", &a))
-			a = NULL;
-		if (tree_numbers(a, path, t, "threshold", D, m->thr + t * D, 0, 0, NULL, e))
+		for (size_t l = 0; l < D; l++)
+			m->split[t * D + l] = (uint8_t)sp[l];
+		snprintf(label, sizeof(label), "trees[%zu].threshold", t);
+		if (num_array(member(tr, "threshold"), path, label, "numbers (one per level)",
+			      D, m->thr + t * D, NUM_FINITE, 0, e))
 			return -1;
-		if (!json_object_object_get_ex(tr, "leaf", &a))
-			a = NULL;
-		if (tree_numbers(a, path, t, "leaf", (size_t)1 << D,
-				 m->leaf + (t << D), 1e6, 0, NULL, e))
+		snprintf(label, sizeof(label), "trees[%zu].leaf", t);
+		if (num_array(member(tr, "leaf"), path, label, "numbers (2^depth)",
+			      (size_t)1 << D, m->leaf + (t << D), NUM_LEAF, 0, e))
 			return -1;
 	}
 	return 0;
@@ -364,9 +355,12 @@ static int parse(json_object *o, const char *path, struct model *m,
 	if (m->kind == MODEL_GBDT) {
 		if (parse_trees(o, path, m, e))
 			return -1;
-	} else if (numbers(o, path, "mean", m->nf, m->mean, 0, e) ||
-		   numbers(o, path, "scale", m->nf, m->scale, 1, e) ||
-		   numbers(o, path, "weights", m->nf, m->w, 0, e)) {
+	} else if (num_array(member(o, "mean"), path, "mean", "numbers (one per feature)",
+			     m->nf, m->mean, NUM_FINITE, 0, e) ||
+		   num_array(member(o, "scale"), path, "scale", "numbers (one per feature)",
+			     m->nf, m->scale, NUM_POSITIVE, 0, e) ||
+		   num_array(member(o, "weights"), path, "weights", "numbers (one per feature)",
+			     m->nf, m->w, NUM_FINITE, 0, e)) {
 		return -1;
 	}
 	if (!(f = field(o, path, "bias", json_type_double, e)))

@@ -78,12 +78,14 @@ static int ds_add_rows(struct ds *d, size_t need)
  * examples are the same whatever the number of threads.
  */
 #define TRAIN_BLOCK 16u
+#define TRAIN_THREADS_MAX 8u
 
 struct collect_job {
 	const struct eval_split *s;
 	const struct graph *g;
 	const struct rec_params *p;
-	const size_t *span;   /* sampled member mi's pairs: judge[span[2mi] .. span[2mi + 1]) */
+	const size_t *start;  /* eval_split_groups of s */
+	const size_t *sel;    /* the sampled groups, nm of them */
 	size_t nm, nblocks, maxgroup;
 	struct ds *blk;       /* nblocks */
 	atomic_size_t next;
@@ -107,10 +109,11 @@ static int collect_block(struct collect_job *j, struct rec_ctx *c,
 	d->gstart[0] = 0;
 	graph_view_begin(j->g, &v);
 	for (mi = b * TRAIN_BLOCK; !rc && mi < end; mi++) {
-		const struct eval_pair *pr = j->s->judge + j->span[2 * mi];
+		size_t g = j->sel[mi];
+		const struct eval_pair *pr = j->s->judge + j->start[g];
 
 		member = pr[0].member;
-		nt = j->span[2 * mi + 1] - j->span[2 * mi];
+		nt = j->start[g + 1] - j->start[g];
 		for (k = 0; k < nt; k++)
 			targets[k] = pr[k].target;
 		if (rec_gather(c, &v, graph_lookup(&v, member), j->s->split_time, j->p, 0, e)) {
@@ -205,8 +208,7 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 	struct graph_view v;
 	struct graph *g = NULL;
 	struct collect_job j;
-	size_t *span = NULL, i, k, gi = 0, nm = 0, b;
-	unsigned t;
+	size_t *start = NULL, *sel = NULL, gi, nm = 0, b;
 	int rc = -1;
 
 	memset(d, 0, sizeof(*d));
@@ -219,23 +221,17 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 			s.split_time);
 		goto out;
 	}
-	if (!(g = graph_new(0)) || !(span = mem_alloc(2 * s.members, sizeof(*span)))) {
+	if (!(g = graph_new(0)) || !(start = mem_alloc(s.members + 1, sizeof(*start))) ||
+	    !(sel = mem_alloc(s.members, sizeof(*sel)))) {
 		err_set(e, "out of memory");
 		goto out;
 	}
+	j.maxgroup = eval_split_groups(&s, start);
 	/* the members judged: an even sample when there are too many */
-	for (i = 0; i < s.njudge; i = k, gi++) {
-		for (k = i; k < s.njudge && s.judge[k].member == s.judge[i].member; k++)
-			;
-		if (max_members && s.members > max_members &&
-		    (gi * max_members) / s.members ==
-			    ((gi + 1) * max_members) / s.members)
-			continue;
-		if (k - i > j.maxgroup)
-			j.maxgroup = k - i;
-		span[2 * nm] = i;
-		span[2 * nm++ + 1] = k;
-	}
+	for (gi = 0; gi < s.members; gi++)
+		if (!max_members || s.members <= max_members ||
+		    (gi * max_members) / s.members != ((gi + 1) * max_members) / s.members)
+			sel[nm++] = gi;
 	if (eval_build_graph(g, &s, e))
 		goto out;
 	rec_params_default(&p);
@@ -246,7 +242,8 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 	j.s = &s;
 	j.g = g;
 	j.p = &p;
-	j.span = span;
+	j.start = start;
+	j.sel = sel;
 	j.nm = nm;
 	j.nblocks = (nm + TRAIN_BLOCK - 1) / TRAIN_BLOCK;
 	atomic_init(&j.next, 0);
@@ -255,10 +252,8 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 		err_set(e, "out of memory");
 		goto out;
 	}
-	t = threads ? threads : par_cores(8);
-	if (t > j.nblocks)
-		t = j.nblocks ? (unsigned)j.nblocks : 1;
-	if (par_run(t, collect_worker, &j, &j.stop, e) ||
+	if (par_run(par_threads(threads, TRAIN_THREADS_MAX, j.nblocks), collect_worker,
+		    &j, &j.stop, e) ||
 	    join_blocks(d, j.blk, j.nblocks, e))
 		goto out;
 	rc = 0;
@@ -267,7 +262,8 @@ out:
 		ds_release(&j.blk[b]);
 	free(j.blk);
 	graph_free(g);
-	free(span);
+	free(start);
+	free(sel);
 	eval_split_release(&s);
 	if (rc)
 		ds_release(d);
@@ -479,7 +475,7 @@ int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,
 	       struct err *e)
 {
 	const uint32_t NB = TRAIN_GBDT_BINS + 1; /* bins per feature */
-	double thr[FEAT_N][TRAIN_GBDT_BINS], pos = 0, best, gain;
+	double thr[FEAT_N][TRAIN_GBDT_BINS], gain[TRAIN_GBDT_BINS], pos = 0, best;
 	double *F = NULL, *g = NULL, *h = NULL, *hist = NULL;
 	uint32_t nthr[FEAT_N], f, b, t, l, leaf, nleaf, bf = 0, bb = 0;
 	uint8_t *bin = NULL;
@@ -582,29 +578,31 @@ int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,
 								     cur[(leaf + 1) * nh + i];
 			best = -1;
 			for (f = 0; f < nf; f++) {
-				for (b = 0; b < nthr[f]; b++) {
-					/* split "bin > b": left holds bins 0..b */
-					for (gain = 0, leaf = 0; leaf < nleaf; leaf++) {
-						const double *hl = cur + ((size_t)leaf * nf + f) * NB * 2;
-						double GL = 0, HL = 0, GT = 0, HT = 0;
+				/* gain[b] of the split "bin > b" (left: bins
+				 * 0..b), summed over the nodes in node order */
+				for (b = 0; b < nthr[f]; b++)
+					gain[b] = 0;
+				for (leaf = 0; leaf < nleaf; leaf++) {
+					const double *hl = cur + ((size_t)leaf * nf + f) * NB * 2;
+					double GL = 0, HL = 0, GT = 0, HT = 0;
 
-						for (i = 0; i < NB; i++) {
-							if (i <= b) {
-								GL += hl[i * 2];
-								HL += hl[i * 2 + 1];
-							}
-							GT += hl[i * 2];
-							HT += hl[i * 2 + 1];
-						}
-						gain += GL * GL / (HL + l2) +
-							(GT - GL) * (GT - GL) / (HT - HL + l2);
+					for (i = 0; i < NB; i++) {
+						GT += hl[i * 2];
+						HT += hl[i * 2 + 1];
 					}
-					if (gain > best) {
-						best = gain;
+					for (b = 0; b < nthr[f]; b++) {
+						GL += hl[b * 2];
+						HL += hl[b * 2 + 1];
+						gain[b] += GL * GL / (HL + l2) +
+							   (GT - GL) * (GT - GL) / (HT - HL + l2);
+					}
+				}
+				for (b = 0; b < nthr[f]; b++)
+					if (gain[b] > best) {
+						best = gain[b];
 						bf = f;
 						bb = b;
 					}
-				}
 			}
 			nright = 0;
 			if (best < 0) { /* no feature has two values: a constant level */
@@ -782,7 +780,8 @@ int train_sets_parse(const char *list, unsigned *sets, struct err *e)
  * level 3 (rec3[i]); rec2[i] = -1 marks one skipped (trees need both
  * classes). Configurations are independent and each result lands in its
  * own slot, so the choice made from them does not depend on the thread
- * count. threads of them (0: one per online core), at most 8.
+ * count. threads of them (0: one per online core), at most
+ * TRAIN_THREADS_MAX.
  */
 struct grid_job {
 	const struct ds *d2, *d3, *d4;
@@ -839,13 +838,9 @@ static int grid_run(const struct ds *d2, const struct ds *d3,
 	/* the counters start at zero, as the initializer leaves them */
 	struct grid_job j = { .d2 = d2, .d3 = d3, .d4 = d4, .cfg = cfg, .nc = nc,
 			      .maxg = maxg, .k = k, .rec2 = rec2, .rec3 = rec3 };
-	unsigned n = threads ? threads : par_cores(8);
 
-	if (n > 8)
-		n = 8;
-	if (n > nc)
-		n = nc ? (unsigned)nc : 1;
-	return par_run(n, grid_worker, &j, &j.stop, e);
+	return par_run(par_threads(threads, TRAIN_THREADS_MAX, nc), grid_worker, &j,
+		       &j.stop, e);
 }
 
 int train_fit(const struct graph_event *ev, size_t n,
@@ -923,33 +918,27 @@ int train_fit(const struct graph_event *ev, size_t n,
 		goto out;
 	}
 	for (int s = 0; s < 3; s++) {
+		struct config set = { .set_name = set_names[s] };
+
 		if (o->sets && !(o->sets & (1u << s)))
 			continue;
+		set.nf = s == 0 ? set_all(set.feat)
+			: s == 1 ? set_without(set.feat, no_time, 4)
+				 : set_without(set.feat, no_gen, 2);
 		for (i = 0; i < 2 && kinds & TRAIN_KIND_LOGISTIC; i++)
 			for (size_t j = 0; j < 2; j++, nc++) {
-				struct config *c = &cfg[nc];
-
-				c->set_name = set_names[s];
-				c->nf = s == 0 ? set_all(c->feat)
-					: s == 1 ? set_without(c->feat, no_time, 4)
-						 : set_without(c->feat, no_gen, 2);
-				c->l2 = l2s[i];
-				c->negs = negs[j];
-				c->kind = MODEL_LOGISTIC;
-				c->depth = c->trees = 0;
+				cfg[nc] = set;
+				cfg[nc].kind = MODEL_LOGISTIC;
+				cfg[nc].l2 = l2s[i];
+				cfg[nc].negs = negs[j];
 			}
 		for (i = 0; i < sizeof(gb) / sizeof(gb[0]) && kinds & TRAIN_KIND_GBDT; i++, nc++) {
-			struct config *c = &cfg[nc];
-
-			c->set_name = set_names[s];
-			c->nf = s == 0 ? set_all(c->feat)
-				: s == 1 ? set_without(c->feat, no_time, 4)
-					 : set_without(c->feat, no_gen, 2);
-			c->kind = MODEL_GBDT;
-			c->depth = gb[i].depth;
-			c->trees = gb[i].trees;
-			c->negs = gb[i].negs;
-			c->l2 = 1;
+			cfg[nc] = set;
+			cfg[nc].kind = MODEL_GBDT;
+			cfg[nc].depth = gb[i].depth;
+			cfg[nc].trees = gb[i].trees;
+			cfg[nc].negs = gb[i].negs;
+			cfg[nc].l2 = 1;
 		}
 	}
 	if (progress)
