@@ -1094,7 +1094,7 @@ START_TEST(test_cli_train_eval_split)
 
 	/* the text report's quality line: the model's recall over the better
 	 * of aa and ra, as the --json figures of the same run give it */
-	snprintf(args, sizeof(args), "eval '%s' --split 0.9 --methods aa,ra,model --json --quiet", cm);
+	snprintf(args, sizeof(args), "eval '%s' --split 0.9 --methods aa,ra,model --model builtin --json --quiet", cm);
 	ck_assert_int_eq(run(args), 0);
 	j = json_tokener_parse(slurp("out"));
 	ck_assert_ptr_nonnull(j);
@@ -1112,7 +1112,7 @@ START_TEST(test_cli_train_eval_split)
 		json_object_put(j);
 		ck_assert(rec[0] > 0 && rec[1] > 0);
 		want = rec[2] / (rec[1] > rec[0] ? rec[1] : rec[0]);
-		snprintf(args, sizeof(args), "eval '%s' --split 0.9 --methods aa,ra,model --quiet", cm);
+		snprintf(args, sizeof(args), "eval '%s' --split 0.9 --methods aa,ra,model --model builtin --quiet", cm);
 		ck_assert_int_eq(run(args), 0);
 		line = strstr(slurp("out"), "model recall@k / ");
 		ck_assert_ptr_nonnull(line);
@@ -1128,6 +1128,71 @@ START_TEST(test_cli_train_eval_split)
 	ck_assert_ptr_nonnull(strstr(slurp("err"), "no test pairs"));
 	ck_assert_ptr_nonnull(strstr(slurp("err"), "same timestamp"));
 	ck_assert_ptr_null(strstr(slurp("out"), "model recall@k /"));
+}
+END_TEST
+
+/* eval without --model fits one on the training period: the same model
+ * (version included) as `triad train` writes for that split, and the same
+ * figures as `eval --model` with that file; --model builtin is the
+ * built-in one; a file too short to fit on falls back to it, saying so */
+START_TEST(test_cli_eval_fits_model)
+{
+	char args[2048], cm[1024], line[256], ver[128], *out;
+	static char js_fit[4096];
+	const char *data = getenv("TRIAD_DATA"), *p;
+	FILE *in, *o;
+	int n = 0;
+
+	/* the first 30,000 events of CollegeMsg: enough to fit, quick */
+	snprintf(cm, sizeof(cm), "%s/CollegeMsg.txt", data ? data : "data");
+	in = fopen(cm, "r");
+	ck_assert_ptr_nonnull(in);
+	o = fopen(path_in("cm30.txt"), "w");
+	ck_assert_ptr_nonnull(o);
+	while (n < 30000 && fgets(line, sizeof(line), in))
+		fputs(line, o), n++;
+	fclose(in);
+	ck_assert_int_eq(fclose(o), 0);
+	ck_assert_int_eq(n, 30000);
+
+	snprintf(args, sizeof(args), "eval '%s' --split 0.85 --methods ra,model --json --quiet",
+		 path_in("cm30.txt"));
+	ck_assert_int_eq(run(args), 0);
+	snprintf(js_fit, sizeof(js_fit), "%s", slurp("out"));
+	ck_assert_ptr_nonnull(strstr(js_fit, "\"model\":{\"recall\":"));
+	snprintf(args, sizeof(args), "eval '%s' --split 0.85 --methods ra,model --quiet",
+		 path_in("cm30.txt"));
+	ck_assert_int_eq(run(args), 0);
+	out = slurp("out");
+	p = strstr(out, "\nmodel ");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p, "\nmodel %127s", ver), 1);
+	ck_assert_ptr_nonnull(strstr(p, "(fitted on the training period"));
+
+	snprintf(args, sizeof(args), "train '%s' --split 0.85 -o '%s' --quiet",
+		 path_in("cm30.txt"), path_in("cm30.json"));
+	ck_assert_int_eq(run(args), 0);
+	out = slurp("out");
+	ck_assert_msg(!strncmp(out, "model ", 6) && !strncmp(out + 6, ver, strlen(ver)) &&
+		      out[6 + strlen(ver)] == ' ',
+		      "eval fitted %s, train printed: %s", ver, out);
+	snprintf(args, sizeof(args), "eval '%s' --split 0.85 --methods ra,model --json --quiet --model '%s'",
+		 path_in("cm30.txt"), path_in("cm30.json"));
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_str_eq(slurp("out"), js_fit);
+
+	snprintf(args, sizeof(args), "eval '%s' --split 0.85 --methods ra,model --quiet --model builtin",
+		 path_in("cm30.txt"));
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "\nmodel collegemsg-lr@"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "(built-in)"));
+
+	/* six events: nothing to fit on, the built-in model answers */
+	write_str("six.txt", "1 2 10\n2 3 20\n3 4 30\n1 3 40\n4 5 50\n2 4 60\n");
+	snprintf(args, sizeof(args), "eval '%s' --methods ra,model --quiet", path_in("six.txt"));
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "could not fit a model on the training period"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "(built-in)"));
 }
 END_TEST
 
@@ -1236,6 +1301,7 @@ static Suite *load_suite(void)
 	tcase_add_test(cli, test_cli_load_exit_codes);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
 	tcase_add_test(cli, test_cli_train_eval_split);
+	tcase_add_test(cli, test_cli_eval_fits_model);
 	tcase_set_timeout(cli, 120);
 	suite_add_tcase(s, cli);
 	return s;
