@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "model.h"
 #include "serve.h"
 
 static void usage(FILE *f)
@@ -105,6 +106,8 @@ int cmd_serve(int argc, char **argv)
 	const char *what = "";
 	sigset_t set;
 	uint64_t members = 0, edges = 0;
+	char mname[MODEL_NAME_MAX * 2 + 2];
+	int builtin;
 	pthread_t watcher;
 	int i, rc = 0, sig, watching;
 
@@ -208,9 +211,13 @@ int cmd_serve(int argc, char **argv)
 	if (atomic_load(&hup_pending))
 		raise(SIGHUP); /* pending until the sigwait below */
 	serve_counts(s, &members, &edges);
+	builtin = serve_model_name(s, mname, sizeof(mname));
 	fprintf(stderr, "triad serve: ready: %llu members, %llu edges from "
-		"%s\n", (unsigned long long)members,
-		(unsigned long long)edges, what);
+		"%s; model %s%s\n", (unsigned long long)members,
+		(unsigned long long)edges, what, mname,
+		builtin ? " (built-in, fitted on CollegeMsg: for another graph, "
+			  "fit one with triad train and give it with --model)"
+			: "");
 	if (serve_start_ingest(s, &e)) {
 		fprintf(stderr, "triad serve: %s\n", e.msg);
 		serve_stop(s, &e);
@@ -224,9 +231,11 @@ int cmd_serve(int argc, char **argv)
 			if (serve_reload_model(s, &e))
 				fprintf(stderr, "triad serve: reload: %s\n",
 					e.msg);
-			else
+			else {
+				serve_model_name(s, mname, sizeof(mname));
 				fprintf(stderr, "triad serve: model "
-					"reloaded\n");
+					"reloaded: %s\n", mname);
+			}
 			continue;
 		}
 		break;

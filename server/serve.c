@@ -615,6 +615,17 @@ int serve_reload_model(struct serve *s, struct err *e)
 	return 0;
 }
 
+int serve_model_name(struct serve *s, char *buf, size_t n)
+{
+	int builtin;
+
+	pthread_rwlock_rdlock(&s->model_lock);
+	snprintf(buf, n, "%s", model_name(s->model));
+	builtin = s->model->builtin;
+	pthread_rwlock_unlock(&s->model_lock);
+	return builtin;
+}
+
 int serve_stop(struct serve *s, struct err *e)
 {
 	int rc = 0;

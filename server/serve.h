@@ -26,6 +26,7 @@
 #ifndef TRIAD_SERVE_H
 #define TRIAD_SERVE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -65,6 +66,10 @@ int serve_start_ingest(struct serve *s, struct err *e);
 
 /* Reload the --model file. 0 or -1 + e (the old model stays). */
 int serve_reload_model(struct serve *s, struct err *e);
+
+/* The name@version of the model in use into buf (NUL-ended, truncated to
+ * n); 1 when it is the built-in one. */
+int serve_model_name(struct serve *s, char *buf, size_t n);
 
 /* Stop accepting, finish requests in flight, stop ingest, write a final
  * checkpoint. 0, or -1 + e when that checkpoint failed. */

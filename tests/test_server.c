@@ -510,6 +510,28 @@ START_TEST(sighup_reloads_model)
 	ck_assert_str_eq(name, "t@3");
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	/* the log names the model at start and after each reload, in order */
+	{
+		static char log[1 << 16];
+		const char *want[] = { "ready: ", "; model t@1\n",
+				       "model reloaded: t@2\n",
+				       "model reloaded: t@3\n", "reload: " };
+		const char *at;
+		FILE *f = fopen(tpath("stderr.log"), "r");
+		size_t n;
+
+		ck_assert_ptr_nonnull(f);
+		n = fread(log, 1, sizeof(log) - 1, f);
+		log[n] = '\0';
+		fclose(f);
+		at = log;
+		for (i = 0; i < 5; i++) {
+			at = strstr(at, want[i]);
+			ck_assert_msg(at, "log lacks \"%s\" in order:\n%s", want[i], log);
+		}
+		ck_assert_ptr_null(strstr(log, "built-in"));
+	}
 }
 END_TEST
 
