@@ -284,6 +284,16 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
 		   uint32_t max);
 
 /*
+ * The neighbours of u, ascending, with their timestamps (seconds) into
+ * id[0 .. n) and ts[0 .. n), n = min(degree, max); returns n. The same
+ * entries as graph_iter, in one call: on a list without pending changes a
+ * single decoding loop (no per-entry merge with a delta); with pending
+ * changes, the merging iterator. O(d + m) for m pending changes.
+ */
+uint32_t graph_list(const struct graph_view *v, uint32_t u, uint32_t *id,
+		    uint32_t *ts, uint32_t max);
+
+/*
  * graph_nth for n vertices at once, each at a position given as a fraction:
  * nbr[j] = neighbour number (r[j] * d) >> 32 of u[j] (d its degree), or
  * GRAPH_NONE when u[j] has none; deg[j] (deg may be NULL) gets u[j]'s

@@ -237,8 +237,7 @@ void feat_compute(const struct graph_view *v, uint32_t u, uint32_t c,
 int feat_member_set(struct feat_member *m, const struct graph_view *v,
 		    uint32_t u, uint32_t now)
 {
-	uint32_t d = graph_degree(v, u), n = 0, w, t, i;
-	struct graph_iter it;
+	uint32_t d = graph_degree(v, u), n = 0, i;
 	size_t c1 = m->cap, c2 = m->cap, c3 = m->cap, c4 = m->cap;
 
 	m->v = v;
@@ -257,11 +256,10 @@ int feat_member_set(struct feat_member *m, const struct graph_view *v,
 			return -1;
 		m->cap = d;
 	}
-	graph_iter_init(&it, v, u);
-	while (n < d && graph_iter_next(&it, &w, &t)) {
-		m->id[n] = w;
-		m->ts[n++] = t;
-	}
+	if (!m->cid && (!(m->cid = mem_alloc(FEAT_LIST_BUF, sizeof(*m->cid))) ||
+			!(m->cts = mem_alloc(FEAT_LIST_BUF, sizeof(*m->cts)))))
+		return -1;
+	n = graph_list(v, u, m->id, m->ts, d);
 	for (i = 0; i < n; i++)
 		m->aa_fx[i] = UINT64_MAX;
 	m->du = n;
@@ -274,6 +272,8 @@ void feat_member_release(struct feat_member *m)
 	free(m->ts);
 	free(m->aa_fx);
 	free(m->ra_fx);
+	free(m->cid);
+	free(m->cts);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -318,13 +318,45 @@ static void mutual_at(struct feat_member *fm, struct acc *a, uint32_t i,
 		via_add(a->via, fm->id[i], later);
 }
 
+/*
+ * The mutual connections of the member and the candidate whose list is in
+ * fm->cid/cts[0..n), ascending, each through mutual_at (so the sums take
+ * their terms in the same order as every other path). Gallops in the
+ * longer list from the shorter one: O(min * log(max / min)).
+ */
+static uint32_t pair_common(struct feat_member *fm, struct acc *a, uint32_t n)
+{
+	uint32_t i, j = 0, m = 0;
+
+	if (fm->du <= n) {
+		for (i = 0; i < fm->du && j < n; i++) {
+			if (fm->cid[j] < fm->id[i])
+				j = gallop(fm->cid, j, n, fm->id[i]);
+			if (j < n && fm->cid[j] == fm->id[i]) {
+				mutual_at(fm, a, i, fm->cts[j++]);
+				m++;
+			}
+		}
+		return m;
+	}
+	for (i = 0; i < n && j < fm->du; i++) {
+		if (fm->id[j] < fm->cid[i])
+			j = gallop(fm->id, j, fm->du, fm->cid[i]);
+		if (j < fm->du && fm->id[j] == fm->cid[i]) {
+			mutual_at(fm, a, j++, fm->cts[i]);
+			m++;
+		}
+	}
+	return m;
+}
+
 void feat_pair(struct feat_member *fm, uint32_t c, const struct feat_in *in,
 	       double *x, struct feat_via *via)
 {
 	const struct graph_view *v = fm->v;
 	struct acc a = { v, fm->now, 0, 0, 0, 0, via };
 	uint32_t dc = graph_degree(v, c), got = 0, recent = 0, m = 0;
-	uint32_t newest_c = 0, pos = 0, w, t;
+	uint32_t newest_c = 0, pos = 0, w, t, n, i;
 	struct graph_iter it;
 
 	if (via)
@@ -338,6 +370,22 @@ void feat_pair(struct feat_member *fm, uint32_t c, const struct feat_in *in,
 		hub_recency(v, c, fm->now, &got, &newest_c, &recent);
 		finish(x, fm->du, dc, m, &a, in, fm->now, got, newest_c, recent);
 		return;
+	}
+	/* the list in one call (the common case), else by the iterator; the
+	 * same steps in the same order either way */
+	n = graph_list(v, c, fm->cid, fm->cts, FEAT_LIST_BUF);
+	if (n < FEAT_LIST_BUF) {
+		/* age_s(now, t) < FEAT_TAU, in integers: t > now - tau */
+		const int64_t cut = (int64_t)fm->now - FEAT_TAU_S;
+
+		for (i = 0; i < n; i++) {
+			t = fm->cts[i];
+			newest_c = t > newest_c ? t : newest_c;
+			recent += (int64_t)t > cut;
+		}
+		got = n;
+		m = pair_common(fm, &a, n);
+		goto done;
 	}
 	graph_iter_init(&it, v, c);
 	while (graph_iter_next(&it, &w, &t)) {
@@ -354,6 +402,7 @@ void feat_pair(struct feat_member *fm, uint32_t c, const struct feat_in *in,
 			pos++;
 		}
 	}
+done:
 	if (recent > 32)
 		recent = 32;
 	finish(x, fm->du, dc, m, &a, in, fm->now, got, newest_c, recent);

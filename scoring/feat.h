@@ -54,6 +54,8 @@ enum feat_id {
 		   FEAT_BIT(FEAT_CAND_AGE) | FEAT_BIT(FEAT_CAND_RECENT))
 
 #define FEAT_TAU (14.0 * 86400.0)  /* recency decay constant, seconds */
+#define FEAT_TAU_S 1209600         /* the same, as an integer */
+_Static_assert(FEAT_TAU == (double)FEAT_TAU_S, "FEAT_TAU_S is FEAT_TAU");
 #define FEAT_AGE_NONE 100000.0     /* hours used when there is no such edge */
 #define FEAT_VIA_MAX 5u            /* mutual connections reported per pair */
 
@@ -128,7 +130,13 @@ struct feat_member {
 	uint64_t *aa_fx;   /* cand_fx_aa(d_w), or UINT64_MAX until first needed */
 	uint64_t *ra_fx;   /* cand_fx_ra(d_w) */
 	size_t cap;
+	uint32_t *cid, *cts; /* a candidate's list (FEAT_LIST_BUF entries) */
 };
+
+/* A candidate list of fewer than 1,024 entries is read into the member's
+ * buffers in one graph_list call; one that has grown past this many since
+ * its degree was read goes through the iterator. */
+#define FEAT_LIST_BUF 2048u
 
 /* Prepare m for member u of view v at time now: O(d_u), or O(1) when
  * d_u > FEAT_MEMBER_MAX (feat_pair then merges through graph_common, as

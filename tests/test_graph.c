@@ -240,6 +240,43 @@ static void compare(struct graph *g, const struct ref *r, uint64_t seed)
 				REQ_EQ(tt, want - 1);
 		}
 
+		/* graph_list: the reference's neighbours, ascending, with
+		 * their timestamps; a smaller buffer gets the first max
+		 * entries and nothing is written past it */
+		{
+			uint32_t *li = malloc(((size_t)rd + 1) * sizeof(*li));
+			uint32_t *lt = malloc(((size_t)rd + 1) * sizeof(*lt));
+
+			REQ(li != NULL && lt != NULL);
+			REQ_EQ(graph_list(&v, u, li, lt, rd + 1), rd);
+			for (uint32_t j = 0; j < rd; j++) {
+				uint32_t b = d2i[li[j]];
+
+				if (j)
+					REQ_GT(li[j], li[j - 1]);
+				REQ_NE(b, UINT32_MAX);
+				REQ_EQ(r->ts[(size_t)a * NM + b], lt[j] + 1);
+			}
+			for (uint32_t max = 0; max <= rd; max += 1 + max / 3) {
+				uint32_t *pi = malloc(((size_t)max + 1) * sizeof(*pi));
+				uint32_t *pt = malloc(((size_t)max + 1) * sizeof(*pt));
+
+				REQ(pi != NULL && pt != NULL);
+				pi[max] = pt[max] = UINT32_MAX;
+				REQ_EQ(graph_list(&v, u, pi, pt, max), max);
+				for (uint32_t j = 0; j < max; j++) {
+					REQ_EQ(pi[j], li[j]);
+					REQ_EQ(pt[j], lt[j]);
+				}
+				REQ_EQ(pi[max], UINT32_MAX);
+				REQ_EQ(pt[max], UINT32_MAX);
+				free(pi);
+				free(pt);
+			}
+			free(li);
+			free(lt);
+		}
+
 		/* graph_nth and graph_ids agree with iteration, and stop at
 		 * the degree */
 		{
