@@ -53,9 +53,8 @@ enum feat_id {
 #define FEAT_TIME (FEAT_BIT(FEAT_RECENT_MUTUAL) | FEAT_BIT(FEAT_MUTUAL_AGE) | \
 		   FEAT_BIT(FEAT_CAND_AGE) | FEAT_BIT(FEAT_CAND_RECENT))
 
-#define FEAT_TAU (14.0 * 86400.0)  /* recency decay constant, seconds */
-#define FEAT_TAU_S 1209600         /* the same, as an integer */
-_Static_assert(FEAT_TAU == (double)FEAT_TAU_S, "FEAT_TAU_S is FEAT_TAU");
+#define FEAT_TAU_S (14 * 86400)           /* recency decay constant, seconds */
+#define FEAT_TAU ((double)FEAT_TAU_S)     /* the same, as a double */
 #define FEAT_AGE_NONE 100000.0     /* hours used when there is no such edge */
 #define FEAT_VIA_MAX 5u            /* mutual connections reported per pair */
 

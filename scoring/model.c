@@ -2,6 +2,7 @@
  * files (model.h). */
 #include "model.h"
 
+#include <immintrin.h>
 #include <json.h>
 #include <math.h>
 #include <stdio.h>
@@ -131,6 +132,85 @@ static double trees_sum(const struct model *m, const double *x)
 	return z;
 }
 
+/* bias + the trees' sum as a probability, as model_score finishes it */
+static double squash(double z)
+{
+	if (z > 40)
+		z = 40;
+	if (z < -40)
+		z = -40;
+	return 1.0 / (1.0 + exp(-z));
+}
+
+/*
+ * trees_sum for four vectors, one per lane: each lane's index is built by
+ * the same "f > threshold" tests (ordered compare: NaN goes left) and its
+ * leaves added in tree order from 0, so every lane's sum is trees_sum's
+ * bit for bit. The index is kept in doubles (idx + idx + bit: exact for
+ * the at most 8 bits of a leaf index) and converted for the gather.
+ */
+__attribute__((target("avx2"))) static void
+trees_sum4(const struct model *m, const double *const x[4], double out[4])
+{
+	const uint8_t *sp = m->split;
+	const double *th = m->thr, *leaf = m->leaf;
+	uint32_t t, j, D = m->depth;
+	double f[FEAT_N][4] __attribute__((aligned(32)));
+	const __m256d one = _mm256_set1_pd(1.0);
+	__m256d z = _mm256_setzero_pd();
+
+	for (j = 0; j < m->nf; j++)
+		for (t = 0; t < 4; t++)
+			f[j][t] = x[t][m->feat[j]];
+	for (t = 0; t < m->ntrees; t++, sp += D, th += D, leaf += 1u << D) {
+		__m256d idx = _mm256_setzero_pd();
+
+		for (j = 0; j < D; j++) {
+			__m256d yes = _mm256_cmp_pd(_mm256_load_pd(f[sp[j]]),
+						    _mm256_set1_pd(th[j]),
+						    _CMP_GT_OQ);
+
+			idx = _mm256_add_pd(_mm256_add_pd(idx, idx),
+					    _mm256_and_pd(yes, one));
+		}
+		z = _mm256_add_pd(z, _mm256_i32gather_pd(
+					     leaf, _mm256_cvtpd_epi32(idx), 8));
+	}
+	_mm256_storeu_pd(out, z);
+}
+
+static int simd_on = 1;
+
+void model_simd(int on)
+{
+	simd_on = on;
+}
+
+void model_score_n(const struct model *m, size_t n, const double *x,
+		   size_t xstride, double *out, size_t ostride)
+{
+	const char *xp = (const char *)x;
+	char *op = (char *)out;
+	size_t i = 0;
+
+	if (m->kind == MODEL_GBDT && simd_on && __builtin_cpu_supports("avx2")) {
+		for (; i + 4 <= n; i += 4) {
+			const double *v[4];
+			double z[4];
+
+			for (int l = 0; l < 4; l++)
+				v[l] = (const double *)(xp + (i + l) * xstride);
+			trees_sum4(m, v, z);
+			for (int l = 0; l < 4; l++)
+				*(double *)(op + (i + l) * ostride) =
+					squash(m->bias + z[l]);
+		}
+	}
+	for (; i < n; i++)
+		*(double *)(op + i * ostride) =
+			model_score(m, (const double *)(xp + i * xstride));
+}
+
 double model_score(const struct model *m, const double *x)
 {
 	double z = m->bias;
@@ -156,11 +236,7 @@ double model_score(const struct model *m, const double *x)
 			t = -1e300;
 		z += t;
 	}
-	if (z > 40)
-		z = 40;
-	if (z < -40)
-		z = -40;
-	return 1.0 / (1.0 + exp(-z));
+	return squash(z);
 }
 
 static json_object *field(json_object *o, const char *path, const char *name,

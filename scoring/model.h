@@ -92,6 +92,20 @@ const char *model_name(const struct model *m);
  * logistic model, O(ntrees * depth) for trees. */
 double model_score(const struct model *m, const double *x);
 
+/*
+ * model_score of n feature vectors at once: the vector of item i starts
+ * xstride bytes after item i - 1's (x: the first), and its score goes to
+ * out, ostride bytes apart likewise. Bit for bit model_score's numbers.
+ * Trees are walked for four vectors at a time on CPUs with AVX2 (checked
+ * at run time; elsewhere one at a time).
+ */
+void model_score_n(const struct model *m, size_t n, const double *x,
+		   size_t xstride, double *out, size_t ostride);
+
+/* 0 to make model_score_n walk trees one vector at a time even where
+ * AVX2 is there (for tests and measurement), 1 for the default. */
+void model_simd(int on);
+
 /* Fill m->full from name and version (after setting them by hand). */
 void model_set_name(struct model *m, const char *name, const char *version);
 

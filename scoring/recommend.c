@@ -315,10 +315,9 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 
 void rec_score_model(struct rec_ctx *c, const struct model *m)
 {
-	size_t i;
-
-	for (i = 0; i < c->n; i++)
-		c->it[i].score = model_score(m, c->it[i].x);
+	if (c->n)
+		model_score_n(m, c->n, c->it[0].x, sizeof(*c->it),
+			      &c->it[0].score, sizeof(*c->it));
 }
 
 void rec_score_feature(struct rec_ctx *c, enum feat_id f)

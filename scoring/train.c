@@ -705,19 +705,27 @@ static double recall_at(const struct ds *d, const struct model *m,
 			uint32_t k, struct scored *buf)
 {
 	uint64_t hits = 0, rel = 0;
-	double x[FEAT_N];
-	size_t gi, r, n, i;
+	double x[64][FEAT_N], s[64];
+	size_t gi, r, r0, n, i, j, nb;
 
 	for (gi = 0; gi < d->ngroups; gi++) {
 		n = 0;
-		for (r = d->gstart[gi]; r < d->gstart[gi + 1]; r++) {
-			for (i = 0; i < FEAT_N; i++)
-				x[i] = d->x[r * FEAT_N + i];
-			buf[n].s = m ? model_score(m, x) : x[FEAT_ADAMIC_ADAR];
-			buf[n].cand = d->cand[r];
-			buf[n].y = d->y[r];
-			if (buf[n].s > 0)
-				n++;
+		/* 64 rows at a time: model_score_n walks trees four at once */
+		for (r0 = d->gstart[gi]; r0 < d->gstart[gi + 1]; r0 += nb) {
+			nb = d->gstart[gi + 1] - r0 < 64 ? d->gstart[gi + 1] - r0 : 64;
+			for (j = 0; j < nb; j++)
+				for (i = 0; i < FEAT_N; i++)
+					x[j][i] = d->x[(r0 + j) * FEAT_N + i];
+			if (m)
+				model_score_n(m, nb, x[0], sizeof(x[0]), s, sizeof(s[0]));
+			for (j = 0; j < nb; j++) {
+				r = r0 + j;
+				buf[n].s = m ? s[j] : x[j][FEAT_ADAMIC_ADAR];
+				buf[n].cand = d->cand[r];
+				buf[n].y = d->y[r];
+				if (buf[n].s > 0)
+					n++;
+			}
 		}
 		qsort(buf, n, sizeof(*buf), scored_cmp);
 		for (i = 0; i < n && i < k; i++)

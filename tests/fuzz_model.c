@@ -60,9 +60,20 @@ int FUZZ_ONE(const uint8_t *data, size_t size)
 	for (i = 0; i < FEAT_N; i++)
 		x[i] = (double)i;
 	{
-		double s = model_score(m, x);
+		double s = model_score(m, x), xs[5][FEAT_N], sn[5];
 
 		FUZZ_REQUIRE(s >= 0.0 && s <= 1.0);
+		/* the batch path (four at once with AVX2) gives the same bits,
+		 * here on five copies with one NaN feature in two of them */
+		for (j = 0; j < 5; j++)
+			memcpy(xs[j], x, sizeof(x));
+		xs[1][FEAT_MUTUAL] = xs[4][FEAT_TREND] = NAN;
+		model_score_n(m, 5, xs[0], sizeof(xs[0]), sn, sizeof(sn[0]));
+		for (j = 0; j < 5; j++) {
+			double want = model_score(m, xs[j]);
+
+			FUZZ_REQUIRE(memcmp(&want, &sn[j], sizeof(want)) == 0);
+		}
 	}
 	model_free(m);
 	return 0;

@@ -486,6 +486,74 @@ END_TEST
  * feature taking the "no" branch, a save and load giving the same scores,
  * and every malformed part refused with the place named.
  */
+/* model_score_n: bit for bit model_score on random trees of every depth
+ * (values on the thresholds, NaN, infinities, features the model does not
+ * read) and on logistic models, in batches of every length around the
+ * four-wide step, with the AVX2 walk on (where the CPU has it) and off */
+START_TEST(score_n_equals_score)
+{
+	uint64_t r = 99;
+	struct rec { double pad; double x[FEAT_N]; double s; } items[13];
+
+	for (uint32_t round = 0; round < 200; round++) {
+		struct model m;
+		uint32_t depth = 1 + round % MODEL_DEPTH_MAX;
+		uint32_t ntrees = 1 + (uint32_t)(rnd(&r) % 40);
+		double thr[8];
+
+		memset(&m, 0, sizeof(m));
+		m.nf = 1 + (uint32_t)(rnd(&r) % FEAT_N);
+		for (uint32_t f = 0; f < m.nf; f++)
+			m.feat[f] = (uint8_t)((f * 7 + round) % FEAT_N);
+		m.bias = (double)(rnd(&r) % 200) / 50.0 - 2.0;
+		if (round % 5 == 4) { /* a logistic one now and then */
+			m.kind = MODEL_LOGISTIC;
+			for (uint32_t f = 0; f < m.nf; f++) {
+				m.mean[f] = (double)(rnd(&r) % 100) / 10.0;
+				m.scale[f] = 0.5 + (double)(rnd(&r) % 100) / 10.0;
+				m.w[f] = (double)(rnd(&r) % 200) / 100.0 - 1.0;
+			}
+		} else {
+			ck_assert_int_eq(model_trees_alloc(&m, ntrees, depth), 0);
+			for (uint32_t i = 0; i < ntrees * depth; i++) {
+				m.split[i] = (uint8_t)(rnd(&r) % m.nf);
+				m.thr[i] = (double)(rnd(&r) % 8);
+			}
+			for (uint32_t i = 0; i < ntrees << depth; i++)
+				m.leaf[i] = (double)(int64_t)(rnd(&r) % 2001 - 1000) / 997.0;
+		}
+		for (uint32_t i = 0; i < 8; i++)
+			thr[i] = (double)i;
+		for (size_t n = 0; n <= 13; n++) {
+			for (size_t i = 0; i < n; i++)
+				for (uint32_t f = 0; f < FEAT_N; f++) {
+					uint64_t k = rnd(&r) % 12;
+
+					items[i].x[f] = k < 8 ? thr[k] + (k & 1 ? 0.5 : 0)
+						      : k == 8 ? NAN : k == 9 ? INFINITY
+						      : k == 10 ? -INFINITY : -1;
+				}
+			for (int simd = 0; simd < 2; simd++) {
+				model_simd(simd);
+				for (size_t i = 0; i < n; i++)
+					items[i].s = -7;
+				model_score_n(&m, n, items[0].x, sizeof(items[0]),
+					      &items[0].s, sizeof(items[0]));
+				for (size_t i = 0; i < n; i++) {
+					double want = model_score(&m, items[i].x);
+
+					ck_assert_msg(memcmp(&want, &items[i].s, sizeof(want)) == 0,
+						      "round %u n %zu item %zu simd %d: %.17g vs %.17g",
+						      round, n, i, simd, items[i].s, want);
+				}
+			}
+		}
+		model_simd(1);
+		model_release(&m);
+	}
+}
+END_TEST
+
 START_TEST(tree_model_files)
 {
 	struct err e = { "" };
@@ -888,6 +956,7 @@ static Suite *suite(void)
 	tcase_add_test(t, jaccard_matches_igraph);
 	tcase_add_test(t, model_files);
 	tcase_add_test(t, tree_model_files);
+	tcase_add_test(t, score_n_equals_score);
 	tcase_add_test(t, default_model_is_data_model_json);
 	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
 	tcase_add_test(t, mutual_reported_whatever_the_model_reads);
