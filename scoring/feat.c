@@ -256,8 +256,11 @@ int feat_member_set(struct feat_member *m, const struct graph_view *v,
 			return -1;
 		m->cap = d;
 	}
-	if (!m->cid && (!(m->cid = mem_alloc(FEAT_LIST_BUF, sizeof(*m->cid))) ||
-			!(m->cts = mem_alloc(FEAT_LIST_BUF, sizeof(*m->cts)))))
+	/* each on its own: a failure leaves nothing half made for the next
+	 * call to trust */
+	if (!m->cid && !(m->cid = mem_alloc(FEAT_LIST_BUF, sizeof(*m->cid))))
+		return -1;
+	if (!m->cts && !(m->cts = mem_alloc(FEAT_LIST_BUF, sizeof(*m->cts))))
 		return -1;
 	n = graph_list(v, u, m->id, m->ts, d);
 	for (i = 0; i < n; i++)

@@ -132,9 +132,10 @@ struct feat_member {
 	uint32_t *cid, *cts; /* a candidate's list (FEAT_LIST_BUF entries) */
 };
 
-/* A candidate list of fewer than 1,024 entries is read into the member's
- * buffers in one graph_list call; one that has grown past this many since
- * its degree was read goes through the iterator. */
+/* feat_pair reads a candidate list of fewer than 1,024 entries (by the
+ * degree it read first) into the member's buffers in one graph_list call,
+ * at most this many entries; should the list have grown to this many
+ * since, it reads it through the iterator instead. */
 #define FEAT_LIST_BUF 2048u
 
 /* Prepare m for member u of view v at time now: O(d_u), or O(1) when

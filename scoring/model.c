@@ -2,9 +2,13 @@
  * files (model.h). */
 #include "model.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define MODEL_X86 1
+#endif
 #include <json.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +153,7 @@ static double squash(double z)
  * bit for bit. The index is kept in doubles (idx + idx + bit: exact for
  * the at most 8 bits of a leaf index) and converted for the gather.
  */
+#ifdef MODEL_X86
 __attribute__((target("avx2"))) static void
 trees_sum4(const struct model *m, const double *const x[4], double out[4])
 {
@@ -178,12 +183,13 @@ trees_sum4(const struct model *m, const double *const x[4], double out[4])
 	}
 	_mm256_storeu_pd(out, z);
 }
+#endif
 
-static int simd_on = 1;
+static _Atomic int simd_on = 1;
 
 void model_simd(int on)
 {
-	simd_on = on;
+	atomic_store_explicit(&simd_on, on, memory_order_relaxed);
 }
 
 void model_score_n(const struct model *m, size_t n, const double *x,
@@ -193,7 +199,10 @@ void model_score_n(const struct model *m, size_t n, const double *x,
 	char *op = (char *)out;
 	size_t i = 0;
 
-	if (m->kind == MODEL_GBDT && simd_on && __builtin_cpu_supports("avx2")) {
+#ifdef MODEL_X86
+	if (m->kind == MODEL_GBDT &&
+	    atomic_load_explicit(&simd_on, memory_order_relaxed) &&
+	    __builtin_cpu_supports("avx2")) {
 		for (; i + 4 <= n; i += 4) {
 			const double *v[4];
 			double z[4];
@@ -206,6 +215,7 @@ void model_score_n(const struct model *m, size_t n, const double *x,
 					squash(m->bias + z[l]);
 		}
 	}
+#endif
 	for (; i < n; i++)
 		*(double *)(op + i * ostride) =
 			model_score(m, (const double *)(xp + i * xstride));

@@ -22,7 +22,8 @@ static const char eval_usage[] =
 	"cn, aa, jaccard, ra, ppr, model. Without --model, the model is fitted\n"
 	"first on the same training period, as `triad train` with the same\n"
 	"split would fit it (the test period unseen); --model builtin uses the\n"
-	"built-in model (fitted on CollegeMsg at split 0.8).\n"
+	"built-in model (fitted on CollegeMsg at split 0.8; ./builtin names a\n"
+	"file of that name).\n"
 	"Prints recall@k, precision@k, MRR and NDCG@k per method (k default 10).\n"
 	"Members are ranked on --threads threads (default: one per core, 1..16);\n"
 	"the figures do not depend on how many.\n";
