@@ -141,6 +141,15 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 		}
 }
 
+void trend_build_graph(struct trend *t, const struct graph *g, uint32_t now)
+{
+	struct graph_view v;
+
+	graph_view_begin(g, &v);
+	trend_build(t, &v, now, TREND_K);
+	graph_view_end(&v);
+}
+
 uint32_t trend_activity(const struct trend *t, uint32_t x)
 {
 	uint32_t lo = 0, hi = t ? t->n : 0;

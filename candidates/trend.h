@@ -50,6 +50,10 @@ struct trend {
 void trend_build(struct trend *t, const struct graph_view *v, uint32_t now,
 		 uint32_t k);
 
+/* trend_build with TREND_K members on a view of g begun and ended here
+ * (the graph as it is now; a writer may run alongside). */
+void trend_build_graph(struct trend *t, const struct graph *g, uint32_t now);
+
 /* x's activity if x is in the table, else 0. O(log n). */
 uint32_t trend_activity(const struct trend *t, uint32_t x);
 

@@ -3,9 +3,9 @@
  * independent pieces (eval's members, train's grid).
  *
  * The workers share nothing par_run knows about: each takes its pieces
- * from a counter in ctx, so that any number of workers finishes the job
- * (par_run starts fewer when a thread cannot be created), and stops early
- * once par_stopped(stop) says another failed.
+ * from a counter in ctx (par_next), so that any number of workers
+ * finishes the job (par_run starts fewer when a thread cannot be created),
+ * and stops early once another failed.
  */
 #ifndef TRIAD_PAR_H
 #define TRIAD_PAR_H
@@ -28,10 +28,15 @@ unsigned par_threads(unsigned asked, unsigned cap, size_t pieces);
 int par_run(unsigned n, par_fn fn, void *ctx, atomic_int *stop,
 	    struct err *e);
 
-/* Whether a worker has failed (workers poll it between pieces). */
-static inline int par_stopped(atomic_int *stop)
+/* A worker's next piece: 1 with *i in [0, n) taken from the shared
+ * counter *next, or 0 once every piece is taken or a worker has failed. */
+static inline int par_next(atomic_size_t *next, atomic_int *stop, size_t n,
+			   size_t *i)
 {
-	return atomic_load(stop) != 0;
+	if (atomic_load(stop))
+		return 0;
+	*i = atomic_fetch_add(next, 1);
+	return *i < n;
 }
 
 #endif

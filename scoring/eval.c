@@ -360,8 +360,7 @@ static int eval_worker(void *ctx, unsigned worker, struct err *e)
 
 	if (!c || !ranked || !targets)
 		rc = err_set(e, "out of memory");
-	while (!rc && !par_stopped(&j->stop) &&
-	       (b = atomic_fetch_add(&j->next, 1)) < j->nblocks) {
+	while (!rc && par_next(&j->next, &j->stop, j->nblocks, &b)) {
 		end = (b + 1) * EVAL_BLOCK < j->ngroups ? (b + 1) * EVAL_BLOCK : j->ngroups;
 		graph_view_begin(j->g, &v); /* one short view a block */
 		for (gi = b * EVAL_BLOCK; !rc && gi < end; gi++)
@@ -398,7 +397,6 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 	struct rec_params ph, pp, pm;
 	struct trend tr;
 	struct eval_split s;
-	struct graph_view v;
 	struct graph *g = NULL;
 	struct graph_stats gs;
 	struct eval_job j;
@@ -444,9 +442,7 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 	rec_params_default(&pm);
 	pm.need = m ? model_features(m) : FEAT_ALL;
 	if (methods & (1u << EVAL_MODEL)) { /* as the server has it then */
-		graph_view_begin(g, &v);
-		trend_build(&tr, &v, s.split_time, TREND_K);
-		graph_view_end(&v);
+		trend_build_graph(&tr, g, s.split_time);
 		pm.trend = &tr;
 	}
 	j.s = &s;

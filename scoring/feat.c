@@ -359,8 +359,8 @@ void feat_pair(struct feat_member *fm, uint32_t c, const struct feat_in *in,
 	const struct graph_view *v = fm->v;
 	struct acc a = { v, fm->now, 0, 0, 0, 0, via };
 	uint32_t dc = graph_degree(v, c), got = 0, recent = 0, m = 0;
-	uint32_t newest_c = 0, pos = 0, w, t, n, i;
-	struct graph_iter it;
+	uint32_t newest_c = 0, t, n, i;
+	int64_t cut;
 
 	if (via)
 		via->n = 0;
@@ -374,38 +374,23 @@ void feat_pair(struct feat_member *fm, uint32_t c, const struct feat_in *in,
 		finish(x, fm->du, dc, m, &a, in, fm->now, got, newest_c, recent);
 		return;
 	}
-	/* the list in one call (the common case), else by the iterator; the
-	 * same steps in the same order either way */
+	/* the list in one call; one that grew past the buffer since its
+	 * degree was read (a writer alongside) takes the one-pair path,
+	 * which gives the same values */
 	n = graph_list(v, c, fm->cid, fm->cts, FEAT_LIST_BUF);
-	if (n < FEAT_LIST_BUF) {
-		/* age_s(now, t) < FEAT_TAU, in integers: t > now - tau */
-		const int64_t cut = (int64_t)fm->now - FEAT_TAU_S;
-
-		for (i = 0; i < n; i++) {
-			t = fm->cts[i];
-			newest_c = t > newest_c ? t : newest_c;
-			recent += (int64_t)t > cut;
-		}
-		got = n;
-		m = pair_common(fm, &a, n);
-		goto done;
+	if (n == FEAT_LIST_BUF) {
+		feat_compute(v, fm->u, c, fm->now, in, x, via);
+		return;
 	}
-	graph_iter_init(&it, v, c);
-	while (graph_iter_next(&it, &w, &t)) {
-		got++;
-		if (t > newest_c)
-			newest_c = t;
-		if (age_s(fm->now, t) < FEAT_TAU)
-			recent++;
-		if (pos < fm->du && fm->id[pos] < w)
-			pos = gallop(fm->id, pos, fm->du, w);
-		if (pos < fm->du && fm->id[pos] == w) {
-			mutual_at(fm, &a, pos, t);
-			m++;
-			pos++;
-		}
+	/* age_s(now, t) < FEAT_TAU, in integers: t > now - tau */
+	cut = (int64_t)fm->now - FEAT_TAU_S;
+	for (i = 0; i < n; i++) {
+		t = fm->cts[i];
+		newest_c = t > newest_c ? t : newest_c;
+		recent += (int64_t)t > cut;
 	}
-done:
+	got = n;
+	m = pair_common(fm, &a, n);
 	if (recent > 32)
 		recent = 32;
 	finish(x, fm->du, dc, m, &a, in, fm->now, got, newest_c, recent);

@@ -135,7 +135,7 @@ struct feat_member {
 /* feat_pair reads a candidate list of fewer than 1,024 entries (by the
  * degree it read first) into the member's buffers in one graph_list call,
  * at most this many entries; should the list have grown to this many
- * since, it reads it through the iterator instead. */
+ * since, the pair goes through feat_compute instead. */
 #define FEAT_LIST_BUF 2048u
 
 /* Prepare m for member u of view v at time now: O(d_u), or O(1) when

@@ -4,6 +4,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+#include <inttypes.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ void train_opts_default(struct train_opts *o)
 	o->k = 10;
 	o->max_members = 4000;
 	o->name = NULL;
-	o->version = "1";
+	o->version = NULL;
 }
 
 /* Examples of one level: per judged member a group of candidate rows. */
@@ -157,8 +158,7 @@ static int collect_worker(void *ctx, unsigned worker, struct err *e)
 	(void)worker;
 	if (!c || !targets)
 		rc = err_set(e, "out of memory");
-	while (!rc && !par_stopped(&j->stop) &&
-	       (b = atomic_fetch_add(&j->next, 1)) < j->nblocks)
+	while (!rc && par_next(&j->next, &j->stop, j->nblocks, &b))
 		rc = collect_block(j, c, targets, b, e);
 	rec_ctx_free(c);
 	free(targets);
@@ -208,7 +208,6 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 	struct eval_split s;
 	struct rec_params p;
 	struct trend tr;
-	struct graph_view v;
 	struct graph *g = NULL;
 	struct collect_job j;
 	size_t *start = NULL, *sel = NULL, gi, nm = 0, b;
@@ -238,9 +237,7 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 	if (eval_build_graph(g, &s, e))
 		goto out;
 	rec_params_default(&p);
-	graph_view_begin(g, &v);
-	trend_build(&tr, &v, s.split_time, TREND_K);
-	graph_view_end(&v);
+	trend_build_graph(&tr, g, s.split_time);
 	p.trend = &tr;
 	j.s = &s;
 	j.g = g;
@@ -892,8 +889,7 @@ static int grid_worker(void *ctx, unsigned worker, struct err *e)
 	memset(&m, 0, sizeof(m));
 	if (!buf)
 		rc = err_set(e, "out of memory");
-	while (!rc && !par_stopped(&j->stop) &&
-	       (i = atomic_fetch_add(&j->next, 1)) < j->nc) {
+	while (!rc && par_next(&j->next, &j->stop, j->nc, &i)) {
 		const struct config *c = &j->cfg[i];
 
 		j->rec2[i] = -1;
@@ -951,6 +947,7 @@ int train_fit(const struct graph_event *ev, size_t n,
 	struct ds d2, d3, d4;
 	struct scored *buf = NULL;
 	struct err e4;
+	char ver[16];
 	size_t i, nc = 0, maxg = 0, gi;
 	double rec, best_rec = -1, best_rec2 = 0, best_rec3 = 0;
 	int rc = -1;
@@ -1064,8 +1061,10 @@ int train_fit(const struct graph_event *ev, size_t n,
 		progress(pctx, "final fit");
 	if (fit_any(&d2, &best, out, e))
 		goto out;
+	/* a retrained model gets a new version, the same fit the same one */
+	snprintf(ver, sizeof(ver), "%08" PRIx32, model_digest(out));
 	model_set_name(out, o->name ? o->name : best.kind == MODEL_GBDT ? "gbdt" : "lr",
-		       o->version);
+		       o->version ? o->version : ver);
 	out->builtin = 0;
 	rc = 0;
 out:

@@ -41,7 +41,8 @@ struct train_opts {
 	uint32_t k;            /* recall@k used to choose the configuration */
 	uint32_t max_members;  /* judged members sampled per level (0: all) */
 	const char *name;      /* model name (NULL: "lr" or "gbdt", by kind) */
-	const char *version;   /* model version */
+	const char *version;   /* model version (NULL: model_digest of the fit,
+				* as 8 hex digits) */
 	unsigned sets;         /* feature sets the grid may choose (TRAIN_SET_*
 				* bits; 0: all of them) */
 	unsigned kinds;        /* model kinds the grid may choose (TRAIN_KIND_*
@@ -63,7 +64,7 @@ enum { TRAIN_SET_ALL = 1u, TRAIN_SET_NO_TIME = 2u, TRAIN_SET_NO_WALK = 4u };
 int train_sets_parse(const char *list, unsigned *sets, struct err *e);
 
 /* split 0.8, k 10, max_members 4000, name NULL (by the kind chosen: "lr"
- * or "gbdt"), version "1". */
+ * or "gbdt"), version NULL (the fit's digest). */
 void train_opts_default(struct train_opts *o);
 
 /* What train_fit did, for the report and the model's "info". */

@@ -52,9 +52,7 @@ static int fit_model(const struct event_list *l, double split, int use_time,
 	struct train_opts o;
 	struct train_info info;
 	struct model m;
-	char ver[32], nm[MODEL_NAME_MAX];
 
-	memset(&m, 0, sizeof(m));
 	train_opts_default(&o);
 	o.split = split;
 	o.use_time = use_time;
@@ -66,9 +64,6 @@ static int fit_model(const struct event_list *l, double split, int use_time,
 		model_release(&m);
 		return -1;
 	}
-	snprintf(ver, sizeof(ver), "%08" PRIx32, model_digest(&m));
-	snprintf(nm, sizeof(nm), "%s", m.name);
-	model_set_name(&m, nm, ver);
 	*fit = m;
 	return 0;
 }

@@ -62,14 +62,14 @@ static int parse_u32(const char *s, uint32_t *out)
 
 int cmd_train(int argc, char **argv)
 {
-	const char *in = NULL, *outp = NULL, *fmt = NULL, *version = NULL;
+	const char *in = NULL, *outp = NULL, *fmt = NULL;
 	struct train_opts o;
 	struct train_info info;
 	struct load_opts lo = { 0 };
 	struct event_list l = { 0 };
 	struct model m;
 	struct err e = { "" };
-	char infojson[1024], ver[32], nm[MODEL_NAME_MAX];
+	char infojson[1024];
 	uint32_t f;
 	int quiet = !isatty(2), i, rc = 1, have_frac = 0;
 
@@ -144,7 +144,7 @@ int cmd_train(int argc, char **argv)
 						next, MODEL_NAME_MAX - 1);
 					return 2;
 				}
-				version = next;
+				o.version = next;
 			}
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(stderr, "triad train: unknown option \"%s\"\n", a);
@@ -180,15 +180,6 @@ int cmd_train(int argc, char **argv)
 		fprintf(stderr, "triad train: %s: %s\n", in, e.msg);
 		goto out;
 	}
-	if (!version) {
-		/* a retrained model gets a new version, the same fit the same one */
-		snprintf(ver, sizeof(ver), "%08" PRIx32, model_digest(&m));
-		version = ver;
-	}
-	/* the name train_fit gave (by kind) unless --name: a copy, since
-	 * model_set_name writes over m.name */
-	snprintf(nm, sizeof(nm), "%s", o.name ? o.name : m.name);
-	model_set_name(&m, nm, version);
 	train_info_json(&info, infojson, sizeof(infojson));
 	if (model_save(&m, outp, infojson, &e)) {
 		fprintf(stderr, "triad train: %s\n", e.msg);

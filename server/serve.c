@@ -382,16 +382,13 @@ static uint64_t events_applied(struct serve *s)
 static int trend_refresh(struct serve *s)
 {
 	struct trend *t = malloc(sizeof(*t)), *old;
-	struct graph_view v;
 	uint64_t applied;
 
 	if (!t)
 		return -1;
 	/* read first: the view below holds at least these events */
 	applied = events_applied(s);
-	graph_view_begin(s->g, &v);
-	trend_build(t, &v, graph_newest_ts(s->g), TREND_K);
-	graph_view_end(&v);
+	trend_build_graph(t, s->g, graph_newest_ts(s->g));
 	pthread_rwlock_wrlock(&s->model_lock);
 	old = s->trend;
 	s->trend = t;
