@@ -77,18 +77,11 @@ int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts)
 		return 0;
 	first = 0; /* index of the entry at `start` (a block start) */
 	if (h.blk) {
-		uint32_t lo = 0, hi = h.nblk; /* last block with first <= w */
+		uint32_t lo;
 
 		if (ld32(h.blk) > w)
 			return 0;
-		while (hi - lo > 1) {
-			uint32_t mid = (lo + hi) / 2;
-
-			if (ld32(h.blk + (size_t)mid * 8) <= w)
-				lo = mid;
-			else
-				hi = mid;
-		}
+		lo = blk_last_le(h.blk, 0, h.nblk, w);
 		start = h.data + ld32(h.blk + (size_t)lo * 8 + 4);
 		id = ld32(h.blk + (size_t)lo * 8);
 		p = start;
@@ -779,17 +772,9 @@ void graph_iter_seek(struct graph_iter *it, uint32_t target)
 
 			if (cb + 1 < it->nblk &&
 			    ld32(it->blk + (size_t)(cb + 1) * 8) <= target) {
-				uint32_t lo = cb + 1, hi = it->nblk, gap, t;
+				uint32_t gap, t, lo;
 
-				while (hi - lo > 1) {
-					uint32_t mid = (lo + hi) / 2;
-
-					if (ld32(it->blk + (size_t)mid * 8) <=
-					    target)
-						lo = mid;
-					else
-						hi = mid;
-				}
+				lo = blk_last_le(it->blk, cb + 1, it->nblk, target);
 				it->p = it->data +
 					ld32(it->blk + (size_t)lo * 8 + 4);
 				it->p = varint_get(it->p, &gap);

@@ -296,26 +296,35 @@ static inline void base_parse(const uint8_t *p, struct base_hdr *h)
 }
 
 
+/* In a block index blk (8 bytes an entry: first id, offset), the last
+ * block of [lo, hi) whose first id is <= w; the caller knows block lo's
+ * is. O(log(hi - lo)). */
+static inline uint32_t blk_last_le(const uint8_t *blk, uint32_t lo,
+				   uint32_t hi, uint32_t w)
+{
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (ld32(blk + (size_t)mid * 8) <= w)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Where a search for w in base list b starts reading entries: the block
  * whose first id is the last <= w (through the block index), or the
  * entries' start. O(log(d/B)). */
 static inline const uint8_t *base_block_of(const uint8_t *b, uint32_t w)
 {
 	struct base_hdr h;
-	uint32_t lo = 0, hi;
+	uint32_t lo;
 
 	base_parse(b, &h);
 	if (!h.blk)
 		return h.data;
-	hi = h.nblk;
-	while (hi - lo > 1) {
-		uint32_t mid = (lo + hi) / 2;
-
-		if (ld32(h.blk + (size_t)mid * 8) <= w)
-			lo = mid;
-		else
-			hi = mid;
-	}
+	lo = blk_last_le(h.blk, 0, h.nblk, w);
 	return h.data + ld32(h.blk + (size_t)lo * 8 + 4);
 }
 

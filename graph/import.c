@@ -235,9 +235,13 @@ int import_read(const char *path, const char *format, int directed,
 		uint64_t ts = now;
 
 		igraph_edge(&g, eid, &from, &to);
+		/* an edge without the attribute (igraph: NaN, or "") gets
+		 * the load time, like a text line without a ts */
 		if (tsname && tstype == IGRAPH_ATTRIBUTE_NUMERIC) {
 			igraph_real_t x = EAN(&g, tsname, eid);
 
+			if (isnan(x))
+				x = (igraph_real_t)now;
 			if (!(x >= 0 && x <= UINT32_MAX && x == floor(x))) {
 				err_set(e, "%s: edge %lld: \"%s\" %g is not a "
 					"timestamp (an integer 0..4294967295)",
@@ -248,7 +252,7 @@ int import_read(const char *path, const char *format, int directed,
 		} else if (tsname) {
 			const char *s = EAS(&g, tsname, eid);
 
-			if (dec_u64(s, &ts) < 0 || ts > UINT32_MAX) {
+			if (*s && (dec_u64(s, &ts) < 0 || ts > UINT32_MAX)) {
 				err_set(e, "%s: edge %lld: \"%.40s\" is not a "
 					"timestamp (an integer 0..4294967295)",
 					path, (long long)eid, s);

@@ -16,7 +16,7 @@ static const char eval_usage[] =
 	"                  [-k N] [--methods LIST] [--json] [--format F]\n"
 	"                  [--threads N] [--quiet]\n"
 	"\n"
-	"Temporal hold-out evaluation (CONTRACT.md): the graph of the pairs first\n"
+	"Temporal hold-out evaluation: the graph of the pairs first\n"
 	"seen up to the split time (default: the ts of event floor(0.8 n)) ranks\n"
 	"for every member who gains edges after it. Methods (default all):\n"
 	"cn, aa, jaccard, ra, ppr, model. Without --model, the model is fitted\n"

@@ -24,6 +24,7 @@
  * events/s, and "triad full" is timed before, after (changes partly in
  * deltas) and on a graph built from the same edges (all in base lists):
  * what the stream costs reads, growth and pending deltas apart.
+ * BENCH_ONLY=served runs this part alone (for profiling the served answer).
  */
 #include <igraph.h>
 #include <stdio.h>
@@ -430,7 +431,7 @@ static void run_stream(uint32_t nq, size_t nstream)
 
 int main(void)
 {
-	const char *data = getenv("TRIAD_DATA"), *env;
+	const char *data = getenv("TRIAD_DATA"), *env, *only = getenv("BENCH_ONLY");
 	char path[4096];
 	struct load_opts lo = { 0 };
 	struct event_list l = { 0 };
@@ -448,10 +449,15 @@ int main(void)
 		edges = strtoull(env, NULL, 10);
 	if ((env = getenv("BENCH_STREAM")))
 		stream = strtoull(env, NULL, 10);
-	printf("bench_query: command: TRIAD_DATA=%s %s (BENCH_QUERIES=%u BENCH_EDGES=%llu BENCH_STREAM=%llu)\n",
+	printf("bench_query: command: TRIAD_DATA=%s %s (BENCH_QUERIES=%u BENCH_EDGES=%llu BENCH_STREAM=%llu%s)\n",
 	       data ? data : "data", "build/tests/bench_query", nq,
-	       (unsigned long long)edges, (unsigned long long)stream);
+	       (unsigned long long)edges, (unsigned long long)stream,
+	       only && !strcmp(only, "served") ? " BENCH_ONLY=served" : "");
 	bench_machine();
+	if (only && !strcmp(only, "served")) {
+		run_stream(nq, stream);
+		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/facebook_combined.txt", data ? data : "data");
 	if (load_events(path, &lo, &l, &e)) {
 		fprintf(stderr, "bench_query: %s\n", e.msg);

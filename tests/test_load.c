@@ -637,6 +637,31 @@ START_TEST(test_graphml)
 	ck_assert(has_pair(&l, 7, 5, 99));
 	event_list_release(&l);
 
+	/* an edge without the ts attribute (igraph reads NaN): load time */
+	snprintf(in, sizeof(in), "%s"
+		 "<node id=\"1\"/><node id=\"2\"/><node id=\"3\"/>\n"
+		 "<edge source=\"1\" target=\"2\"><data key=\"t\">77</data>"
+		 "</edge>\n<edge source=\"2\" target=\"3\"/>\n"
+		 "</graph>\n</graphml>\n", head);
+	ck_assert_msg(load(write_str("p.graphml", in), NULL, 0, &l, &e) == 0,
+		      "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert(has_pair(&l, 1, 2, 77));
+	ck_assert_uint_eq(l.ev[1].src, 2);
+	ck_assert_uint_eq(l.ev[1].dst, 3);
+	ck_assert_uint_ge(l.ev[1].ts, t0);
+	ck_assert_uint_le(l.ev[1].ts, now32());
+	event_list_release(&l);
+
+	/* a ts that is there but not a timestamp still stops the load */
+	snprintf(in, sizeof(in), "%s"
+		 "<node id=\"1\"/><node id=\"2\"/>\n"
+		 "<edge source=\"1\" target=\"2\"><data key=\"t\">-5</data>"
+		 "</edge>\n</graph>\n</graphml>\n", head);
+	ck_assert_int_eq(load(write_str("q.graphml", in), NULL, 0, &l, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "q.graphml: edge 0: \"time\" -5 is not a timestamp"));
+	event_list_release(&l);
+
 	/* non-numeric node ids: igraph vertex indices; no ts: load time */
 	snprintf(in, sizeof(in),
 		 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
