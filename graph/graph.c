@@ -575,6 +575,18 @@ void vtab_fit(struct graph *g)
 		vtab_resize(g, cap); /* on failure the larger one stays */
 }
 
+/* Writer: the vertex of `member`, or GRAPH_NONE when it has none. */
+uint32_t graph_vertex_find(struct graph *g, uint64_t member)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	struct idmap *m = atomic_load_explicit(&g->im, memory_order_relaxed);
+
+	return idmap_find(m, vt, atomic_load_explicit(&vt->n,
+						      memory_order_relaxed),
+			  member);
+}
+
 /* Writer: the vertex of `member`, created when new. GRAPH_NONE on OOM. */
 uint32_t graph_vertex_get(struct graph *g, uint64_t member)
 {

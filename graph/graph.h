@@ -74,7 +74,8 @@ struct graph_apply_stats {
 	uint64_t added;     /* new edges */
 	uint64_t refreshed; /* re-add of an existing edge with a newer ts */
 	uint64_t removed;   /* existing edges removed */
-	uint64_t noops;     /* re-adds with an older ts, removes of missing edges */
+	uint64_t noops;     /* re-adds with an older ts, removes of missing edges
+			       (unknown members included) */
 	uint64_t rejected;  /* self-loops */
 };
 
@@ -133,8 +134,9 @@ int graph_build_consume(struct graph *g, struct graph_event *ev, size_t n,
 
 /*
  * Apply n events in order. An add of an existing edge keeps the newer ts; a
- * remove of a missing edge does nothing; self-loops are counted as
- * rejected. Unknown members are created. An undirected event is looked up
+ * remove of a missing edge does nothing (and creates no member: a remove
+ * naming an unknown member is a no-op); self-loops are counted as
+ * rejected. An add's unknown members are created. An undirected event is looked up
  * once, in the shorter of its two lists (both hold the edge with the same
  * ts): O(log(d/B) + B + T + log D) for that list, d its degree, D its delta
  * and T <= GRAPH_TAIL_MAX its tail; then each half-edge appends one entry

@@ -626,6 +626,7 @@ int idmap_reserve(struct graph *g, uint64_t more);
 int vtab_resize(struct graph *g, uint64_t cap);
 int vtab_reserve(struct graph *g, uint64_t more);
 void vtab_fit(struct graph *g);
+uint32_t graph_vertex_find(struct graph *g, uint64_t member);
 uint32_t graph_vertex_get(struct graph *g, uint64_t member);
 
 /* Retire p (n bytes from g->slab, or 0: malloc'd) / a slot's version

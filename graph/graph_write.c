@@ -535,7 +535,16 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 
 			q = (size_t)j % APPLY_RING;
 			g->su[q] = g->sw[q] = GRAPH_NONE;
-			if (ev[j].src != ev[j].dst) {
+			if (ev[j].src != ev[j].dst &&
+			    ev[j].op == GRAPH_REMOVE) {
+				/* a remove creates no member: one that
+				 * names an unknown member is a no-op */
+				g->su[q] = graph_vertex_find(g, ev[j].src);
+				g->sw[q] = graph_vertex_find(g, ev[j].dst);
+				if (g->su[q] == GRAPH_NONE ||
+				    g->sw[q] == GRAPH_NONE)
+					g->su[q] = GRAPH_NONE, g->sw[q] = 0;
+			} else if (ev[j].src != ev[j].dst) {
 				g->su[q] = graph_vertex_get(g, ev[j].src);
 				if (g->su[q] != GRAPH_NONE)
 					g->sw[q] = graph_vertex_get(g,
@@ -626,7 +635,10 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 
 			q = (size_t)i % APPLY_RING;
 			if (g->su[q] == GRAPH_NONE) {
-				st->rejected++;
+				if (g->sw[q] == GRAPH_NONE)
+					st->rejected++; /* a self-loop */
+				else
+					st->noops++; /* removes no edge */
 				continue;
 			}
 			r = event_update(g, g->su[q], g->sw[q], t, ev[i].op,

@@ -653,6 +653,8 @@ int load_events(const char *path, const struct load_opts *o,
 	unsigned char magic[2];
 	int fd, rc = -1;
 
+	if (!format && stat(path, &st))
+		return err_set(e, "%s: cannot open: %m", path);
 	if (!format)
 		return err_set(e, "%s: unknown file format (name it with "
 			       "--format)", path);

@@ -36,9 +36,15 @@ int cmd_kafka_mock(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
+		if (strcmp(argv[i], "--topic") &&
+		    strcmp(argv[i], "--partitions")) {
+			fprintf(stderr, "triad kafka-mock: unknown option "
+				"\"%s\" (try --help)\n", argv[i]);
+			return 2;
+		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "triad kafka-mock: \"%s\" needs a value "
-				"or is unknown (try --help)\n", argv[i]);
+				"(try --help)\n", argv[i]);
 			return 2;
 		}
 		if (!strcmp(argv[i], "--topic")) {

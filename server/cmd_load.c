@@ -129,8 +129,12 @@ int cmd_load(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* a file that is there but has no known extension is a usage
+	 * error (2); one that is not there fails below, as any unreadable
+	 * input does (1) */
 	for (i = 0; i < nin; i++)
-		if (!o.format && !load_format_guess(inputs[i])) {
+		if (!o.format && !load_format_guess(inputs[i]) &&
+		    !access(inputs[i], F_OK)) {
 			fprintf(stderr, "triad load: \"%s\": unknown file "
 				"format (name it with --format)\n", inputs[i]);
 			rc = 2;

@@ -91,6 +91,12 @@ int cmd_replay(int argc, char **argv)
 		} else if (!strncmp(s, "--", 2)) {
 			const char *v = a + 1 < argc ? argv[++a] : NULL;
 
+			if (strcmp(s, "--brokers") && strcmp(s, "--topic") &&
+			    strcmp(s, "--format") && strcmp(s, "--rate")) {
+				fprintf(stderr, "triad replay: unknown option "
+					"\"%s\"\n", s);
+				return 2;
+			}
 			if (!v) {
 				fprintf(stderr, "triad replay: \"%s\" needs a "
 					"value\n", s);
@@ -112,10 +118,6 @@ int cmd_replay(int argc, char **argv)
 						"\"%s\" is not a rate\n", v);
 					return 2;
 				}
-			} else {
-				fprintf(stderr, "triad replay: unknown option "
-					"\"%s\"\n", s);
-				return 2;
 			}
 		} else if (!path) {
 			path = s;

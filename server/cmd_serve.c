@@ -97,6 +97,21 @@ static void *load_watch(void *arg)
 	return NULL;
 }
 
+/* serve's options (each takes a value). */
+static int known_option(const char *a)
+{
+	static const char *const opts[] = {
+		"--snapshot", "--state", "--events", "--brokers", "--topic",
+		"--group", "--model", "--admin-token", "--threads",
+		"--checkpoint-secs", "--listen",
+	};
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (!strcmp(a, opts[i]))
+			return 1;
+	return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct serve_opts o;
@@ -125,6 +140,8 @@ int cmd_serve(int argc, char **argv)
 		}
 		if (strncmp(a, "--", 2))
 			return bad_usage("unexpected argument \"%s\"", a);
+		if (!known_option(a))
+			return bad_usage("unknown option \"%s\"", a);
 		if (!v)
 			return bad_usage("option \"%s\" needs a value", a);
 		i++;
@@ -166,8 +183,6 @@ int cmd_serve(int argc, char **argv)
 			host[colon - v] = 0;
 			o.host = host;
 			o.port = (uint16_t)n;
-		} else {
-			return bad_usage("unknown option \"%s\"", a);
 		}
 	}
 	if (o.topic && !o.brokers)

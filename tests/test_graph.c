@@ -22,6 +22,7 @@
 struct ref {
 	int directed;
 	uint32_t *ts; /* NM*NM, 0 = no edge, else stored ts + 1 */
+	uint8_t seen[NM]; /* named by an add that was not a self-loop */
 };
 
 static uint64_t ext_of(uint32_t i)
@@ -65,6 +66,8 @@ static void ref_apply_st(struct ref *r, const struct graph_event *ev,
 		return;
 	}
 	cell0 = r->ts[(size_t)a * NM + b];
+	if (ev->op == GRAPH_ADD) /* a remove creates no member */
+		r->seen[a] = r->seen[b] = 1;
 	if (ev->op == GRAPH_REMOVE) {
 		if (cell0)
 			st->removed++;
@@ -422,9 +425,22 @@ static struct graph *roundtrip(struct graph *g)
 	return h;
 }
 
+/* The graph's members are those the adds named: a remove of a pair the
+ * graph does not have (unknown members included) creates none. */
+static void members_eq(struct graph *g, const struct ref *r)
+{
+	struct graph_stats st;
+	uint64_t n = 0;
+
+	for (uint32_t a = 0; a < NM; a++)
+		n += r->seen[a];
+	graph_stats(g, &st);
+	REQ_EQ(st.members, n);
+}
+
 static void random_stream(int directed, int hub_burst)
 {
-	struct ref r = { directed, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+	struct ref r = { directed, calloc((size_t)NM * NM, sizeof(uint32_t)), { 0 } };
 	struct graph *g = graph_new(directed);
 	struct graph_event ev[400];
 	uint64_t seed = 0x1234567 + (uint64_t)directed * 77 + (uint64_t)hub_burst;
@@ -455,6 +471,7 @@ static void random_stream(int directed, int hub_burst)
 		REQ_EQ(graph_apply(g, ev, n, &got, &e), 0);
 		stats_eq(&got, &want);
 		compare(g, &r, seed);
+		members_eq(g, &r);
 		if (batch % 4 == 3) {
 			graph_maintain(g, 1000000);
 			compare(g, &r, seed);
@@ -463,6 +480,7 @@ static void random_stream(int directed, int hub_burst)
 			struct graph *h = roundtrip(g);
 
 			compare(h, &r, seed);
+			members_eq(h, &r);
 			graph_free(g);
 			g = h; /* keep streaming into the reopened graph */
 		}
@@ -501,7 +519,7 @@ END_TEST
  */
 static void pair_churn(int directed)
 {
-	struct ref r = { directed, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+	struct ref r = { directed, calloc((size_t)NM * NM, sizeof(uint32_t)), { 0 } };
 	struct graph *g = graph_new(directed);
 	struct graph_event *ev = calloc(6000, sizeof(*ev));
 	uint64_t seed = 4242 + (uint64_t)directed;
@@ -584,7 +602,7 @@ END_TEST
  */
 START_TEST(tail_cancels_out)
 {
-	struct ref r = { 0, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+	struct ref r = { 0, calloc((size_t)NM * NM, sizeof(uint32_t)), { 0 } };
 	struct graph *g = graph_new(0);
 	struct graph_event ev[40];
 	struct graph_apply_stats got = { 0 }, want = { 0 };
@@ -925,7 +943,7 @@ START_TEST(build_equals_apply)
 	 * memory), each with and without reordering */
 	for (int mode = 0; mode < 4; mode++) {
 		int reorder = mode & 1, consume = mode >> 1;
-		struct ref r = { 0, calloc((size_t)NM * NM, sizeof(uint32_t)) };
+		struct ref r = { 0, calloc((size_t)NM * NM, sizeof(uint32_t)), { 0 } };
 		struct graph *g = graph_new(0);
 		struct graph_event *ev = calloc(20000, sizeof(*ev));
 		uint64_t seed = 99, dropped = 0, loops = 0;

@@ -1061,6 +1061,11 @@ START_TEST(test_cli_load_exit_codes)
 		 tmpdir, tmpdir);
 	ck_assert_int_eq(run(args), 1);
 	ck_assert_ptr_nonnull(strstr(slurp("err"), "missing.txt: cannot open"));
+	/* a missing file without an extension: missing, not a usage error */
+	snprintf(args, sizeof(args), "load '%s/missing' -o '%s/s'",
+		 tmpdir, tmpdir);
+	ck_assert_int_eq(run(args), 1);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "missing: cannot open"));
 
 	bad = write_str("bad.txt", "1 2 10\n3 x 11\n4 5 12\n");
 	snprintf(args, sizeof(args), "load '%s' -o '%s/s'", bad, tmpdir);

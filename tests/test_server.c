@@ -80,6 +80,20 @@ START_TEST(endpoints_answer)
 	ck_assert_int_eq(r.status, 409);
 	resp_free(&r);
 
+	/* removing a missing edge is a no-op, also when it names members
+	 * the graph has never had: none is created */
+	r = must(port, "POST", "/edges",
+		 "{\"op\":\"remove\",\"src\":424242,\"dst\":434343}\n"
+		 "{\"op\":\"remove\",\"src\":1,\"dst\":515151}\n");
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"accepted\":2,\"rejected\":0"));
+	resp_free(&r);
+	ck_assert_int_eq(stat_of(port, "members"), 8);
+	ck_assert_int_eq(stat_of(port, "edges"), 8);
+	r = must(port, "GET", "/members/424242", NULL);
+	ck_assert_int_eq(r.status, 404);
+	resp_free(&r);
+
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 }
@@ -935,6 +949,11 @@ START_TEST(cli_usage_errors)
 		{ "kafka-mock", "--partitions", "-2", NULL },
 		{ "replay", "x.txt", NULL, NULL },
 	};
+	static char *const last[][3] = {
+		{ "serve", "--bogus", NULL },
+		{ "kafka-mock", "--bogus", NULL },
+		{ "replay", "--bogus", NULL },
+	};
 	char *help[] = { "serve", "--help", NULL };
 	char *missing[] = { "serve", "--snapshot", "/nonexistent/snap",
 			    "--listen", "127.0.0.1:1", NULL };
@@ -943,6 +962,23 @@ START_TEST(cli_usage_errors)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_int_eq(wait_exit(spawn(tpath("o"), bad[i]), 20), 2);
 	ck_assert_int_eq(wait_exit(spawn(tpath("o"), help), 20), 0);
+	/* an unknown option is called unknown even as the last argument
+	 * (it was "needs a value") */
+	for (i = 0; i < sizeof(last) / sizeof(last[0]); i++) {
+		char log[1024];
+		size_t n;
+		FILE *f;
+
+		ck_assert_int_eq(truncate(tpath("stderr.log"), 0), 0);
+		ck_assert_int_eq(wait_exit(spawn(tpath("o"), last[i]), 20), 2);
+		f = fopen(tpath("stderr.log"), "r");
+		ck_assert_ptr_nonnull(f);
+		n = fread(log, 1, sizeof(log) - 1, f);
+		log[n] = 0;
+		fclose(f);
+		ck_assert_msg(strstr(log, "unknown option \"--bogus\""),
+			      "%s: %s", last[i][0], log);
+	}
 	/* a missing snapshot is a runtime failure (or the port is taken:
 	 * either way 1, never a crash) */
 	ck_assert_int_eq(wait_exit(spawn(tpath("o"), missing), 20), 1);
