@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "load.h"
 #include "mem.h"
 
 /* The message of the last igraph error on this thread. */
@@ -159,6 +160,11 @@ static FILE *open_plain(const char *path, struct err *e)
 		int zerr;
 
 		err_set(e, "%s: %s", path, gzerror(gz, &zerr));
+		goto fail;
+	}
+	if (load_gz_truncated(gz)) {
+		err_set(e, "%s: truncated gzip input (unexpected end of file)",
+			path);
 		goto fail;
 	}
 	rewind(f);

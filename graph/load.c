@@ -560,6 +560,14 @@ static int gz_fail(gzFile gz, const char *path, struct err *e)
 	return err_set(e, "%s: %s", path, msg ? msg : "read error");
 }
 
+int load_gz_truncated(gzFile gz)
+{
+	int zerr = Z_OK;
+
+	gzerror(gz, &zerr);
+	return zerr == Z_BUF_ERROR;
+}
+
 /* Any file (gzip, pipes): streamed in STREAM_BUF pieces on one thread. */
 static int read_stream(gzFile gz, const char *path, const struct chunk *tmpl,
 		       struct event_list *out, struct err *e)
@@ -583,6 +591,13 @@ static int read_stream(gzFile gz, const char *path, const struct chunk *tmpl,
 			goto out;
 		}
 		len = keep + (size_t)r;
+		if (r == 0 && load_gz_truncated(gz)) {
+			/* zlib ends a cut stream like a whole one and only
+			 * gzerror tells: nothing of its last line counts */
+			err_set(e, "%s: truncated gzip input (unexpected end "
+				"of file)", path);
+			goto out;
+		}
 		if (r == 0) {
 			eof = 1;
 			if (len == 0)

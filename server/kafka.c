@@ -62,13 +62,21 @@ static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v,
  * to that partition from now on carries a later timestamp. A stream that
  * keeps every partition busy is applied at once; an idle partition delays
  * the others by KAFKA_MERGE_SKEW_MS at most.
+ *
+ * A head whose timestamp is ahead of this clock (a producer's clock set
+ * wrong) would never get old enough, and would hold its partition until
+ * that date: a head is also released once it has waited
+ * KAFKA_MERGE_WAIT_MS here. Only then can replicas disagree on the order,
+ * and only if an idle partition later brings an earlier timestamp.
  */
 #define KAFKA_MERGE_SKEW_MS 1000
+#define KAFKA_MERGE_WAIT_MS 5000
 #define KAFKA_PART_BUF 2048u /* messages fetched ahead per partition */
 
 struct pend {
 	struct graph_event ev;
 	int64_t ts_ms;  /* Kafka message timestamp, -1 when none */
+	int64_t got_ms; /* when it was fetched (now_ms) */
 	int64_t offset;
 	int bad;        /* malformed: counted, skipped, still moves the offset */
 };
@@ -209,6 +217,15 @@ static struct pend *pend_slot(struct part *pt)
 	return &pt->buf[pt->head + pt->len];
 }
 
+/* Wall-clock ms, the scale of Kafka message timestamps. */
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /*
  * One fetched message or event into its partition's buffer (parsed, bad
  * ones counted). An event without "ts" takes the message's timestamp, so
@@ -240,6 +257,7 @@ static int take(struct kafka_consumer *k, rd_kafka_message_t *m)
 	pt->eof = 0;
 	ts = rd_kafka_message_timestamp(m, &tt);
 	x->ts_ms = tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+	x->got_ms = now_ms();
 	x->offset = m->offset;
 	x->bad = 0;
 	if (!m->len) {
@@ -257,14 +275,6 @@ static int take(struct kafka_consumer *k, rd_kafka_message_t *m)
 		x->bad = 1;
 	}
 	return 0;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /*
@@ -330,11 +340,13 @@ static size_t release(struct kafka_consumer *k, size_t *nbad)
 		if (best < 0)
 			break;
 		/* an empty partition could still bring an earlier message
-		 * unless it is at its end and the head is old enough */
+		 * unless it is at its end and the head is old enough (or
+		 * has waited long enough: a timestamp from the future) */
 		for (i = 0; i < k->nparts; i++) {
 			pt = &k->parts[i];
 			if (i != best && !pt->len &&
-			    !(pt->eof && h->ts_ms + KAFKA_MERGE_SKEW_MS <= now))
+			    !(pt->eof && (h->ts_ms + KAFKA_MERGE_SKEW_MS <= now ||
+					  h->got_ms + KAFKA_MERGE_WAIT_MS <= now)))
 				break;
 		}
 		if (i < k->nparts)

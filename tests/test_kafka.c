@@ -158,6 +158,60 @@ START_TEST(kafka_malformed_counted_and_skipped)
 }
 END_TEST
 
+/*
+ * A message stamped a year ahead (a producer with its clock set wrong) on
+ * one partition, the other partition idle: it and the messages after it
+ * are applied within seconds (the merge used to hold the partition until
+ * the stamp's time came).
+ */
+START_TEST(kafka_future_timestamp_does_not_stall)
+{
+	unsigned port = free_port();
+	char boot[256], es[512];
+	char *args[] = { "--events", NULL, "--brokers", boot, "--topic", "ev",
+			 NULL };
+	static const char *msgs[] = {
+		"{\"src\":71,\"dst\":72}", "{\"src\":71,\"dst\":73}",
+		"{\"src\":71,\"dst\":74}", "{\"src\":71,\"dst\":75}",
+	};
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	uint64_t nb[8];
+	int64_t now = (int64_t)time(NULL) * 1000;
+	pid_t mock, pid;
+	double end;
+	size_t i;
+
+	mock = mock_start("ev", 2, boot, sizeof(boot));
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", boot, es,
+					   sizeof(es)), RD_KAFKA_CONF_OK);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
+	ck_assert_msg(rk != NULL, "%s", es);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("ev"),
+				RD_KAFKA_V_PARTITION(0),
+				RD_KAFKA_V_VALUE((void *)msgs[i], strlen(msgs[i])),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				RD_KAFKA_V_TIMESTAMP(i ? now
+						     : now + 365LL * 86400000LL),
+				RD_KAFKA_V_END), RD_KAFKA_RESP_ERR_NO_ERROR);
+	ck_assert_int_eq(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_destroy(rk);
+	end = mono() + 20;
+	while (mono() < end && stat_of(port, "events_applied") < 4)
+		nap_ms(100);
+	ck_assert_int_eq(stat_of(port, "events_applied"), 4);
+	ck_assert_int_eq(neighbors_of(port, 71, nb, 8), 4);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	kill(mock, SIGTERM);
+	ck_assert_int_eq(wait_exit(mock, 20), 0);
+}
+END_TEST
+
 START_TEST(kafka_down_keeps_serving)
 {
 	unsigned port = free_port();
@@ -482,6 +536,7 @@ static Suite *kafka_suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, kafka_exactly_once_across_kill9);
 	tcase_add_test(t, kafka_malformed_counted_and_skipped);
+	tcase_add_test(t, kafka_future_timestamp_does_not_stall);
 	tcase_add_test(t, kafka_down_keeps_serving);
 	tcase_add_test(t, kafka_checkpoint_reports_offsets);
 	tcase_add_test(t, replay_keys_by_src_and_bounds_rate);
