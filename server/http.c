@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -41,7 +42,9 @@ struct worker {
 	struct evbuffer *out; /* reused for every answer */
 	struct event *gate;   /* re-enables accepting after a pause */
 	_Atomic uint64_t accepted; /* connections accepted so far */
+	_Atomic uint64_t accept_errors; /* accept() failures (out of fds) */
 	int paused;           /* listener disabled until gate fires */
+	time_t err_logged;    /* when an accept error was last logged */
 	pthread_t tid;
 	int started;
 };
@@ -131,6 +134,46 @@ static struct bufferevent *on_accept(struct event_base *base, void *arg)
 	return NULL;
 }
 
+/*
+ * accept() failed for a reason retrying at once cannot cure: out of file
+ * descriptors (EMFILE, ENFILE) or memory. The listening socket stays
+ * readable, so libevent would call accept again at once, spinning a core
+ * and logging a line each time: pause this worker's accepting for
+ * ACCEPT_ERR_PAUSE_US instead (open connections are served meanwhile;
+ * waiting clients stay in the kernel's backlog), count it, and log at most
+ * once per ACCEPT_ERR_LOG_S per worker.
+ */
+#define ACCEPT_ERR_PAUSE_US 100000
+#define ACCEPT_ERR_LOG_S 10
+
+static _Thread_local struct worker *tl_worker; /* the worker of this thread */
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	/* arg is evhttp's (its struct evhttp); the callback runs on the
+	 * listener's worker thread */
+	struct worker *w = tl_worker;
+	struct timeval tv = { 0, ACCEPT_ERR_PAUSE_US };
+	int err = EVUTIL_SOCKET_ERROR();
+	time_t now = time(NULL);
+
+	(void)arg;
+	if (!w)
+		return;
+	atomic_fetch_add(&w->accept_errors, 1);
+	if (now >= w->err_logged + ACCEPT_ERR_LOG_S) {
+		w->err_logged = now;
+		fprintf(stderr, "triad serve: accept: %s (worker %u: pausing "
+			"new connections for %d ms; counted in "
+			"triad_http_accept_errors_total)\n",
+			evutil_socket_error_to_string(err), w->idx,
+			ACCEPT_ERR_PAUSE_US / 1000);
+	}
+	evconnlistener_disable(l);
+	w->paused = 1;
+	evtimer_add(w->gate, &tv);
+}
+
 /* Runs on the worker's own thread: accept again after a pause. */
 static void gate_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -147,6 +190,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	tl_worker = w;
 	event_base_dispatch(w->base);
 	return NULL;
 }
@@ -252,6 +296,9 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 			err_set(e, "cannot accept on the listening socket");
 			goto fail;
 		}
+		evconnlistener_set_error_cb(
+			evhttp_bound_socket_get_listener(w->bound),
+			on_accept_error);
 	}
 	freeaddrinfo(ai);
 	return s;
@@ -328,6 +375,12 @@ void http_server_free(struct http_server *s)
 unsigned http_server_workers(const struct http_server *s)
 {
 	return s->n;
+}
+
+uint64_t http_server_accept_errors(const struct http_server *s,
+				   unsigned worker)
+{
+	return worker < s->n ? atomic_load(&s->w[worker].accept_errors) : 0;
 }
 
 uint64_t http_server_accepted(const struct http_server *s, unsigned worker)

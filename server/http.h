@@ -67,6 +67,10 @@ void http_server_stop(struct http_server *s, unsigned grace_ms);
  * far (0 for a worker that does not exist). Any thread. */
 unsigned http_server_workers(const struct http_server *s);
 uint64_t http_server_accepted(const struct http_server *s, unsigned worker);
+/* accept() failures of worker `worker` (out of file descriptors): each
+ * pauses its accepting for 100 ms. Any thread. */
+uint64_t http_server_accept_errors(const struct http_server *s,
+				   unsigned worker);
 
 /* Free (after stop, or when never started). NULL is fine. */
 void http_server_free(struct http_server *s);

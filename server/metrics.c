@@ -135,6 +135,12 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	for (s = 0; s < g->workers; s++)
 		P("triad_http_connections_total{worker=\"%u\"} %llu\n", s,
 		  (unsigned long long)g->conns[s]);
+	P("# HELP triad_http_accept_errors_total accept() failures (out of "
+	  "file descriptors), each pausing the worker's accepting for 100 ms\n"
+	  "# TYPE triad_http_accept_errors_total counter\n");
+	for (s = 0; s < g->workers; s++)
+		P("triad_http_accept_errors_total{worker=\"%u\"} %llu\n", s,
+		  (unsigned long long)g->accept_errors[s]);
 	P("# HELP triad_http_requests_total answered requests by path and "
 	  "status\n# TYPE triad_http_requests_total counter\n");
 	for (r = 0; r < MR_N; r++)

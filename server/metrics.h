@@ -50,6 +50,7 @@ struct metrics_gauges {
 	const char *model;     /* "NAME@VERSION" */
 	unsigned workers;      /* HTTP workers, and the connections each */
 	const uint64_t *conns; /* accepted (workers entries) */
+	const uint64_t *accept_errors; /* accept() failures (workers entries) */
 };
 
 /* Zero every counter. */

@@ -913,11 +913,15 @@ static void h_metrics(struct reqctx *q)
 
 	memset(&g, 0, sizeof(g));
 	g.workers = http_server_workers(s->http);
-	if (!(conns = mem_alloc(g.workers, sizeof(*conns))))
+	/* per worker: connections accepted, then accept() failures */
+	if (!(conns = mem_alloc(2 * (size_t)g.workers, sizeof(*conns))))
 		FAIL(q, 500, "out of memory");
-	for (i = 0; i < g.workers; i++)
+	for (i = 0; i < g.workers; i++) {
 		conns[i] = http_server_accepted(s->http, i);
+		conns[g.workers + i] = http_server_accept_errors(s->http, i);
+	}
 	g.conns = conns;
+	g.accept_errors = conns + g.workers;
 	g.ready = atomic_load(&s->ready);
 	if (g.ready) {
 		graph_stats(s->g, &st);
