@@ -25,6 +25,17 @@
 
 #define MODEL_FILE_MAX (16u << 20)
 
+int model_label_ok(const char *s, int is_name)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++)
+		if (*s < ' ' || *s > '~' || *s == '"' || *s == '\\' ||
+		    (is_name && *s == '@'))
+			return 0;
+	return n >= 1 && n < MODEL_NAME_MAX;
+}
+
 void model_set_name(struct model *m, const char *name, const char *version)
 {
 	snprintf(m->name, sizeof(m->name), "%s", name);
@@ -405,15 +416,13 @@ static int parse(json_object *o, const char *path, struct model *m,
 	if (!(f = field(o, path, "name", json_type_string, e)))
 		return -1;
 	s = json_object_get_string(f);
-	if (!*s || strlen(s) >= MODEL_NAME_MAX || strchr(s, '@') || strchr(s, '"') || strchr(s, '\\'))
-		return err_set(e, "%s: field \"name\": \"%s\" must be 1..%d characters without '@', '\"' or '\\'",
-			       path, s, MODEL_NAME_MAX - 1);
+	if (!model_label_ok(s, 1))
+		return err_set(e, "%s: field \"name\": must be 1..%d printable ASCII characters without '@', '\"' or '\\'",
+			       path, MODEL_NAME_MAX - 1);
 	if (!(x = field(o, path, "version", json_type_string, e)))
 		return -1;
-	if (!*json_object_get_string(x) ||
-	    strlen(json_object_get_string(x)) >= MODEL_NAME_MAX ||
-	    strchr(json_object_get_string(x), '"') || strchr(json_object_get_string(x), '\\'))
-		return err_set(e, "%s: field \"version\": must be 1..%d characters without '\"' or '\\'",
+	if (!model_label_ok(json_object_get_string(x), 0))
+		return err_set(e, "%s: field \"version\": must be 1..%d printable ASCII characters without '\"' or '\\'",
 			       path, MODEL_NAME_MAX - 1);
 	model_set_name(m, s, json_object_get_string(x));
 	if (!(f = field(o, path, "features", json_type_array, e)))

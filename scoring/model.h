@@ -37,6 +37,12 @@
 
 #define MODEL_FORMAT_VERSION 1
 #define MODEL_NAME_MAX 64
+
+/* 1 when s can be a model's name (is_name) or version: 1 to
+ * MODEL_NAME_MAX - 1 printable ASCII characters (space to '~') other than
+ * '"' and '\\', and for a name not '@' ("NAME@VERSION" names a model in
+ * answers, logs and metric labels, which print it as it is). */
+int model_label_ok(const char *s, int is_name);
 #define MODEL_DEPTH_MAX 8u
 #define MODEL_TREES_MAX 1000u
 

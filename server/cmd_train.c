@@ -132,15 +132,15 @@ int cmd_train(int argc, char **argv)
 					return 2;
 				}
 			} else if (!strcmp(a, "--name")) {
-				if (!*next || strlen(next) >= MODEL_NAME_MAX || strpbrk(next, "@\"\\")) {
-					fprintf(stderr, "triad train: --name \"%s\" must be 1..%d characters without '@', '\"' or '\\'\n",
+				if (!model_label_ok(next, 1)) {
+					fprintf(stderr, "triad train: --name \"%s\" must be 1..%d printable ASCII characters without '@', '\"' or '\\'\n",
 						next, MODEL_NAME_MAX - 1);
 					return 2;
 				}
 				o.name = next;
 			} else {
-				if (!*next || strlen(next) >= MODEL_NAME_MAX || strpbrk(next, "\"\\")) {
-					fprintf(stderr, "triad train: --version \"%s\" must be 1..%d characters without '\"' or '\\'\n",
+				if (!model_label_ok(next, 0)) {
+					fprintf(stderr, "triad train: --version \"%s\" must be 1..%d printable ASCII characters without '\"' or '\\'\n",
 						next, MODEL_NAME_MAX - 1);
 					return 2;
 				}

@@ -21,7 +21,9 @@ int jbuf_printf(struct graph_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Append s as a JSON string literal (quotes included), escaping quotes,
- * backslashes and control bytes. 0 or -1. O(strlen(s)). */
+ * backslashes and control bytes; a byte that does not start a well-formed
+ * UTF-8 character (a client's raw bytes, a message cut inside one) becomes
+ * U+FFFD, so the output is always valid JSON. 0 or -1. O(strlen(s)). */
 int jbuf_str(struct graph_buf *b, const char *s);
 
 #endif

@@ -470,6 +470,21 @@ START_TEST(model_files)
 		"\"scale\":[1],\"weights\":[\"1\"],\"bias\":0}", "\"weights[0]\"");
 	refused("trailing.json", GOOD_HEAD "\"features\":[\"mutual\"],\"mean\":[1],"
 		"\"scale\":[1],\"weights\":[1],\"bias\":0} {}", "trailing");
+	/* names and versions are printed as they are (answers, logs, metric
+	 * labels): control characters and non-ASCII bytes are refused */
+#define LR_BODY "\"kind\":\"logistic\",\"features\":[\"mutual\"],\"mean\":[1],\"scale\":[1],\"weights\":[1],\"bias\":0}"
+	refused("nl.json", "{\"format\":\"triad-model\",\"format_version\":1,"
+		"\"name\":\"evil\\nname\",\"version\":\"1\"," LR_BODY, "\"name\"");
+	refused("tab.json", "{\"format\":\"triad-model\",\"format_version\":1,"
+		"\"name\":\"t\",\"version\":\"v\\t1\"," LR_BODY, "\"version\"");
+	refused("ff.json", "{\"format\":\"triad-model\",\"format_version\":1,"
+		"\"name\":\"t\\u00ff\",\"version\":\"1\"," LR_BODY, "\"name\"");
+	refused("at.json", "{\"format\":\"triad-model\",\"format_version\":1,"
+		"\"name\":\"a@b\",\"version\":\"1\"," LR_BODY, "\"name\"");
+#undef LR_BODY
+	ck_assert_int_eq(model_label_ok("lr 2026-12", 1), 1);
+	ck_assert_int_eq(model_label_ok("a@b", 0), 1);
+	ck_assert_int_eq(model_label_ok("", 0), 0);
 	e.msg[0] = '\0';
 	ck_assert_ptr_null(model_load("/nonexistent/model.json", &e));
 	ck_assert_ptr_nonnull(strstr(e.msg, "/nonexistent/model.json"));

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include "graph.h"
+#include "jbuf.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -1438,10 +1439,92 @@ START_TEST(metrics_graph_gauges_match_stats)
 }
 END_TEST
 
+/* 1 when s[0..n) is well-formed UTF-8, decoded code point by code point
+ * (overlong forms, surrogates and values past U+10FFFF refused): an
+ * independent check of jbuf_str's lead-byte ranges. */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+	static const unsigned min[4] = { 0, 0x80, 0x800, 0x10000 };
+	size_t i = 0, j, k;
+
+	while (i < n) {
+		unsigned c = s[i], cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		k = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
+		    : (c & 0xf8) == 0xf0 ? 3 : 0;
+		if (!k || i + k >= n) /* its k continuation bytes past the end */
+			return 0;
+		cp = c & (0x3fu >> k);
+		for (j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + j] & 0x3fu);
+		}
+		if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+static uint64_t xs64(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * jbuf_str always writes valid JSON in valid UTF-8 (a client's raw bytes
+ * and messages cut inside a character included: they came back raw in
+ * error answers), and keeps every well-formed string as it was: random
+ * byte strings, parsed back with json-c.
+ */
+START_TEST(jbuf_str_valid_utf8)
+{
+	static const unsigned char pool[] = {
+		'a', '"', '\\', 0x01, 0x1f, 0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2,
+		0xc3, 0xa9, 0xdf, 0xe0, 0xa0, 0xed, 0x9f, 0xef, 0xf0, 0x90,
+		0xf4, 0x8f, 0xf5, 0xff,
+	};
+	uint64_t seed = 99;
+	int kept = 0;
+
+	for (int t = 0; t < 20000; t++) {
+		unsigned char in[16];
+		struct graph_buf b = { 0 };
+		json_object *o;
+		size_t n = (size_t)(xs64(&seed) % 12), i;
+
+		for (i = 0; i < n; i++)
+			in[i] = pool[xs64(&seed) % sizeof(pool)];
+		in[n] = 0;
+		ck_assert_int_eq(jbuf_str(&b, (const char *)in), 0);
+		ck_assert_msg(utf8_ok(b.p, b.len), "input %zu bytes, case %d", n, t);
+		ck_assert_int_eq(jbuf_add(&b, "", 1), 0); /* NUL-terminate */
+		o = json_tokener_parse((const char *)b.p);
+		ck_assert_msg(o && json_object_is_type(o, json_type_string),
+			      "not a JSON string: %s", (const char *)b.p);
+		if (utf8_ok(in, n)) {
+			ck_assert_str_eq(json_object_get_string(o), (const char *)in);
+			kept++;
+		}
+		json_object_put(o);
+		graph_buf_release(&b);
+	}
+	ck_assert_int_gt(kept, 1000);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
-	TCase *t = tcase_create("e2e");
+	TCase *t = tcase_create("e2e"), *u;
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 120);
@@ -1464,6 +1547,9 @@ static Suite *server_suite(void)
 	tcase_add_test(t, checkpoint_answer_matches_stats);
 	tcase_add_test(t, metrics_graph_gauges_match_stats);
 	suite_add_tcase(s, t);
+	u = tcase_create("unit");
+	tcase_add_test(u, jbuf_str_valid_utf8);
+	suite_add_tcase(s, u);
 	return s;
 }
 
