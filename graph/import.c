@@ -84,10 +84,10 @@ static int attr_type(const igraph_t *g, int want_edge, const char *name)
 
 /*
  * Member ids for every vertex into ids[] (n entries): from the attribute
- * `name` when every vertex has a usable one, else base + index.
+ * `name` when every vertex has a usable one (0), else base + index (1).
  */
-static void member_ids(const igraph_t *g, const char *name, uint64_t base,
-		       uint64_t *ids, igraph_integer_t n)
+static int member_ids(const igraph_t *g, const char *name, uint64_t base,
+		      uint64_t *ids, igraph_integer_t n)
 {
 	int type = name ? attr_type(g, 0, name) : -1;
 	igraph_integer_t v;
@@ -106,9 +106,10 @@ static void member_ids(const igraph_t *g, const char *name, uint64_t base,
 		}
 	}
 	if (ok)
-		return;
+		return 0;
 	for (v = 0; v < n; v++)
 		ids[v] = base + (uint64_t)v;
+	return 1;
 }
 
 /* The edge-ts attribute name and type, or NULL. */
@@ -234,7 +235,8 @@ int import_read(const char *path, const char *format, int directed,
 			(long long)ne);
 		goto out;
 	}
-	member_ids(&g, idattr, base, ids, nv);
+	if (member_ids(&g, idattr, base, ids, nv))
+		out->renumbered++;
 	tsname = ts_attr(&g, &tstype);
 	for (eid = 0; eid < ne; eid++) {
 		struct graph_event ev;

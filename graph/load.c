@@ -130,9 +130,14 @@ static inline int is_sp(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Past blanks, and past a '\r' only when a '\n' follows it: a lone '\r'
+ * (a file with CR-only line endings) stops here and is refused where a
+ * field was expected (bad_token), instead of passing for a blank and
+ * running two lines together ("1 2\r3 4" read as 1 2 with ts 4). Every
+ * buffer parsed ends with '\n', so p[1] is there. */
 static inline const char *skip_sp(const char *p)
 {
-	while (is_sp((unsigned char)*p))
+	while (is_sp((unsigned char)*p) && (*p != '\r' || p[1] == '\n'))
 		p++;
 	return p;
 }
@@ -176,6 +181,12 @@ static int bad_token(struct chunk *c, const char *t, const char *what)
 	const char *te = token_end(t, c->fmt == FMT_CSV);
 	size_t len = (size_t)(te - t);
 
+	if (*t == '\r') {
+		snprintf(c->why, sizeof(c->why), "a carriage return without a "
+			 "newline after it (CR-only line endings? convert them "
+			 "with tr '\\r' '\\n')");
+		return -1;
+	}
 	snprintf(c->why, sizeof(c->why), "\"%.*s%s\" %s",
 		 (int)(len > TOKEN_QUOTE ? TOKEN_QUOTE : len), t,
 		 len > TOKEN_QUOTE ? "..." : "", what);
@@ -256,6 +267,8 @@ static int text_line(struct chunk *c, const char *p, struct graph_event *ev,
 		return 0;
 	}
 	while (*p != '\n') {
+		if (*p == '\r')
+			return bad_token(c, p, "");
 		if (csv) {
 			if (*p != ',')
 				return bad_token(c, p, "is not a field");

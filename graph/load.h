@@ -52,6 +52,9 @@ struct event_list {
 	size_t n, cap;
 	uint64_t bad_skipped;   /* malformed lines skipped (skip_bad) */
 	uint64_t self_loops;    /* src == dst events dropped */
+	uint64_t renumbered;    /* igraph-format files whose node ids were not
+				 * all usable member ids, so their members were
+				 * numbered in file order instead */
 };
 
 /*

@@ -144,6 +144,7 @@ int cmd_load(int argc, char **argv)
 
 	for (i = 0; i < nin; i++) {
 		size_t before = l.n;
+		uint64_t renum = l.renumbered;
 
 		if (progress)
 			fprintf(stderr, "reading %s ...", inputs[i]);
@@ -156,6 +157,12 @@ int cmd_load(int argc, char **argv)
 		if (progress)
 			fprintf(stderr, " %zu events (%.2f s)\n", l.n - before,
 				now_s() - t0);
+		if (l.renumbered > renum)
+			fprintf(stderr, "triad load: warning: %s: not every node "
+				"id is a member id (a decimal number), so its "
+				"members are numbered in file order%s\n",
+				inputs[i], nin > 1 ? "; the numbers of several "
+				"such files overlap" : "");
 	}
 	t1 = now_s();
 	if (progress)

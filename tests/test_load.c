@@ -261,6 +261,16 @@ static const struct {
 	  "1 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", 1,
 	  "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is not a member id",
 	  0 },
+	/* CR-only line endings: refused, not read as blanks that run two
+	 * lines together (3 4 was lost, and 1 2\r5 gave ts 5) */
+	{ "edges", "b.txt", "1 2\r3 4\r\n5 6\n", 1,
+	  "a carriage return without a newline after it", 1 },
+	{ "edges", "b.txt", "5 6\n1 2\r5\r\n", 2,
+	  "a carriage return without a newline after it", 1 },
+	{ "edges", "b.txt", "\r1 2\n5 6\n", 1,
+	  "a carriage return without a newline after it", 1 },
+	{ "csv", "b.csv", "1,2\r3,4\r\n", 1,
+	  "a carriage return without a newline after it", 0 },
 	{ "csv", "b.csv", "1,2\n1;2\n", 2, "\"1;2\" is not a member id", 1 },
 	{ "csv", "b.csv", "1,2,3,4\n", 1, "\"4\" is one field too many", 0 },
 	{ "csv", "b.csv", "1\n", 1, "missing the destination member id", 0 },
@@ -636,6 +646,16 @@ START_TEST(test_gml)
 	ck_assert_uint_eq(l.self_loops, 1);
 	ck_assert(has_pair(&l, 10, 20, 100));
 	ck_assert(has_pair(&l, 20, 30, 200));
+	ck_assert_uint_eq(l.renumbered, 0);
+	event_list_release(&l);
+	/* a node id that is no member id (negative): every member is
+	 * numbered in file order, and the list says so (triad load warns) */
+	ck_assert_msg(load(write_str("n.gml", "graph [ node [ id -5 ] node [ id 2 ]"
+				     " edge [ source -5 target 2 ] ]\n"),
+			   NULL, 0, &l, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_uint_eq(l.renumbered, 1);
+	ck_assert(has_pair(&l, 0, 1, -1));
 	event_list_release(&l);
 	/* gzip: the same */
 	ck_assert_msg(load(write_gz("g.gml.gz", in, strlen(in)), NULL, 0, &l,
