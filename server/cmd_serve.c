@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "load.h"
 #include "model.h"
 #include "serve.h"
 
@@ -19,8 +20,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: triad serve [--snapshot SNAP] [--state DIR] [--listen HOST:PORT]\n"
 "                   [--threads N] [--brokers LIST --topic T [--group G]]\n"
-"                   [--model M] [--events FILE] [--admin-token TOKEN]\n"
-"                   [--checkpoint-secs N]\n"
+"                   [--model M] [--events FILE [--format F]]\n"
+"                   [--admin-token TOKEN] [--checkpoint-secs N]\n"
 "\n"
 "The online service. With no graph source it serves data/facebook_combined.txt\n"
 "on 127.0.0.1:8080 with ingest over HTTP only.\n"
@@ -28,6 +29,8 @@ static void usage(FILE *f)
 "  --state DIR          durable state (checkpoint, offsets, dismissals, log);\n"
 "                       a checkpoint there wins over --snapshot/--events\n"
 "  --events FILE        start from an event/edge file instead of a snapshot\n"
+"  --format F           the format of --events, as triad load takes it\n"
+"                       (default: its extension decides)\n"
 "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8080)\n"
 "  --threads N          HTTP worker threads (default: number of CPUs)\n"
 "  --brokers LIST       Kafka bootstrap servers; consume --topic (default\n"
@@ -101,8 +104,8 @@ static void *load_watch(void *arg)
 static int known_option(const char *a)
 {
 	static const char *const opts[] = {
-		"--snapshot", "--state", "--events", "--brokers", "--topic",
-		"--group", "--model", "--admin-token", "--threads",
+		"--snapshot", "--state", "--events", "--format", "--brokers",
+		"--topic", "--group", "--model", "--admin-token", "--threads",
 		"--checkpoint-secs", "--listen",
 	};
 
@@ -151,6 +154,8 @@ int cmd_serve(int argc, char **argv)
 			o.state = v;
 		else if (!strcmp(a, "--events"))
 			o.events = v;
+		else if (!strcmp(a, "--format"))
+			o.format = v;
 		else if (!strcmp(a, "--brokers"))
 			o.brokers = v;
 		else if (!strcmp(a, "--topic"))
@@ -187,6 +192,11 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (o.topic && !o.brokers)
 		return bad_usage("%s needs --brokers", "--topic");
+	if (o.format && !o.events)
+		return bad_usage("%s needs --events", "--format");
+	if (o.format && !load_format_valid(o.format))
+		return bad_usage("--format \"%s\" is not a format triad load "
+				 "reads", o.format);
 	if (o.snapshot && o.events)
 		return bad_usage("%s: give --snapshot or --events, not both",
 				 "--events");

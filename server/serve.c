@@ -493,9 +493,10 @@ static const char *sample_path(char *buf, size_t n)
 	return buf;
 }
 
-static struct graph *graph_from_events(const char *path, struct err *e)
+static struct graph *graph_from_events(const char *path, const char *format,
+					struct err *e)
 {
-	struct load_opts lo = { NULL, 0, 0, 1 };
+	struct load_opts lo = { format, 0, 0, 1 };
 	struct event_list l = { 0 };
 	struct graph *g = graph_new(0);
 
@@ -536,10 +537,10 @@ int serve_load(struct serve *s, const char **what, struct err *e)
 		g = store_snapshot_open(s->o.snapshot, e);
 		src = "snapshot";
 	} else if (s->o.events) {
-		g = graph_from_events(s->o.events, e);
+		g = graph_from_events(s->o.events, s->o.format, e);
 		src = "event file";
 	} else if (!s->store && !s->o.brokers) {
-		g = graph_from_events(sample_path(buf, sizeof(buf)), e);
+		g = graph_from_events(sample_path(buf, sizeof(buf)), NULL, e);
 		src = "sample data";
 	} else {
 		g = graph_new(0);

@@ -35,6 +35,7 @@ struct serve_opts {
 	const char *snapshot;    /* --snapshot: bootstrap graph */
 	const char *state;       /* --state DIR or NULL */
 	const char *events;      /* --events FILE: bootstrap from an event file */
+	const char *format;      /* --format F of --events (NULL: its extension) */
 	const char *host;        /* listen address */
 	uint16_t port;
 	unsigned threads;        /* HTTP workers; 0 = number of CPUs */

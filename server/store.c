@@ -400,6 +400,18 @@ static int snapshot_txn(MDB_env *env, const struct graph *g, int *mrc,
 	rc = mdb_txn_begin(env, NULL, 0, &txn);
 	if (rc)
 		goto mdb_err;
+	/* a server's --state holds a log of acknowledged events: replacing
+	 * its chunks under it would leave that state unloadable */
+	rc = mdb_dbi_open(txn, "log", 0, &mdbi);
+	if (rc != MDB_NOTFOUND) {
+		if (!rc)
+			err_set(e, "is a server's --state directory, not a "
+				"snapshot: nothing written (give -o another "
+				"directory)");
+		else
+			err_set(e, "%s", mdb_strerror(rc));
+		goto out;
+	}
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &mdbi)) ||
 	    (rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &cdbi)) ||
 	    (rc = mdb_drop(txn, cdbi, 0)))

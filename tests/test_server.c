@@ -22,15 +22,16 @@
 START_TEST(endpoints_answer)
 {
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
+	/* a name whose extension says no format: --format says it */
+	char *args[] = { "--events", NULL, "--format", "edges", NULL };
 	uint64_t rec[16], nb[16];
 	struct resp r;
 	json_object *o;
 	pid_t pid;
 	int n;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
+	write_file(tpath("g.dat"), small_graph);
+	args[1] = (char *)tpath("g.dat");
 	pid = serve_start(port, args);
 
 	r = must(port, "GET", "/healthz", NULL);
@@ -949,6 +950,8 @@ START_TEST(cli_usage_errors)
 		{ "serve", "--threads", "0", NULL },
 		{ "serve", "--bogus", "1", NULL },
 		{ "serve", "--topic", "t", NULL },
+		{ "serve", "--format", "edges", NULL },
+		{ "serve", "--format", "nope", NULL },
 		{ "kafka-mock", "--partitions", "-2", NULL },
 		{ "replay", "x.txt", NULL, NULL },
 	};

@@ -277,6 +277,40 @@ START_TEST(snapshot_replaced_atomically)
 }
 END_TEST
 
+/* triad load -o pointed at a server's --state: refused, the state left as
+ * it was (it used to replace the chunks under the state's log, leaving a
+ * state that no longer loaded). */
+START_TEST(snapshot_refuses_state_dir)
+{
+	struct graph_event *ev = random_events(3000, 400, 0);
+	struct graph *g = graph_of(0, ev, 3000), *h = NULL;
+	struct store *s;
+	struct err e = { "" };
+	uint64_t replayed = 0;
+
+	mk_tmp();
+	s = store_open(path_in("state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	ck_assert_int_eq(store_log_append(s, ev, 100, NULL, NULL, 0, &e), 0);
+	store_close(s);
+	ck_assert_int_eq(store_snapshot_write(path_in("state"), g, &e), -1);
+	ck_assert_msg(strstr(e.msg, "state") && strstr(e.msg, "not a snapshot"),
+		      "%s", e.msg);
+	s = store_open(path_in("state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	ck_assert_int_eq(store_has_checkpoint(s, &e), 0);
+	h = graph_new(0);
+	ck_assert_msg(store_state_load(s, &h, NULL, &replayed, &e) == 0, "%s",
+		      e.msg);
+	ck_assert_uint_eq(replayed, 100); /* the logged events, all there */
+	store_close(s);
+	graph_free(h);
+	graph_free(g);
+	free(ev);
+	rm_tree(tmpdir);
+}
+END_TEST
+
 /* Write a snapshot, damage it, expect a refusal mentioning `want`. */
 static void tamper_case(enum store_tamper what, const char *want)
 {
@@ -596,6 +630,7 @@ static Suite *store_suite(void)
 	tcase_add_test(snap, snapshot_roundtrip_hub);
 	tcase_add_test(snap, snapshot_roundtrip_empty);
 	tcase_add_test(snap, snapshot_replaced_atomically);
+	tcase_add_test(snap, snapshot_refuses_state_dir);
 	tcase_add_test(snap, snapshot_refuses_flipped_byte);
 	tcase_add_test(snap, snapshot_refuses_truncated_record);
 	tcase_add_test(snap, snapshot_refuses_missing_chunk);
