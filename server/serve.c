@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -740,8 +741,6 @@ static void h_members(struct reqctx *q, const char *idstr)
 	if (query_u64(idstr, strlen(idstr), &id))
 		FAIL(q, 400, "member id must be an unsigned "
 				   "64-bit decimal");
-	if (http_req_query(q->r) && *http_req_query(q->r))
-		FAIL(q, 400, "no parameters expected");
 	graph_view_begin(q->s->g, &v);
 	u = graph_lookup(&v, id);
 	if (u == GRAPH_NONE) {
@@ -958,6 +957,17 @@ static void h_metrics(struct reqctx *q)
 	reply_buf(q, 200, "text/plain; version=0.0.4");
 }
 
+/* a == b, in a time that does not depend on where they first differ. */
+static int token_eq(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b), i;
+	unsigned char d = na != nb;
+
+	for (i = 0; i < na && i < nb; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return !d;
+}
+
 static int admin_allowed(struct reqctx *q)
 {
 	const char *tok = q->s->o.admin_token, *h;
@@ -967,10 +977,11 @@ static int admin_allowed(struct reqctx *q)
 	if (!tok || !*tok)
 		return 0;
 	h = http_req_header(q->r, "X-Admin-Token");
-	if (h && !strcmp(h, tok))
+	if (h && token_eq(h, tok))
 		return 1;
+	/* RFC 7235: the scheme's name is case-insensitive */
 	h = http_req_header(q->r, "Authorization");
-	return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, tok);
+	return h && !strncasecmp(h, "Bearer ", 7) && token_eq(h + 7, tok);
 }
 
 static void h_checkpoint(struct reqctx *q)
@@ -1028,10 +1039,17 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 	uint64_t t0 = now_us();
 	int ready = atomic_load(&s->ready);
 
+	/* only /recommend and /dismiss take parameters; the others refuse
+	 * any, as /members/ID always did */
+	const char *qs = http_req_query(r);
+	int params = qs && *qs;
+
 	if (!strcmp(path, "/healthz")) {
 		route = MR_HEALTHZ;
 		if (m != HTTP_GET)
 			reply_405(&q, "GET");
+		else if (params)
+			reply_error(&q, 400, "no parameters expected");
 		else if (ready) {
 			q.status = 200;
 			http_reply(r, 200, "text/plain", "ok\n", 3, NULL);
@@ -1043,6 +1061,8 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 		route = MR_METRICS;
 		if (m != HTTP_GET)
 			reply_405(&q, "GET");
+		else if (params)
+			reply_error(&q, 400, "no parameters expected");
 		else
 			h_metrics(&q);
 	} else {
@@ -1074,6 +1094,9 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 			route = rt[i].route;
 			if (m != rt[i].m)
 				reply_405(&q, rt[i].allow);
+			else if (params && route != MR_RECOMMEND &&
+				 route != MR_DISMISS)
+				reply_error(&q, 400, "no parameters expected");
 			else if (!ready)
 				reply_error(&q, 503, "loading");
 			else if (route == MR_RECOMMEND)

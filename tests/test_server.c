@@ -133,6 +133,12 @@ START_TEST(bad_inputs_refused)
 		{ "DELETE", "/stats", 405 },
 		{ "PUT", "/dismiss?member=1&candidate=4", 405 },
 		{ "GET", "/admin/checkpoint", 405 },
+		/* only /recommend and /dismiss take parameters */
+		{ "GET", "/stats?x=1", 400 },
+		{ "GET", "/healthz?x=1", 400 },
+		{ "GET", "/metrics?x=1", 400 },
+		{ "POST", "/admin/checkpoint?x=1", 400 },
+		{ "GET", "/members/1?x=1", 400 },
 		{ "GET", "/nope", 404 },
 		{ "GET", "/", 404 },
 		{ "GET", "/members/abc", 400 },
@@ -937,6 +943,12 @@ START_TEST(admin_needs_loopback_or_token)
 		ck_assert_int_eq(admin_post(out, port,
 					    "Authorization: Bearer s3cre\r\n"),
 				 403);
+		/* the scheme's name is case-insensitive (RFC 7235) */
+		ck_assert_int_eq(admin_post(out, port,
+					    "Authorization: bearer s3cret\r\n"),
+				 200);
+		ck_assert_int_eq(admin_post(out, port,
+					    "X-Admin-Token: s3cret2\r\n"), 403);
 	}
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
