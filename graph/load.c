@@ -322,9 +322,12 @@ static int chunk_run(struct chunk *c)
 		int comment = (*s == '#' || *s == '%') &&
 			      c->fmt != FMT_NDJSON;
 
+		/* a csv header starts like a name ("src,dst", "\"From\",..."),
+		 * so a first line such as "-1,2" is a bad line, not skipped */
 		if (*s == '\n' || comment ||
 		    (c->first && c->fmt == FMT_CSV &&
-		     (unsigned)*s - '0' > 9)) {
+		     ((unsigned)(*s | 0x20) - 'a' < 26 || *s == '"' ||
+		      *s == '_'))) {
 			if (*s != '\n' && !comment)
 				c->first = 0; /* the csv header line */
 			nl = *s == '\n' ? s : memchr(s, '\n', (size_t)(end - s));

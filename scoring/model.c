@@ -495,7 +495,7 @@ struct model *model_load(const char *path, struct err *e)
 		}
 	}
 	if (ferror(f)) {
-		err_set(e, "%s: read error", path);
+		err_set(e, "%s: read error: %m", path); /* EISDIR for a directory */
 		goto fail;
 	}
 	text[len] = '\0';

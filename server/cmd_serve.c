@@ -186,6 +186,12 @@ int cmd_serve(int argc, char **argv)
 						 "HOST:PORT", v);
 			memcpy(host, v, (size_t)(colon - v));
 			host[colon - v] = 0;
+			/* [::1]:8080: an IPv6 address in brackets */
+			if (host[0] == '[' && colon - v >= 2 &&
+			    host[colon - v - 1] == ']') {
+				memmove(host, host + 1, (size_t)(colon - v) - 2);
+				host[colon - v - 2] = 0;
+			}
 			o.host = host;
 			o.port = (uint16_t)n;
 		}
@@ -220,8 +226,9 @@ int cmd_serve(int argc, char **argv)
 		serve_free(s);
 		return 1;
 	}
-	fprintf(stderr, "triad serve: listening on http://%s:%u (loading)\n",
-		o.host, (unsigned)o.port);
+	fprintf(stderr, "triad serve: listening on http://%s%s%s:%u (loading)\n",
+		strchr(o.host, ':') ? "[" : "", o.host,
+		strchr(o.host, ':') ? "]" : "", (unsigned)o.port);
 	watching = !pthread_create(&watcher, NULL, load_watch, &set);
 	rc = serve_load(s, &what, &e);
 	atomic_store(&loading, 0);

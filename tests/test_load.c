@@ -272,6 +272,8 @@ static const struct {
 	{ "csv", "b.csv", "1,2\r3,4\r\n", 1,
 	  "a carriage return without a newline after it", 0 },
 	{ "csv", "b.csv", "1,2\n1;2\n", 2, "\"1;2\" is not a member id", 1 },
+	/* a first line that does not start like a name is no header */
+	{ "csv", "b.csv", "-1,2\n3,4\n", 1, "\"-1\" is not a member id", 1 },
 	{ "csv", "b.csv", "1,2,3,4\n", 1, "\"4\" is one field too many", 0 },
 	{ "csv", "b.csv", "1\n", 1, "missing the destination member id", 0 },
 	{ "csv", "b.csv", "a,b\n1,2\nx,3\n", 3, "\"x\" is not a member id",

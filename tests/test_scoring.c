@@ -485,6 +485,9 @@ START_TEST(model_files)
 	ck_assert_int_eq(model_label_ok("lr 2026-12", 1), 1);
 	ck_assert_int_eq(model_label_ok("a@b", 0), 1);
 	ck_assert_int_eq(model_label_ok("", 0), 0);
+	/* a directory: the reason, not a bare "read error" */
+	ck_assert_ptr_null(model_load(tmpdir, &e));
+	ck_assert_msg(strstr(e.msg, "directory"), "%s", e.msg);
 	e.msg[0] = '\0';
 	ck_assert_ptr_null(model_load("/nonexistent/model.json", &e));
 	ck_assert_ptr_nonnull(strstr(e.msg, "/nonexistent/model.json"));
