@@ -329,6 +329,11 @@ static int import_check_symmetric(struct graph *g, struct err *e)
 
 int graph_import_end(struct graph *g, struct err *e)
 {
+	return graph_import_end_verified(g, 0, e);
+}
+
+int graph_import_end_verified(struct graph *g, int verified, struct err *e)
+{
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
 	uint64_t nch = (g->imp_n + GRAPH_CHUNK - 1) / GRAPH_CHUNK, c, half;
@@ -382,7 +387,7 @@ int graph_import_end(struct graph *g, struct err *e)
 	free(g->imp_seen);
 	g->imp_seen = NULL;
 	gc_flush(g);
-	if (!g->directed && import_check_symmetric(g, e))
+	if (!g->directed && !verified && import_check_symmetric(g, e))
 		return -1; /* the caller frees g, as after any refusal */
 	return 0;
 }

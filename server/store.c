@@ -351,7 +351,8 @@ static int sum_write(const char *path, struct err *e)
 	return 0;
 }
 
-/* 0 when SNAP has no triad.sum or data.mdb matches it; -1 with e filled. */
+/* 1 when data.mdb matches SNAP/triad.sum, 0 when SNAP has none; -1 with e
+ * filled. */
 static int sum_check(const char *path, struct err *e)
 {
 	char db[4096], fn[4096], line[128];
@@ -383,7 +384,7 @@ static int sum_check(const char *path, struct err *e)
 			       "interrupted: load it again", db,
 			       (unsigned long long)size, crc, want_size,
 			       want_crc);
-	return 0;
+	return 1;
 }
 
 /* Open an existing environment read-only without a lock file. */
@@ -455,8 +456,9 @@ static int put_chunk(MDB_txn *txn, MDB_dbi dbi, const struct graph_view *v,
 }
 
 /* Read meta + chunks of an open transaction into a new graph. */
+/* verified: the file matched its whole-file checksum (sum_check). */
 static struct graph *load_graph(MDB_txn *txn, MDB_dbi mdbi, MDB_dbi cdbi,
-				const char *path, struct err *e)
+				const char *path, int verified, struct err *e)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val k, d;
@@ -537,7 +539,7 @@ static struct graph *load_graph(MDB_txn *txn, MDB_dbi mdbi, MDB_dbi cdbi,
 	}
 	mdb_cursor_close(cur);
 	cur = NULL;
-	if (graph_import_end(g, e)) {
+	if (graph_import_end_verified(g, verified, e)) {
 		err_prefix(e, "\"%s\"", path);
 		goto fail;
 	}
@@ -680,9 +682,9 @@ struct graph *store_snapshot_open(const char *path, struct err *e)
 	MDB_txn *txn = NULL;
 	MDB_dbi mdbi, cdbi;
 	struct graph *g = NULL;
-	int rc;
+	int rc, verified = sum_check(path, e);
 
-	if (sum_check(path, e) || env_open_ro(path, &env, e))
+	if (verified < 0 || env_open_ro(path, &env, e))
 		return NULL;
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc) {
@@ -700,7 +702,7 @@ struct graph *store_snapshot_open(const char *path, struct err *e)
 			mdb_fail(e, rc, path, "cannot read");
 		goto out;
 	}
-	g = load_graph(txn, mdbi, cdbi, path, e);
+	g = load_graph(txn, mdbi, cdbi, path, verified, e);
 out:
 	if (txn)
 		mdb_txn_abort(txn);
@@ -1034,7 +1036,7 @@ int store_state_load(struct store *s, struct graph **g_out,
 	mk.mv_size = 5;
 	rc = mdb_get(txn, s->meta, &mk, &md);
 	if (!rc) {
-		fresh = load_graph(txn, s->meta, s->chunks, s->dir, e);
+		fresh = load_graph(txn, s->meta, s->chunks, s->dir, 0, e);
 		if (!fresh)
 			goto out;
 		g = fresh;
