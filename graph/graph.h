@@ -370,12 +370,6 @@ int graph_import_chunk(struct graph *g, uint32_t c, const void *p,
 		       size_t len, struct err *e);
 int graph_import_end(struct graph *g, struct err *e);
 
-/* graph_import_end, without the O(E) symmetry pass when `verified`: for
- * bytes shown to be exactly what graph_chunk_encode wrote from a graph
- * (a snapshot whose whole-file checksum matched), symmetric by
- * construction. Every other check still runs. */
-int graph_import_end_verified(struct graph *g, int verified, struct err *e);
-
 /*
  * Writer side: the chunks changed since the last call (ascending), for
  * incremental checkpoints. *out is malloc'd, the caller frees it. 0 or -1.

@@ -136,12 +136,13 @@ static struct bufferevent *on_accept(struct event_base *base, void *arg)
 
 /*
  * accept() failed for a reason retrying at once cannot cure: out of file
- * descriptors (EMFILE, ENFILE) or memory. The listening socket stays
- * readable, so libevent would call accept again at once, spinning a core
- * and logging a line each time: pause this worker's accepting for
- * ACCEPT_ERR_PAUSE_US instead (open connections are served meanwhile;
- * waiting clients stay in the kernel's backlog), count it, and log at most
- * once per ACCEPT_ERR_LOG_S per worker.
+ * descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM). The listening
+ * socket stays readable, so libevent would call accept again at once,
+ * spinning a core and logging a line each time: pause this worker's
+ * accepting for ACCEPT_ERR_PAUSE_US instead (open connections are served
+ * meanwhile; waiting clients stay in the kernel's backlog), count it, and
+ * log at most once per ACCEPT_ERR_LOG_S per worker. Other failures (a
+ * network error on one connection) pass.
  */
 #define ACCEPT_ERR_PAUSE_US 100000
 #define ACCEPT_ERR_LOG_S 10
@@ -159,6 +160,10 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 	(void)arg;
 	if (!w)
+		return;
+	/* only running out of something is worth a pause; other failures
+	 * (a network error on one connection) are that connection's */
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
 		return;
 	atomic_fetch_add(&w->accept_errors, 1);
 	if (now >= w->err_logged + ACCEPT_ERR_LOG_S) {

@@ -76,7 +76,7 @@ static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v,
 struct pend {
 	struct graph_event ev;
 	int64_t ts_ms;  /* Kafka message timestamp, -1 when none */
-	int64_t got_ms; /* when it was fetched (now_ms) */
+	int64_t got_ms; /* when it was fetched (mono_ms) */
 	int64_t offset;
 	int bad;        /* malformed: counted, skipped, still moves the offset */
 };
@@ -226,6 +226,15 @@ static int64_t now_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Monotonic ms, for how long a message has waited here. */
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /*
  * One fetched message or event into its partition's buffer (parsed, bad
  * ones counted). An event without "ts" takes the message's timestamp, so
@@ -257,7 +266,7 @@ static int take(struct kafka_consumer *k, rd_kafka_message_t *m)
 	pt->eof = 0;
 	ts = rd_kafka_message_timestamp(m, &tt);
 	x->ts_ms = tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
-	x->got_ms = now_ms();
+	x->got_ms = mono_ms();
 	x->offset = m->offset;
 	x->bad = 0;
 	if (!m->len) {
@@ -316,7 +325,7 @@ static ssize_t fill(struct kafka_consumer *k)
  * *nbad counts the malformed ones released. Returns messages released. */
 static size_t release(struct kafka_consumer *k, size_t *nbad)
 {
-	int64_t now = now_ms();
+	int64_t now = now_ms(), mono = mono_ms();
 	size_t done = 0;
 	int32_t i, best;
 
@@ -346,7 +355,7 @@ static size_t release(struct kafka_consumer *k, size_t *nbad)
 			pt = &k->parts[i];
 			if (i != best && !pt->len &&
 			    !(pt->eof && (h->ts_ms + KAFKA_MERGE_SKEW_MS <= now ||
-					  h->got_ms + KAFKA_MERGE_WAIT_MS <= now)))
+					  h->got_ms + KAFKA_MERGE_WAIT_MS <= mono)))
 				break;
 		}
 		if (i < k->nparts)

@@ -278,12 +278,14 @@ static int file_crc(const char *fn, uint64_t *size, uint32_t *crc,
 	struct crc_part a, b;
 	struct stat st;
 	pthread_t t;
-	int fd = open(fn, O_RDONLY | O_CLOEXEC), two;
+	/* O_NONBLOCK: a FIFO in its place must not hang the open */
+	int fd = open(fn, O_RDONLY | O_CLOEXEC | O_NONBLOCK), two;
 
 	if (fd < 0)
 		return err_set(e, "\"%s\": %s", fn, strerror(errno));
-	if (fstat(fd, &st)) {
-		err_set(e, "\"%s\": %s", fn, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		err_set(e, "\"%s\": %s", fn, S_ISREG(st.st_mode) ?
+			strerror(errno) : "not a regular file");
 		close(fd);
 		return -1;
 	}
@@ -341,12 +343,19 @@ static int sum_write(const char *path, struct err *e)
 		return err_set(e, "\"%s\": %s", tmp, strerror(errno));
 	ok = fprintf(f, "triad-snapshot crc32 %llu %08x\n",
 		     (unsigned long long)size, crc) > 0;
-	ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
-	ok &= fclose(f) == 0;
-	if (!ok || rename(tmp, fn)) {
+	ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (fclose(f) || !ok || rename(tmp, fn)) {
 		err_set(e, "\"%s\": cannot write: %s", fn, strerror(errno));
 		unlink(tmp);
 		return -1;
+	}
+	{ /* the rename itself on disk */
+		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
 	}
 	return 0;
 }
@@ -387,13 +396,11 @@ static int sum_check(const char *path, struct err *e)
 	return 1;
 }
 
-/* Open an existing environment read-only without a lock file. */
-static int env_open_ro(const char *path, MDB_env **out, struct err *e)
+/* path is a directory holding a regular file data.mdb. */
+static int env_check_paths(const char *path, struct err *e)
 {
 	char fn[4096];
 	struct stat st;
-	MDB_env *env = NULL;
-	int rc;
 
 	if (snprintf(fn, sizeof(fn), "%s/data.mdb", path) >= (int)sizeof(fn))
 		return err_set(e, "\"%s\": path too long", path);
@@ -405,6 +412,24 @@ static int env_open_ro(const char *path, MDB_env **out, struct err *e)
 		return err_set(e, "\"%s\": %s", fn, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return err_set(e, "\"%s\": not a regular file", fn);
+	if (!st.st_size)
+		return err_set(e, "\"%s\": empty file", fn);
+	return 0;
+}
+
+/* Open an existing environment read-only without a lock file. */
+static int env_open_ro(const char *path, MDB_env **out, struct err *e)
+{
+	char fn[4096];
+	struct stat st;
+	MDB_env *env = NULL;
+	int rc;
+
+	if (env_check_paths(path, e))
+		return -1;
+	snprintf(fn, sizeof(fn), "%s/data.mdb", path);
+	if (stat(fn, &st))
+		return err_set(e, "\"%s\": %s", fn, strerror(errno));
 	rc = mdb_env_create(&env);
 	if (rc)
 		return mdb_fail(e, rc, path, "cannot create environment");
@@ -456,9 +481,8 @@ static int put_chunk(MDB_txn *txn, MDB_dbi dbi, const struct graph_view *v,
 }
 
 /* Read meta + chunks of an open transaction into a new graph. */
-/* verified: the file matched its whole-file checksum (sum_check). */
 static struct graph *load_graph(MDB_txn *txn, MDB_dbi mdbi, MDB_dbi cdbi,
-				const char *path, int verified, struct err *e)
+				const char *path, struct err *e)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val k, d;
@@ -539,7 +563,7 @@ static struct graph *load_graph(MDB_txn *txn, MDB_dbi mdbi, MDB_dbi cdbi,
 	}
 	mdb_cursor_close(cur);
 	cur = NULL;
-	if (graph_import_end_verified(g, verified, e)) {
+	if (graph_import_end(g, e)) {
 		err_prefix(e, "\"%s\"", path);
 		goto fail;
 	}
@@ -553,9 +577,10 @@ fail:
 
 /* ---- offline snapshots ------------------------------------------------- */
 
-static int snapshot_txn(MDB_env *env, const struct graph *g, int *mrc,
-			struct err *e)
+static int snapshot_txn(MDB_env *env, const char *path, const struct graph *g,
+			int *mrc, struct err *e)
 {
+	char sum[4096];
 	MDB_txn *txn = NULL;
 	MDB_dbi mdbi, cdbi;
 	struct graph_view v;
@@ -581,6 +606,14 @@ static int snapshot_txn(MDB_env *env, const struct graph *g, int *mrc,
 				"directory)");
 		else
 			err_set(e, "%s", mdb_strerror(rc));
+		goto out;
+	}
+	/* writing now: until the new checksum is written, none (not a
+	 * stale one, which would refuse the new file) */
+	if (sum_path(sum, sizeof(sum), path, SUM_FILE, e))
+		goto out;
+	if (unlink(sum) && errno != ENOENT) {
+		err_set(e, "\"%s\": %s", sum, strerror(errno));
 		goto out;
 	}
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &mdbi)) ||
@@ -634,14 +667,6 @@ int store_snapshot_write(const char *path, const struct graph *g,
 
 	if (ensure_dir(path, e))
 		return -1;
-	{ /* until the new checksum is written, none (not a stale one) */
-		char fn[4096];
-
-		if (sum_path(fn, sizeof(fn), path, SUM_FILE, e))
-			return -1;
-		if (unlink(fn) && errno != ENOENT)
-			return err_set(e, "\"%s\": %s", fn, strerror(errno));
-	}
 	graph_stats(g, &gs);
 	/* encoded chunks are about the in-memory base size; leave room for
 	 * B-tree pages and LMDB's copy-on-write of a replaced snapshot */
@@ -663,7 +688,7 @@ int store_snapshot_write(const char *path, const struct graph *g,
 			mdb_env_close(env);
 			return mdb_fail(e, rc, path, "cannot open");
 		}
-		rc = snapshot_txn(env, g, &mrc, e);
+		rc = snapshot_txn(env, path, g, &mrc, e);
 		mdb_env_close(env);
 		if (!rc)
 			return sum_write(path, e);
@@ -682,9 +707,10 @@ struct graph *store_snapshot_open(const char *path, struct err *e)
 	MDB_txn *txn = NULL;
 	MDB_dbi mdbi, cdbi;
 	struct graph *g = NULL;
-	int rc, verified = sum_check(path, e);
+	int rc;
 
-	if (verified < 0 || env_open_ro(path, &env, e))
+	if (env_check_paths(path, e) || sum_check(path, e) < 0 ||
+	    env_open_ro(path, &env, e))
 		return NULL;
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc) {
@@ -702,7 +728,7 @@ struct graph *store_snapshot_open(const char *path, struct err *e)
 			mdb_fail(e, rc, path, "cannot read");
 		goto out;
 	}
-	g = load_graph(txn, mdbi, cdbi, path, verified, e);
+	g = load_graph(txn, mdbi, cdbi, path, e);
 out:
 	if (txn)
 		mdb_txn_abort(txn);
@@ -797,8 +823,9 @@ int store_snapshot_tamper(const char *path, enum store_tamper what,
 	{
 		char fn[4096];
 
-		if (!sum_path(fn, sizeof(fn), path, SUM_FILE, e) &&
-		    !access(fn, F_OK))
+		if (sum_path(fn, sizeof(fn), path, SUM_FILE, e))
+			ret = -1;
+		else if (!access(fn, F_OK))
 			ret = sum_write(path, e); /* the commit is on disk */
 	}
 	goto out;
@@ -1036,7 +1063,7 @@ int store_state_load(struct store *s, struct graph **g_out,
 	mk.mv_size = 5;
 	rc = mdb_get(txn, s->meta, &mk, &md);
 	if (!rc) {
-		fresh = load_graph(txn, s->meta, s->chunks, s->dir, 0, e);
+		fresh = load_graph(txn, s->meta, s->chunks, s->dir, e);
 		if (!fresh)
 			goto out;
 		g = fresh;
