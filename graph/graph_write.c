@@ -147,8 +147,15 @@ static int merge_vertex(struct graph *g, uint32_t u, struct wsum *ws)
 	if (graph_scratch_reserve(g, r.deg ? r.deg : 1))
 		return -1;
 	iter_init_ref(&it, &r);
-	while (it_next_raw(&it, &g->sid[n], &g->sts[n]))
+	/* a list yields deg entries; the bound holds even if counts were
+	 * ever wrong (a damaged import), so the scratch cannot overflow */
+	for (;;) {
+		if (n >= g->scap && graph_scratch_reserve(g, (size_t)n * 2 + 16))
+			return -1;
+		if (!it_next_raw(&it, &g->sid[n], &g->sts[n]))
+			break;
 		n++;
+	}
 	if (n) {
 		g->enc.len = 0;
 		if (adj_encode(g->sid, g->sts, n, &g->enc))
