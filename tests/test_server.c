@@ -1045,6 +1045,23 @@ static long cpu_ticks(pid_t pid)
 	return (long)(ut + st);
 }
 
+/* The soft limit on open files of process pid (/proc/PID/limits). */
+static long nofile_soft(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Max open files", 14))
+			v = strtol(line + 14, NULL, 10);
+	fclose(f);
+	return v;
+}
+
 /*
  * Out of file descriptors: accept() fails while connections wait. The
  * workers pause accepting (a few log lines, a counter) instead of calling
@@ -1072,6 +1089,13 @@ START_TEST(out_of_fds_pauses_accepting)
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 	pid = serve_start(port, args);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	if (nofile_soft(pid) != 40) {
+		/* the limit did not reach the server: under valgrind, whose
+		 * setrlimit is its own; nothing to test then */
+		kill(pid, SIGTERM);
+		ck_assert_int_eq(wait_exit(pid, 20), 0);
+		return;
+	}
 	for (i = 0; i < 80; i++)
 		if ((fd[n] = connect_port(port)) >= 0)
 			n++;
