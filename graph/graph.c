@@ -590,11 +590,9 @@ uint32_t graph_vertex_find(struct graph *g, uint64_t member)
 /* Writer: the vertex of `member`, created when new. GRAPH_NONE on OOM. */
 uint32_t graph_vertex_get(struct graph *g, uint64_t member)
 {
-	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
-						     memory_order_relaxed);
-	struct idmap *m = atomic_load_explicit(&g->im, memory_order_relaxed);
-	uint32_t n = atomic_load_explicit(&vt->n, memory_order_relaxed);
-	uint32_t id = idmap_find(m, vt, n, member);
+	struct graph_vtab *vt;
+	struct idmap *m;
+	uint32_t n, id = graph_vertex_find(g, member);
 
 	if (id != GRAPH_NONE)
 		return id;
@@ -602,6 +600,7 @@ uint32_t graph_vertex_get(struct graph *g, uint64_t member)
 		return GRAPH_NONE;
 	vt = atomic_load_explicit(&g->vt, memory_order_relaxed);
 	m = atomic_load_explicit(&g->im, memory_order_relaxed);
+	n = atomic_load_explicit(&vt->n, memory_order_relaxed);
 	id = n;
 	vt->v[id].ext = member;
 	atomic_store_explicit(&vt->v[id].slot, 0, memory_order_relaxed);

@@ -284,24 +284,15 @@ static uint64_t sym_hash(uint64_t key, uint32_t a, uint32_t b, uint32_t ts)
 	return sym_mix(sym_mix(key ^ ((uint64_t)a << 32 | b)) ^ ts);
 }
 
-/*
- * An undirected graph stores each edge twice; the bytes are untrusted, so
- * check that whenever u lists w, w lists u with the same timestamp (an
- * even half-edge count alone lets one-sided lists through, and then a
- * remove or a count disagrees between the two ends). Lists are sets, so
- * this holds iff the half-edges above the diagonal, mirrored, are the
- * half-edges below it: compared as multiset hashes (a sum of a keyed
- * 64-bit hash per edge, key fresh per import) and counts, which one pass
- * over the lists computes. A damaged file passes with probability about
- * 2^-64. O(E) time, no extra memory; an edge lookup per half-edge instead
- * made opening a 4M-edge snapshot 6x slower. On all cores (par_run):
- * 36% of a reopen in perf on one.
- */
 /* The pass over the lists, split into pieces of SYM_PIECE vertices taken
  * by the workers of par_run: the sums commute, so each worker keeps its
  * own and they are added at the end. */
 #define SYM_PIECE 4096u
 #define SYM_WORKERS 8u
+
+struct sym_sums {
+	uint64_t up, down, nup, ndown; /* hash sums and counts, w > u / w < u */
+};
 
 struct sym_ctx {
 	struct graph *g;
@@ -309,16 +300,15 @@ struct sym_ctx {
 	uint32_t n;
 	atomic_size_t next;
 	atomic_int stop;
-	uint64_t up[SYM_WORKERS], down[SYM_WORKERS];
-	uint64_t nup[SYM_WORKERS], ndown[SYM_WORKERS];
+	struct sym_sums part[SYM_WORKERS];
 };
 
 static int sym_worker(void *arg, unsigned worker, struct err *e)
 {
 	struct sym_ctx *c = arg;
+	struct sym_sums x = { 0, 0, 0, 0 };
 	struct graph_view v;
 	size_t piece;
-	uint64_t up = 0, down = 0, nup = 0, ndown = 0;
 	uint32_t w, ts;
 
 	(void)e;
@@ -334,29 +324,39 @@ static int sym_worker(void *arg, unsigned worker, struct err *e)
 			graph_iter_init(&it, &v, u);
 			while (graph_iter_next(&it, &w, &ts)) {
 				if (w > u) {
-					up += sym_hash(c->key, u, w, ts);
-					nup++;
+					x.up += sym_hash(c->key, u, w, ts);
+					x.nup++;
 				} else {
-					down += sym_hash(c->key, w, u, ts);
-					ndown++;
+					x.down += sym_hash(c->key, w, u, ts);
+					x.ndown++;
 				}
 			}
 		}
 	}
 	graph_view_end(&v);
-	c->up[worker] = up;
-	c->down[worker] = down;
-	c->nup[worker] = nup;
-	c->ndown[worker] = ndown;
+	c->part[worker] = x;
 	return 0;
 }
 
+/*
+ * An undirected graph stores each edge twice; the bytes are untrusted, so
+ * check that whenever u lists w, w lists u with the same timestamp (an
+ * even half-edge count alone lets one-sided lists through, and then a
+ * remove or a count disagrees between the two ends). Lists are sets, so
+ * this holds iff the half-edges above the diagonal, mirrored, are the
+ * half-edges below it: compared as multiset hashes (a sum of a keyed
+ * 64-bit hash per edge, key fresh per import) and counts, which one pass
+ * over the lists computes. A damaged file passes with probability about
+ * 2^-64. O(E) time, no extra memory; an edge lookup per half-edge instead
+ * made opening a 4M-edge snapshot 6x slower. It is 36% of a reopen (perf,
+ * one core), so it runs on all cores (sym_worker).
+ */
 static int import_check_symmetric(struct graph *g, struct err *e)
 {
 	struct sym_ctx *c = calloc(1, sizeof(*c));
 	struct graph_view v;
 	struct timespec now;
-	uint64_t up = 0, down = 0, nup = 0, ndown = 0;
+	struct sym_sums t = { 0, 0, 0, 0 };
 	unsigned nw, i;
 	int rc;
 
@@ -375,15 +375,15 @@ static int import_check_symmetric(struct graph *g, struct err *e)
 			 (c->n + (size_t)SYM_PIECE - 1) / SYM_PIECE);
 	rc = par_run(nw, sym_worker, c, &c->stop, e);
 	for (i = 0; i < nw; i++) {
-		up += c->up[i];
-		down += c->down[i];
-		nup += c->nup[i];
-		ndown += c->ndown[i];
+		t.up += c->part[i].up;
+		t.down += c->part[i].down;
+		t.nup += c->part[i].nup;
+		t.ndown += c->part[i].ndown;
 	}
 	free(c);
 	if (rc)
 		return -1;
-	if (nup != ndown || up != down)
+	if (t.nup != t.ndown || t.up != t.down)
 		return err_set(e, "undirected lists are not symmetric");
 	return 0;
 }

@@ -542,10 +542,10 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 
 			q = (size_t)j % APPLY_RING;
 			g->su[q] = g->sw[q] = GRAPH_NONE;
-			if (ev[j].src != ev[j].dst &&
-			    ev[j].op == GRAPH_REMOVE) {
-				/* a remove creates no member: one that
-				 * names an unknown member is a no-op */
+			/* a self-loop keeps su = sw = GRAPH_NONE; a remove
+			 * creates no member, and one naming an unknown
+			 * member is a no-op: su = GRAPH_NONE, sw = 0 */
+			if (ev[j].src != ev[j].dst && ev[j].op == GRAPH_REMOVE) {
 				g->su[q] = graph_vertex_find(g, ev[j].src);
 				g->sw[q] = graph_vertex_find(g, ev[j].dst);
 				if (g->su[q] == GRAPH_NONE ||

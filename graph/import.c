@@ -163,11 +163,8 @@ static FILE *open_plain(const char *path, struct err *e)
 		err_set(e, "%s: %s", path, gzerror(gz, &zerr));
 		goto fail;
 	}
-	if (load_gz_truncated(gz)) {
-		err_set(e, "%s: truncated gzip input (unexpected end of file)",
-			path);
+	if (load_gz_truncated(gz, path, e))
 		goto fail;
-	}
 	rewind(f);
 	goto out;
 fail:

@@ -576,12 +576,15 @@ static int gz_fail(gzFile gz, const char *path, struct err *e)
 	return err_set(e, "%s: %s", path, msg ? msg : "read error");
 }
 
-int load_gz_truncated(gzFile gz)
+int load_gz_truncated(gzFile gz, const char *path, struct err *e)
 {
 	int zerr = Z_OK;
 
 	gzerror(gz, &zerr);
-	return zerr == Z_BUF_ERROR;
+	if (zerr != Z_BUF_ERROR)
+		return 0;
+	return err_set(e, "%s: truncated gzip input (unexpected end of file)",
+		       path);
 }
 
 /* Any file (gzip, pipes): streamed in STREAM_BUF pieces on one thread. */
@@ -607,13 +610,10 @@ static int read_stream(gzFile gz, const char *path, const struct chunk *tmpl,
 			goto out;
 		}
 		len = keep + (size_t)r;
-		if (r == 0 && load_gz_truncated(gz)) {
-			/* zlib ends a cut stream like a whole one and only
-			 * gzerror tells: nothing of its last line counts */
-			err_set(e, "%s: truncated gzip input (unexpected end "
-				"of file)", path);
+		/* zlib ends a cut stream like a whole one and only gzerror
+		 * tells: nothing of its last line counts */
+		if (r == 0 && load_gz_truncated(gz, path, e))
 			goto out;
-		}
 		if (r == 0) {
 			eof = 1;
 			if (len == 0)
@@ -684,11 +684,11 @@ int load_events(const char *path, const struct load_opts *o,
 	unsigned char magic[2];
 	int fd, rc = -1;
 
-	if (!format && stat(path, &st))
-		return err_set(e, "%s: cannot open: %m", path);
 	if (!format)
-		return err_set(e, "%s: unknown file format (name it with "
-			       "--format)", path);
+		return stat(path, &st)
+		       ? err_set(e, "%s: cannot open: %m", path)
+		       : err_set(e, "%s: unknown file format (name it with "
+				 "--format)", path);
 	if (!load_format_valid(format))
 		return err_set(e, "%s: unknown format \"%s\"", path, format);
 	memset(&tmpl, 0, sizeof(tmpl));

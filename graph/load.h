@@ -104,10 +104,11 @@ int load_build(struct graph *g, const struct event_list *l,
 int load_build_consume(struct graph *g, struct event_list *l,
 		       unsigned build_flags, struct err *e);
 
-/* 1 when the gzip stream gz, read to its end, was cut short: zlib says so
- * only through gzerror (gzread returns 0, as at a real end). For every
- * reader of .gz input (the text formats here, igraph's in import.c). */
+/* -1 with e = "PATH: truncated gzip input ..." when the gzip stream gz,
+ * read to its end, was cut short (zlib says so only through gzerror:
+ * gzread returns 0, as at a real end); else 0. For every reader of .gz
+ * input (the text formats here, igraph's in import.c). */
 struct gzFile_s;
-int load_gz_truncated(struct gzFile_s *gz);
+int load_gz_truncated(struct gzFile_s *gz, const char *path, struct err *e);
 
 #endif

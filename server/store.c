@@ -283,9 +283,13 @@ static int file_crc(const char *fn, uint64_t *size, uint32_t *crc,
 
 	if (fd < 0)
 		return err_set(e, "\"%s\": %s", fn, strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		err_set(e, "\"%s\": %s", fn, S_ISREG(st.st_mode) ?
-			strerror(errno) : "not a regular file");
+	if (fstat(fd, &st)) {
+		err_set(e, "\"%s\": %s", fn, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(e, "\"%s\": not a regular file", fn);
 		close(fd);
 		return -1;
 	}
@@ -317,7 +321,8 @@ static int file_crc(const char *fn, uint64_t *size, uint32_t *crc,
 	return 0;
 }
 
-static int sum_path(char *fn, size_t n, const char *dir, const char *name,
+/* fn = dir/name, or -1 with e filled when it does not fit. */
+static int dir_file(char *fn, size_t n, const char *dir, const char *name,
 		    struct err *e)
 {
 	if (snprintf(fn, n, "%s/%s", dir, name) >= (int)n)
@@ -334,8 +339,8 @@ static int sum_write(const char *path, struct err *e)
 	FILE *f;
 	int ok;
 
-	if (sum_path(db, sizeof(db), path, "data.mdb", e) ||
-	    sum_path(fn, sizeof(fn), path, SUM_FILE, e) ||
+	if (dir_file(db, sizeof(db), path, "data.mdb", e) ||
+	    dir_file(fn, sizeof(fn), path, SUM_FILE, e) ||
 	    file_crc(db, &size, &crc, e))
 		return -1;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", fn);
@@ -360,7 +365,7 @@ static int sum_write(const char *path, struct err *e)
 	return 0;
 }
 
-/* 1 when data.mdb matches SNAP/triad.sum, 0 when SNAP has none; -1 with e
+/* 0 when data.mdb matches SNAP/triad.sum or SNAP has none; -1 with e
  * filled. */
 static int sum_check(const char *path, struct err *e)
 {
@@ -372,8 +377,8 @@ static int sum_check(const char *path, struct err *e)
 	FILE *f;
 	int n;
 
-	if (sum_path(db, sizeof(db), path, "data.mdb", e) ||
-	    sum_path(fn, sizeof(fn), path, SUM_FILE, e))
+	if (dir_file(db, sizeof(db), path, "data.mdb", e) ||
+	    dir_file(fn, sizeof(fn), path, SUM_FILE, e))
 		return -1;
 	if (!(f = fopen(fn, "r")))
 		return errno == ENOENT ? 0
@@ -393,17 +398,21 @@ static int sum_check(const char *path, struct err *e)
 			       "interrupted: load it again", db,
 			       (unsigned long long)size, crc, want_size,
 			       want_crc);
-	return 1;
+	return 0;
 }
 
-/* path is a directory holding a regular file data.mdb. */
-static int env_check_paths(const char *path, struct err *e)
+/* Open an existing snapshot's environment read-only without a lock file:
+ * path a directory holding a regular, non-empty data.mdb that matches its
+ * checksum (sum_check), before LMDB maps it. */
+static int env_open_ro(const char *path, MDB_env **out, struct err *e)
 {
 	char fn[4096];
 	struct stat st;
+	MDB_env *env = NULL;
+	int rc;
 
-	if (snprintf(fn, sizeof(fn), "%s/data.mdb", path) >= (int)sizeof(fn))
-		return err_set(e, "\"%s\": path too long", path);
+	if (dir_file(fn, sizeof(fn), path, "data.mdb", e))
+		return -1;
 	if (stat(path, &st))
 		return err_set(e, "\"%s\": %s", path, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
@@ -414,22 +423,8 @@ static int env_check_paths(const char *path, struct err *e)
 		return err_set(e, "\"%s\": not a regular file", fn);
 	if (!st.st_size)
 		return err_set(e, "\"%s\": empty file", fn);
-	return 0;
-}
-
-/* Open an existing environment read-only without a lock file. */
-static int env_open_ro(const char *path, MDB_env **out, struct err *e)
-{
-	char fn[4096];
-	struct stat st;
-	MDB_env *env = NULL;
-	int rc;
-
-	if (env_check_paths(path, e))
+	if (sum_check(path, e))
 		return -1;
-	snprintf(fn, sizeof(fn), "%s/data.mdb", path);
-	if (stat(fn, &st))
-		return err_set(e, "\"%s\": %s", fn, strerror(errno));
 	rc = mdb_env_create(&env);
 	if (rc)
 		return mdb_fail(e, rc, path, "cannot create environment");
@@ -610,7 +605,7 @@ static int snapshot_txn(MDB_env *env, const char *path, const struct graph *g,
 	}
 	/* writing now: until the new checksum is written, none (not a
 	 * stale one, which would refuse the new file) */
-	if (sum_path(sum, sizeof(sum), path, SUM_FILE, e))
+	if (dir_file(sum, sizeof(sum), path, SUM_FILE, e))
 		goto out;
 	if (unlink(sum) && errno != ENOENT) {
 		err_set(e, "\"%s\": %s", sum, strerror(errno));
@@ -709,8 +704,7 @@ struct graph *store_snapshot_open(const char *path, struct err *e)
 	struct graph *g = NULL;
 	int rc;
 
-	if (env_check_paths(path, e) || sum_check(path, e) < 0 ||
-	    env_open_ro(path, &env, e))
+	if (env_open_ro(path, &env, e))
 		return NULL;
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc) {
@@ -823,7 +817,7 @@ int store_snapshot_tamper(const char *path, enum store_tamper what,
 	{
 		char fn[4096];
 
-		if (sum_path(fn, sizeof(fn), path, SUM_FILE, e))
+		if (dir_file(fn, sizeof(fn), path, SUM_FILE, e))
 			ret = -1;
 		else if (!access(fn, F_OK))
 			ret = sum_write(path, e); /* the commit is on disk */

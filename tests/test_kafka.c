@@ -24,6 +24,30 @@ static void replay(const char *boot, const char *file)
 	ck_assert_int_eq(wait_exit(pid, 60), 0);
 }
 
+/* The mock with `parts` partitions of topic "ev" (its pid in *mock, its
+ * address in boot) and a server on port over the small graph consuming
+ * it; returns the server's pid. */
+static pid_t serve_with_mock(unsigned port, unsigned parts, char *boot,
+			     size_t bn, pid_t *mock)
+{
+	char *args[] = { "--events", NULL, "--brokers", boot, "--topic", "ev",
+			 NULL };
+
+	*mock = mock_start("ev", parts, boot, bn);
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	return serve_start(port, args);
+}
+
+/* SIGTERM to the server, then the mock: both exit 0. */
+static void stop_with_mock(pid_t pid, pid_t mock)
+{
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	kill(mock, SIGTERM);
+	ck_assert_int_eq(wait_exit(mock, 20), 0);
+}
+
 /*
  * Kafka ingest, kill -9, restart, more Kafka: every produced event applied
  * exactly once (events_applied after the restart counts only the new
@@ -104,10 +128,7 @@ START_TEST(kafka_exactly_once_across_kill9)
 		for (k = 0; k < n; k++)
 			ck_assert(adj[u][nb[k] - 1]);
 	}
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(wait_exit(pid, 20), 0);
-	kill(mock, SIGTERM);
-	ck_assert_int_eq(wait_exit(mock, 20), 0);
+	stop_with_mock(pid, mock);
 }
 END_TEST
 
@@ -115,8 +136,6 @@ START_TEST(kafka_malformed_counted_and_skipped)
 {
 	unsigned port = free_port();
 	char boot[256];
-	char *args[] = { "--events", NULL, "--brokers", boot, "--topic", "ev",
-			 NULL };
 	static const char *msgs[] = {
 		"not json", "", "{\"src\":3,\"dst\":3}", "{\"src\":\"x\",\"dst\":2}",
 		"{\"op\":\"add\",\"src\":1,\"dst\":8,\"ts\":1800000000}",
@@ -129,10 +148,7 @@ START_TEST(kafka_malformed_counted_and_skipped)
 	double end;
 	size_t i;
 
-	mock = mock_start("ev", 3, boot, sizeof(boot));
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_with_mock(port, 3, boot, sizeof(boot), &mock);
 	kp = kafka_producer_new(boot, "ev", &e);
 	ck_assert_msg(kp != NULL, "%s", e.msg);
 	for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
@@ -151,10 +167,7 @@ START_TEST(kafka_malformed_counted_and_skipped)
 	ck_assert_int_eq(metric_of(port, BAD("bad_field")), 2);
 	ck_assert_int_eq(metric_of(port, "triad_kafka_consumer_lag"), 0);
 	ck_assert_int_eq(neighbors_of(port, 8, nb, 8), 2);
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(wait_exit(pid, 20), 0);
-	kill(mock, SIGTERM);
-	ck_assert_int_eq(wait_exit(mock, 20), 0);
+	stop_with_mock(pid, mock);
 }
 END_TEST
 
@@ -168,8 +181,6 @@ START_TEST(kafka_future_timestamp_does_not_stall)
 {
 	unsigned port = free_port();
 	char boot[256], es[512];
-	char *args[] = { "--events", NULL, "--brokers", boot, "--topic", "ev",
-			 NULL };
 	static const char *msgs[] = {
 		"{\"src\":71,\"dst\":72}", "{\"src\":71,\"dst\":73}",
 		"{\"src\":71,\"dst\":74}", "{\"src\":71,\"dst\":75}",
@@ -179,13 +190,9 @@ START_TEST(kafka_future_timestamp_does_not_stall)
 	uint64_t nb[8];
 	int64_t now = (int64_t)time(NULL) * 1000;
 	pid_t mock, pid;
-	double end;
 	size_t i;
 
-	mock = mock_start("ev", 2, boot, sizeof(boot));
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_with_mock(port, 2, boot, sizeof(boot), &mock);
 	ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", boot, es,
 					   sizeof(es)), RD_KAFKA_CONF_OK);
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
@@ -200,15 +207,9 @@ START_TEST(kafka_future_timestamp_does_not_stall)
 				RD_KAFKA_V_END), RD_KAFKA_RESP_ERR_NO_ERROR);
 	ck_assert_int_eq(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_destroy(rk);
-	end = mono() + 20;
-	while (mono() < end && stat_of(port, "events_applied") < 4)
-		nap_ms(100);
-	ck_assert_int_eq(stat_of(port, "events_applied"), 4);
+	ck_assert_int_eq(wait_applied(port, 4, 20), 4);
 	ck_assert_int_eq(neighbors_of(port, 71, nb, 8), 4);
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(wait_exit(pid, 20), 0);
-	kill(mock, SIGTERM);
-	ck_assert_int_eq(wait_exit(mock, 20), 0);
+	stop_with_mock(pid, mock);
 }
 END_TEST
 
@@ -355,10 +356,7 @@ START_TEST(kafka_checkpoint_reports_offsets)
 	ck_assert_int_eq(high[0] + high[1] + high[2], N);
 	rd_kafka_destroy(rk);
 
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(wait_exit(pid, 20), 0);
-	kill(mock, SIGTERM);
-	ck_assert_int_eq(wait_exit(mock, 20), 0);
+	stop_with_mock(pid, mock);
 }
 END_TEST
 
