@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "http.h"
 #include "load.h"
 #include "model.h"
 #include "serve.h"
@@ -22,6 +23,7 @@ static void usage(FILE *f)
 "                   [--threads N] [--brokers LIST --topic T [--group G]]\n"
 "                   [--model M] [--events FILE [--format F]]\n"
 "                   [--admin-token TOKEN] [--checkpoint-secs N]\n"
+"                   [--request-timeout SECS]\n"
 "\n"
 "The online service. With no graph source it serves data/facebook_combined.txt\n"
 "on 127.0.0.1:8080 with ingest over HTTP only.\n"
@@ -40,6 +42,9 @@ static void usage(FILE *f)
 "  --admin-token TOKEN  lets non-loopback clients POST /admin/checkpoint\n"
 "  --checkpoint-secs N  checkpoint every N seconds when changed (default 10;\n"
 "                       0 = only on demand and at exit)\n"
+"  --request-timeout SECS  the most a client may take to send one request,\n"
+"                       headers and body, from its first byte (default 60;\n"
+"                       0 = no limit); slower ones are disconnected\n"
 "Signals: SIGTERM/SIGINT stop (finish requests, checkpoint, exit 0);\n"
 "SIGHUP reloads --model.\n");
 }
@@ -106,7 +111,7 @@ static int known_option(const char *a)
 	static const char *const opts[] = {
 		"--snapshot", "--state", "--events", "--format", "--brokers",
 		"--topic", "--group", "--model", "--admin-token", "--threads",
-		"--checkpoint-secs", "--listen",
+		"--checkpoint-secs", "--listen", "--request-timeout",
 	};
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
@@ -133,6 +138,7 @@ int cmd_serve(int argc, char **argv)
 	o.host = "127.0.0.1";
 	o.port = 8080;
 	o.checkpoint_secs = 10;
+	o.request_timeout_secs = HTTP_REQUEST_TIMEOUT_MS / 1000;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		unsigned long n;
@@ -176,6 +182,11 @@ int cmd_serve(int argc, char **argv)
 				return bad_usage("--checkpoint-secs \"%s\" is "
 						 "not 0..86400", v);
 			o.checkpoint_secs = (unsigned)n;
+		} else if (!strcmp(a, "--request-timeout")) {
+			if (parse_uint(v, 86400, &n))
+				return bad_usage("--request-timeout \"%s\" is "
+						 "not 0..86400", v);
+			o.request_timeout_secs = (unsigned)n;
 		} else if (!strcmp(a, "--listen")) {
 			const char *colon = strrchr(v, ':');
 

@@ -17,6 +17,16 @@
  *   bodies as they grow) and answers those with its own 413 page: it has
  *   no hook for the body of the errors it sends, so the JSON answer covers
  *   bodies up to four times the limit, and memory stays bounded beyond.
+ * - A request must arrive whole (headers and body) within the request
+ *   timeout (default HTTP_REQUEST_TIMEOUT_MS), counted from its first
+ *   byte: once a second each worker shuts down connections whose request
+ *   is still arriving past it (libevent's own timeout, 60 s, restarts at
+ *   every byte, so a client trickling its headers held a connection for
+ *   ever). Idle keep-alive connections are libevent's: closed after 60 s.
+ * - While an answer is being sent, a connection reads ahead at most
+ *   HTTP_READ_AHEAD bytes of further (pipelined) requests; a client that
+ *   sends requests without reading the answers is pushed back by the
+ *   kernel instead of being buffered without bound.
  * - Stopping: stop accepting, let requests already received finish and
  *   their answers flush, then the workers exit.
  *
@@ -30,6 +40,9 @@
 #include <stdint.h>
 
 #include "err.h"
+
+/* The default request deadline (see above). */
+#define HTTP_REQUEST_TIMEOUT_MS 60000
 
 /* What libevent buffers of a body at most (see above). */
 #define HTTP_BODY_HARD_MAX(max_body) (4 * (size_t)(max_body))
@@ -71,6 +84,12 @@ uint64_t http_server_accepted(const struct http_server *s, unsigned worker);
  * pauses its accepting for 100 ms. Any thread. */
 uint64_t http_server_accept_errors(const struct http_server *s,
 				   unsigned worker);
+
+/* Set the request deadline in ms (0: none) before http_server_start. */
+void http_server_set_request_timeout(struct http_server *s, unsigned ms);
+/* Requests worker `worker` cut at the deadline so far. Any thread. */
+uint64_t http_server_request_timeouts(const struct http_server *s,
+				      unsigned worker);
 
 /* Free (after stop, or when never started). NULL is fine. */
 void http_server_free(struct http_server *s);

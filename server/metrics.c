@@ -63,6 +63,19 @@ static int gauge(struct graph_buf *out, const char *name, const char *help,
 	return 0;
 }
 
+/* A counter with one series per HTTP worker. */
+static int per_worker(struct graph_buf *out, const char *name,
+		      const char *help, const uint64_t *v, unsigned n)
+{
+	unsigned i;
+
+	P("# HELP triad_%s %s\n# TYPE triad_%s counter\n", name, help, name);
+	for (i = 0; i < n; i++)
+		P("triad_%s{worker=\"%u\"} %llu\n", name, i,
+		  (unsigned long long)v[i]);
+	return 0;
+}
+
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 		   struct graph_buf *out)
 {
@@ -130,17 +143,15 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 		    jbuf_add(out, mp, 1))
 			return -1;
 	P("\"} 1\n");
-	P("# HELP triad_http_connections_total connections accepted, by HTTP "
-	  "worker thread\n# TYPE triad_http_connections_total counter\n");
-	for (s = 0; s < g->workers; s++)
-		P("triad_http_connections_total{worker=\"%u\"} %llu\n", s,
-		  (unsigned long long)g->conns[s]);
-	P("# HELP triad_http_accept_errors_total accept() failures (out of "
-	  "file descriptors), each pausing the worker's accepting for 100 ms\n"
-	  "# TYPE triad_http_accept_errors_total counter\n");
-	for (s = 0; s < g->workers; s++)
-		P("triad_http_accept_errors_total{worker=\"%u\"} %llu\n", s,
-		  (unsigned long long)g->accept_errors[s]);
+	if (per_worker(out, "http_connections_total", "connections accepted, "
+		       "by HTTP worker thread", g->conns, g->workers) ||
+	    per_worker(out, "http_accept_errors_total", "accept() failures "
+		       "(out of file descriptors), each pausing the worker's "
+		       "accepting for 100 ms", g->accept_errors, g->workers) ||
+	    per_worker(out, "http_request_timeouts_total", "connections shut "
+		       "because a request took longer than --request-timeout "
+		       "to arrive", g->req_timeouts, g->workers))
+		return -1;
 	P("# HELP triad_http_requests_total answered requests by path and "
 	  "status\n# TYPE triad_http_requests_total counter\n");
 	for (r = 0; r < MR_N; r++)

@@ -51,6 +51,7 @@ struct metrics_gauges {
 	unsigned workers;      /* HTTP workers, and the connections each */
 	const uint64_t *conns; /* accepted (workers entries) */
 	const uint64_t *accept_errors; /* accept() failures (workers entries) */
+	const uint64_t *req_timeouts;  /* requests cut at the deadline (same) */
 };
 
 /* Zero every counter. */

@@ -913,15 +913,19 @@ static void h_metrics(struct reqctx *q)
 
 	memset(&g, 0, sizeof(g));
 	g.workers = http_server_workers(s->http);
-	/* per worker: connections accepted, then accept() failures */
-	if (!(conns = mem_alloc(2 * (size_t)g.workers, sizeof(*conns))))
+	/* per worker: connections accepted, accept() failures, requests
+	 * cut at the deadline */
+	if (!(conns = mem_alloc(3 * (size_t)g.workers, sizeof(*conns))))
 		FAIL(q, 500, "out of memory");
 	for (i = 0; i < g.workers; i++) {
 		conns[i] = http_server_accepted(s->http, i);
 		conns[g.workers + i] = http_server_accept_errors(s->http, i);
+		conns[2 * g.workers + i] =
+			http_server_request_timeouts(s->http, i);
 	}
 	g.conns = conns;
 	g.accept_errors = conns + g.workers;
+	g.req_timeouts = conns + 2 * g.workers;
 	g.ready = atomic_load(&s->ready);
 	if (g.ready) {
 		graph_stats(s->g, &st);
@@ -1122,5 +1126,7 @@ int serve_listen(struct serve *s, struct err *e)
 				  on_request, s, e);
 	if (!s->http)
 		return -1;
+	http_server_set_request_timeout(s->http,
+					s->o.request_timeout_secs * 1000u);
 	return http_server_start(s->http, e);
 }

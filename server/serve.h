@@ -43,6 +43,7 @@ struct serve_opts {
 	const char *model;       /* --model path or NULL (built-in default) */
 	const char *admin_token; /* lets non-loopback clients checkpoint */
 	unsigned checkpoint_secs; /* periodic checkpoint; 0 = only on demand/exit */
+	unsigned request_timeout_secs; /* a request must arrive within; 0 = none */
 };
 
 struct serve;

@@ -1045,19 +1045,22 @@ static long cpu_ticks(pid_t pid)
 	return (long)(ut + st);
 }
 
-/* The soft limit on open files of process pid (/proc/PID/limits). */
-static long nofile_soft(pid_t pid)
+/* The number after `key` on the line of /proc/PID/`file` that starts with
+ * it (-1 when there is none): "Max open files" of limits (the soft
+ * limit), "VmRSS:" of status (KiB). */
+static long proc_value(pid_t pid, const char *file, const char *key)
 {
 	char path[64], line[256];
+	size_t n = strlen(key);
 	long v = -1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Max open files", 14))
-			v = strtol(line + 14, NULL, 10);
+		if (!strncmp(line, key, n))
+			v = strtol(line + n, NULL, 10);
 	fclose(f);
 	return v;
 }
@@ -1089,7 +1092,7 @@ START_TEST(out_of_fds_pauses_accepting)
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 	pid = serve_start(port, args);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
-	if (nofile_soft(pid) != 40) {
+	if (proc_value(pid, "limits", "Max open files") != 40) {
 		/* the limit did not reach the server: under valgrind, whose
 		 * setrlimit is its own; nothing to test then */
 		kill(pid, SIGTERM);
@@ -1118,6 +1121,189 @@ START_TEST(out_of_fds_pauses_accepting)
 	fclose(f);
 	ck_assert_int_ge(lines, 1);
 	ck_assert_int_le(lines, 4);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+/* Read from fd until `want` appears or it closes (5 s at most); 1 when
+ * `want` was seen. */
+static int read_until(int fd, const char *want)
+{
+	char buf[2048];
+	size_t len = 0;
+	double end = mono() + 5 * e2e_scale();
+
+	while (mono() < end && len + 1 < sizeof(buf)) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t k;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((k = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0)
+			return 0;
+		len += (size_t)k;
+		buf[len] = 0;
+		if (strstr(buf, want))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A request must arrive whole within --request-timeout, counted from its
+ * first byte. Clients that trickle their headers, or a body, a byte at a
+ * time are disconnected soon after it (libevent's own 60 s timeout
+ * restarts at every byte: such a client held its connection for ever);
+ * a connection that sat idle before its request, and a keep-alive
+ * connection idle between two requests, are served.
+ */
+START_TEST(slow_requests_cut_at_deadline)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--request-timeout", "2", NULL };
+	static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+				   "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	static const char post[] = "POST /edges HTTP/1.1\r\nHost: x\r\n"
+				   "Content-Length: 1000\r\n\r\n";
+	static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char get_close[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+					"Connection: close\r\n\r\n";
+	double t0, cut[2] = { 0, 0 }, end;
+	int slow[2], idle, keep, i, sent = 0;
+	struct resp r;
+	pid_t pid;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	ck_assert_int_ge(idle = connect_port(port), 0);
+	ck_assert_int_ge(keep = connect_port(port), 0);
+	ck_assert_int_eq(send_all(keep, get, sizeof(get) - 1), 0);
+	ck_assert(read_until(keep, "\r\n\r\nok"));
+	for (i = 0; i < 2; i++)
+		ck_assert_int_ge(slow[i] = connect_port(port), 0);
+	/* the body's request line and headers arrive at once */
+	ck_assert_int_eq(send_all(slow[1], post, sizeof(post) - 1), 0);
+	t0 = mono();
+	end = t0 + 10 * e2e_scale();
+	while ((!cut[0] || !cut[1]) && mono() < end) {
+		for (i = 0; i < 2; i++) {
+			struct pollfd p = { slow[i], POLLIN, 0 };
+			char c = i ? '1' : head[sent % (sizeof(head) - 1)];
+			char b[256];
+
+			if (cut[i])
+				continue;
+			/* cut: the server closed (read gives 0 or an error,
+			 * or a write fails) */
+			if ((poll(&p, 1, 0) == 1 && read(slow[i], b, sizeof(b)) <= 0) ||
+			    send(slow[i], &c, 1, MSG_NOSIGNAL) != 1)
+				cut[i] = mono() - t0;
+		}
+		sent++;
+		nap_ms(100);
+	}
+	ck_assert_msg(cut[0] > 0, "a trickled header was not cut in 10 s");
+	ck_assert_msg(cut[1] > 0, "a trickled body was not cut in 10 s");
+	/* not before the deadline (counted from the first byte, which the
+	 * body's connection sent just before t0) */
+	ck_assert_msg(cut[0] >= 1.9 && cut[1] >= 1.8, "cut at %.2f / %.2f s",
+		      cut[0], cut[1]);
+	/* idle for longer than the deadline, then a request: answered */
+	ck_assert_int_eq(send_all(idle, get_close, sizeof(get_close) - 1), 0);
+	ck_assert_int_eq(read_resp(idle, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	ck_assert_int_eq(send_all(keep, get_close, sizeof(get_close) - 1), 0);
+	ck_assert_int_eq(read_resp(keep, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	ck_assert_int_ge(metric_of(port, "triad_http_request_timeouts_total{worker=\"0\"}") +
+			 metric_of(port, "triad_http_request_timeouts_total{worker=\"1\"}"), 2);
+	for (i = 0; i < 2; i++)
+		close(slow[i]);
+	close(idle);
+	close(keep);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+/*
+ * Pipelined requests: a client that sends requests without reading the
+ * answers gets no more read from it than a bounded read-ahead (the
+ * kernel's buffers then push back), where the server used to buffer
+ * every request it was sent (3M: 195 MB in 2 s); a client that does read
+ * gets every answer, in order.
+ */
+START_TEST(pipelined_requests_bounded)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	static const char get[] = "GET /recommend?member=1&k=1000&explain=1 "
+				  "HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char ping[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	char *burst, buf[4096];
+	size_t nb = 1000 * (sizeof(get) - 1), got = 0, seen = 0, keep = 0, i;
+	long rss0, rss1;
+	double end;
+	int fd, flags;
+	pid_t pid;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	rss0 = proc_value(pid, "status", "VmRSS:");
+	ck_assert_ptr_nonnull(burst = malloc(nb));
+	for (i = 0; i < 1000; i++)
+		memcpy(burst + i * (sizeof(get) - 1), get, sizeof(get) - 1);
+	ck_assert_int_ge(fd = connect_port(port), 0);
+	flags = fcntl(fd, F_GETFL);
+	ck_assert_int_eq(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
+	/* 2 s of sending and never reading: the old server took all of it
+	 * (hundreds of MB), now the sends block once the buffers are full */
+	end = mono() + 2;
+	while (mono() < end) {
+		ssize_t k = send(fd, burst, nb, MSG_NOSIGNAL);
+
+		if (k > 0)
+			got += (size_t)k;
+		else
+			nap_ms(20);
+	}
+	nap_ms(300);
+	rss1 = proc_value(pid, "status", "VmRSS:");
+	ck_assert_msg(got < (size_t)64 << 20, "the server took %zu bytes", got);
+	ck_assert_msg(rss1 - rss0 < 64 * 1024, "RSS grew %ld KiB", rss1 - rss0);
+	/* other clients are served meanwhile */
+	ck_assert_int_gt(stat_of(port, "members"), 0);
+	close(fd);
+	free(burst);
+	/* 100 pipelined requests on one connection: 100 answers */
+	ck_assert_int_ge(fd = connect_port(port), 0);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(send_all(fd, ping, sizeof(ping) - 1), 0);
+	end = mono() + 10 * e2e_scale();
+	while (seen < 100 && mono() < end) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t k;
+		char *q;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		/* keep the last 11 bytes: a status line split by a read */
+		k = read(fd, buf + keep, sizeof(buf) - 1 - keep);
+		if (k <= 0)
+			break;
+		buf[keep + (size_t)k] = 0;
+		for (q = buf; (q = strstr(q, "HTTP/1.1 200")); q++)
+			seen++;
+		keep = keep + (size_t)k < 11 ? keep + (size_t)k : 11;
+		memmove(buf, buf + strlen(buf) - keep, keep);
+	}
+	ck_assert_int_eq(seen, 100);
+	close(fd);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 }
@@ -1582,6 +1768,8 @@ static Suite *server_suite(void)
 	tcase_add_test(t, loading_answers_503);
 	tcase_add_test(t, sighup_reloads_model);
 	tcase_add_test(t, connections_spread_over_workers);
+	tcase_add_test(t, slow_requests_cut_at_deadline);
+	tcase_add_test(t, pipelined_requests_bounded);
 	tcase_add_test(t, members_newest_thousand_full_degree);
 	tcase_add_test(t, checkpoint_answer_matches_stats);
 	tcase_add_test(t, metrics_graph_gauges_match_stats);
