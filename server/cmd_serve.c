@@ -43,8 +43,9 @@ static void usage(FILE *f)
 "  --checkpoint-secs N  checkpoint every N seconds when changed (default 10;\n"
 "                       0 = only on demand and at exit)\n"
 "  --request-timeout SECS  the most a client may take to send one request,\n"
-"                       headers and body, from its first byte (default 60;\n"
-"                       0 = no limit); slower ones are disconnected\n"
+"                       headers and body, or to take its answer, each from\n"
+"                       its first byte (default 60; 0 = no limit); slower\n"
+"                       ones are disconnected\n"
 "Signals: SIGTERM/SIGINT stop (finish requests, checkpoint, exit 0);\n"
 "SIGHUP reloads --model.\n");
 }

@@ -22,7 +22,9 @@
  *   byte: once a second each worker shuts down connections whose request
  *   is still arriving past it (libevent's own timeout, 60 s, restarts at
  *   every byte, so a client trickling its headers held a connection for
- *   ever). Idle keep-alive connections are libevent's: closed after 60 s.
+ *   ever). An answer must likewise be taken by the client within it,
+ *   from its first byte until all of it is in the kernel's buffers.
+ *   Idle keep-alive connections are libevent's: closed after 60 s.
  * - While an answer is being sent, a connection reads ahead at most
  *   HTTP_READ_AHEAD bytes of further (pipelined) requests; a client that
  *   sends requests without reading the answers is pushed back by the

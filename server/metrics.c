@@ -150,7 +150,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 		       "accepting for 100 ms", g->accept_errors, g->workers) ||
 	    per_worker(out, "http_request_timeouts_total", "connections shut "
 		       "because a request took longer than --request-timeout "
-		       "to arrive", g->req_timeouts, g->workers))
+		       "to arrive, or its answer to be taken", g->req_timeouts, g->workers))
 		return -1;
 	P("# HELP triad_http_requests_total answered requests by path and "
 	  "status\n# TYPE triad_http_requests_total counter\n");

@@ -1231,6 +1231,79 @@ START_TEST(slow_requests_cut_at_deadline)
 END_TEST
 
 /*
+ * An answer must be taken within --request-timeout too: a client reading
+ * a few bytes at a time of 50 pipelined answers of 370 KB each (k=1000
+ * with explain=1 for the sample's largest hub) is cut soon after the
+ * deadline, and reading fast from then on it gets end of file (or a reset)
+ * long before the 18 MB it asked for. The old build kept sending for as
+ * long as the client kept reading, a byte at a time if it liked.
+ */
+START_TEST(slow_reader_cut_at_deadline)
+{
+	unsigned port = free_port();
+	char *args[] = { "--request-timeout", "2", NULL };
+#define SLOW_PATH "/recommend?member=107&k=1000&explain=1"
+	static const char get[] = "GET " SLOW_PATH " HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct resp r;
+	size_t one, got = 0;
+	double t0, end;
+	int fd, i, small = 4096, closed = 0;
+	char buf[65536];
+	pid_t pid;
+
+	pid = serve_start(port, args); /* the bundled sample */
+	r = must(port, "GET", SLOW_PATH, NULL);
+	ck_assert_int_eq(r.status, 200);
+	one = r.len;
+	resp_free(&r);
+	ck_assert_uint_gt(one, 100000);
+	ck_assert_int_ge(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
+				    sizeof(small)), 0);
+	{
+		struct sockaddr_in a;
+
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_port = htons((uint16_t)port);
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	}
+	for (i = 0; i < 50; i++)
+		ck_assert_int_eq(send_all(fd, get, sizeof(get) - 1), 0);
+	/* 16 bytes every 100 ms for 4 s: the first answer is still going */
+	t0 = mono();
+	while (mono() < t0 + 4 && !closed) {
+		ssize_t k = read(fd, buf, 16);
+
+		if (k <= 0)
+			closed = 1;
+		else
+			got += (size_t)k;
+		nap_ms(100);
+	}
+	/* then as fast as it comes: the server has stopped sending */
+	end = mono() + 20 * e2e_scale();
+	while (!closed && mono() < end) {
+		ssize_t k = read(fd, buf, sizeof(buf));
+
+		if (k <= 0)
+			closed = 1;
+		else
+			got += (size_t)k;
+	}
+	close(fd);
+	ck_assert_msg(closed, "still open after %zu bytes", got);
+	ck_assert_msg(got < 10 * one, "read %zu bytes of %zu", got, 50 * one);
+	ck_assert_int_ge(metric_of(port, "triad_http_request_timeouts_total{worker=\"0\"}") +
+			 metric_of(port, "triad_http_request_timeouts_total{worker=\"1\"}"), 1);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+#undef SLOW_PATH
+}
+END_TEST
+
+/*
  * Pipelined requests: a client that sends requests without reading the
  * answers gets no more read from it than a bounded read-ahead (the
  * kernel's buffers then push back), where the server used to buffer
@@ -1770,6 +1843,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, connections_spread_over_workers);
 	tcase_add_test(t, slow_requests_cut_at_deadline);
 	tcase_add_test(t, pipelined_requests_bounded);
+	tcase_add_test(t, slow_reader_cut_at_deadline);
 	tcase_add_test(t, members_newest_thousand_full_degree);
 	tcase_add_test(t, checkpoint_answer_matches_stats);
 	tcase_add_test(t, metrics_graph_gauges_match_stats);
