@@ -164,6 +164,20 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 size_t graph_maintain(struct graph *g, uint64_t budget_us);
 
 /*
+ * Fold small deltas too: merge each vertex's delta into a new base, going
+ * round the vertices from where the last call stopped, for about
+ * budget_us microseconds. graph_maintain only merges deltas past their
+ * soft limit, so after a stream most members keep a few entries in deltas
+ * for good (a small delta buffer costs several times the bytes of the
+ * same entries in a base, and every read merges it). Deltas over a base
+ * in the bulk-built arena are left (merging them would strand the
+ * arena's bytes). For when the writer is idle. O(d) a vertex merged, O(1)
+ * one passed. Returns 1 while there may be more to merge, 0 once a whole
+ * round of the vertices has found none (events applied since make more).
+ */
+int graph_compact(struct graph *g, uint64_t budget_us);
+
+/*
  * The newest timestamp of any edge added or loaded so far, in seconds (at
  * GRAPH_TS_RES); 0 when there is none. Removes do not lower it. Any
  * thread, O(1). The reference "now" for recency features when serving.

@@ -145,6 +145,8 @@ struct graph {
 	size_t queued_cap;
 	uint32_t *queue;
 	size_t qhead, qlen, qcap;
+	uint32_t compact_next; /* graph_compact's cursor over the vertices */
+	uint32_t cround_seen, cround_merged; /* its round so far */
 	uint64_t *dirty; /* bitmap of chunks */
 	size_t dirty_cap; /* words */
 	struct gblock *garbage;

@@ -209,6 +209,24 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 			printf("  reader: %.1fM lists/s",
 			       (double)sc.lists / dt / 1e6);
 		printf("\n");
+		if (!with_reader) {
+			/* what the server does once the stream pauses: fold
+			 * every delta left, small ones included */
+			uint64_t d0 = st.delta_entries;
+
+			t0 = now_s();
+			while (graph_compact(g, 10000))
+				;
+			dt = now_s() - t0;
+			graph_stats(g, &st);
+			printf("compact    graph_compact after it  %8.2f s       "
+			       "(entries in deltas %llu -> %llu: those over "
+			       "arena bases stay; after: %.2f B/edge, process "
+			       "RSS %+.0f MB)\n", dt, (unsigned long long)d0,
+			       (unsigned long long)st.delta_entries,
+			       (double)st.bytes / (double)st.edges,
+			       (rss_bytes() - rss0) / 1e6);
+		}
 		graph_free(g);
 	}
 	/* igraph: the per-edge add on a graph of the same size */
@@ -242,6 +260,41 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 		igraph_vector_int_destroy(&el);
 	}
 	free(ev);
+}
+
+/*
+ * The synthetic graph streamed into an empty graph in time order, as a
+ * server consuming its topic from the start builds it (batches of 1,024,
+ * graph_maintain(50 us) between them), then compacted as the server does
+ * once the stream pauses: bytes per edge against the bulk build's.
+ */
+static void stream_report(const struct graph_event *ev, size_t n)
+{
+	struct graph *g = graph_new(0);
+	struct graph_stats st;
+	struct err e;
+	double t0, dt, ts;
+
+	t0 = now_s();
+	for (size_t i = 0; i < n; i += 1024)
+		graph_apply(g, ev + i, n - i < 1024 ? n - i : 1024, NULL, &e),
+			graph_maintain(g, 50);
+	dt = now_s() - t0;
+	graph_stats(g, &st);
+	printf("stream     into an empty graph     %8.0f events/s  (%zu "
+	       "events; after: %.2f B/edge, %llu entries in deltas)\n",
+	       (double)n / dt, n, (double)st.bytes / (double)st.edges,
+	       (unsigned long long)st.delta_entries);
+	t0 = now_s();
+	while (graph_compact(g, 10000))
+		;
+	ts = now_s() - t0;
+	graph_stats(g, &st);
+	printf("compact    graph_compact after it  %8.2f s       (after: "
+	       "%.2f B/edge, %llu entries in deltas)\n", ts,
+	       (double)st.bytes / (double)st.edges,
+	       (unsigned long long)st.delta_entries);
+	graph_free(g);
 }
 
 static void load_report(const struct graph_event *ev, size_t n,
@@ -356,6 +409,7 @@ int main(void)
 	if (all)
 		size_report("synthetic", ev, n);
 	ingest_report(ev, n, so.members, all);
+	stream_report(ev, n);
 	if (bin && all)
 		load_report(ev, n, bin);
 	free(ev);

@@ -476,6 +476,25 @@ static void random_stream(int directed, int hub_burst)
 			graph_maintain(g, 1000000);
 			compare(g, &r, seed);
 		}
+		if (batch % 4 == 1) {
+			/* a part of a compaction round (64 vertices, then
+			 * the clock), then, every other time, to the end */
+			graph_compact(g, 1);
+			compare(g, &r, seed);
+			if (batch % 8 == 5) {
+				struct graph_stats st;
+
+				while (graph_compact(g, 1000000))
+					;
+				compare(g, &r, seed);
+				members_eq(g, &r);
+				graph_stats(g, &st);
+				/* streamed from empty, no base is in the arena
+				 * until the first reopen: no delta is left */
+				if (batch < 9)
+					ck_assert_uint_eq(st.delta_entries, 0);
+			}
+		}
 		if (batch % 10 == 9) {
 			struct graph *h = roundtrip(g);
 
@@ -1291,6 +1310,8 @@ static void *writer(void *arg)
 			graph_apply(c->g, &ev, 1, NULL, &e);
 			if (i % 64 == 0)
 				graph_maintain(c->g, 200);
+			if (i % 64 == 32)
+				graph_compact(c->g, 200);
 		}
 		for (uint32_t i = 1; i <= CN; i++) {
 			ev.dst = i;
@@ -1483,6 +1504,8 @@ static void *batch_writer(void *arg)
 		}
 		graph_apply(c->g, ev, k, NULL, &e);
 		graph_maintain(c->g, rnd(&seed) % 2 ? 20 : 2000);
+		if (rnd(&seed) % 4 == 0) /* small deltas folded too */
+			graph_compact(c->g, 50);
 	}
 	free(ev);
 	atomic_store(&c->done, 1);
