@@ -304,7 +304,9 @@ struct graph *graph_new(int directed)
 
 static void free_block(struct graph *g, struct gblock b)
 {
-	if (b.n)
+	if (in_arena(g, b.p))
+		arena_count(g, b.p, b.n, -1); /* a list merged out of it */
+	else if (b.n)
 		slab_free(&g->slab, b.p, b.n);
 	else
 		free(b.p);
@@ -345,13 +347,14 @@ void graph_free(struct graph *g)
 		free_version(g, atomic_load(&vt->v[i].slot));
 	vtab_free(vt);
 	idmap_free(atomic_load(&g->im));
-	free(g->arena);
 	free(g->queued);
 	free(g->queue);
 	free(g->dirty);
 	for (i = 0; i < g->ngarbage; i++)
 		free_block(g, g->garbage[i]);
 	free(g->garbage);
+	free(g->arena); /* after the garbage, which may name its lists */
+	free(g->apage);
 	slab_release(&g->slab);
 	free(g->sid);
 	free(g->sts);
@@ -382,20 +385,33 @@ int gc_retire(struct graph *g, void *p, size_t n)
 	return 0;
 }
 
+/* Retire a list in the arena: its pages are counted down after the
+ * grace period (free_block), when they are counted at all. */
+static int gc_retire_arena(struct graph *g, const uint8_t *b)
+{
+	return g->apage ? gc_retire(g, (void *)(uintptr_t)b, adj_size(b)) : 0;
+}
+
 int gc_retire_version(struct graph *g, uint64_t s, int with_base)
 {
 	struct adj *a;
 
-	if (!s || (s & SLOT_ARENA))
+	if (!s)
 		return 0;
+	if (s & SLOT_ARENA)
+		return with_base ? gc_retire_arena(g, g->arena +
+						   (s & ~SLOT_ARENA)) : 0;
 	if (s & SLOT_BASE) {
 		uint8_t *b = (uint8_t *)(uintptr_t)(s & SLOT_PTR);
 
 		return with_base ? gc_retire(g, b, adj_size(b)) : 0;
 	}
 	a = (struct adj *)(uintptr_t)s;
-	if (with_base && a->base && !in_arena(g, a->base) &&
-	    gc_retire(g, (void *)(uintptr_t)a->base, adj_size(a->base)))
+	if (with_base && a->base &&
+	    (in_arena(g, a->base)
+		     ? gc_retire_arena(g, a->base)
+		     : gc_retire(g, (void *)(uintptr_t)a->base,
+				 adj_size(a->base))))
 		return -1;
 	return gc_retire(g, a, adj_bytes(a));
 }
@@ -431,8 +447,10 @@ void gc_flush(struct graph *g)
 	struct retired *r;
 	size_t i;
 
-	if (!g->ngarbage)
+	if (!g->ngarbage) {
+		reclaim(g, 0); /* what earlier calls retired may be safe now */
 		return;
+	}
 	r = g->ngarbage > (SIZE_MAX - sizeof(*r)) / sizeof(struct gblock)
 		    ? NULL
 		    : malloc(sizeof(*r) + g->ngarbage * sizeof(struct gblock));

@@ -89,6 +89,9 @@ struct graph_stats {
 	uint64_t delta_entries;  /* entries waiting in deltas */
 	uint64_t pending_merges; /* vertices queued for a merge */
 	uint64_t merges;         /* merges done since creation */
+	uint64_t arena_freed;    /* bytes of the bulk-built arena handed back
+				    to the kernel (pages no list uses since
+				    merges; not in bytes any more) */
 };
 
 /* ---- lifetime --------------------------------------------------------- */

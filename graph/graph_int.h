@@ -138,6 +138,12 @@ struct graph {
 	_Atomic(struct idmap *) im;
 	uint8_t *arena; /* immutable once the graph is published */
 	size_t arena_len, arena_cap;
+	/* lists overlapping each page of the arena, from the page holding
+	 * its first byte (apage_lo); NULL: dead pages are not handed back */
+	uint16_t *apage;
+	uintptr_t apage_lo;
+	_Atomic uint64_t arena_freed; /* bytes of arena pages handed back */
+	int arena_nohuge;             /* MADV_NOHUGEPAGE done */
 
 	/* writer-only state */
 	uint32_t im_used;
@@ -612,6 +618,9 @@ static inline size_t adj_bytes(const struct adj *a)
 int gbuf_reserve(struct graph_buf *b, size_t more);
 /* Total bytes of an encoded list. O(1). */
 size_t adj_size(const uint8_t *p);
+/* Count the arena pages of list b up (+1) or down (-1, handing back pages
+ * no list uses any more). Writer only. */
+void arena_count(struct graph *g, const uint8_t *b, size_t len, int d);
 /* 1 with *ts (stored units) when w is in the encoded list b. */
 int adj_find(const uint8_t *b, uint32_t w, uint32_t *ts);
 /* Append the encoding of n ascending (id, ts) pairs to out. 0 or -1. */

@@ -6,6 +6,7 @@
 #include "graph_int.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
 
 /* ---- writer: bookkeeping ---------------------------------------------- */
 
@@ -203,13 +204,7 @@ size_t graph_maintain(struct graph *g, uint64_t budget_us)
 	return g->qlen - g->qhead;
 }
 
-/* 1 when slot s (a delta) sits on a base in the arena. */
-static int arena_based(const struct graph *g, uint64_t s)
-{
-	const struct adj *a = (const struct adj *)(uintptr_t)(s & SLOT_PTR);
-
-	return a->base && in_arena(g, a->base);
-}
+static const uint8_t *arena_list(const struct graph *g, uint64_t s);
 
 int graph_compact(struct graph *g, uint64_t budget_us)
 {
@@ -232,13 +227,13 @@ int graph_compact(struct graph *g, uint64_t budget_us)
 		}
 		u = g->compact_next < n ? g->compact_next : 0;
 		sl = atomic_load_explicit(&vt->v[u].slot, memory_order_relaxed);
-		/* a delta over a base in the arena is left: merging it
-		 * would leave the arena's bytes of the list behind, dead but
-		 * not freed (the arena is one block), which cost more than
-		 * the delta (18.1 -> 19.4 bytes an edge after bench_graph's
+		/* a delta over a base in the arena is folded only when the
+		 * arena's dead pages are handed back (arena_count): else the
+		 * list's old bytes would stay, which cost more than the
+		 * delta (18.1 -> 19.4 bytes an edge after bench_graph's
 		 * stream) */
 		if (sl && !(sl & (SLOT_ARENA | SLOT_BASE)) &&
-		    !arena_based(g, sl)) {
+		    (g->apage || !arena_list(g, sl))) {
 			if (merge_vertex(g, u, &ws))
 				break; /* out of memory: this one later */
 			g->cround_merged++;
@@ -734,16 +729,104 @@ void graph_stats(const struct graph *g, struct graph_stats *st)
 		    sizeof(*g);
 	urcu_bp_read_unlock();
 	st->edges = atomic_load_explicit(&m->edges, memory_order_relaxed);
-	st->base_bytes = g->arena_len +
-			 atomic_load_explicit(&m->base_bytes,
-					      memory_order_relaxed);
-	st->bytes += g->arena_len +
-		     atomic_load_explicit(&m->slab.used, memory_order_relaxed);
+	st->arena_freed = atomic_load_explicit(&m->arena_freed,
+					       memory_order_relaxed);
+	{
+		uint64_t arena = g->arena_len - st->arena_freed;
+
+		st->base_bytes = arena + atomic_load_explicit(
+				&m->base_bytes, memory_order_relaxed);
+		st->bytes += arena + atomic_load_explicit(
+				&m->slab.used, memory_order_relaxed);
+	}
 	st->delta_entries = atomic_load_explicit(&m->delta_entries,
 						 memory_order_relaxed);
 	st->pending_merges = atomic_load_explicit(&m->pending,
 						  memory_order_relaxed);
 	st->merges = atomic_load_explicit(&m->merges, memory_order_relaxed);
+}
+
+/*
+ * Dead arena pages. The arena is one block, so a list merged out of it
+ * (graph_maintain, graph_compact) or emptied left its bytes there for
+ * good. apage[i] counts the lists that overlap page i of the arena; once
+ * a retired list's grace period has ended (free_block), its pages are
+ * counted down, and a page that no list uses any more is handed back to
+ * the kernel (MADV_DONTNEED: it reads as zeros from then on, which only
+ * a reader's over-read of a few bytes past its own list could meet) and
+ * leaves the graph's byte count. Only pages wholly inside the arena are
+ * handed back: the first and last may hold malloc's own bytes.
+ */
+#define APAGE 4096u
+
+void arena_count(struct graph *g, const uint8_t *b, size_t len, int d)
+{
+	uintptr_t lo = g->apage_lo, end = (uintptr_t)g->arena + g->arena_len;
+	size_t p, first = ((uintptr_t)b - lo) / APAGE,
+		  last = ((uintptr_t)b + (len ? len : 1) - 1 - lo) / APAGE;
+
+	for (p = first; p <= last; p++) {
+		uintptr_t at = lo + p * APAGE;
+
+		g->apage[p] = (uint16_t)(g->apage[p] + d);
+		if (d > 0 || g->apage[p] || at < (uintptr_t)g->arena ||
+		    at + APAGE > end)
+			continue;
+		if (!g->arena_nohuge) {
+			/* khugepaged would fill a huge page's handed-back
+			 * pages again: no huge pages here from now on (one
+			 * call for the arena's whole interior) */
+			uintptr_t a = (lo + APAGE) & ~(uintptr_t)(APAGE - 1);
+
+			if (end > a)
+				madvise((void *)a, (end - a) & ~(uintptr_t)
+						(APAGE - 1), MADV_NOHUGEPAGE);
+			g->arena_nohuge = 1;
+		}
+		if (!madvise((void *)at, APAGE, MADV_DONTNEED))
+			atomic_fetch_add_explicit(&g->arena_freed, APAGE,
+						  memory_order_relaxed);
+	}
+}
+
+/* The list of slot s that lives in the arena, or NULL. */
+static const uint8_t *arena_list(const struct graph *g, uint64_t s)
+{
+	const struct adj *a;
+
+	if (!s || (s & SLOT_BASE))
+		return NULL;
+	if (s & SLOT_ARENA)
+		return g->arena + (s & ~SLOT_ARENA);
+	a = (const struct adj *)(uintptr_t)(s & SLOT_PTR);
+	return a->base && in_arena(g, a->base) ? a->base : NULL;
+}
+
+/* Count every arena list's pages (after the arena is adopted). Without
+ * memory for the counts, no page is handed back. */
+static void arena_pages_init(struct graph *g)
+{
+	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
+						     memory_order_relaxed);
+	uint32_t n = atomic_load_explicit(&vt->n, memory_order_relaxed), u;
+	uintptr_t lo = (uintptr_t)g->arena & ~(uintptr_t)(APAGE - 1);
+
+	free(g->apage);
+	g->apage = NULL;
+	atomic_store_explicit(&g->arena_freed, 0, memory_order_relaxed);
+	g->arena_nohuge = 0;
+	if (!g->arena_len)
+		return;
+	g->apage_lo = lo;
+	g->apage = calloc(((uintptr_t)g->arena + g->arena_len - lo) / APAGE + 1,
+			  sizeof(*g->apage));
+	for (u = 0; g->apage && u < n; u++) {
+		const uint8_t *b = arena_list(g, atomic_load_explicit(
+				&vt->v[u].slot, memory_order_relaxed));
+
+		if (b)
+			arena_count(g, b, adj_size(b), +1);
+	}
 }
 
 /* Take b's bytes as the arena, trimmed to size. */
@@ -760,6 +843,7 @@ void graph_arena_adopt(struct graph *g, struct graph_buf *b)
 	g->arena_cap = b->len;
 	b->p = NULL;
 	b->len = b->cap = 0;
+	arena_pages_init(g);
 }
 
 /* ---- bulk build ------------------------------------------------------- */

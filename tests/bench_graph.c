@@ -220,11 +220,13 @@ static void ingest_report(const struct graph_event *base, size_t nb,
 			dt = now_s() - t0;
 			graph_stats(g, &st);
 			printf("compact    graph_compact after it  %8.2f s       "
-			       "(entries in deltas %llu -> %llu: those over "
-			       "arena bases stay; after: %.2f B/edge, process "
-			       "RSS %+.0f MB)\n", dt, (unsigned long long)d0,
+			       "(entries in deltas %llu -> %llu; after: %.2f "
+			       "B/edge, %.0f MB of arena pages handed back, "
+			       "process RSS %+.0f MB)\n", dt,
+			       (unsigned long long)d0,
 			       (unsigned long long)st.delta_entries,
 			       (double)st.bytes / (double)st.edges,
+			       (double)st.arena_freed / 1e6,
 			       (rss_bytes() - rss0) / 1e6);
 		}
 		graph_free(g);

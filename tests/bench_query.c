@@ -415,6 +415,10 @@ static void run_stream(uint32_t nq, size_t nstream)
 		graph_maintain(g, 100);
 	}
 	full_lat(g, so.members, nq, "after it, changes in deltas");
+	/* what the server does once the stream pauses for a second */
+	while (graph_compact(g, 10000))
+		;
+	full_lat(g, so.members, nq, "after it, then compacted");
 	memcpy(ev + n, ev2, nstream * sizeof(*ev));
 	free(ev2);
 	g2 = graph_new(0);

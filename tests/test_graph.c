@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "graph.h"
 #include "mem.h"
@@ -1284,6 +1285,176 @@ END_TEST
 
 enum { CN = 3000 };
 
+/*
+ * Dead arena pages go back to the kernel. A bulk-built graph of AP_N
+ * members, each linked to the next 12 (an arena of some 60 pages), gets
+ * one new edge on each of its first AP_N / 2 members; graph_maintain and
+ * graph_compact fold those deltas into bases of their own, and the arena
+ * pages that only those members' old lists used are handed back
+ * (arena_freed). Every list reads as it was plus its new edge, the
+ * untouched ones sharing pages with merged ones included, and a reader
+ * thread checks lists the whole time.
+ */
+#define AP_N 4000u
+#define AP_K 12u
+#define AP_NEW 100000u /* member m's new neighbour: AP_NEW + m */
+
+static double ap_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+struct ap_list {
+	uint64_t nbr[2 * AP_K + 1];
+	uint32_t ts[2 * AP_K + 1], n;
+};
+
+struct ap {
+	struct graph *g;
+	struct ap_list *want; /* members 1..AP_N, as built */
+	atomic_int stop;
+	atomic_ulong checks, bad;
+};
+
+/* 1 when member m's list is its built list, plus its new edge (to AP_NEW
+ * + m at ts nts) when `added` (or, with added < 0, either). */
+static int ap_check(const struct ap *a, const struct graph_view *v,
+		    uint64_t m, int added, uint32_t nts)
+{
+	const struct ap_list *w = &a->want[m];
+	uint32_t u = graph_lookup(v, m), nb, t, i = 0, extra = 0;
+	struct graph_iter it;
+
+	if (u == GRAPH_NONE)
+		return 0;
+	graph_iter_init(&it, v, u);
+	while (graph_iter_next(&it, &nb, &t)) {
+		uint64_t x = graph_member(v, nb);
+
+		if (x == AP_NEW + m) {
+			if (t != nts / GRAPH_TS_RES * GRAPH_TS_RES)
+				return 0;
+			extra++;
+			continue;
+		}
+		if (i >= w->n || x != w->nbr[i] || t != w->ts[i])
+			return 0;
+		i++;
+	}
+	return i == w->n && (added < 0 ? extra <= 1 : extra == (uint32_t)added);
+}
+
+static void *ap_reader(void *arg)
+{
+	struct ap *a = arg;
+	uint64_t seed = 99;
+
+	while (!atomic_load(&a->stop)) {
+		struct graph_view v;
+		uint64_t m = 1 + rnd(&seed) % AP_N;
+
+		graph_view_begin(a->g, &v);
+		if (!ap_check(a, &v, m, m > AP_N / 2 ? 0 : -1,
+			      1800000000u + (uint32_t)m))
+			atomic_fetch_add(&a->bad, 1);
+		graph_view_end(&v);
+		atomic_fetch_add(&a->checks, 1);
+	}
+	return NULL;
+}
+
+START_TEST(arena_pages_handed_back)
+{
+	struct graph_event *ev = calloc(AP_N * AP_K, sizeof(*ev));
+	struct ap a = { graph_new(0), calloc(AP_N + 1, sizeof(struct ap_list)),
+			0, 0, 0 };
+	struct graph_stats st;
+	struct graph_view v;
+	struct err e = { "" };
+	pthread_t th;
+	double end;
+	uint32_t i, j, n = 0;
+
+	for (i = 1; i <= AP_N; i++)
+		for (j = 1; j <= AP_K; j++) {
+			ev[n].src = i;
+			ev[n].dst = (i + j - 1) % AP_N + 1;
+			ev[n].ts = 1700000000u + (i * 13 + j) * GRAPH_TS_RES;
+			ev[n++].op = GRAPH_ADD;
+		}
+	REQ_EQ(graph_build(a.g, ev, n, 0, NULL, &e), 0);
+	graph_view_begin(a.g, &v);
+	for (uint64_t m = 1; m <= AP_N; m++) {
+		struct graph_iter it;
+		uint32_t nb, t;
+		struct ap_list *w = &a.want[m];
+
+		graph_iter_init(&it, &v, graph_lookup(&v, m));
+		while (graph_iter_next(&it, &nb, &t)) {
+			w->nbr[w->n] = graph_member(&v, nb);
+			w->ts[w->n++] = t;
+		}
+		REQ_EQ(w->n, 2 * AP_K);
+	}
+	graph_view_end(&v);
+	pthread_create(&th, NULL, ap_reader, &a);
+	for (i = 1; i <= AP_N / 2; i += 100) {
+		for (j = 0; j < 100; j++) {
+			ev[j].src = i + j;
+			ev[j].dst = AP_NEW + i + j;
+			ev[j].ts = 1800000000u + i + j;
+			ev[j].op = GRAPH_ADD;
+		}
+		REQ_EQ(graph_apply(a.g, ev, 100, NULL, &e), 0);
+		graph_maintain(a.g, 1000);
+		graph_compact(a.g, 20);
+	}
+	while (graph_compact(a.g, 1000000))
+		;
+	/* pages are handed back once their lists' grace period is over, at
+	 * a later writer call */
+	end = ap_now() + 10;
+	do {
+		struct timespec ms2 = { 0, 2000000 };
+
+		graph_maintain(a.g, 0);
+		graph_stats(a.g, &st);
+		nanosleep(&ms2, NULL);
+	} while (ap_now() < end && st.arena_freed < 20 * 4096);
+	atomic_store(&a.stop, 1);
+	pthread_join(th, NULL);
+	ck_assert_uint_eq(atomic_load(&a.bad), 0);
+	ck_assert_uint_gt(atomic_load(&a.checks), 0);
+	ck_assert_uint_eq(st.delta_entries, 0);
+	/* the first half's lists held about half the arena's pages */
+	ck_assert_uint_ge(st.arena_freed, 20 * 4096);
+	graph_view_begin(a.g, &v);
+	for (uint64_t m = 1; m <= AP_N; m++)
+		ck_assert_msg(ap_check(&a, &v, m, m <= AP_N / 2,
+				       1800000000u + (uint32_t)m),
+			      "member %llu", (unsigned long long)m);
+	graph_view_end(&v);
+	/* and a snapshot of it reads the same */
+	{
+		struct graph *h = roundtrip(a.g);
+
+		graph_free(a.g);
+		a.g = h;
+		graph_view_begin(a.g, &v);
+		for (uint64_t m = 1; m <= AP_N; m++)
+			ck_assert(ap_check(&a, &v, m, m <= AP_N / 2,
+					   1800000000u + (uint32_t)m));
+		graph_view_end(&v);
+	}
+	graph_free(a.g);
+	free(a.want);
+	free(ev);
+}
+END_TEST
+
 struct conc {
 	struct graph *g;
 	atomic_int done;
@@ -1626,6 +1797,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, import_many_members);
 	tcase_add_test(t, import_rejects_garbage);
 	tcase_add_test(t, readers_see_published_states);
+	tcase_add_test(t, arena_pages_handed_back);
 	tcase_add_test(t, readers_see_batched_states);
 	suite_add_tcase(s, t);
 	return s;
