@@ -776,7 +776,8 @@ void arena_count(struct graph *g, const uint8_t *b, size_t len, int d)
 			/* khugepaged would fill a huge page's handed-back
 			 * pages again: no huge pages here from now on (one
 			 * call for the arena's whole interior) */
-			uintptr_t a = (lo + APAGE) & ~(uintptr_t)(APAGE - 1);
+			uintptr_t a = ((uintptr_t)g->arena + APAGE - 1) &
+				      ~(uintptr_t)(APAGE - 1);
 
 			if (end > a)
 				madvise((void *)a, (end - a) & ~(uintptr_t)

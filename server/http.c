@@ -34,9 +34,10 @@ struct http_req {
 	int answered;
 };
 
-/* A connection this worker accepted, watched for slow requests (see
- * sweep_cb). It holds a reference on its bufferevent, so the pointer stays
- * valid after evhttp frees the connection; the sweep then lets go. */
+/* A connection this worker accepted, watched for slow requests and
+ * answers and for read-ahead (see conn_sweep, HTTP_READ_AHEAD). It holds
+ * a reference on its bufferevent, so the pointer stays valid after evhttp
+ * frees the connection; the next sweep then lets go. */
 struct conn {
 	struct bufferevent *bev;
 	struct evbuffer_cb_entry *in_cb, *out_cb;

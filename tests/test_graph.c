@@ -1415,8 +1415,10 @@ START_TEST(arena_pages_handed_back)
 	while (graph_compact(a.g, 1000000))
 		;
 	/* pages are handed back once their lists' grace period is over, at
-	 * a later writer call */
-	end = ap_now() + 10;
+	 * a later writer call (RCU's thread is slow under valgrind: make
+	 * valgrind sets CK_TIMEOUT_MULTIPLIER) */
+	end = ap_now() + 10 * (getenv("CK_TIMEOUT_MULTIPLIER")
+			       ? atof(getenv("CK_TIMEOUT_MULTIPLIER")) : 1);
 	do {
 		struct timespec ms2 = { 0, 2000000 };
 
