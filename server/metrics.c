@@ -94,6 +94,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 		  "deltas", "gauge", (long long)g->delta_entries) ||
 	    gauge(out, "graph_pending_merges", "vertices queued for a merge",
 		  "gauge", (long long)g->pending_merges) ||
+	    gauge(out, "graph_arena_freed_bytes", "bytes of the bulk-built "
+		  "arena handed back to the kernel (pages whose lists were all "
+		  "merged out)", "gauge", (long long)g->arena_freed) ||
 	    gauge(out, "ingest_lag_seconds", "now minus the ts of the last "
 		  "applied event (-1 before the first)", "gauge",
 		  (long long)g->ingest_lag_s) ||

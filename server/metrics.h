@@ -39,6 +39,7 @@ struct metrics {
 /* Point-in-time values the service hands to the renderer. */
 struct metrics_gauges {
 	uint64_t members, edges, bytes, delta_entries, pending_merges;
+	uint64_t arena_freed;  /* bytes of arena pages handed back */
 	uint64_t http_accepted, http_rejected;   /* events via POST /edges */
 	uint64_t kafka_accepted, kafka_rejected; /* events via Kafka */
 	uint64_t graph_added, graph_refreshed, graph_removed, graph_noops;

@@ -896,6 +896,7 @@ static void h_stats(struct reqctx *q)
 	pthread_rwlock_unlock(&s->model_lock);
 	bad |= jbuf_printf(o, ",\"directed\":%s,\"delta_entries\":%llu,"
 			   "\"pending_merges\":%llu,\"merges\":%llu,"
+			   "\"arena_freed\":%llu,"
 			   "\"dismissals\":%llu,\"checkpoints\":%llu,"
 			   "\"uptime_s\":%lld,\"threads\":%u,"
 			   "\"state\":%s,\"kafka\":%s,",
@@ -903,6 +904,7 @@ static void h_stats(struct reqctx *q)
 			   (unsigned long long)st.delta_entries,
 			   (unsigned long long)st.pending_merges,
 			   (unsigned long long)st.merges,
+			   (unsigned long long)st.arena_freed,
 			   (unsigned long long)dismiss_count(s->dis),
 			   (unsigned long long)atomic_load(&s->ckpts),
 			   (long long)(time(NULL) - s->started), s->nthreads,
@@ -954,6 +956,7 @@ static void h_metrics(struct reqctx *q)
 		g.bytes = st.bytes;
 		g.delta_entries = st.delta_entries;
 		g.pending_merges = st.pending_merges;
+		g.arena_freed = st.arena_freed;
 	}
 	g.http_accepted = atomic_load(&s->http_acc);
 	g.http_rejected = atomic_load(&s->http_rej);

@@ -1782,7 +1782,77 @@ static void check_graph_gauges(unsigned port)
 	ck_assert_int_gt(m1, 0);
 	ck_assert_int_eq(m1, m2);
 	ck_assert_int_eq(sb, m1);
+	/* handed-back arena bytes: whole pages, the same in both */
+	m1 = metric_of(port, "triad_graph_arena_freed_bytes");
+	ck_assert_int_ge(m1, 0);
+	ck_assert_int_eq(m1 % 4096, 0);
+	ck_assert_int_eq(stat_of(port, "arena_freed"), m1);
 }
+
+/*
+ * Idle compaction on the bundled sample, whose lists the server holds in
+ * one bulk-built block (the arena): one new edge on each of the members 0..999
+ * (their lists lie together in it), and once they are folded the arena's
+ * pages that held only those lists are handed back (arena_freed in /stats
+ * and /metrics), every list as it was plus its new edge.
+ */
+START_TEST(idle_server_hands_back_arena_pages)
+{
+	unsigned port = free_port();
+	char *body = malloc(64 * 1000), path[64];
+	int64_t deg[1000], d = -1, freed = 0;
+	uint64_t nb[1024];
+	size_t len = 0;
+	double end;
+	pid_t pid;
+	int i;
+
+	ck_assert_ptr_nonnull(body);
+	pid = serve_start(port, NULL); /* the bundled sample */
+	ck_assert_int_eq(stat_of(port, "arena_freed"), 0);
+	for (i = 0; i < 1000; i++) {
+		struct resp r;
+		json_object *o;
+
+		snprintf(path, sizeof(path), "/members/%d", i);
+		r = must(port, "GET", path, NULL);
+		o = parse_json(&r);
+		deg[i] = jint(o, "degree");
+		json_object_put(o);
+		resp_free(&r);
+		len += (size_t)snprintf(body + len, 64 * 1000 - len,
+					"{\"src\":%d,\"dst\":%d,\"ts\":%d}\n", i,
+					100000 + i, 1800000000 + i);
+	}
+	post_edges_ok(port, body, 1000);
+	end = mono() + 20 * e2e_scale();
+	while (mono() < end && ((d = stat_of(port, "delta_entries")) != 0 ||
+				(freed = stat_of(port, "arena_freed")) == 0))
+		nap_ms(100);
+	ck_assert_int_eq(d, 0);
+	ck_assert_int_gt(freed, 0);
+	check_graph_gauges(port);
+	for (i = 0; i < 1000; i += 37) {
+		struct resp r;
+		json_object *o;
+		int n;
+
+		snprintf(path, sizeof(path), "/members/%d", i);
+		r = must(port, "GET", path, NULL);
+		o = parse_json(&r);
+		ck_assert_int_eq(jint(o, "degree"), deg[i] + 1);
+		json_object_put(o);
+		resp_free(&r);
+		/* the new edge is the newest */
+		n = neighbors_of(port, (uint64_t)i, nb, 1024);
+		ck_assert_int_ge(n, 1);
+		ck_assert_uint_eq(nb[0], 100000u + (unsigned)i);
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	free(body);
+}
+END_TEST
 
 /*
  * /metrics carries triad_graph_bytes (> 0), triad_members and triad_edges
@@ -1935,6 +2005,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, pipelined_requests_bounded);
 	tcase_add_test(t, slow_reader_cut_at_deadline);
 	tcase_add_test(t, idle_server_compacts_deltas);
+	tcase_add_test(t, idle_server_hands_back_arena_pages);
 	tcase_add_test(t, members_newest_thousand_full_degree);
 	tcase_add_test(t, checkpoint_answer_matches_stats);
 	tcase_add_test(t, metrics_graph_gauges_match_stats);
