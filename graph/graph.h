@@ -172,10 +172,13 @@ size_t graph_maintain(struct graph *g, uint64_t budget_us);
  * budget_us microseconds. graph_maintain only merges deltas past their
  * soft limit, so after a stream most members keep a few entries in deltas
  * for good (a small delta buffer costs several times the bytes of the
- * same entries in a base, and every read merges it). Deltas over a base
- * in the bulk-built arena are left (merging them would strand the
- * arena's bytes). For when the writer is idle. O(d) a vertex merged, O(1)
- * one passed. Returns 1 while there may be more to merge, 0 once a whole
+ * same entries in a base, and every read merges it). Deltas over bases
+ * of more than 4,096 entries are left to graph_maintain (it merges them
+ * at their soft limit), so a merge here costs O(4,096 + delta) at most,
+ * and a hub updated now and then is not re-encoded each time; so are
+ * deltas over arena bases when the arena's pages are not counted (no
+ * memory for the counts). For when the writer is idle. O(1) a vertex
+ * passed. Returns 1 while there may be more to merge, 0 once a whole
  * round of the vertices has found none (events applied since make more).
  */
 int graph_compact(struct graph *g, uint64_t budget_us);

@@ -206,6 +206,8 @@ size_t graph_maintain(struct graph *g, uint64_t budget_us)
 
 static const uint8_t *arena_list(const struct graph *g, uint64_t s);
 
+#define COMPACT_MAX_DEG 4096u /* bases graph_compact merges at most */
+
 int graph_compact(struct graph *g, uint64_t budget_us)
 {
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
@@ -232,7 +234,14 @@ int graph_compact(struct graph *g, uint64_t budget_us)
 		 * list's old bytes would stay, which cost more than the
 		 * delta (18.1 -> 19.4 bytes an edge after bench_graph's
 		 * stream) */
+		/* ...and one over a base of more than COMPACT_MAX_DEG
+		 * entries too: its merge would cost O(d) for a few entries
+		 * (a hub with one update each second would be re-encoded
+		 * each second); graph_maintain merges it once its delta
+		 * reaches its soft limit, d/64 entries or more */
 		if (sl && !(sl & (SLOT_ARENA | SLOT_BASE)) &&
+		    ((const struct adj *)(uintptr_t)(sl & SLOT_PTR))->bdeg <=
+			    COMPACT_MAX_DEG &&
 		    (g->apage || !arena_list(g, sl))) {
 			if (merge_vertex(g, u, &ws))
 				break; /* out of memory: this one later */

@@ -1457,6 +1457,57 @@ START_TEST(arena_pages_handed_back)
 }
 END_TEST
 
+/*
+ * graph_compact leaves a hub's small delta alone: a base of 5,000
+ * entries with 3 new edges keeps them in its delta (a merge would
+ * re-encode 5,000 entries for 3), while the new leaves' lists are folded;
+ * graph_maintain merges the hub once its delta reaches its soft limit
+ * (8 + 5000/64 = 86 entries).
+ */
+START_TEST(compact_leaves_hub_deltas)
+{
+	struct graph *g = graph_new(0);
+	struct graph_event *ev = calloc(5000, sizeof(*ev));
+	struct graph_stats st;
+	struct graph_view v;
+	struct err e = { "" };
+	uint32_t i;
+
+	for (i = 0; i < 5000; i++)
+		ev[i] = (struct graph_event){ 1, 10 + i,
+					      1700000000u + i * GRAPH_TS_RES,
+					      GRAPH_ADD };
+	REQ_EQ(graph_build(g, ev, 5000, 0, NULL, &e), 0);
+	for (i = 0; i < 3; i++)
+		ev[i] = (struct graph_event){ 1, 100000 + i, 1800000000u,
+					      GRAPH_ADD };
+	REQ_EQ(graph_apply(g, ev, 3, NULL, &e), 0);
+	while (graph_compact(g, 1000000))
+		;
+	graph_stats(g, &st);
+	ck_assert_uint_eq(st.delta_entries, 3); /* the hub's, left */
+	ck_assert_uint_eq(st.merges, 3);        /* the three leaves */
+	graph_view_begin(g, &v);
+	ck_assert_uint_eq(graph_degree(&v, graph_lookup(&v, 1)), 5003);
+	graph_view_end(&v);
+	for (i = 0; i < 90; i++)
+		ev[i] = (struct graph_event){ 1, 200000 + i, 1800000000u,
+					      GRAPH_ADD };
+	REQ_EQ(graph_apply(g, ev, 90, NULL, &e), 0);
+	while (graph_maintain(g, 1000000))
+		;
+	while (graph_compact(g, 1000000))
+		;
+	graph_stats(g, &st);
+	ck_assert_uint_eq(st.delta_entries, 0);
+	graph_view_begin(g, &v);
+	ck_assert_uint_eq(graph_degree(&v, graph_lookup(&v, 1)), 5093);
+	graph_view_end(&v);
+	graph_free(g);
+	free(ev);
+}
+END_TEST
+
 struct conc {
 	struct graph *g;
 	atomic_int done;
@@ -1800,6 +1851,7 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, import_rejects_garbage);
 	tcase_add_test(t, readers_see_published_states);
 	tcase_add_test(t, arena_pages_handed_back);
+	tcase_add_test(t, compact_leaves_hub_deltas);
 	tcase_add_test(t, readers_see_batched_states);
 	suite_add_tcase(s, t);
 	return s;
