@@ -204,8 +204,6 @@ size_t graph_maintain(struct graph *g, uint64_t budget_us)
 	return g->qlen - g->qhead;
 }
 
-static const uint8_t *arena_list(const struct graph *g, uint64_t s);
-
 #define COMPACT_MAX_DEG 4096u /* bases graph_compact merges at most */
 
 int graph_compact(struct graph *g, uint64_t budget_us)
@@ -218,6 +216,7 @@ int graph_compact(struct graph *g, uint64_t budget_us)
 	int more = 1;
 
 	for (uint32_t k = 1;; k++) {
+		const struct adj *a;
 		uint32_t u;
 		uint64_t sl;
 
@@ -229,20 +228,17 @@ int graph_compact(struct graph *g, uint64_t budget_us)
 		}
 		u = g->compact_next < n ? g->compact_next : 0;
 		sl = atomic_load_explicit(&vt->v[u].slot, memory_order_relaxed);
-		/* a delta over a base in the arena is folded only when the
-		 * arena's dead pages are handed back (arena_count): else the
-		 * list's old bytes would stay, which cost more than the
-		 * delta (18.1 -> 19.4 bytes an edge after bench_graph's
+		a = sl & (SLOT_ARENA | SLOT_BASE)
+			    ? NULL : (const struct adj *)(uintptr_t)sl;
+		/* a delta (a) is left when its base is over COMPACT_MAX_DEG
+		 * entries (the merge would cost O(d) for a few entries, each
+		 * time a hub is updated; graph_maintain merges it at its soft
+		 * limit), or in the arena while the arena's dead pages are
+		 * not handed back (arena_count; the list's old bytes would
+		 * stay: 18.1 -> 19.4 bytes an edge after bench_graph's
 		 * stream) */
-		/* ...and one over a base of more than COMPACT_MAX_DEG
-		 * entries too: its merge would cost O(d) for a few entries
-		 * (a hub with one update each second would be re-encoded
-		 * each second); graph_maintain merges it once its delta
-		 * reaches its soft limit, d/64 entries or more */
-		if (sl && !(sl & (SLOT_ARENA | SLOT_BASE)) &&
-		    ((const struct adj *)(uintptr_t)(sl & SLOT_PTR))->bdeg <=
-			    COMPACT_MAX_DEG &&
-		    (g->apage || !arena_list(g, sl))) {
+		if (a && a->bdeg <= COMPACT_MAX_DEG &&
+		    (g->apage || !a->base || !in_arena(g, a->base))) {
 			if (merge_vertex(g, u, &ws))
 				break; /* out of memory: this one later */
 			g->cround_merged++;
@@ -772,7 +768,7 @@ void arena_count(struct graph *g, const uint8_t *b, size_t len, int d)
 {
 	uintptr_t lo = g->apage_lo, end = (uintptr_t)g->arena + g->arena_len;
 	size_t p, first = ((uintptr_t)b - lo) / APAGE,
-		  last = ((uintptr_t)b + (len ? len : 1) - 1 - lo) / APAGE;
+		  last = ((uintptr_t)b + len - 1 - lo) / APAGE; /* len > 0 */
 
 	for (p = first; p <= last; p++) {
 		uintptr_t at = lo + p * APAGE;

@@ -420,7 +420,7 @@ static void *maintain_main(void *arg)
 		int due, idle, more = 0;
 
 		/* the trend table follows the graph, at most once a second */
-		if (events_applied(s) != atomic_load(&s->trend_events) &&
+		if (applied != atomic_load(&s->trend_events) &&
 		    now_us() - s->trend_us >= TREND_REFRESH_US)
 			trend_refresh(s);
 
