@@ -71,23 +71,54 @@ static void offer(struct heap *h, const struct graph_view *g, uint32_t k,
 	}
 }
 
+/*
+ * The timestamp held by more than half of the graph's list entries, if one
+ * is (Boyer-Moore majority vote; the caller's pass counts the votes):
+ * a file loaded without times, or a graph that was built in one go, stamps
+ * its edges alike, and such a stamp is a bulk, not activity.
+ */
+static uint32_t majority_ts(const struct graph_view *g, uint32_t nv)
+{
+	uint32_t cand = 0, x, w, ts;
+	uint64_t votes = 0;
+	struct graph_iter it;
+
+	for (x = 0; x < nv; x++) {
+		if (!graph_degree(g, x))
+			continue;
+		graph_iter_init(&it, g, x);
+		while (graph_iter_next(&it, &w, &ts))
+			if (!votes)
+				cand = ts, votes = 1;
+			else if (ts == cand)
+				votes++;
+			else
+				votes--;
+	}
+	return cand;
+}
+
 void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 		 uint32_t k)
 {
 	static const uint32_t none = TREND_NWINDOWS;
-	struct heap h[TREND_NWINDOWS];
-	uint32_t nv = graph_nvertices(g), x, w, ts, i, j, c[TREND_NWINDOWS];
+	/* [0]: every edge counts; [1]: the edges of the majority stamp not */
+	struct heap h[2][TREND_NWINDOWS];
+	uint32_t nv = graph_nvertices(g), x, w, ts, i, j, bulk;
+	uint32_t c[2][TREND_NWINDOWS];
+	uint64_t total = 0, at_bulk = 0;
 	struct graph_iter it;
-	struct heap *best;
-	uint32_t first = 0;
-	int any = 0, varied = 0; /* do the timestamps say anything? */
+	struct heap *best, *hs;
 
 	memset(t, 0, sizeof(*t));
 	memset(h, 0, sizeof(h));
 	t->now = now;
 	if (k > TREND_K)
 		k = TREND_K;
-	for (x = 0; k && x < nv; x++) {
+	if (!k)
+		return;
+	bulk = majority_ts(g, nv);
+	for (x = 0; x < nv; x++) {
 		if (!graph_degree(g, x))
 			continue;
 		memset(c, 0, sizeof(c));
@@ -95,9 +126,8 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 		while (graph_iter_next(&it, &w, &ts)) {
 			uint32_t age = now - ts, j0 = none;
 
-			if (!any)
-				first = ts, any = 1;
-			varied |= ts != first;
+			total++;
+			at_bulk += ts == bulk;
 			if (ts > now)
 				continue;
 			for (j = 0; j < TREND_NWINDOWS; j++)
@@ -105,22 +135,31 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 					j0 = j;
 					break;
 				}
-			if (j0 != none)
-				c[j0]++;
-		}
-		for (j = 1; j < TREND_NWINDOWS; j++) /* nested windows */
-			c[j] += c[j - 1];
-		for (j = 0; j < TREND_NWINDOWS; j++)
-			if (c[j]) {
-				h[j].busy += c[j] >= 2;
-				offer(&h[j], g, k, x, c[j]);
+			if (j0 != none) {
+				c[0][j0]++;
+				c[1][j0] += ts != bulk;
 			}
+		}
+		for (i = 0; i < 2; i++) {
+			for (j = 1; j < TREND_NWINDOWS; j++) /* nested windows */
+				c[i][j] += c[i][j - 1];
+			for (j = 0; j < TREND_NWINDOWS; j++)
+				if (c[i][j]) {
+					h[i][j].busy += c[i][j] >= 2;
+					offer(&h[i][j], g, k, x, c[i][j]);
+				}
+		}
 	}
-	if (!varied)
-		return; /* one timestamp on every edge: no "lately" to rank by */
-	for (j = 0; j + 1 < TREND_NWINDOWS && h[j].busy < k; j++)
+	if (2 * at_bulk > total) { /* a bulk stamp: the other edges alone */
+		if (at_bulk == total)
+			return; /* one timestamp on every edge: no "lately" */
+		hs = h[1];
+	} else {
+		hs = h[0];
+	}
+	for (j = 0; j + 1 < TREND_NWINDOWS && hs[j].busy < k; j++)
 		;
-	best = &h[j];
+	best = &hs[j];
 	t->window = windows[j];
 	/* most active first: pop the heap into the back */
 	for (i = best->n; i > 1; i--) {

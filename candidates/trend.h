@@ -15,15 +15,20 @@
  * W adapts to the graph's pace: the shortest of 1, 3, 7, 14, 30, 90 and
  * 365 days in which at least k members have two or more such edges (the
  * longest when none has). A busy network gets a day, a slow one months.
- * A graph whose edges all carry one timestamp (a file loaded without
- * times) has no notion of "lately": its table is empty, window 0, rather
- * than the highest-degree members under another name.
+ * A stamp that more than half of the edges carry is a bulk, not activity
+ * (a file loaded without times gets its load's stamp on every edge, then
+ * events arrive with their own): its edges count for nothing, and the
+ * table is made from the others alone. When every edge carries it, the
+ * graph has no notion of "lately": the table is empty, window 0. Either
+ * way the table is not the highest-degree members under another name.
  * The table is a function of the graph's contents and `now` alone: a
  * snapshot, a replica and an offline rebuild of the same edges agree.
  *
- * Built by one pass over every list with timestamps, O(E + V log k) (all
- * windows at once); the server rebuilds it in the background when the
- * graph has changed, at most once a second, and swaps it in. Lookups are
+ * Built by two passes over every list with timestamps, O(E + V log k)
+ * (a majority vote for the bulk stamp, then all windows at once, with
+ * and without that stamp's edges); the server rebuilds it in the
+ * background when the graph has changed, at most once a second and at
+ * most a twentieth of the time (serve.c), and swaps it in. Lookups are
  * O(log k).
  */
 #ifndef TRIAD_TREND_H

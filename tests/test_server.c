@@ -1860,6 +1860,73 @@ END_TEST
  * ingest grew it (more bytes, more members and edges; a member whose last
  * edge went is still counted, as the README says).
  */
+/* A field of /stats's "trend" object. */
+static int64_t trend_of(unsigned port, const char *key)
+{
+	struct resp r = must(port, "GET", "/stats", NULL);
+	json_object *o, *t;
+	int64_t v;
+
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert(json_object_object_get_ex(o, "trend", &t));
+	v = jint(t, key);
+	json_object_put(o);
+	resp_free(&r);
+	return v;
+}
+
+/* Wait (10 s at most) for the trend table to be rebuilt after `builds`. */
+static void wait_trend_build(unsigned port, int64_t builds)
+{
+	double end = mono() + 10 * e2e_scale();
+
+	while (mono() < end && trend_of(port, "builds") <= builds)
+		nap_ms(50);
+	ck_assert_int_gt(trend_of(port, "builds"), builds);
+}
+
+/*
+ * The bundled sample has no times: every edge carries the stamp of its
+ * load, and the trend table is empty. One event with a time of its own
+ * (the CONTRACT's example, three years older) must not make the load's
+ * edges count as activity: before 7 Dec the table became the 32
+ * highest-degree members, recommended with no mutual connection. Three
+ * edges stamped an hour before the load do count: members 1, 2 and 9.
+ */
+START_TEST(sample_trend_ignores_load_stamp)
+{
+	unsigned port = free_port();
+	char body[256];
+	int64_t b, asof;
+	pid_t pid;
+
+	pid = serve_start(port, NULL); /* the bundled sample */
+	ck_assert_int_eq(trend_of(port, "members"), 0);
+	ck_assert_int_eq(trend_of(port, "window_s"), 0);
+	asof = trend_of(port, "as_of");
+	b = trend_of(port, "builds");
+	post_edges_ok(port, "{\"src\":1,\"dst\":2,\"ts\":1700000000}\n", 1);
+	wait_trend_build(port, b);
+	ck_assert_int_eq(trend_of(port, "members"), 0);
+	ck_assert_int_eq(trend_of(port, "as_of"), asof);
+
+	b = trend_of(port, "builds");
+	snprintf(body, sizeof(body),
+		 "{\"src\":1,\"dst\":2,\"ts\":%lld}\n"
+		 "{\"src\":1,\"dst\":9,\"ts\":%lld}\n",
+		 (long long)asof - 3600, (long long)asof - 3600);
+	post_edges_ok(port, body, 2);
+	wait_trend_build(port, b);
+	/* one member with two such edges: fewer than 32 busy, the widest
+	 * window */
+	ck_assert_int_eq(trend_of(port, "members"), 3);
+	ck_assert_int_eq(trend_of(port, "window_s"), 365 * 86400);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
 START_TEST(metrics_graph_gauges_match_stats)
 {
 	unsigned port = free_port();
@@ -2006,6 +2073,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, slow_reader_cut_at_deadline);
 	tcase_add_test(t, idle_server_compacts_deltas);
 	tcase_add_test(t, idle_server_hands_back_arena_pages);
+	tcase_add_test(t, sample_trend_ignores_load_stamp);
 	tcase_add_test(t, members_newest_thousand_full_degree);
 	tcase_add_test(t, checkpoint_answer_matches_stats);
 	tcase_add_test(t, metrics_graph_gauges_match_stats);
