@@ -27,14 +27,6 @@ void cand_ctx_free(struct cand_ctx *c)
 	free(c);
 }
 
-uint64_t cand_now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 static int grow_map(struct cand_ctx *c, uint32_t nv)
 {
 	struct cand_map *m;

@@ -26,6 +26,7 @@
 
 #include "err.h"
 #include "graph.h"
+#include "mono.h"
 
 #define CAND_FOF 1u   /* found by friends-of-friends (triangle closing) */
 #define CAND_WALK 2u  /* visited by the random walk with restart */
@@ -222,13 +223,10 @@ static inline int cand_is_excluded(const struct cand_ctx *c, uint32_t x)
 /* Make the scratch buffers hold at least n entries. 0 or -1 (OOM). */
 int cand_reserve_buf(struct cand_ctx *c, size_t n);
 
-/* Monotonic clock in nanoseconds (for deadlines). */
-uint64_t cand_now_ns(void);
-
 /* 1 when deadline_ns is not 0 and has passed. */
 static inline int cand_past(uint64_t deadline_ns)
 {
-	return deadline_ns && cand_now_ns() >= deadline_ns;
+	return deadline_ns && mono_ns() >= deadline_ns;
 }
 
 #endif

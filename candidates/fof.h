@@ -60,7 +60,7 @@ void fof_params_default(struct fof_params *p);
  * Adamic-Adar and resource-allocation sums (cand_fx_aa(d_w) and
  * cand_fx_ra(d_w) per intermediate w, d_w its full degree), and
  * c->fof_exact says whether they are exact (above).
- * deadline_ns: monotonic (cand_now_ns) time to stop at, 0 for none;
+ * deadline_ns: monotonic (mono_ns) time to stop at, 0 for none;
  * checked before each intermediate. run (may be NULL) gets cut/work
  * (edges_read counts u's own list too).
  * Returns 0, or -1 with e filled when out of memory.

@@ -16,6 +16,7 @@
 
 #include "graph.h"
 #include "mem.h"
+#include "mono.h"
 #include "slab.h"
 #include "varint.h"
 
@@ -589,14 +590,6 @@ static inline int it_next_raw(struct graph_iter *it, uint32_t *nbr,
 		*ts = dent_ts(t);
 		return 1;
 	}
-}
-
-static inline uint64_t now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
 /* 1 when p is a base list in the arena (not a heap block of its own). */

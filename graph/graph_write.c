@@ -183,7 +183,7 @@ static int merge_vertex(struct graph *g, uint32_t u, struct wsum *ws)
 
 size_t graph_maintain(struct graph *g, uint64_t budget_us)
 {
-	uint64_t t0 = now_us();
+	uint64_t t0 = mono_us();
 	struct wsum ws = { 0 };
 
 	while (g->qhead < g->qlen) {
@@ -196,7 +196,7 @@ size_t graph_maintain(struct graph *g, uint64_t budget_us)
 			queue_push(g, u); /* out of memory: try later */
 			break;
 		}
-		if (now_us() - t0 >= budget_us)
+		if (mono_us() - t0 >= budget_us)
 			break;
 	}
 	wsum_flush(g, &ws);
@@ -211,7 +211,7 @@ int graph_compact(struct graph *g, uint64_t budget_us)
 	struct graph_vtab *vt = atomic_load_explicit(&g->vt,
 						     memory_order_relaxed);
 	uint32_t n = atomic_load_explicit(&vt->n, memory_order_relaxed);
-	uint64_t t0 = now_us();
+	uint64_t t0 = mono_us();
 	struct wsum ws = { 0 };
 	int more = 1;
 
@@ -247,7 +247,7 @@ int graph_compact(struct graph *g, uint64_t budget_us)
 		g->cround_seen++;
 		/* the clock every 64 vertices: a small merge takes about a
 		 * microsecond, passing a vertex a few nanoseconds */
-		if (k % 64 == 0 && now_us() - t0 >= budget_us)
+		if (k % 64 == 0 && mono_us() - t0 >= budget_us)
 			break;
 	}
 	wsum_flush(g, &ws);

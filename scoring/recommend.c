@@ -458,7 +458,7 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 		    rec_dismissed_fn dis, void *dis_ctx, struct graph_buf *out,
 		    struct err *e)
 {
-	uint64_t t0 = cand_now_ns(), budget;
+	uint64_t t0 = mono_ns(), budget;
 	struct rec_params p;
 	struct feat_via via;
 	size_t i, start = out->len, shown = 0, want;
@@ -501,7 +501,7 @@ int rec_answer_json(struct rec_ctx *c, const struct graph_view *v,
 	}
 	if (put(out, "{\"member\":%" PRIu64 ",\"k\":%u,\"model\":\"%s\",\"took_us\":%" PRIu64
 		",\"degraded\":%s,\"recommendations\":[",
-		r->member, r->k, model_name(m), (cand_now_ns() - t0) / 1000u,
+		r->member, r->k, model_name(m), (mono_ns() - t0) / 1000u,
 		c->degraded ? "true" : "false"))
 		goto oom;
 	for (i = 0; i < shown; i++) {

@@ -9,6 +9,7 @@
 #include "graph.h"
 #include "load.h"
 #include "mem.h"
+#include "mono.h"
 #include "store.h"
 
 static const char load_usage[] =
@@ -33,14 +34,6 @@ static const char load_usage[] =
 	"(optional header), ndjson {\"op\":\"add\",\"src\":1,\"dst\":2,\"ts\":T}.\n"
 	"Ids are unsigned 64-bit; ts is seconds since the epoch (default: now).\n"
 	"Self-loops are dropped; repeated pairs keep the newest ts.\n";
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* Value of an option given as "--opt V" or "--opt=V"; NULL when absent. */
 static const char *opt_value(int argc, char **argv, int *i, const char *name,
@@ -72,7 +65,7 @@ int cmd_load(int argc, char **argv)
 	size_t nin = 0, i;
 	uint64_t loops, skipped;
 	int reorder = 0, bad = 0, rc = 1, progress;
-	double t0 = now_s(), t1, t2, t3;
+	double t0 = mono_s(), t1, t2, t3;
 	int k;
 
 	inputs = mem_alloc((size_t)argc, sizeof(*inputs));
@@ -156,7 +149,7 @@ int cmd_load(int argc, char **argv)
 		}
 		if (progress)
 			fprintf(stderr, " %zu events (%.2f s)\n", l.n - before,
-				now_s() - t0);
+				mono_s() - t0);
 		if (l.renumbered > renum)
 			fprintf(stderr, "triad load: warning: %s: not every node "
 				"id is a member id (a decimal number), so its "
@@ -164,7 +157,7 @@ int cmd_load(int argc, char **argv)
 				inputs[i], nin > 1 ? "; the numbers of several "
 				"such files overlap" : "");
 	}
-	t1 = now_s();
+	t1 = mono_s();
 	if (progress)
 		fprintf(stderr, "building the graph from %zu events ...\n",
 			l.n);
@@ -180,14 +173,14 @@ int cmd_load(int argc, char **argv)
 	loops = l.self_loops;
 	skipped = l.bad_skipped;
 	event_list_release(&l); /* before writing: give the memory back */
-	t2 = now_s();
+	t2 = mono_s();
 	if (progress)
 		fprintf(stderr, "writing %s ...\n", out);
 	if (store_snapshot_write(out, g, &e) < 0) {
 		fprintf(stderr, "triad load: %s\n", e.msg);
 		goto out;
 	}
-	t3 = now_s();
+	t3 = mono_s();
 	graph_stats(g, &st);
 	printf("members         %llu\n", (unsigned long long)st.members);
 	printf("edges           %llu%s\n", (unsigned long long)st.edges,

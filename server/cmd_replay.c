@@ -11,6 +11,7 @@
 #include "kafka.h"
 #include "load.h"
 #include "mem.h"
+#include "mono.h"
 
 static void usage(FILE *f)
 {
@@ -29,14 +30,6 @@ static int cmp_ts(const void *a, const void *b)
 	const struct graph_event *x = a, *y = b;
 
 	return x->ts < y->ts ? -1 : x->ts > y->ts;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Stable sort by ts: qsort on (ts, index) would need a copy; merge sort
@@ -150,7 +143,7 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "triad replay: %s\n", e.msg);
 		goto out;
 	}
-	t0 = now_s();
+	t0 = mono_s();
 	for (i = 0; i < l.n; i++) {
 		const struct graph_event *ev = &l.ev[i];
 		char key[24], val[128];
@@ -159,7 +152,7 @@ int cmd_replay(int argc, char **argv)
 		if (rate > 0 && (i & 63) == 0) {
 			double due = t0 + (double)i / rate;
 
-			while ((t = now_s()) < due) {
+			while ((t = mono_s()) < due) {
 				struct timespec ts = { 0, (long)((due - t) *
 								 1e9) };
 				nanosleep(&ts, NULL);
@@ -185,7 +178,7 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "triad replay: %s\n", e.msg);
 		goto out;
 	}
-	t = now_s() - t0;
+	t = mono_s() - t0;
 	if (!quiet)
 		fprintf(stderr, "%striad replay: %zu events to \"%s\" in %.2f s "
 			"(%.0f/s)\n", tty ? "\r" : "", l.n, topic, t,

@@ -23,7 +23,7 @@ static void usage(FILE *f)
 "                   [--threads N] [--brokers LIST --topic T [--group G]]\n"
 "                   [--model M] [--events FILE [--format F]]\n"
 "                   [--admin-token TOKEN] [--checkpoint-secs N]\n"
-"                   [--request-timeout SECS]\n"
+"                   [--request-timeout SECS] [--body-budget-mb N]\n"
 "\n"
 "The online service. With no graph source it serves data/facebook_combined.txt\n"
 "on 127.0.0.1:8080 with ingest over HTTP only.\n"
@@ -46,6 +46,11 @@ static void usage(FILE *f)
 "                       headers and body, or to take its answer, each from\n"
 "                       its first byte (default 60; 0 = no limit); slower\n"
 "                       ones are disconnected\n"
+"  --body-budget-mb N   the most the requests still arriving may hold in\n"
+"                       memory together, headers and bodies (default 128;\n"
+"                       0 = no limit; else at least 17): a connection\n"
+"                       whose request would go past it is reset, unless\n"
+"                       it holds under 1 MiB\n"
 "Signals: SIGTERM/SIGINT stop (finish requests, checkpoint, exit 0);\n"
 "SIGHUP reloads --model.\n");
 }
@@ -113,6 +118,7 @@ static int known_option(const char *a)
 		"--snapshot", "--state", "--events", "--format", "--brokers",
 		"--topic", "--group", "--model", "--admin-token", "--threads",
 		"--checkpoint-secs", "--listen", "--request-timeout",
+		"--body-budget-mb",
 	};
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
@@ -140,6 +146,7 @@ int cmd_serve(int argc, char **argv)
 	o.port = 8080;
 	o.checkpoint_secs = 10;
 	o.request_timeout_secs = HTTP_REQUEST_TIMEOUT_MS / 1000;
+	o.body_budget_mb = (unsigned)(HTTP_BUDGET_DEFAULT >> 20);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		unsigned long n;
@@ -188,6 +195,11 @@ int cmd_serve(int argc, char **argv)
 				return bad_usage("--request-timeout \"%s\" is "
 						 "not 0..86400", v);
 			o.request_timeout_secs = (unsigned)n;
+		} else if (!strcmp(a, "--body-budget-mb")) {
+			if (parse_uint(v, 1u << 20, &n) || (n && n < 17))
+				return bad_usage("--body-budget-mb \"%s\" is "
+						 "not 0 or 17..1048576", v);
+			o.body_budget_mb = (unsigned)n;
 		} else if (!strcmp(a, "--listen")) {
 			const char *colon = strrchr(v, ':');
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "mono.h"
 
 struct http_req {
 	struct evhttp_request *req;
@@ -39,13 +40,17 @@ struct http_req {
  * a reference on its bufferevent, so the pointer stays valid after evhttp
  * frees the connection; the next sweep then lets go. */
 struct conn {
+	struct worker *w;
 	struct bufferevent *bev;
 	struct evbuffer_cb_entry *in_cb, *out_cb;
+	size_t held;       /* bytes of the request now arriving, counted in
+			    * the server's budget (see HTTP_BUDGET_MIN) */
 	uint64_t since_ms; /* when the request now arriving began */
 	uint64_t out_ms;   /* when the answer now being sent began */
 	int busy;          /* a request has begun arriving, not yet answered */
 	int capped;        /* input capped at HTTP_READ_AHEAD (an answer is
 			    * being sent) */
+	int cut;           /* its socket was shut down by conn_cut */
 };
 
 struct worker {
@@ -63,6 +68,7 @@ struct worker {
 	_Atomic uint64_t accepted; /* connections accepted so far */
 	_Atomic uint64_t accept_errors; /* accept() failures (out of fds) */
 	_Atomic uint64_t req_timeouts; /* requests cut at the deadline */
+	_Atomic uint64_t budget_cuts;  /* requests cut over the budget */
 	_Atomic int paused;   /* listener disabled until gate fires */
 	time_t err_logged;    /* when an accept error was last logged */
 	pthread_t tid;
@@ -75,6 +81,8 @@ struct http_server {
 	size_t max_body;
 	unsigned grace_ms;
 	unsigned req_timeout_ms; /* 0: no deadline */
+	size_t budget;           /* bytes all requests arriving may hold; 0 */
+	_Atomic size_t held;     /* what they hold now (sum of conn.held) */
 	http_handler_fn fn;
 	void *ctx;
 	struct worker *w;
@@ -147,23 +155,72 @@ static void on_request(struct evhttp_request *req, void *arg)
  * byte every few seconds held its connection and an answer (370 KB for
  * k=1000 with explain=1 on the sample's largest hub) for ever.
  */
-static uint64_t mono_ms(void)
-{
-	struct timespec t;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+/*
+ * The budget of requests in flight. evhttp holds a request, headers and
+ * body, in memory until all of it has arrived (up to HTTP_BODY_HARD_MAX
+ * bytes each), so the limit on one request did not bound the sum: 16
+ * clients sending 16 MiB bodies at once took the server to 385 MB, and
+ * more connections would take it further. So every byte read for a
+ * request is counted, in its connection and in one sum for the server,
+ * until its answer begins or the connection goes; a connection whose
+ * bytes take the sum past the budget is reset (as at the deadline) when it
+ * holds HTTP_BUDGET_MIN bytes or more itself: small requests are never
+ * cut. Nothing of a cut request was applied, so a client may send it
+ * again; triad_http_budget_cuts_total counts them.
+ */
+#define HTTP_BUDGET_MIN ((size_t)1 << 20)
+
+static void conn_sweep(struct worker *w, uint64_t now);
+
+/* Hand c's bytes back to the budget. */
+static void conn_unhold(struct conn *c)
+{
+	if (c->held) {
+		atomic_fetch_sub(&c->w->s->held, c->held);
+		c->held = 0;
+	}
+}
+
+/* Close c's socket with a reset (the kernel drops what it still holds for
+ * the client); evhttp then reads end of file and frees the connection, on
+ * this thread, as if the client had gone. */
+static void conn_cut(struct conn *c)
+{
+	struct linger lg = { 1, 0 };
+	evutil_socket_t sfd = bufferevent_getfd(c->bev);
+
+	setsockopt(sfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	shutdown(sfd, SHUT_RDWR);
+	c->busy = c->capped = 0;
+	c->cut = 1;
+	conn_unhold(c);
 }
 
 static void conn_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 		       void *arg)
 {
 	struct conn *c = arg;
+	struct http_server *s = c->w->s;
+	int over;
 
 	(void)b;
-	if (i->n_added && !c->busy) {
+	if (!i->n_added || c->cut)
+		return;
+	if (!c->busy) {
 		c->busy = 1;
 		c->since_ms = mono_ms();
+	}
+	c->held += i->n_added;
+	over = atomic_fetch_add(&s->held, i->n_added) + i->n_added > s->budget;
+	if (over && s->budget && c->held >= HTTP_BUDGET_MIN) {
+		/* closed connections hold bytes until a sweep lets go of
+		 * them (within a second): this worker's first */
+		conn_sweep(c->w, 0);
+		if (atomic_load(&s->held) > s->budget) {
+			conn_cut(c);
+			atomic_fetch_add(&c->w->budget_cuts, 1);
+		}
 	}
 }
 
@@ -174,6 +231,7 @@ static void conn_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 
 	if (i->n_added) {
 		c->busy = 0;
+		conn_unhold(c);
 		if (!c->capped) {
 			bufferevent_setwatermark(c->bev, EV_READ, 0,
 						 HTTP_READ_AHEAD);
@@ -196,6 +254,7 @@ static int conn_watch(struct worker *w, struct bufferevent *bev)
 		     sizeof(*w->conns)) ||
 	    !(c = mem_calloc(1, sizeof(*c))))
 		return -1;
+	c->w = w;
 	c->bev = bev;
 	c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), conn_in_cb, c);
 	c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), conn_out_cb, c);
@@ -229,6 +288,7 @@ static int conn_gone(const struct conn *c)
 
 static void conn_release(struct conn *c)
 {
+	conn_unhold(c);
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 	bufferevent_decref(c->bev);
@@ -260,12 +320,7 @@ static void conn_sweep(struct worker *w, uint64_t now)
 			 * it, which happens on this thread only; closed with a
 			 * reset, so the kernel drops what it still holds for
 			 * the client rather than keep it for a slow reader */
-			struct linger lg = { 1, 0 };
-			evutil_socket_t sfd = bufferevent_getfd(c->bev);
-
-			setsockopt(sfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			shutdown(sfd, SHUT_RDWR);
-			c->busy = c->capped = 0;
+			conn_cut(c);
 			atomic_fetch_add(&w->req_timeouts, 1);
 		}
 		w->conns[keep++] = c;
@@ -466,6 +521,7 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 	s->n = nthreads;
 	s->max_body = max_body;
 	s->req_timeout_ms = HTTP_REQUEST_TIMEOUT_MS;
+	s->budget = HTTP_BUDGET_DEFAULT;
 	s->fn = fn;
 	s->ctx = ctx;
 	s->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -611,6 +667,22 @@ uint64_t http_server_accept_errors(const struct http_server *s,
 void http_server_set_request_timeout(struct http_server *s, unsigned ms)
 {
 	s->req_timeout_ms = ms;
+}
+
+void http_server_set_budget(struct http_server *s, size_t bytes)
+{
+	s->budget = bytes;
+}
+
+uint64_t http_server_budget_cuts(const struct http_server *s,
+				 unsigned worker)
+{
+	return worker < s->n ? atomic_load(&s->w[worker].budget_cuts) : 0;
+}
+
+size_t http_server_held(const struct http_server *s)
+{
+	return atomic_load(&s->held);
 }
 
 uint64_t http_server_request_timeouts(const struct http_server *s,

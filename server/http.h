@@ -25,6 +25,10 @@
  *   ever). An answer must likewise be taken by the client within it,
  *   from its first byte until all of it is in the kernel's buffers.
  *   Idle keep-alive connections are libevent's: closed after 60 s.
+ * - The requests arriving at once hold at most the budget (default
+ *   HTTP_BUDGET_DEFAULT) between them, headers and bodies counted as they
+ *   are read: a connection whose bytes would take the sum past it is
+ *   reset, unless it holds less than 1 MiB itself.
  * - While an answer is being sent, a connection reads ahead at most
  *   HTTP_READ_AHEAD bytes of further (pipelined) requests; a client that
  *   sends requests without reading the answers is pushed back by the
@@ -48,6 +52,9 @@
 
 /* What libevent buffers of a body at most (see above). */
 #define HTTP_BODY_HARD_MAX(max_body) (4 * (size_t)(max_body))
+/* What the requests arriving at once may hold, headers and bodies, by
+ * default (see http_server_set_budget). */
+#define HTTP_BUDGET_DEFAULT ((size_t)128 << 20)
 
 enum http_method { HTTP_GET, HTTP_POST, HTTP_OTHER };
 
@@ -92,6 +99,14 @@ void http_server_set_request_timeout(struct http_server *s, unsigned ms);
 /* Requests worker `worker` cut at the deadline so far. Any thread. */
 uint64_t http_server_request_timeouts(const struct http_server *s,
 				      unsigned worker);
+/* Set the budget in bytes (0: none) before http_server_start: the most
+ * that the requests still arriving may hold together. */
+void http_server_set_budget(struct http_server *s, size_t bytes);
+/* Requests worker `worker` cut over the budget so far, and the bytes
+ * the requests arriving hold now. Any thread. */
+uint64_t http_server_budget_cuts(const struct http_server *s,
+				 unsigned worker);
+size_t http_server_held(const struct http_server *s);
 
 /* Free (after stop, or when never started). NULL is fine. */
 void http_server_free(struct http_server *s);

@@ -14,6 +14,7 @@
 
 #include "event.h"
 #include "mem.h"
+#include "mono.h"
 
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac,
 		      const char *buf)
@@ -226,15 +227,6 @@ static int64_t now_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Monotonic ms, for how long a message has waited here. */
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /*
  * One fetched message or event into its partition's buffer (parsed, bad
  * ones counted). An event without "ts" takes the message's timestamp, so
@@ -266,7 +258,7 @@ static int take(struct kafka_consumer *k, rd_kafka_message_t *m)
 	pt->eof = 0;
 	ts = rd_kafka_message_timestamp(m, &tt);
 	x->ts_ms = tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
-	x->got_ms = mono_ms();
+	x->got_ms = (int64_t)mono_ms();
 	x->offset = m->offset;
 	x->bad = 0;
 	if (!m->len) {
@@ -325,7 +317,7 @@ static ssize_t fill(struct kafka_consumer *k)
  * *nbad counts the malformed ones released. Returns messages released. */
 static size_t release(struct kafka_consumer *k, size_t *nbad)
 {
-	int64_t now = now_ms(), mono = mono_ms();
+	int64_t now = now_ms(), mono = (int64_t)mono_ms();
 	size_t done = 0;
 	int32_t i, best;
 

@@ -153,8 +153,17 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 		       "accepting for 100 ms", g->accept_errors, g->workers) ||
 	    per_worker(out, "http_request_timeouts_total", "connections shut "
 		       "because a request took longer than --request-timeout "
-		       "to arrive, or its answer to be taken", g->req_timeouts, g->workers))
+		       "to arrive, or its answer to be taken", g->req_timeouts, g->workers) ||
+	    per_worker(out, "http_budget_cuts_total", "connections reset "
+		       "because their request would take the bytes held by "
+		       "requests still arriving past --body-budget-mb",
+		       g->budget_cuts, g->workers))
 		return -1;
+	P("# HELP triad_http_request_bytes_held bytes held by requests still "
+	  "arriving (headers and bodies)\n"
+	  "# TYPE triad_http_request_bytes_held gauge\n"
+	  "triad_http_request_bytes_held %llu\n",
+	  (unsigned long long)g->http_held);
 	P("# HELP triad_http_requests_total answered requests by path and "
 	  "status\n# TYPE triad_http_requests_total counter\n");
 	for (r = 0; r < MR_N; r++)

@@ -53,6 +53,8 @@ struct metrics_gauges {
 	const uint64_t *conns; /* accepted (workers entries) */
 	const uint64_t *accept_errors; /* accept() failures (workers entries) */
 	const uint64_t *req_timeouts;  /* requests cut at the deadline (same) */
+	const uint64_t *budget_cuts;   /* requests cut over the budget (same) */
+	uint64_t http_held;    /* bytes held by requests still arriving */
 };
 
 /* Zero every counter. */

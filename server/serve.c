@@ -24,6 +24,7 @@
 #include "kafka.h"
 #include "load.h"
 #include "mem.h"
+#include "mono.h"
 #include "metrics.h"
 #include "model.h"
 #include "ndjson.h"
@@ -114,14 +115,6 @@ struct serve {
 	_Atomic uint64_t ckpts, ckpt_fail;
 	time_t started;
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- life cycle ---------------------------------------------------------- */
 
@@ -401,7 +394,7 @@ static int trend_refresh(struct serve *s)
 		return -1;
 	/* read first: the view below holds at least these events */
 	applied = events_applied(s);
-	t0 = now_us();
+	t0 = mono_us();
 	trend_build_graph(t, s->g, graph_newest_ts(s->g));
 	pthread_rwlock_wrlock(&s->model_lock);
 	old = s->trend;
@@ -410,7 +403,7 @@ static int trend_refresh(struct serve *s)
 	free(old);
 	atomic_store(&s->trend_events, applied);
 	atomic_fetch_add(&s->trend_builds, 1);
-	s->trend_us = now_us();
+	s->trend_us = mono_us();
 	s->trend_cost_us = s->trend_us - t0;
 	return 0;
 }
@@ -418,7 +411,7 @@ static int trend_refresh(struct serve *s)
 static void *maintain_main(void *arg)
 {
 	struct serve *s = arg;
-	uint64_t seen = events_applied(s), quiet_since = now_us();
+	uint64_t seen = events_applied(s), quiet_since = mono_us();
 	int compacted = 0; /* nothing to fold since `seen` changed */
 
 	while (!atomic_load(&s->mt_stop)) {
@@ -428,16 +421,16 @@ static void *maintain_main(void *arg)
 
 		/* the trend table follows the graph, at most once a second */
 		if (applied != atomic_load(&s->trend_events) &&
-		    now_us() - s->trend_us >= TREND_REFRESH_US &&
-		    now_us() - s->trend_us >= TREND_DUTY * s->trend_cost_us)
+		    mono_us() - s->trend_us >= TREND_REFRESH_US &&
+		    mono_us() - s->trend_us >= TREND_DUTY * s->trend_cost_us)
 			trend_refresh(s);
 
 		if (applied != seen) {
 			seen = applied;
-			quiet_since = now_us();
+			quiet_since = mono_us();
 			compacted = 0;
 		}
-		idle = !compacted && now_us() - quiet_since >= COMPACT_IDLE_US;
+		idle = !compacted && mono_us() - quiet_since >= COMPACT_IDLE_US;
 		pthread_mutex_lock(&s->wmu);
 		left = graph_maintain(s->g, MAINTAIN_US);
 		if (!left && idle) {
@@ -944,18 +937,21 @@ static void h_metrics(struct reqctx *q)
 	memset(&g, 0, sizeof(g));
 	g.workers = http_server_workers(s->http);
 	/* per worker: connections accepted, accept() failures, requests
-	 * cut at the deadline */
-	if (!(conns = mem_alloc(3 * (size_t)g.workers, sizeof(*conns))))
+	 * cut at the deadline, requests cut over the budget */
+	if (!(conns = mem_alloc(4 * (size_t)g.workers, sizeof(*conns))))
 		FAIL(q, 500, "out of memory");
 	for (i = 0; i < g.workers; i++) {
 		conns[i] = http_server_accepted(s->http, i);
 		conns[g.workers + i] = http_server_accept_errors(s->http, i);
 		conns[2 * g.workers + i] =
 			http_server_request_timeouts(s->http, i);
+		conns[3 * g.workers + i] = http_server_budget_cuts(s->http, i);
 	}
 	g.conns = conns;
 	g.accept_errors = conns + g.workers;
 	g.req_timeouts = conns + 2 * g.workers;
+	g.budget_cuts = conns + 3 * g.workers;
+	g.http_held = http_server_held(s->http);
 	g.ready = atomic_load(&s->ready);
 	if (g.ready) {
 		graph_stats(s->g, &st);
@@ -1026,7 +1022,7 @@ static void h_checkpoint(struct reqctx *q)
 	struct store_offset *offs = NULL;
 	size_t noffs = 0, i;
 	struct err e = { "" };
-	uint64_t t0 = now_us();
+	uint64_t t0 = mono_us();
 	int bad = 0;
 
 	if (!admin_allowed(q))
@@ -1047,7 +1043,7 @@ static void h_checkpoint(struct reqctx *q)
 			   (unsigned long long)st.chunks,
 			   (unsigned long long)st.bytes,
 			   (unsigned long long)st.log_dropped,
-			   (unsigned long long)(now_us() - t0));
+			   (unsigned long long)(mono_us() - t0));
 	if (q->s->o.brokers)
 		bad |= jbuf_str(o, q->s->o.topic);
 	else
@@ -1071,7 +1067,7 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 	const char *path = http_req_path(r);
 	enum http_method m = http_req_method(r);
 	enum metrics_route route = MR_OTHER;
-	uint64_t t0 = now_us();
+	uint64_t t0 = mono_us();
 	int ready = atomic_load(&s->ready);
 
 	/* only /recommend and /dismiss take parameters; the others refuse
@@ -1148,7 +1144,7 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 				h_checkpoint(&q);
 		}
 	}
-	metrics_request(&s->m, route, q.status, now_us() - t0);
+	metrics_request(&s->m, route, q.status, mono_us() - t0);
 }
 
 int serve_listen(struct serve *s, struct err *e)
@@ -1159,5 +1155,6 @@ int serve_listen(struct serve *s, struct err *e)
 		return -1;
 	http_server_set_request_timeout(s->http,
 					s->o.request_timeout_secs * 1000u);
+	http_server_set_budget(s->http, (size_t)s->o.body_budget_mb << 20);
 	return http_server_start(s->http, e);
 }

@@ -44,6 +44,7 @@ struct serve_opts {
 	const char *admin_token; /* lets non-loopback clients checkpoint */
 	unsigned checkpoint_secs; /* periodic checkpoint; 0 = only on demand/exit */
 	unsigned request_timeout_secs; /* a request must arrive within; 0 = none */
+	unsigned body_budget_mb; /* requests arriving hold at most; 0 = none */
 };
 
 struct serve;

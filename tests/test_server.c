@@ -1860,6 +1860,103 @@ END_TEST
  * ingest grew it (more bytes, more members and edges; a member whose last
  * edge went is still counted, as the README says).
  */
+/* The sum of a per-worker counter over the two workers serve_start runs. */
+static int64_t metric_workers(unsigned port, const char *name)
+{
+	char series[128];
+	int64_t sum = 0;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(series, sizeof(series), "%s{worker=\"%d\"}", name, i);
+		sum += metric_of(port, series);
+	}
+	return sum;
+}
+
+/* Has the server closed fd (read gives end of file or an error)? Waits
+ * up to ms. */
+static int closed_within(int fd, int ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char b[256];
+
+	return poll(&p, 1, ms) == 1 && read(fd, b, sizeof(b)) <= 0;
+}
+
+/*
+ * Requests still arriving hold at most --body-budget-mb between them:
+ * three clients each announce a 15 MiB body and send 10 MiB of it, under
+ * a budget of 24 MiB. The first two are held; the third is reset as its
+ * bytes pass the budget, the server says so in /metrics, and it answers
+ * others meanwhile. Once the two go, their bytes are let go, and a whole
+ * 15 MiB body alone is accepted. (Before 7 Dec nothing bounded the sum:
+ * 16 clients sending 16 MiB bodies took the server to 385 MB.)
+ */
+START_TEST(request_bytes_held_within_budget)
+{
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, "--body-budget-mb", "24", NULL };
+	static const char line[] = "{\"src\":1,\"dst\":2,\"ts\":1700000000}\n";
+	const size_t ll = sizeof(line) - 1, part = 10u << 20, whole = 15u << 20;
+	char head[128], *body = malloc(whole);
+	int fd[3], i, sent[3];
+	int64_t held = -1;
+	double end;
+	size_t n;
+	struct resp r;
+	json_object *o;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(body);
+	for (n = 0; n + ll <= whole; n += ll)
+		memcpy(body + n, line, ll);
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	snprintf(head, sizeof(head), "POST /edges HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %zu\r\n\r\n", n);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_ge(fd[i] = connect_port(port), 0);
+		sent[i] = send_all(fd[i], head, strlen(head)) == 0 &&
+			  send_all(fd[i], body, part) == 0;
+		/* the server has read all of it before the next begins */
+		end = mono() + 10 * e2e_scale();
+		while (i < 2 && mono() < end &&
+		       metric_of(port, "triad_http_request_bytes_held") <
+			       (int64_t)((size_t)(i + 1) * part))
+			nap_ms(20);
+	}
+	ck_assert_msg(sent[0] && sent[1], "a request within the budget was cut");
+	ck_assert_msg(!sent[2] || closed_within(fd[2], (int)(10000 * e2e_scale())),
+		      "the request past the budget was not cut");
+	ck_assert(!closed_within(fd[0], 0) && !closed_within(fd[1], 0));
+	ck_assert_int_eq(metric_workers(port, "triad_http_budget_cuts_total"), 1);
+	held = metric_of(port, "triad_http_request_bytes_held");
+	ck_assert_int_ge(held, 2 * (int64_t)part);
+	ck_assert_int_le(held, 24 << 20);
+	r = must(port, "GET", "/healthz", NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	for (i = 0; i < 3; i++)
+		close(fd[i]);
+	/* all let go but the /metrics request's own headers */
+	end = mono() + 5 * e2e_scale();
+	while (mono() < end &&
+	       (held = metric_of(port, "triad_http_request_bytes_held")) > 1024)
+		nap_ms(100);
+	ck_assert_int_le(held, 1024);
+	ck_assert_int_eq(req(port, "POST", "/edges", body, n, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert_int_eq(jint(o, "accepted"), (int64_t)(n / ll));
+	json_object_put(o);
+	resp_free(&r);
+	free(body);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
 /* A field of /stats's "trend" object. */
 static int64_t trend_of(unsigned port, const char *key)
 {
@@ -2074,6 +2171,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, idle_server_compacts_deltas);
 	tcase_add_test(t, idle_server_hands_back_arena_pages);
 	tcase_add_test(t, sample_trend_ignores_load_stamp);
+	tcase_add_test(t, request_bytes_held_within_budget);
 	tcase_add_test(t, members_newest_thousand_full_degree);
 	tcase_add_test(t, checkpoint_answer_matches_stats);
 	tcase_add_test(t, metrics_graph_gauges_match_stats);
