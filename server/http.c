@@ -154,13 +154,11 @@ static void on_request(struct evhttp_request *req, void *arg)
  * first byte until all of it has gone to the kernel: a client reading a
  * byte every few seconds held its connection and an answer (370 KB for
  * k=1000 with explain=1 on the sample's largest hub) for ever.
- */
-
-/*
+ *
  * The budget of requests in flight. evhttp holds a request, headers and
  * body, in memory until all of it has arrived (up to HTTP_BODY_HARD_MAX
- * bytes each), so the limit on one request did not bound the sum: 16
- * clients sending 16 MiB bodies at once took the server to 385 MB, and
+ * bytes each), so the limit on one request did not bound the sum: 48
+ * clients sending 16 MiB bodies at once took the server to 832 MB, and
  * more connections would take it further. So every byte read for a
  * request is counted, in its connection and in one sum for the server,
  * until its answer begins or the connection goes; a connection whose
