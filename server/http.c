@@ -163,11 +163,13 @@ static void on_request(struct evhttp_request *req, void *arg)
  * request is counted, in its connection and in one sum for the server,
  * until its answer begins or the connection goes; a connection whose
  * bytes take the sum past the budget is reset (as at the deadline) when it
- * holds HTTP_BUDGET_MIN bytes or more itself: small requests are never
- * cut. Nothing of a cut request was applied, so a client may send it
+ * holds HTTP_BUDGET_MIN bytes or more itself: a request without a body
+ * is never cut. Below that a request cannot be more than its headers,
+ * which evhttp caps at 64 KiB (with a larger exemption, say 1 MiB, many
+ * connections each sending just under it would escape the budget). Nothing of a cut request was applied, so a client may send it
  * again; triad_http_budget_cuts_total counts them.
  */
-#define HTTP_BUDGET_MIN ((size_t)1 << 20)
+#define HTTP_BUDGET_MIN ((size_t)64 << 10)
 
 static void conn_sweep(struct worker *w, uint64_t now);
 

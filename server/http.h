@@ -28,7 +28,8 @@
  * - The requests arriving at once hold at most the budget (default
  *   HTTP_BUDGET_DEFAULT) between them, headers and bodies counted as they
  *   are read: a connection whose bytes would take the sum past it is
- *   reset, unless it holds less than 1 MiB itself.
+ *   reset, unless it holds less than 64 KiB itself (the most headers
+ *   may take).
  * - While an answer is being sent, a connection reads ahead at most
  *   HTTP_READ_AHEAD bytes of further (pipelined) requests; a client that
  *   sends requests without reading the answers is pushed back by the
