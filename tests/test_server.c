@@ -964,6 +964,9 @@ START_TEST(cli_usage_errors)
 		{ "serve", "--topic", "t", NULL },
 		{ "serve", "--format", "edges", NULL },
 		{ "serve", "--format", "nope", NULL },
+		{ "serve", "--body-budget-mb", "16", NULL },
+		{ "serve", "--body-budget-mb", "-1", NULL },
+		{ "serve", "--request-timeout", "x", NULL },
 		{ "kafka-mock", "--partitions", "-2", NULL },
 		{ "replay", "x.txt", NULL, NULL },
 	};
