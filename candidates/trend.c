@@ -150,13 +150,10 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 				}
 		}
 	}
-	if (2 * at_bulk > total) { /* a bulk stamp: the other edges alone */
-		if (at_bulk == total)
-			return; /* one timestamp on every edge: no "lately" */
-		hs = h[1];
-	} else {
-		hs = h[0];
-	}
+	if (at_bulk == total)
+		return; /* no edges, or one timestamp on every edge: no "lately" */
+	/* a bulk stamp: the other edges alone */
+	hs = 2 * at_bulk > total ? h[1] : h[0];
 	for (j = 0; j + 1 < TREND_NWINDOWS && hs[j].busy < k; j++)
 		;
 	best = &hs[j];

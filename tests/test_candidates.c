@@ -697,11 +697,12 @@ START_TEST(trend_matches_brute_force)
 }
 END_TEST
 
-/* A graph whose edges all carry one timestamp has an empty table (its
- * "most active" would be the highest-degree members). When that stamp
- * holds most edges but not all (a file loaded without times, then a few
- * events), its edges still count for nothing and the others make the
- * table; once it holds no more than half, every edge counts again. */
+/* A graph without edges, or whose edges all carry one timestamp, has an
+ * empty table, window 0 (its "most active" would be the highest-degree
+ * members). When that stamp holds most edges but not all (a file loaded
+ * without times, then a few events), its edges still count for nothing
+ * and the others make the table; once it holds no more than half, every
+ * edge counts again. */
 START_TEST(trend_empty_without_times)
 {
 	struct graph_event ev[40];
@@ -709,6 +710,13 @@ START_TEST(trend_empty_without_times)
 	struct graph_view v;
 	struct trend t;
 	uint32_t n = 0, i, now = 1500000000u;
+
+	/* no edges at all: no "lately" either */
+	graph_view_begin(g, &v);
+	trend_build(&t, &v, now, TREND_K);
+	ck_assert_uint_eq(t.n, 0);
+	ck_assert_uint_eq(t.window, 0);
+	graph_view_end(&v);
 
 	for (i = 1; i < 20; i++) /* a star around 0 and a path */
 		ev[n++] = (struct graph_event){ ext(0), ext(i), now, GRAPH_ADD };
