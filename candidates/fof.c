@@ -113,9 +113,9 @@ static int64_t expand_set(struct cand_ctx *c, const struct graph_view *v,
  * Only in cache: with the map out of cache (the prefetched loop in
  * fof_run), the same code was slower, as every store into reached[] waits
  * for the miss that decides its place. Measured with bench_query
- * (alternating builds, 6 Dec): facebook (4,039 members) triad AA p50
- * 11.1 -> 9.0 us uniform, 40.8 -> 27 us by degree; the 1.2M-member
- * synthetic graph 5-15% slower, hence the old loop there.
+ * (alternating builds, 7 Dec, EPYC): facebook (4,039 members) triad AA
+ * p50 by degree 36.9-38.7 -> 25.9-26.8 us; the 1.2M-member synthetic
+ * graph 5-15% slower, hence the old loop there.
  */
 static size_t scatter(struct cand_map *map, uint32_t nv, uint32_t fofm,
 		      const uint32_t *buf, uint32_t got, uint64_t inc_aa,

@@ -504,7 +504,7 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	const uint8_t *end[GRAPH_BATCH_MAX];
 	const uint8_t *ix[GRAPH_BATCH_MAX]; /* a delta list's guessed index entry */
 	uint32_t x[GRAPH_BATCH_MAX], k[GRAPH_BATCH_MAX];
-	uint32_t dl[GRAPH_BATCH_MAX], dg[GRAPH_BATCH_MAX]; /* base dlen, deg */
+	uint32_t dg[GRAPH_BATCH_MAX]; /* the base's entries (its bytes: end - dat) */
 	struct vref dref[GRAPH_BATCH_MAX]; /* lists read through a delta */
 	uint8_t viad[GRAPH_BATCH_MAX];
 	uint32_t j, nv = atomic_load_explicit(&v->vt->n, memory_order_acquire);
@@ -553,7 +553,6 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 		base_parse(ref.base, &h);
 		dat[j] = h.data;
 		end[j] = h.data + h.dlen;
-		dl[j] = h.dlen;
 		dg[j] = h.deg;
 		if (h.blk) {
 			p[j] = h.blk + (size_t)(k[j] / GRAPH_BLOCK) * 8;
@@ -581,7 +580,6 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 			base_parse(dref[j].base, &h);
 			dat[j] = h.data;
 			end[j] = h.data + h.dlen;
-			dl[j] = h.dlen;
 			dg[j] = h.deg;
 			if (h.blk) {
 				uint32_t kb = k[j] / GRAPH_BLOCK;
@@ -598,7 +596,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 			continue;
 		x[j] = ld32(p[j]);
 		p[j] = dat[j] + ld32(p[j] + 4);
-		prefetch_upto(p[j], end[j], k[j] % GRAPH_BLOCK, dl[j], dg[j]);
+		prefetch_upto(p[j], end[j], k[j] % GRAPH_BLOCK,
+			      (uint32_t)(end[j] - dat[j]), dg[j]);
 		k[j] %= GRAPH_BLOCK;
 		nbr[j] = 1; /* x[j] holds the block's first id */
 	}
@@ -606,7 +605,8 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 	for (j = 0; j < n; j++)
 		if (viad[j] && ix[j])
 			prefetch_upto(dat[j] + ld32(ix[j] + 4), end[j],
-				      k[j] % GRAPH_BLOCK, dl[j], dg[j]);
+				      k[j] % GRAPH_BLOCK,
+				      (uint32_t)(end[j] - dat[j]), dg[j]);
 	/* stage 4: decode up to the position, ids only */
 	for (j = 0; j < n; j++) {
 		const uint8_t *q = p[j];

@@ -725,6 +725,7 @@ void graph_stats(const struct graph *g, struct graph_stats *st)
 	struct graph *m = (struct graph *)g;
 	struct graph_vtab *vt;
 	struct idmap *im;
+	uint64_t arena; /* the arena's bytes still in use */
 
 	urcu_bp_read_lock();
 	vt = atomic_load_explicit(&m->vt, memory_order_acquire);
@@ -736,14 +737,11 @@ void graph_stats(const struct graph *g, struct graph_stats *st)
 	st->edges = atomic_load_explicit(&m->edges, memory_order_relaxed);
 	st->arena_freed = atomic_load_explicit(&m->arena_freed,
 					       memory_order_relaxed);
-	{
-		uint64_t arena = g->arena_len - st->arena_freed;
-
-		st->base_bytes = arena + atomic_load_explicit(
-				&m->base_bytes, memory_order_relaxed);
-		st->bytes += arena + atomic_load_explicit(
-				&m->slab.used, memory_order_relaxed);
-	}
+	arena = g->arena_len - st->arena_freed;
+	st->base_bytes = arena + atomic_load_explicit(&m->base_bytes,
+						      memory_order_relaxed);
+	st->bytes += arena + atomic_load_explicit(&m->slab.used,
+						  memory_order_relaxed);
 	st->delta_entries = atomic_load_explicit(&m->delta_entries,
 						 memory_order_relaxed);
 	st->pending_merges = atomic_load_explicit(&m->pending,

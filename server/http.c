@@ -139,6 +139,9 @@ static void on_request(struct evhttp_request *req, void *arg)
  */
 #define HTTP_READ_AHEAD (128 * 1024)
 
+/* The most a request's headers may take (evhttp refuses more). */
+#define HTTP_HEADERS_MAX (64 * 1024)
+
 /*
  * The request deadline. evhttp's own timeout (60 s) counts from the last
  * byte read, so a client that sends one byte of its headers every few
@@ -165,11 +168,12 @@ static void on_request(struct evhttp_request *req, void *arg)
  * bytes take the sum past the budget is reset (as at the deadline) when it
  * holds HTTP_BUDGET_MIN bytes or more itself: a request without a body
  * is never cut. Below that a request cannot be more than its headers,
- * which evhttp caps at 64 KiB (with a larger exemption, say 1 MiB, many
- * connections each sending just under it would escape the budget). Nothing of a cut request was applied, so a client may send it
+ * which evhttp caps at HTTP_HEADERS_MAX (with a larger exemption, say
+ * 1 MiB, many connections each sending just under it would escape the
+ * budget). Nothing of a cut request was applied, so a client may send it
  * again; triad_http_budget_cuts_total counts them.
  */
-#define HTTP_BUDGET_MIN ((size_t)64 << 10)
+#define HTTP_BUDGET_MIN ((size_t)HTTP_HEADERS_MAX)
 
 static void conn_sweep(struct worker *w, uint64_t now);
 
@@ -558,7 +562,7 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 		}
 		evhttp_set_max_body_size(w->http,
 					 (ev_ssize_t)HTTP_BODY_HARD_MAX(max_body));
-		evhttp_set_max_headers_size(w->http, 64 * 1024);
+		evhttp_set_max_headers_size(w->http, HTTP_HEADERS_MAX);
 		evhttp_set_timeout(w->http, 60);
 		evhttp_set_allowed_methods(w->http,
 			EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -658,10 +662,23 @@ unsigned http_server_workers(const struct http_server *s)
 	return s->n;
 }
 
-uint64_t http_server_accept_errors(const struct http_server *s,
-				   unsigned worker)
+void http_server_worker_counts(const struct http_server *s, unsigned worker,
+			       struct http_worker_counts *out)
 {
-	return worker < s->n ? atomic_load(&s->w[worker].accept_errors) : 0;
+	const struct worker *w = worker < s->n ? &s->w[worker] : NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (!w)
+		return;
+	out->accepted = atomic_load(&w->accepted);
+	out->accept_errors = atomic_load(&w->accept_errors);
+	out->req_timeouts = atomic_load(&w->req_timeouts);
+	out->budget_cuts = atomic_load(&w->budget_cuts);
+}
+
+size_t http_server_held(const struct http_server *s)
+{
+	return atomic_load(&s->held);
 }
 
 void http_server_set_request_timeout(struct http_server *s, unsigned ms)
@@ -672,28 +689,6 @@ void http_server_set_request_timeout(struct http_server *s, unsigned ms)
 void http_server_set_budget(struct http_server *s, size_t bytes)
 {
 	s->budget = bytes;
-}
-
-uint64_t http_server_budget_cuts(const struct http_server *s,
-				 unsigned worker)
-{
-	return worker < s->n ? atomic_load(&s->w[worker].budget_cuts) : 0;
-}
-
-size_t http_server_held(const struct http_server *s)
-{
-	return atomic_load(&s->held);
-}
-
-uint64_t http_server_request_timeouts(const struct http_server *s,
-				      unsigned worker)
-{
-	return worker < s->n ? atomic_load(&s->w[worker].req_timeouts) : 0;
-}
-
-uint64_t http_server_accepted(const struct http_server *s, unsigned worker)
-{
-	return worker < s->n ? atomic_load(&s->w[worker].accepted) : 0;
 }
 
 enum http_method http_req_method(const struct http_req *r)

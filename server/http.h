@@ -86,27 +86,28 @@ int http_server_start(struct http_server *s, struct err *e);
  */
 void http_server_stop(struct http_server *s, unsigned grace_ms);
 
-/* The number of workers, and the connections worker `worker` accepted so
- * far (0 for a worker that does not exist). Any thread. */
-unsigned http_server_workers(const struct http_server *s);
-uint64_t http_server_accepted(const struct http_server *s, unsigned worker);
-/* accept() failures of worker `worker` (out of file descriptors): each
- * pauses its accepting for 100 ms. Any thread. */
-uint64_t http_server_accept_errors(const struct http_server *s,
-				   unsigned worker);
-
 /* Set the request deadline in ms (0: none) before http_server_start. */
 void http_server_set_request_timeout(struct http_server *s, unsigned ms);
-/* Requests worker `worker` cut at the deadline so far. Any thread. */
-uint64_t http_server_request_timeouts(const struct http_server *s,
-				      unsigned worker);
 /* Set the budget in bytes (0: none) before http_server_start: the most
  * that the requests still arriving may hold together. */
 void http_server_set_budget(struct http_server *s, size_t bytes);
-/* Requests worker `worker` cut over the budget so far, and the bytes
- * the requests arriving hold now. Any thread. */
-uint64_t http_server_budget_cuts(const struct http_server *s,
-				 unsigned worker);
+
+/* What one worker has counted so far. */
+struct http_worker_counts {
+	uint64_t accepted;      /* connections accepted */
+	uint64_t accept_errors; /* accept() failures (out of file
+				 * descriptors): each pauses its accepting
+				 * for 100 ms */
+	uint64_t req_timeouts;  /* requests cut at the deadline */
+	uint64_t budget_cuts;   /* requests cut over the budget */
+};
+
+/* The number of workers; worker `worker`'s counts (zeros for a worker
+ * that does not exist); the bytes the requests arriving hold now. Any
+ * thread. */
+unsigned http_server_workers(const struct http_server *s);
+void http_server_worker_counts(const struct http_server *s, unsigned worker,
+			       struct http_worker_counts *out);
 size_t http_server_held(const struct http_server *s);
 
 /* Free (after stop, or when never started). NULL is fine. */

@@ -101,7 +101,7 @@ struct serve {
 	struct model *owned;       /* == model when loaded from a file */
 	struct trend *trend;       /* the most active members (trend.h) */
 	_Atomic uint64_t trend_events; /* events applied when it was built */
-	uint64_t trend_us;         /* when (now_us) it was last built */
+	uint64_t trend_us;         /* when (mono_us) it was last built */
 	uint64_t trend_cost_us;    /* how long that build took */
 	_Atomic uint64_t trend_builds;
 
@@ -415,22 +415,27 @@ static void *maintain_main(void *arg)
 	int compacted = 0; /* nothing to fold since `seen` changed */
 
 	while (!atomic_load(&s->mt_stop)) {
-		uint64_t applied = events_applied(s);
+		uint64_t applied = events_applied(s), now = mono_us();
+		uint64_t trend_gap = TREND_DUTY * s->trend_cost_us;
 		size_t left;
 		int due, idle, more = 0;
 
-		/* the trend table follows the graph, at most once a second */
+		/* the trend table follows the graph, at most once a second
+		 * and at most 1/TREND_DUTY of the time */
+		if (trend_gap < TREND_REFRESH_US)
+			trend_gap = TREND_REFRESH_US;
 		if (applied != atomic_load(&s->trend_events) &&
-		    mono_us() - s->trend_us >= TREND_REFRESH_US &&
-		    mono_us() - s->trend_us >= TREND_DUTY * s->trend_cost_us)
+		    now - s->trend_us >= trend_gap) {
 			trend_refresh(s);
+			now = mono_us();
+		}
 
 		if (applied != seen) {
 			seen = applied;
-			quiet_since = mono_us();
+			quiet_since = now;
 			compacted = 0;
 		}
-		idle = !compacted && mono_us() - quiet_since >= COMPACT_IDLE_US;
+		idle = !compacted && now - quiet_since >= COMPACT_IDLE_US;
 		pthread_mutex_lock(&s->wmu);
 		left = graph_maintain(s->g, MAINTAIN_US);
 		if (!left && idle) {
@@ -941,11 +946,13 @@ static void h_metrics(struct reqctx *q)
 	if (!(conns = mem_alloc(4 * (size_t)g.workers, sizeof(*conns))))
 		FAIL(q, 500, "out of memory");
 	for (i = 0; i < g.workers; i++) {
-		conns[i] = http_server_accepted(s->http, i);
-		conns[g.workers + i] = http_server_accept_errors(s->http, i);
-		conns[2 * g.workers + i] =
-			http_server_request_timeouts(s->http, i);
-		conns[3 * g.workers + i] = http_server_budget_cuts(s->http, i);
+		struct http_worker_counts wc;
+
+		http_server_worker_counts(s->http, i, &wc);
+		conns[i] = wc.accepted;
+		conns[g.workers + i] = wc.accept_errors;
+		conns[2 * g.workers + i] = wc.req_timeouts;
+		conns[3 * g.workers + i] = wc.budget_cuts;
 	}
 	g.conns = conns;
 	g.accept_errors = conns + g.workers;
