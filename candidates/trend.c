@@ -150,6 +150,7 @@ void trend_build(struct trend *t, const struct graph_view *g, uint32_t now,
 				}
 		}
 	}
+	t->bulk = 2 * at_bulk > total;
 	if (at_bulk == total)
 		return; /* no edges, or one timestamp on every edge: no "lately" */
 	/* a bulk stamp: the other edges alone */

@@ -46,6 +46,8 @@ struct trend {
 	uint32_t n;              /* entries, <= TREND_K */
 	uint32_t now;            /* what it was built for */
 	uint32_t window;         /* seconds: the window chosen (0: empty) */
+	uint32_t bulk;           /* 1: more than half of the edges carry one
+				  * stamp (a graph without times of its own) */
 	uint32_t v[TREND_K];     /* vertex ids, most active first */
 	uint32_t act[TREND_K];   /* their activity */
 	uint32_t by_v[TREND_K];  /* indices into v, by vertex id ascending */

@@ -93,6 +93,68 @@ static size_t upair_unique(struct upair *p, size_t n)
 	return m;
 }
 
+/* One event's place in eval_random_order: its pair's hash, the pair,
+ * its index (file order within the pair). */
+struct rkey {
+	uint64_t h, a, b;
+	size_t i;
+};
+
+static int rkey_cmp(const void *x, const void *y)
+{
+	const struct rkey *p = x, *q = y;
+
+	if (p->h != q->h)
+		return p->h < q->h ? -1 : 1;
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	if (p->b != q->b)
+		return p->b < q->b ? -1 : 1;
+	return p->i < q->i ? -1 : p->i > q->i;
+}
+
+uint64_t eval_pair_hash(uint64_t a, uint64_t b)
+{
+	uint64_t z = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+int eval_random_order(struct graph_event *ev, size_t n, struct err *e)
+{
+	struct rkey *k;
+	struct graph_event *tmp;
+	size_t i;
+
+	if (n > (size_t)(UINT32_MAX - EVAL_RANDOM_T0))
+		return err_set(e, "%zu events are too many to put in a random order (at most %u)",
+			       n, UINT32_MAX - EVAL_RANDOM_T0);
+	k = mem_alloc(n ? n : 1, sizeof(*k));
+	tmp = mem_alloc(n ? n : 1, sizeof(*tmp));
+	if (!k || !tmp) {
+		free(k);
+		free(tmp);
+		return err_set(e, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		k[i].a = ev[i].src < ev[i].dst ? ev[i].src : ev[i].dst;
+		k[i].b = ev[i].src < ev[i].dst ? ev[i].dst : ev[i].src;
+		k[i].h = eval_pair_hash(k[i].a, k[i].b);
+		k[i].i = i;
+	}
+	qsort(k, n, sizeof(*k), rkey_cmp);
+	for (i = 0; i < n; i++) {
+		tmp[i] = ev[k[i].i];
+		tmp[i].ts = EVAL_RANDOM_T0 + (uint32_t)i;
+	}
+	memcpy(ev, tmp, n * sizeof(*ev));
+	free(k);
+	free(tmp);
+	return 0;
+}
+
 void eval_split_release(struct eval_split *s)
 {
 	free(s->train);
@@ -115,7 +177,7 @@ size_t eval_split_groups(const struct eval_split *s, size_t *start)
 }
 
 int eval_split_make(const struct graph_event *ev, size_t n, double frac,
-		    int use_time, uint32_t split_time, struct eval_split *s,
+		    enum eval_split_how how, uint32_t split_time, struct eval_split *s,
 		    struct err *e)
 {
 	struct graph_event *all = NULL, *tmp = NULL;
@@ -125,7 +187,7 @@ int eval_split_make(const struct graph_event *ev, size_t n, double frac,
 	int rc = -1;
 
 	memset(s, 0, sizeof(*s));
-	if (!use_time && !(frac > 0 && frac <= 1)) {
+	if (how != EVAL_SPLIT_TIME && !(frac > 0 && frac <= 1)) {
 		err_set(e, "split fraction %g is not in (0, 1]", frac);
 		goto out;
 	}
@@ -140,8 +202,10 @@ int eval_split_make(const struct graph_event *ev, size_t n, double frac,
 		err_set(e, "no edge events to split");
 		goto out;
 	}
+	if (how == EVAL_SPLIT_RANDOM && eval_random_order(all, m, e))
+		goto out;
 	msort(all, tmp, m);
-	if (use_time) {
+	if (how == EVAL_SPLIT_TIME) {
 		s->split_time = split_time;
 	} else {
 		idx = (size_t)floor(frac * (double)m);
@@ -380,16 +444,16 @@ static int eval_worker(void *ctx, unsigned worker, struct err *e)
 }
 
 int eval_run(const struct graph_event *ev, size_t n, double frac,
-	     int use_time, uint32_t split_time, uint32_t k, unsigned methods,
+	     enum eval_split_how how, uint32_t split_time, uint32_t k, unsigned methods,
 	     const struct model *m, eval_progress_fn progress, void *pctx,
 	     struct eval_report *r, struct err *e)
 {
-	return eval_run_threads(ev, n, frac, use_time, split_time, k, methods,
+	return eval_run_threads(ev, n, frac, how, split_time, k, methods,
 				m, 0, progress, pctx, r, e);
 }
 
 int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
-		     int use_time, uint32_t split_time, uint32_t k,
+		     enum eval_split_how how, uint32_t split_time, uint32_t k,
 		     unsigned methods, const struct model *m, unsigned threads,
 		     eval_progress_fn progress, void *pctx,
 		     struct eval_report *r, struct err *e)
@@ -410,7 +474,7 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 		return err_set(e, "k must be at least 1");
 	if ((methods & (1u << EVAL_MODEL)) && !m)
 		return err_set(e, "method \"model\" needs a model");
-	if (eval_split_make(ev, n, frac, use_time, split_time, &s, e))
+	if (eval_split_make(ev, n, frac, how, split_time, &s, e))
 		return -1;
 	r->split_time = s.split_time;
 	r->members = s.members;
@@ -441,7 +505,8 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 	pp.need = FEAT_BIT(FEAT_PPR);
 	rec_params_default(&pm);
 	pm.need = m ? model_features(m) : FEAT_ALL;
-	if (methods & (1u << EVAL_MODEL)) { /* as the server has it then */
+	/* as the server has it then; a graph without times has no "lately" */
+	if ((methods & (1u << EVAL_MODEL)) && how != EVAL_SPLIT_RANDOM) {
 		trend_build_graph(&tr, g, s.split_time);
 		pm.trend = &tr;
 	}

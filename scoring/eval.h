@@ -13,6 +13,9 @@
  * - Every method ranks candidates with a positive score that are not the
  *   member nor a neighbour, ties to the smaller member id, top k.
  * - Deterministic: members are judged in ascending id order.
+ * A graph without times (every edge stamped alike, as a file loaded
+ * without a ts column) has no "after": EVAL_SPLIT_RANDOM orders its pairs
+ * at random first, which makes the split a random hold-out.
  */
 #ifndef TRIAD_EVAL_H
 #define TRIAD_EVAL_H
@@ -40,6 +43,35 @@ struct eval_pair {
 	uint64_t member, target; /* member ids */
 };
 
+/* How the split time T is found (the `how` of the calls below). */
+enum eval_split_how {
+	EVAL_SPLIT_FRACTION, /* T is the ts of event floor(frac * n) */
+	EVAL_SPLIT_TIME,     /* T is split_time */
+	/* the events' times replaced first by a random order of their pairs
+	 * (eval_random_order), then split as EVAL_SPLIT_FRACTION: a random
+	 * hold-out of 1 - frac of the pairs. The trend table and the time
+	 * features mean nothing then, and eval and train leave them out. */
+	EVAL_SPLIT_RANDOM
+};
+
+/* A fixed 64-bit hash of (a, b) (splitmix64's finaliser): the random
+ * order's, and train's choice of negatives. O(1). */
+uint64_t eval_pair_hash(uint64_t a, uint64_t b);
+
+/* The first time eval_random_order gives (the next pair gets one second
+ * more). */
+#define EVAL_RANDOM_T0 1000000000u
+
+/*
+ * Restamp ev[0..n) in place, reordered: the pairs {min, max} in an order
+ * drawn from a fixed hash of the pair (the same for any file order and on
+ * any machine), a pair's events together in their file order, the i-th
+ * event of the result stamped EVAL_RANDOM_T0 + i. Returns 0, or -1 with e
+ * (out of memory, or more than 2^32 - EVAL_RANDOM_T0 events).
+ * O(n log n) time, O(n) memory.
+ */
+int eval_random_order(struct graph_event *ev, size_t n, struct err *e);
+
 /* A split of an event list. */
 struct eval_split {
 	uint32_t split_time;       /* T, seconds */
@@ -52,13 +84,12 @@ struct eval_split {
 };
 
 /*
- * Split n events. When use_time is 0, T comes from frac (0 < frac <= 1),
- * else T = split_time. Returns 0, or -1 with e filled (no events, bad
+ * Split n events, T found as `how` says (frac: 0 < frac <= 1). Returns 0, or -1 with e filled (no events, bad
  * fraction, out of memory). Release with eval_split_release.
  * O(n log n) time, O(n) memory.
  */
 int eval_split_make(const struct graph_event *ev, size_t n, double frac,
-		    int use_time, uint32_t split_time, struct eval_split *s,
+		    enum eval_split_how how, uint32_t split_time, struct eval_split *s,
 		    struct err *e);
 void eval_split_release(struct eval_split *s);
 
@@ -117,14 +148,14 @@ typedef void (*eval_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * called from the calling thread only.
  */
 int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
-		     int use_time, uint32_t split_time, uint32_t k,
+		     enum eval_split_how how, uint32_t split_time, uint32_t k,
 		     unsigned methods, const struct model *m, unsigned threads,
 		     eval_progress_fn progress, void *pctx,
 		     struct eval_report *r, struct err *e);
 
 /* eval_run_threads with one thread per online core. */
 int eval_run(const struct graph_event *ev, size_t n, double frac,
-	     int use_time, uint32_t split_time, uint32_t k, unsigned methods,
+	     enum eval_split_how how, uint32_t split_time, uint32_t k, unsigned methods,
 	     const struct model *m, eval_progress_fn progress, void *pctx,
 	     struct eval_report *r, struct err *e);
 

@@ -82,8 +82,16 @@ uint32_t model_digest(const struct model *m);
  * (or "PATH: reason") on any error. Caller model_free()s it. */
 struct model *model_load(const char *path, struct err *e);
 
-/* The built-in default (a model trained on data/CollegeMsg.txt). */
+/* The built-in models. model_default: for graphs whose edges carry times
+ * (messages, interactions), fitted on data/CollegeMsg.txt. Its mutual
+ * connection weights are negative: in a message network the new contact
+ * is more often a busy member than a friend's friend. So a graph without
+ * times (a friendship graph loaded from a file without a ts column) gets
+ * model_default_static, fitted on data/facebook_combined.txt with its
+ * pairs in a random order (eval.h, EVAL_SPLIT_RANDOM), which ranks by
+ * shared friends. rec_builtin_model (recommend.h) chooses between them. */
 const struct model *model_default(void);
+const struct model *model_default_static(void);
 
 /* Free a loaded model and its trees. NULL and model_default() are ignored. */
 void model_free(struct model *m);

@@ -60,6 +60,11 @@ void rec_ctx_set_now(struct rec_ctx *c, uint32_t now)
 	c->now = now;
 }
 
+const struct model *rec_builtin_model(const struct trend *t)
+{
+	return t && t->bulk ? model_default_static() : model_default();
+}
+
 void rec_ctx_set_trend(struct rec_ctx *c, const struct trend *t)
 {
 	c->trend = t;

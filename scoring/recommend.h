@@ -60,6 +60,12 @@ struct rec_params {
  * generator, every feature. */
 void rec_params_default(struct rec_params *p);
 
+/* The built-in model for a graph whose trend table is t (built over all of
+ * it): model_default_static() when more than half of its edges carry one
+ * stamp (t->bulk: a graph without times of its own, such as the bundled
+ * facebook sample), else model_default(). */
+const struct model *rec_builtin_model(const struct trend *t);
+
 /* One scored candidate. */
 struct rec_item {
 	uint64_t member; /* external id */

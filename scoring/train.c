@@ -200,10 +200,11 @@ static int join_blocks(struct ds *d, struct ds *blk, size_t nblocks,
 }
 
 /* Gather the examples of one level: split ev (sorted, adds) at frac, on
- * `threads` threads (0: one per core). */
+ * `threads` threads (0: one per core); with the trend table when `trend`
+ * (not for a graph whose times are a random order). */
 static int collect(const struct graph_event *ev, size_t n, double frac,
-		   uint32_t max_members, unsigned threads, struct ds *d,
-		   struct err *e)
+		   uint32_t max_members, unsigned threads, int trend,
+		   struct ds *d, struct err *e)
 {
 	struct eval_split s;
 	struct rec_params p;
@@ -237,8 +238,10 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 	if (eval_build_graph(g, &s, e))
 		goto out;
 	rec_params_default(&p);
-	trend_build_graph(&tr, g, s.split_time);
-	p.trend = &tr;
+	if (trend) {
+		trend_build_graph(&tr, g, s.split_time);
+		p.trend = &tr;
+	}
 	j.s = &s;
 	j.g = g;
 	j.p = &p;
@@ -270,15 +273,6 @@ out:
 	return rc;
 }
 
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-	uint64_t z = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 struct config {
 	const char *set_name;
 	uint32_t nf;
@@ -298,7 +292,7 @@ static int row_used(const struct ds *d, size_t r, uint32_t gneg,
 		return 1;
 	if (gneg <= negs)
 		return 1;
-	return mix(d->owner[r], d->cand[r]) % gneg < negs;
+	return eval_pair_hash(d->owner[r], d->cand[r]) % gneg < negs;
 }
 
 /* The rows c uses (row_used), in order: their features (c's) into
@@ -931,9 +925,11 @@ int train_fit(const struct graph_event *ev, size_t n,
 	      void *pctx, struct model *out, struct train_info *info,
 	      struct err *e)
 {
-	static const int no_time[] = { FEAT_RECENT_MUTUAL, FEAT_MUTUAL_AGE,
-				       FEAT_CAND_AGE, FEAT_CAND_RECENT };
-	static const int no_gen[] = { FEAT_WALK, FEAT_PPR };
+	/* each set's features left out; with times in a random order the
+	 * time features and the trend (the last five) are left out of all */
+	static const int no_time[] = { FEAT_WALK, FEAT_PPR, FEAT_RECENT_MUTUAL,
+				       FEAT_MUTUAL_AGE, FEAT_CAND_AGE,
+				       FEAT_CAND_RECENT, FEAT_TREND };
 	static const double l2s[] = { 0.1, 10 };
 	static const uint32_t negs[] = { 30, 300 };
 	/* the trees' grid: shapes of about equal cost */
@@ -950,6 +946,7 @@ int train_fit(const struct graph_event *ev, size_t n,
 	char ver[16];
 	size_t i, nc = 0, maxg = 0, gi;
 	double rec, best_rec = -1, best_rec2 = 0, best_rec3 = 0;
+	const int timed = o->how != EVAL_SPLIT_RANDOM;
 	int rc = -1;
 
 	memset(info, 0, sizeof(*info));
@@ -957,19 +954,19 @@ int train_fit(const struct graph_event *ev, size_t n,
 	memset(&d2, 0, sizeof(d2));
 	memset(&d3, 0, sizeof(d3));
 	memset(&d4, 0, sizeof(d4));
-	if (eval_split_make(ev, n, o->split, o->use_time, o->split_time, &outer, e))
+	if (eval_split_make(ev, n, o->split, o->how, o->split_time, &outer, e))
 		return -1;
 	info->split_time = outer.split_time;
 	if (progress)
 		progress(pctx, "level 2 examples");
-	if (collect(outer.train, outer.ntrain, o->split, o->max_members, o->threads, &d2, e))
+	if (collect(outer.train, outer.ntrain, o->split, o->max_members, o->threads, timed, &d2, e))
 		goto out;
 	if (progress)
 		progress(pctx, "level 3 examples");
 	/* level 3: the events up to T2, split again */
 	for (i = 0; i < outer.ntrain && outer.train[i].ts <= d2.split_time; i++)
 		;
-	if (collect(outer.train, i, o->split, o->max_members, o->threads, &d3, e))
+	if (collect(outer.train, i, o->split, o->max_members, o->threads, timed, &d3, e))
 		goto out;
 	/* level 4 (the events up to T3, split again) makes a second window:
 	 * fit on 4, judge on 3. Too little data there (no new pairs, no
@@ -978,7 +975,7 @@ int train_fit(const struct graph_event *ev, size_t n,
 		progress(pctx, "level 4 examples");
 	for (i = 0; i < outer.ntrain && outer.train[i].ts <= d3.split_time; i++)
 		;
-	if (collect(outer.train, i, o->split, o->max_members, o->threads, &d4, &e4) ||
+	if (collect(outer.train, i, o->split, o->max_members, o->threads, timed, &d4, &e4) ||
 	    !d4.pos || !d3.pos)
 		ds_release(&d4);
 	info->windows = d4.rows ? 2 : 1;
@@ -1006,9 +1003,16 @@ int train_fit(const struct graph_event *ev, size_t n,
 
 		if (o->sets && !(o->sets & (1u << s)))
 			continue;
-		set.nf = s == 0 ? set_all(set.feat)
-			: s == 1 ? set_without(set.feat, no_time, 4)
-				 : set_without(set.feat, no_gen, 2);
+		/* without times "all" is "no-time": fitted once, by that name */
+		if (!timed && s == 0 && (!o->sets || o->sets & TRAIN_SET_NO_TIME))
+			continue;
+		if (!timed && s == 0)
+			set.set_name = set_names[1];
+		set.nf = timed && s == 0 ? set_all(set.feat)
+			: timed && s == 1 ? set_without(set.feat, no_time + 2, 4)
+			: timed ? set_without(set.feat, no_time, 2)
+			: s == 2 ? set_without(set.feat, no_time, 7)
+				 : set_without(set.feat, no_time + 2, 5);
 		for (i = 0; i < 2 && kinds & TRAIN_KIND_LOGISTIC; i++)
 			for (size_t j = 0; j < 2; j++, nc++) {
 				cfg[nc] = set;

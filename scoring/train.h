@@ -31,12 +31,16 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "eval.h"
 #include "graph.h"
 #include "model.h"
 
 struct train_opts {
 	double split;          /* fraction, as eval --split */
-	int use_time;          /* 1: split_time instead of split */
+	enum eval_split_how how; /* as eval: FRACTION (split), TIME (split_time)
+				  * or RANDOM (split, in a random order of the
+				  * pairs; the trend table and the time
+				  * features are then left out) */
 	uint32_t split_time;
 	uint32_t k;            /* recall@k used to choose the configuration */
 	uint32_t max_members;  /* judged members sampled per level (0: all) */

@@ -13,7 +13,7 @@
 
 static const char eval_usage[] =
 	"usage: triad eval EVENTS [--model MODEL] [--split FRACTION | --split-time T]\n"
-	"                  [-k N] [--methods LIST] [--json] [--format F]\n"
+	"                  [--random-order] [-k N] [--methods LIST] [--json] [--format F]\n"
 	"                  [--threads N] [--quiet]\n"
 	"\n"
 	"Temporal hold-out evaluation: the graph of the pairs first\n"
@@ -22,8 +22,14 @@ static const char eval_usage[] =
 	"cn, aa, jaccard, ra, ppr, model. Without --model, the model is fitted\n"
 	"first on the same training period, as `triad train` with the same\n"
 	"split would fit it (the test period unseen); --model builtin uses the\n"
-	"built-in model (fitted on CollegeMsg at split 0.8; ./builtin names a\n"
-	"file of that name).\n"
+	"built-in model (fitted on CollegeMsg at split 0.8; with --random-order\n"
+	"the one fitted on facebook's sample; ./builtin names a file of that\n"
+	"name).\n"
+	"--random-order is for a graph without times (such as a file without a\n"
+	"ts column, whose edges all get the time of loading): the pairs are put\n"
+	"in a fixed random order first and stamped 1 s apart in it, so the split\n"
+	"holds out a random part (1 - FRACTION) of the pairs instead of the\n"
+	"latest; the trend table and the time features are left out.\n"
 	"Prints recall@k, precision@k, MRR and NDCG@k per method (k default 10).\n"
 	"Members are ranked on --threads threads (default: one per core, 1..16);\n"
 	"the figures do not depend on how many.\n";
@@ -45,7 +51,8 @@ static void train_progress(void *ctx, const char *phase)
  * train` with the same split and k would (the same model, version
  * included), into *fit. 0, or -1 with e filled; *fit is then untouched.
  */
-static int fit_model(const struct event_list *l, double split, int use_time,
+static int fit_model(const struct event_list *l, double split,
+		     enum eval_split_how how,
 		     uint32_t split_time, uint32_t k, unsigned threads, int quiet,
 		     struct model *fit, struct err *e)
 {
@@ -55,7 +62,7 @@ static int fit_model(const struct event_list *l, double split, int use_time,
 
 	train_opts_default(&o);
 	o.split = split;
-	o.use_time = use_time;
+	o.how = how;
 	o.split_time = split_time;
 	o.k = k;
 	o.threads = threads > 8 ? 8 : threads;
@@ -81,7 +88,8 @@ int cmd_eval(int argc, char **argv)
 	unsigned threads = 0;
 	uint32_t split_time = 0, k = 10;
 	unsigned methods = (1u << EVAL_NMETHODS) - 1, h;
-	int use_time = 0, json = 0, quiet = !isatty(2), i, rc = 1;
+	enum eval_split_how how = EVAL_SPLIT_FRACTION;
+	int json = 0, quiet = !isatty(2), i, rc = 1, random = 0;
 	int have_frac = 0, fitted = 0;
 	char *end;
 	unsigned long long v;
@@ -96,6 +104,8 @@ int cmd_eval(int argc, char **argv)
 			json = 1;
 		} else if (!strcmp(a, "--quiet")) {
 			quiet = 1;
+		} else if (!strcmp(a, "--random-order")) {
+			random = 1;
 		} else if (!strcmp(a, "--model") || !strcmp(a, "--split") ||
 			   !strcmp(a, "--split-time") || !strcmp(a, "-k") ||
 			   !strcmp(a, "--methods") || !strcmp(a, "--format") ||
@@ -133,7 +143,7 @@ int cmd_eval(int argc, char **argv)
 					k = (uint32_t)v;
 				} else {
 					split_time = (uint32_t)v;
-					use_time = 1;
+					how = EVAL_SPLIT_TIME;
 				}
 			} else if (!strcmp(a, "--methods")) {
 				if (eval_methods_parse(next, &methods, &e)) {
@@ -153,9 +163,17 @@ int cmd_eval(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (have_frac && use_time) {
+	if (have_frac && how == EVAL_SPLIT_TIME) {
 		fprintf(stderr, "triad eval: --split and --split-time are alternatives; give one\n");
 		return 2;
+	}
+	if (random && how == EVAL_SPLIT_TIME) {
+		fprintf(stderr, "triad eval: --split-time does not go with --random-order (its times are the order's); give --split\n");
+		return 2;
+	}
+	if (random) {
+		how = EVAL_SPLIT_RANDOM;
+		m = model_default_static();
 	}
 	if (!in) {
 		fprintf(stderr, "triad eval: missing EVENTS file\n");
@@ -180,7 +198,7 @@ int cmd_eval(int argc, char **argv)
 		goto out;
 	}
 	if (!mpath && (methods & (1u << EVAL_MODEL))) {
-		if (!fit_model(&l, split, use_time, split_time, k, threads, quiet,
+		if (!fit_model(&l, split, how, split_time, k, threads, quiet,
 			       &fit, &e)) {
 			m = &fit;
 			fitted = 1;
@@ -189,7 +207,7 @@ int cmd_eval(int argc, char **argv)
 				in, e.msg);
 		}
 	}
-	if (eval_run_threads(l.ev, l.n, split, use_time, split_time, k, methods, m,
+	if (eval_run_threads(l.ev, l.n, split, how, split_time, k, methods, m,
 			     threads, quiet ? NULL : progress, NULL, &r, &e)) {
 		fprintf(stderr, "%striad eval: %s: %s\n", quiet ? "" : "\n", in, e.msg);
 		goto out;
@@ -204,7 +222,7 @@ int cmd_eval(int argc, char **argv)
 		fprintf(stderr, "triad eval: %s: warning: no test pairs (no pair is first seen after the split time %u between members already in the training graph), so nothing was judged%s\n",
 			in, r.split_time,
 			l.n && same == l.n
-				? "; every event has the same timestamp (a file without times gets the time of loading)"
+				? "; every event has the same timestamp (a file without times gets the time of loading): --random-order holds out a random part of the pairs instead"
 				: "");
 	}
 	if (json) {
@@ -219,9 +237,10 @@ int cmd_eval(int argc, char **argv)
 		}
 		printf("}}\n");
 	} else {
-		printf("split time %u; training graph %" PRIu64 " edges; judged %" PRIu64
+		printf("split time %u%s; training graph %" PRIu64 " edges; judged %" PRIu64
 		       " members, %" PRIu64 " test pairs (each from both ends); k = %u\n",
-		       r.split_time, r.train_edges, r.members, r.test_pairs, r.k);
+		       r.split_time, random ? " (of the random order)" : "",
+		       r.train_edges, r.members, r.test_pairs, r.k);
 		if (methods & (1u << EVAL_MODEL))
 			printf("model %s (%s)\n", model_name(m),
 			       fitted ? "fitted on the training period, as triad train would"

@@ -17,7 +17,9 @@ static const char recommend_usage[] =
 	"Print the answer GET /recommend would give for member ID (the same\n"
 	"JSON), from a snapshot written by `triad load`. k from 1 to 1000\n"
 	"(default 10). Ages are measured from --now (default: the newest edge\n"
-	"timestamp in the snapshot). --model defaults to the built-in model.\n";
+	"timestamp in the snapshot). --model defaults to a built-in model:\n"
+	"facebook-lr when most of the graph's edges carry one timestamp (a file\n"
+	"loaded without times), else collegemsg-lr (as `triad serve` chooses).\n";
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -112,6 +114,8 @@ int cmd_recommend(int argc, char **argv)
 	/* the most active members as of that time, as the server has them */
 	trend_build(&tr, &v, at, TREND_K);
 	rec_ctx_set_trend(c, &tr);
+	if (!loaded)
+		m = rec_builtin_model(&tr);
 	st = rec_answer_json(c, &v, m, &r, NULL, NULL, &out, &e);
 	graph_view_end(&v);
 	if (st == REC_UNKNOWN) {

@@ -271,9 +271,14 @@ int cmd_serve(int argc, char **argv)
 	fprintf(stderr, "triad serve: ready: %llu members, %llu edges from "
 		"%s; model %s%s\n", (unsigned long long)members,
 		(unsigned long long)edges, what, mname,
-		builtin ? " (built-in, fitted on CollegeMsg: for another graph, "
-			  "fit one with triad train and give it with --model)"
-			: "");
+		builtin == 2 ? " (built-in for graphs without times, fitted on "
+			       "facebook's sample: most edges here carry one "
+			       "timestamp; fit your own with triad train "
+			       "--random-order and give it with --model)"
+		: builtin ? " (built-in for graphs with times, fitted on CollegeMsg: "
+			    "for another graph, fit one with triad train and give "
+			    "it with --model)"
+			  : "");
 	if (serve_start_ingest(s, &e)) {
 		fprintf(stderr, "triad serve: %s\n", e.msg);
 		serve_stop(s, &e);

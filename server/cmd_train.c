@@ -12,7 +12,7 @@
 
 static const char train_usage[] =
 	"usage: triad train EVENTS -o MODEL [--split FRACTION | --split-time T]\n"
-	"                   [--format F] [--name NAME] [--version V]\n"
+	"                   [--random-order] [--format F] [--name NAME] [--version V]\n"
 	"                   [--features SETS] [--kind K] [--threads N] [--quiet]\n"
 	"\n"
 	"Fit the ranking model (logistic regression or boosted trees over the\n"
@@ -21,6 +21,10 @@ static const char train_usage[] =
 	"`eval --model` on the same file and split never sees the test period.\n"
 	"The training period is split again inside to pick the model kind,\n"
 	"features and regularisation. Writes MODEL (JSON).\n"
+	"--random-order is for a graph without times (such as a file without a\n"
+	"ts column): the pairs are put in a fixed random order first, as\n"
+	"`triad eval --random-order` does, so the split holds out a random\n"
+	"part of the pairs; the time features and the trend are left out.\n"
 	"--kind logistic|gbdt|auto limits the model kinds (default auto: the\n"
 	"inner validation chooses). Trees make a served answer slower (about\n"
 	"0.08 ms more on CollegeMsg than logistic regression on a CPU with\n"
@@ -71,7 +75,7 @@ int cmd_train(int argc, char **argv)
 	struct err e = { "" };
 	char infojson[1024];
 	uint32_t f;
-	int quiet = !isatty(2), i, rc = 1, have_frac = 0;
+	int quiet = !isatty(2), i, rc = 1, have_frac = 0, random = 0;
 
 	memset(&m, 0, sizeof(m));
 	train_opts_default(&o);
@@ -83,6 +87,8 @@ int cmd_train(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--quiet")) {
 			quiet = 1;
+		} else if (!strcmp(a, "--random-order")) {
+			random = 1;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--split") ||
 			   !strcmp(a, "--split-time") || !strcmp(a, "--format") ||
 			   !strcmp(a, "--name") || !strcmp(a, "--version") ||
@@ -106,7 +112,7 @@ int cmd_train(int argc, char **argv)
 					fprintf(stderr, "triad train: --split-time \"%s\" is not a timestamp\n", next);
 					return 2;
 				}
-				o.use_time = 1;
+				o.how = EVAL_SPLIT_TIME;
 			} else if (!strcmp(a, "--format")) {
 				fmt = next;
 			} else if (!strcmp(a, "--threads")) {
@@ -156,10 +162,16 @@ int cmd_train(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (have_frac && o.use_time) {
+	if (have_frac && o.how == EVAL_SPLIT_TIME) {
 		fprintf(stderr, "triad train: --split and --split-time are alternatives; give one\n");
 		return 2;
 	}
+	if (random && o.how == EVAL_SPLIT_TIME) {
+		fprintf(stderr, "triad train: --split-time does not go with --random-order (its times are the order's); give --split\n");
+		return 2;
+	}
+	if (random)
+		o.how = EVAL_SPLIT_RANDOM;
 	if (!in || !outp) {
 		fprintf(stderr, "triad train: %s\n", !in ? "missing EVENTS file" : "missing -o MODEL");
 		return 2;
@@ -186,8 +198,8 @@ int cmd_train(int argc, char **argv)
 		goto out;
 	}
 	printf("model %s -> %s\n", model_name(&m), outp);
-	printf("split time %u; inner splits %u, %u", info.split_time,
-	       info.t2, info.t3);
+	printf("split time %u%s; inner splits %u, %u", info.split_time,
+	       random ? " (of the random order)" : "", info.t2, info.t3);
 	if (info.windows == 2)
 		printf(" and %u", info.t4);
 	printf("\n");
@@ -208,7 +220,7 @@ int cmd_train(int argc, char **argv)
 		       info.val_recall2, info.val_recall_aa2, info.val_recall3,
 		       info.val_recall_aa3);
 	printf("\n");
-	if (strcmp(info.feature_set, "no-time"))
+	if (model_features(&m) & FEAT_TIME)
 		printf("note: the model uses time features, so a served answer reads one list per candidate (about three times the cost of a no-time model on a large graph; --features no-time fits one)\n");
 	rc = 0;
 out:

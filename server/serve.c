@@ -595,6 +595,11 @@ int serve_load(struct serve *s, const char **what, struct err *e)
 		*what = src;
 	if (trend_refresh(s))
 		return err_set(e, "out of memory for the trend table");
+	if (!s->owned) { /* no --model: the built-in one for this graph */
+		pthread_rwlock_wrlock(&s->model_lock);
+		s->model = rec_builtin_model(s->trend);
+		pthread_rwlock_unlock(&s->model_lock);
+	}
 	atomic_store(&s->ready, 1);
 	return 0;
 }
@@ -646,7 +651,7 @@ int serve_model_name(struct serve *s, char *buf, size_t n)
 
 	pthread_rwlock_rdlock(&s->model_lock);
 	snprintf(buf, n, "%s", model_name(s->model));
-	builtin = s->model->builtin;
+	builtin = s->model == model_default_static() ? 2 : s->model->builtin;
 	pthread_rwlock_unlock(&s->model_lock);
 	return builtin;
 }

@@ -71,7 +71,8 @@ int serve_start_ingest(struct serve *s, struct err *e);
 int serve_reload_model(struct serve *s, struct err *e);
 
 /* The name@version of the model in use into buf (NUL-ended, truncated to
- * n); 1 when it is the built-in one. */
+ * n); 0 for a --model file, 1 for the built-in model for graphs with times,
+ * 2 for the one for graphs without (rec_builtin_model chose it at load). */
 int serve_model_name(struct serve *s, char *buf, size_t n);
 
 /* Stop accepting, finish requests in flight, stop ingest, write a final

@@ -12,7 +12,10 @@
  *   igraph AA  the textbook loop over igraph_adjlist with a dense score
  *              array and touched list (exact, uncapped) + top 10
  *   triad full the served answer: rec_answer_json with the built-in model
- *              and the default budget (fof, walk, ppr, features, model,
+ *              serve picks for the graph (rec_builtin_model: facebook-lr
+ *              on the sample, whose edges carry one stamp, collegemsg-lr
+ *              on the synthetic graphs) and the default budget (fof,
+ *              walk, ppr, features, model,
  *              top 10, the JSON): what GET /recommend does minus HTTP
  * and how often the two AA top-10 sets agree (they differ only where the
  * caps bind).
@@ -163,7 +166,8 @@ static double pct(double *v, size_t n, double p)
 	return v[r ? r - 1 : 0];
 }
 
-/* Time "triad full" (rec_answer_json, built-in model, default budget)
+/* Time "triad full" (rec_answer_json, the built-in model serve would pick
+ * for the graph, rec_builtin_model; default budget)
  * for each of mem[0..nq) into lf[]; returns the sum in us. */
 static double time_full(struct rec_ctx *rc, const struct graph_view *v,
 			const uint64_t *mem, uint32_t nq, struct graph_buf *out,
@@ -181,7 +185,7 @@ static double time_full(struct rec_ctx *rc, const struct graph_view *v,
 
 		out->len = 0;
 		t0 = now_us();
-		rec_answer_json(rc, v, model_default(), &rq, NULL, NULL, out,
+		rec_answer_json(rc, v, rec_builtin_model(&t), &rq, NULL, NULL, out,
 				NULL);
 		lf[i] = now_us() - t0;
 		sum += lf[i];

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write scoring/model_default.inc from a model file (make model)."""
+"""Write scoring/model_default.inc from the two model files (make model)."""
 import json
 import sys
 
@@ -14,34 +14,45 @@ FEAT = {
     "log_mutual": "FEAT_LOG_MUTUAL", "trend": "FEAT_TREND",
 }
 
-m = json.load(open(sys.argv[1]))
-if m.get("kind") != "logistic":
-    sys.exit("model_inc.py: %s: only a logistic model can be built in (kind %r)"
-             % (sys.argv[1], m.get("kind")))
+if len(sys.argv) != 3:
+    sys.exit("usage: model_inc.py MODEL_WITH_TIMES MODEL_WITHOUT_TIMES")
 out = sys.stdout
 
 
-def arr(name):
-    out.write("\t.%s = {\n" % ("w" if name == "weights" else name))
-    for x in m[name]:
-        out.write("\t\t%s,\n" % repr(float(x)))
-    out.write("\t},\n")
+def emit(path, cname, what):
+    m = json.load(open(path))
+    if m.get("kind") != "logistic":
+        sys.exit("model_inc.py: %s: only a logistic model can be built in (kind %r)"
+                 % (path, m.get("kind")))
+
+    def arr(name):
+        out.write("\t.%s = {\n" % ("w" if name == "weights" else name))
+        for x in m[name]:
+            out.write("\t\t%s,\n" % repr(float(x)))
+        out.write("\t},\n")
+
+    out.write("\n/* %s: %s */\n" % (what, path))
+    out.write("static const struct model %s = {\n" % cname)
+    out.write('\t.name = "%s",\n\t.version = "%s",\n\t.full = "%s@%s",\n'
+              % (m["name"], m["version"], m["name"], m["version"]))
+    out.write("\t.nf = %d,\n" % len(m["features"]))
+    out.write("\t.feat = { %s },\n" % ", ".join(FEAT[f] for f in m["features"]))
+    arr("mean")
+    arr("scale")
+    arr("weights")
+    out.write("\t.bias = %s,\n\t.builtin = 1,\n};\n" % repr(float(m["bias"])))
 
 
 out.write("""/*
- * The built-in default model: the numbers of data/model.json, made by
- *   make model   (triad train data/CollegeMsg.txt -o data/model.json
- *                 --name collegemsg-lr, then tests/model_inc.py)
- * (split 0.8: it never saw the events after that split). Regenerate this
- * file when data/model.json changes; test_scoring checks they agree.
+ * The built-in models: the numbers of two model files, made by `make model`
+ * (triad train, then tests/model_inc.py). Regenerate this file when they
+ * change; test_scoring checks that they agree.
  */
-static const struct model default_model = {
 """)
-out.write('\t.name = "%s",\n\t.version = "%s",\n\t.full = "%s@%s",\n'
-          % (m["name"], m["version"], m["name"], m["version"]))
-out.write("\t.nf = %d,\n" % len(m["features"]))
-out.write("\t.feat = { %s },\n" % ", ".join(FEAT[f] for f in m["features"]))
-arr("mean")
-arr("scale")
-arr("weights")
-out.write("\t.bias = %s,\n\t.builtin = 1,\n};\n" % repr(float(m["bias"])))
+emit(sys.argv[1], "default_model",
+     "for graphs with times: triad train data/CollegeMsg.txt --name "
+     "collegemsg-lr --features no-time --kind logistic (split 0.8: it never "
+     "saw the events after that split)")
+emit(sys.argv[2], "static_model",
+     "for graphs without times: triad train data/facebook_combined.txt "
+     "--random-order --name facebook-lr --kind logistic")

@@ -285,7 +285,7 @@ static void queries(struct graph *g, const uint64_t *cum, uint32_t nq,
 			out.len = 0;
 			c0 = cpu_s();
 			t0 = now_s();
-			st = rec_answer_json(rc, &v, model_default(), &rq, NULL,
+			st = rec_answer_json(rc, &v, rec_builtin_model(&tr), &rq, NULL,
 					     NULL, &out, &e);
 			t0 = now_s() - t0;
 			c0 = cpu_s() - c0;

@@ -596,6 +596,13 @@ END_TEST
  * rounds stamp most events alike (a bulk: more than half of the edges, or
  * for one round just under half), whose edges count as activity only when
  * they are not the majority. */
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 START_TEST(trend_matches_brute_force)
 {
 	static const uint32_t win[TREND_NWINDOWS] = { 1, 3, 7, 14, 30, 90, 365 };
@@ -645,6 +652,21 @@ START_TEST(trend_matches_brute_force)
 			}
 		if (nbulk)
 			ck_assert_int_eq(2 * at_bulk > pairs, nbulk > 500);
+		{ /* t.bulk: does any stamp hold more than half of the edges? */
+			static uint32_t all[NV * NV];
+			uint32_t na = 0, run = 0, most = 0;
+
+			for (i = 0; i < NV; i++)
+				for (j = 0; j < NV; j++)
+					if (ts[i][j])
+						all[na++] = ts[i][j];
+			qsort(all, na, sizeof(*all), u32_cmp);
+			for (i = 0; i < na; i++) {
+				run = i && all[i] == all[i - 1] ? run + 1 : 1;
+				most = run > most ? run : most;
+			}
+			ck_assert_uint_eq(t.bulk, 2 * most > na);
+		}
 		for (w = 0; w < TREND_NWINDOWS; w++) {
 			for (i = 0, busy = 0; i < NV; i++) {
 				act[i] = 0;
@@ -716,6 +738,7 @@ START_TEST(trend_empty_without_times)
 	trend_build(&t, &v, now, TREND_K);
 	ck_assert_uint_eq(t.n, 0);
 	ck_assert_uint_eq(t.window, 0);
+	ck_assert_uint_eq(t.bulk, 0);
 	graph_view_end(&v);
 
 	for (i = 1; i < 20; i++) /* a star around 0 and a path */
@@ -727,6 +750,7 @@ START_TEST(trend_empty_without_times)
 	trend_build(&t, &v, now, TREND_K);
 	ck_assert_uint_eq(t.n, 0);
 	ck_assert_uint_eq(t.window, 0);
+	ck_assert_uint_eq(t.bulk, 1);
 	for (i = 0; i < 20; i++)
 		ck_assert_uint_eq(trend_activity(&t, graph_lookup(&v, ext(i))), 0);
 	graph_view_end(&v);
@@ -740,6 +764,7 @@ START_TEST(trend_empty_without_times)
 	graph_view_begin(g, &v);
 	trend_build(&t, &v, now, 5);
 	ck_assert_uint_eq(t.window, 365u * 86400u); /* nobody busy: the widest */
+	ck_assert_uint_eq(t.bulk, 1);
 	ck_assert_uint_eq(t.n, 3);
 	ck_assert_uint_eq(graph_member(&v, t.v[0]), ext(18));
 	ck_assert_uint_eq(t.act[0], 2);
@@ -760,6 +785,7 @@ START_TEST(trend_empty_without_times)
 	graph_view_begin(g, &v);
 	trend_build(&t, &v, now, 5); /* 5 members with two edges in a day */
 	ck_assert_uint_eq(t.window, 86400u);
+	ck_assert_uint_eq(t.bulk, 0);
 	ck_assert_uint_eq(t.n, 5);
 	ck_assert_uint_eq(graph_member(&v, t.v[0]), ext(0));
 	ck_assert_uint_eq(t.act[0], 19);

@@ -1296,6 +1296,68 @@ START_TEST(test_cli_eval_fits_model)
 }
 END_TEST
 
+/*
+ * A file without times (communities of 20, "a b" lines): eval by time
+ * judges nothing and says what to do; with --random-order it holds out a
+ * random part of the pairs and the built-in model for graphs without
+ * times answers; train --random-order fits a model without time features
+ * or the trend. --split-time does not go with --random-order.
+ */
+START_TEST(test_cli_random_order)
+{
+	static char text[1 << 16];
+	char args[8192], *out, *p;
+	size_t len = 0;
+	uint64_t s = 3, members = 0;
+
+	for (unsigned x = 0; x < 200; x++)
+		for (unsigned y = x + 1; y < 200; y++) {
+			s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+			if (s % 1000 < (x / 20 == y / 20 ? 350u : 5u))
+				len += (size_t)snprintf(text + len, sizeof(text) - len,
+							"%u %u\n", x, y);
+		}
+	ck_assert_uint_lt(len, sizeof(text) - 16);
+	write_str("static.txt", text);
+	snprintf(args, sizeof(args), "eval '%s' --methods aa,model --model builtin --quiet",
+		 path_in("static.txt"));
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "--random-order holds out a random part"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "judged 0 members"));
+
+	snprintf(args, sizeof(args), "eval '%s' --random-order --methods aa,model --model builtin --quiet",
+		 path_in("static.txt"));
+	ck_assert_int_eq(run(args), 0);
+	out = slurp("out");
+	ck_assert_ptr_nonnull(strstr(out, "(of the random order)"));
+	ck_assert_ptr_nonnull(strstr(out, "\nmodel facebook-lr@"));
+	p = strstr(out, "judged ");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p, "judged %" SCNu64, &members), 1);
+	ck_assert_uint_gt(members, 50);
+
+	snprintf(args, sizeof(args), "train '%s' --random-order -o '%s' --quiet",
+		 path_in("static.txt"), path_in("static.json"));
+	ck_assert_int_eq(run(args), 0);
+	out = slurp("static.json");
+	p = strstr(out, "\"features\"");
+	ck_assert_ptr_nonnull(p);
+	*strchr(p, ']') = '\0'; /* the features list alone */
+	ck_assert_ptr_null(strstr(p, "\"trend\""));
+	ck_assert_ptr_null(strstr(p, "\"recent_mutual\""));
+	ck_assert_ptr_null(strstr(p, "\"cand_age\""));
+	ck_assert_ptr_nonnull(strstr(p, "\"adamic_adar\""));
+
+	snprintf(args, sizeof(args), "eval '%s' --random-order --split-time 5", path_in("static.txt"));
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "--split-time does not go with --random-order"));
+	snprintf(args, sizeof(args), "train '%s' --random-order --split-time 5 -o '%s'",
+		 path_in("static.txt"), path_in("x.json"));
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "--split-time does not go with --random-order"));
+}
+END_TEST
+
 START_TEST(test_cli_load_stats_facebook)
 {
 	static uint32_t deg[4039];
@@ -1395,6 +1457,7 @@ static Suite *load_suite(void)
 
 	tcase_add_test(data, test_facebook_vs_igraph);
 	tcase_add_test(data, test_collegemsg_counts);
+	tcase_add_test(data, test_cli_random_order);
 	tcase_set_timeout(data, 60);
 	suite_add_tcase(s, data);
 

@@ -648,10 +648,10 @@ START_TEST(tree_model_files)
 }
 END_TEST
 
-START_TEST(default_model_is_data_model_json)
+/* A built-in model against the model file it was copied from. */
+static void builtin_is_file(const struct model *d, const char *file)
 {
 	const char *data = getenv("TRIAD_DATA");
-	const struct model *d = model_default();
 	char path[4096];
 	struct err e = { "" };
 	struct model *m;
@@ -659,7 +659,7 @@ START_TEST(default_model_is_data_model_json)
 	ck_assert_uint_gt(d->nf, 0);
 	if (!data)
 		data = "data";
-	snprintf(path, sizeof(path), "%s/model.json", data);
+	snprintf(path, sizeof(path), "%s/%s", data, file);
 	if (access(path, R_OK))
 		return; /* no trained model shipped: nothing to compare */
 	m = model_load(path, &e);
@@ -674,6 +674,22 @@ START_TEST(default_model_is_data_model_json)
 	}
 	close_to(d->bias, m->bias, "bias");
 	model_free(m);
+}
+
+START_TEST(default_model_is_data_model_json)
+{
+	struct trend t;
+
+	builtin_is_file(model_default(), "model.json");
+	builtin_is_file(model_default_static(), "model-static.json");
+	/* the model for graphs without times reads neither time nor trend */
+	ck_assert_uint_eq(model_features(model_default_static()) &
+			  (FEAT_TIME | FEAT_BIT(FEAT_TREND)), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_ptr_eq(rec_builtin_model(NULL), model_default());
+	ck_assert_ptr_eq(rec_builtin_model(&t), model_default());
+	t.bulk = 1;
+	ck_assert_ptr_eq(rec_builtin_model(&t), model_default_static());
 }
 END_TEST
 

@@ -1992,6 +1992,130 @@ static void wait_trend_build(unsigned port, int64_t builds)
  * highest-degree members, recommended with no mutual connection. Three
  * edges stamped an hour before the load do count: members 1, 2 and 9.
  */
+/*
+ * The bundled sample has no times, so the server serves it with the
+ * built-in model for graphs without times (facebook-lr), which ranks by
+ * shared friends: every answer's "mutual" is checked against a count over
+ * the sample's edge file, and an answer's mutual connections must add up
+ * to at least half those of the ten candidates with the most (the model
+ * for graphs with times gave members 1500 and 3000 candidates with one
+ * mutual friend where the best have 23 and 50). A graph with times gets
+ * collegemsg-lr.
+ */
+#define FB_N 4039u
+
+static int fb_has(const uint8_t *bits, uint32_t a, uint32_t b)
+{
+	size_t i = (size_t)a * FB_N + b;
+
+	return bits[i >> 3] >> (i & 7) & 1;
+}
+
+static int u32_desc(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static char *model_of_answer(unsigned port, uint64_t m)
+{
+	char path[64], *name;
+	struct resp r;
+	json_object *o, *x;
+
+	snprintf(path, sizeof(path), "/recommend?member=%llu", (unsigned long long)m);
+	r = must(port, "GET", path, NULL);
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert(json_object_object_get_ex(o, "model", &x));
+	name = strdup(json_object_get_string(x));
+	json_object_put(o);
+	resp_free(&r);
+	return name;
+}
+
+START_TEST(sample_default_model_ranks_by_friends)
+{
+	static const uint64_t members[] = { 0, 107, 1500, 3000, 1912, 2500 };
+	const char *data = getenv("TRIAD_DATA");
+	char path[4096], *name;
+	uint8_t *bits = calloc((size_t)FB_N * FB_N / 8 + 1, 1);
+	uint32_t *cn = calloc(FB_N, sizeof(*cn)), a, b, i, c, w;
+	unsigned port = free_port();
+	FILE *f;
+	pid_t pid;
+
+	ck_assert(bits && cn);
+	snprintf(path, sizeof(path), "%s/facebook_combined.txt", data ? data : "data");
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s", path);
+	while (fscanf(f, "%u %u", &a, &b) == 2) {
+		ck_assert(a < FB_N && b < FB_N);
+		bits[((size_t)a * FB_N + b) >> 3] |= (uint8_t)(1u << (((size_t)a * FB_N + b) & 7));
+		bits[((size_t)b * FB_N + a) >> 3] |= (uint8_t)(1u << (((size_t)b * FB_N + a) & 7));
+	}
+	fclose(f);
+	pid = serve_start(port, NULL); /* the bundled sample */
+	for (i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		uint64_t m = members[i];
+		uint32_t best = 0, got = 0;
+		char rpath[96];
+		struct resp r;
+		json_object *o, *arr, *x;
+		size_t j, n;
+
+		for (c = 0; c < FB_N; c++) { /* brute force: mutual friends */
+			cn[c] = 0;
+			if (c == m || fb_has(bits, (uint32_t)m, c))
+				continue;
+			for (w = 0; w < FB_N; w++)
+				cn[c] += fb_has(bits, (uint32_t)m, w) && fb_has(bits, w, c);
+		}
+		snprintf(rpath, sizeof(rpath), "/recommend?member=%llu&k=10",
+			 (unsigned long long)m);
+		r = must(port, "GET", rpath, NULL);
+		ck_assert_int_eq(r.status, 200);
+		o = parse_json(&r);
+		ck_assert(json_object_object_get_ex(o, "model", &x));
+		ck_assert_msg(!strncmp(json_object_get_string(x), "facebook-lr@", 12),
+			      "model %s", json_object_get_string(x));
+		ck_assert(json_object_object_get_ex(o, "recommendations", &arr));
+		n = json_object_array_length(arr);
+		ck_assert_uint_eq(n, 10);
+		for (j = 0; j < n; j++) {
+			json_object *it = json_object_array_get_idx(arr, j);
+			uint64_t cand = (uint64_t)jint(it, "member");
+
+			ck_assert(cand < FB_N);
+			ck_assert_int_eq(jint(it, "mutual"), cn[cand]);
+			got += cn[cand];
+		}
+		json_object_put(o);
+		resp_free(&r);
+		qsort(cn, FB_N, sizeof(*cn), u32_desc);
+		for (j = 0; j < 10; j++)
+			best += cn[j];
+		ck_assert_msg(2 * got >= best,
+			      "member %llu: the answer's mutual friends add up to %u, the best ten's to %u",
+			      (unsigned long long)m, got, best);
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	/* a graph with times: the model fitted on CollegeMsg */
+	snprintf(path, sizeof(path), "%s/CollegeMsg.txt", data ? data : "data");
+	pid = serve_start(port, (char *[]){ "--events", path, NULL });
+	name = model_of_answer(port, 9);
+	ck_assert_msg(!strncmp(name, "collegemsg-lr@", 14), "model %s", name);
+	free(name);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	free(bits);
+	free(cn);
+}
+END_TEST
+
 START_TEST(sample_trend_ignores_load_stamp)
 {
 	unsigned port = free_port();
@@ -2172,6 +2296,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, idle_server_compacts_deltas);
 	tcase_add_test(t, idle_server_hands_back_arena_pages);
 	tcase_add_test(t, sample_trend_ignores_load_stamp);
+	tcase_add_test(t, sample_default_model_ranks_by_friends);
 	tcase_add_test(t, request_bytes_held_within_budget);
 	tcase_add_test(t, members_newest_thousand_full_degree);
 	tcase_add_test(t, checkpoint_answer_matches_stats);
