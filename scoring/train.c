@@ -925,11 +925,14 @@ int train_fit(const struct graph_event *ev, size_t n,
 	      void *pctx, struct model *out, struct train_info *info,
 	      struct err *e)
 {
-	/* each set's features left out; with times in a random order the
-	 * time features and the trend (the last five) are left out of all */
-	static const int no_time[] = { FEAT_WALK, FEAT_PPR, FEAT_RECENT_MUTUAL,
-				       FEAT_MUTUAL_AGE, FEAT_CAND_AGE,
-				       FEAT_CAND_RECENT, FEAT_TREND };
+	/* the features a set leaves out: no-time the four time features
+	 * (drop + 2, 4 of them), no-walk the walk and PPR scores (drop, 2).
+	 * With times in a random order every set also leaves out the time
+	 * features and the trend: "all" becomes no-time (drop + 2, 5), and
+	 * no-walk leaves out all seven */
+	static const int drop[] = { FEAT_WALK, FEAT_PPR, FEAT_RECENT_MUTUAL,
+				    FEAT_MUTUAL_AGE, FEAT_CAND_AGE,
+				    FEAT_CAND_RECENT, FEAT_TREND };
 	static const double l2s[] = { 0.1, 10 };
 	static const uint32_t negs[] = { 30, 300 };
 	/* the trees' grid: shapes of about equal cost */
@@ -1008,11 +1011,12 @@ int train_fit(const struct graph_event *ev, size_t n,
 			continue;
 		if (!timed && s == 0)
 			set.set_name = set_names[1];
-		set.nf = timed && s == 0 ? set_all(set.feat)
-			: timed && s == 1 ? set_without(set.feat, no_time + 2, 4)
-			: timed ? set_without(set.feat, no_time, 2)
-			: s == 2 ? set_without(set.feat, no_time, 7)
-				 : set_without(set.feat, no_time + 2, 5);
+		if (s == 0 && timed)
+			set.nf = set_all(set.feat);
+		else if (s == 2)
+			set.nf = set_without(set.feat, drop, timed ? 2 : 7);
+		else
+			set.nf = set_without(set.feat, drop + 2, timed ? 4 : 5);
 		for (i = 0; i < 2 && kinds & TRAIN_KIND_LOGISTIC; i++)
 			for (size_t j = 0; j < 2; j++, nc++) {
 				cfg[nc] = set;

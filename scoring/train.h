@@ -4,6 +4,9 @@
  *
  * How (all deterministic):
  * 1. Split the events as eval does (split time T); keep events ts <= T.
+ *    (With EVAL_SPLIT_RANDOM, for a graph without times, eval first puts
+ *    them in a random order; the levels below then split in that order,
+ *    without the trend table, and no feature set has a time feature.)
  * 2. Split that period again with the same fraction (T2), and once more
  *    (T3 within ts <= T2). Each level gives a graph and the pairs that
  *    appear after it: level 3 (graph at T3, pairs in (T3, T2]) and level 2
