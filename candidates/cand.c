@@ -24,6 +24,7 @@ void cand_ctx_free(struct cand_ctx *c)
 	free(c->arena);
 	free(c->hot);
 	free(c->reached);
+	free(c->keepbits);
 	free(c);
 }
 

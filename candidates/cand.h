@@ -124,6 +124,9 @@ struct cand_ctx {
 	size_t alen, acap;
 	uint32_t *hot;       /* private to walk.c: which lists are in arena */
 	size_t hotcap;
+	uint64_t *keepbits;  /* private to fof.c: a bit per vertex, all clear
+			      * between calls */
+	size_t keepcap;      /* words in keepbits */
 	uint32_t member;     /* vertex id of the query's member */
 	uint32_t member_deg; /* its degree */
 	uint32_t newest_ts;  /* newest ts of the member's own edges, seconds */

@@ -1,6 +1,8 @@
 /* fof.c - friends-of-friends candidates with capped expansion (fof.h). */
 #include "fof.h"
 
+#include <string.h>
+
 #include "mem.h"
 
 void fof_params_default(struct fof_params *p)
@@ -141,6 +143,104 @@ static size_t scatter(struct cand_map *map, uint32_t nv, uint32_t fofm,
 		nr += first;
 	}
 	return nr;
+}
+
+/* Set (on) or clear the kept slots' bits in c->keepbits. */
+static void keep_bits(struct cand_ctx *c, int on)
+{
+	size_t k;
+
+	for (k = 0; k < c->n; k++) {
+		uint32_t x = c->c[k].v;
+
+		if (!(c->c[k].flags & CAND_KEEP))
+			continue;
+		if (on)
+			c->keepbits[x >> 6] |= (uint64_t)1 << (x & 63);
+		else
+			c->keepbits[x >> 6] = 0;
+	}
+}
+
+int fof_recount(struct cand_ctx *c, const struct graph_view *v, int force,
+		uint64_t deadline_ns, struct err *e)
+{
+	const uint32_t du = c->member_deg, nv = c->nv;
+	uint64_t scan = 0, pairs = 0, inc_aa, inc_ra;
+	uint32_t n, i, j, dw, got;
+	size_t k, words = ((size_t)nv + 63) / 64, cap = c->keepcap;
+	int rc = 0;
+
+	if (c->lazy || !du)
+		return 0;
+	/* what merging pair by pair would read (feat_pair: a list under
+	 * 1,024 entries whole, a longer one a block per probe) */
+	for (k = 0; k < c->n; k++) {
+		uint32_t dc;
+
+		if (!(c->c[k].flags & CAND_KEEP))
+			continue;
+		dc = graph_degree(v, c->c[k].v);
+		pairs += dc < 1024 ? dc : (uint64_t)(GRAPH_BLOCK / 2) * (du < dc ? du : dc);
+	}
+	if (mem_grow((void **)&c->queue, &c->qcap, du, sizeof(*c->queue)) ||
+	    cand_reserve_buf(c, du))
+		return err_set(e, "out of memory for friends of friends");
+	n = graph_ids(v, c->member, c->queue, du);
+	graph_degree_member_batch(v, n, c->queue, c->tsbuf, NULL);
+	for (i = 0; i < n; i++)
+		scan += c->tsbuf[i];
+	if (!force && scan * FOF_RECOUNT_WEIGHT > pairs)
+		return 0;
+	if (words > cap) { /* new words clear, as the invariant wants */
+		if (mem_grow((void **)&c->keepbits, &cap, words, sizeof(*c->keepbits)))
+			return err_set(e, "out of memory for friends of friends");
+		memset(c->keepbits + c->keepcap, 0,
+		       (cap - c->keepcap) * sizeof(*c->keepbits));
+		c->keepcap = cap;
+	}
+	for (k = 0; k < c->n; k++)
+		if (c->c[k].flags & CAND_KEEP) {
+			c->c[k].mutual = 0;
+			c->c[k].aa_fx = 0;
+			c->c[k].ra_fx = 0;
+		}
+	/* the kept ones in a bitmap (a few KB: in cache, where the query's
+	 * table is megabytes); an entry touches the table only on a hit */
+	keep_bits(c, 1);
+	for (i = 0; i < n; i++) {
+		const uint64_t *bits = c->keepbits;
+		const uint32_t *buf;
+
+		if (!(i & 15) && cand_past(deadline_ns))
+			goto out;
+		dw = c->tsbuf[i];
+		if (dw < 2) /* u is its only neighbour */
+			continue;
+		inc_aa = cand_fx_aa(dw);
+		inc_ra = cand_fx_ra(dw);
+		if (cand_reserve_buf(c, dw)) {
+			rc = err_set(e, "out of memory for friends of friends");
+			goto out;
+		}
+		got = graph_ids(v, c->queue[i], c->buf, dw);
+		buf = c->buf;
+		for (j = 0; j < got; j++) {
+			uint32_t x = buf[j];
+			struct cand *s;
+
+			if (x >= nv || !(bits[x >> 6] >> (x & 63) & 1))
+				continue;
+			s = &c->c[c->map[x].slot];
+			s->mutual++;
+			s->aa_fx += inc_aa;
+			s->ra_fx += inc_ra;
+		}
+	}
+	rc = 1;
+out:
+	keep_bits(c, 0);
+	return rc;
 }
 
 int fof_run(struct cand_ctx *c, const struct graph_view *v,

@@ -69,4 +69,32 @@ int fof_run(struct cand_ctx *c, const struct graph_view *v,
 	    const struct fof_params *p, uint64_t deadline_ns,
 	    struct cand_run *run, struct err *e);
 
+/*
+ * Exact counts for the candidates a capped fof_run left approximate: the
+ * slots flagged CAND_KEEP (the ones a caller is about to score) get their
+ * mutual count and Adamic-Adar and resource-allocation sums over every
+ * neighbour of u, by one pass over the lists of all of u's neighbours
+ * (ids only, sum_w d_w entries). The sums are fixed point, so they are
+ * the ones a merge of u's list with each candidate's gives, bit for bit.
+ * That merge, pair by pair, is the alternative: it reads each candidate's
+ * list (d_c entries; a block per probe for d_c >= 1024), which for a
+ * member with many connections and a few hundred candidates costs far
+ * more than the pass. `force`: 0 makes the pass only when it reads no
+ * more entries than the merges would (FOF_RECOUNT_WEIGHT), 1 always.
+ * Work: sum_w d_w + O(kept candidates) entries, plus d_u for u's list.
+ * Returns 1 when every kept slot's counts are exact, 0 when it did not
+ * make them (the pass would cost more, u is lazy (d_u > CAND_LAZY_DEG),
+ * or the deadline came first: the kept slots' counts are then unreliable),
+ * -1 with e filled when out of memory.
+ */
+int fof_recount(struct cand_ctx *c, const struct graph_view *v, int force,
+		uint64_t deadline_ns, struct err *e);
+
+/* An entry of the pass counts this many entries of the merges. Both
+ * decode about as fast: the pass tests a bitmap of the kept candidates
+ * (in cache) and touches the query's table only on a hit. Measured on the
+ * served graph after its stream (members by degree, d_u > 256): 1 and 2
+ * alike, both ahead of always or never making the pass. */
+#define FOF_RECOUNT_WEIGHT 1u
+
 #endif

@@ -30,6 +30,7 @@ void rec_params_default(struct rec_params *p)
 	p->keep_per_gen = 200;
 	p->need = FEAT_ALL;
 	p->trend = NULL;
+	p->recount = REC_RECOUNT_AUTO;
 }
 
 struct rec_ctx *rec_ctx_new(void)
@@ -269,8 +270,19 @@ int rec_gather(struct rec_ctx *c, const struct graph_view *v, uint32_t u,
 	 * the features' mutual connections are out-neighbours u and c share
 	 * (no in-lists to count paths by), and an answer must not depend on
 	 * which way its features were computed (explain, time features) */
-	counts = !(p->need & FEAT_TIME) && cc->fof_exact &&
-		 !graph_is_directed(v->g);
+	counts = !(p->need & FEAT_TIME) && !graph_is_directed(v->g);
+	/* fof was capped: exact counts for the kept ones by one pass over
+	 * u's neighbours' lists, when that reads less than merging pair by
+	 * pair would (a member with many connections; fof.h) */
+	if (counts && !cc->fof_exact) {
+		int rc = p->recount == REC_RECOUNT_NEVER ? 0
+			 : fof_recount(cc, v, p->recount == REC_RECOUNT_ALWAYS,
+				       deadline_ns, e);
+
+		if (rc < 0)
+			return -1;
+		counts = rc;
+	}
 	if (!counts) {
 		if (feat_member_set(&c->fm, v, u, now))
 			return err_set(e, "out of memory for features");

@@ -53,11 +53,17 @@ struct rec_params {
 				  * features outside it may be left NaN */
 	const struct trend *trend; /* the most active members (NULL: none):
 				  * each is a candidate, and feeds FEAT_TREND */
+	int recount;             /* fof capped and no time feature needed: exact
+				  * counts by fof_recount when it is cheaper
+				  * (REC_RECOUNT_AUTO, the default), never, or
+				  * always; the features are the same either way */
 };
+
+enum { REC_RECOUNT_AUTO, REC_RECOUNT_NEVER, REC_RECOUNT_ALWAYS };
 
 /* The serving defaults: all three generators (fof_params_default,
  * walk_params_default, PPR with eps REC_PPR_EPS for d_u <= 16), 200 kept per
- * generator, every feature. */
+ * generator, every feature, REC_RECOUNT_AUTO. */
 void rec_params_default(struct rec_params *p);
 
 /* The built-in model for a graph whose trend table is t (built over all of

@@ -92,6 +92,34 @@ static uint32_t idx_of(const uint32_t *vid, uint32_t v)
 	return UINT32_MAX;
 }
 
+/* From the adjacency matrix: u and x's mutual connections, their
+ * Adamic-Adar and resource-allocation sums, as doubles (the textbook
+ * formulas) and in fixed point (cand_fx_aa / cand_fx_ra per term). */
+struct pair_ref {
+	uint32_t m;
+	double aa, ra;
+	uint64_t aa_fx, ra_fx;
+};
+
+static struct pair_ref pair_ref(const uint8_t *adj, uint32_t u, uint32_t x)
+{
+	struct pair_ref r = { 0, 0, 0, 0, 0 };
+
+	for (uint32_t w = 0; w < NV; w++)
+		if (adj[u * NV + w] && adj[w * NV + x]) {
+			uint32_t dw = 0;
+
+			for (uint32_t y = 0; y < NV; y++)
+				dw += adj[w * NV + y];
+			r.m++;
+			r.aa += 1 / log((double)dw);
+			r.ra += 1 / (double)dw;
+			r.aa_fx += cand_fx_aa(dw);
+			r.ra_fx += cand_fx_ra(dw);
+		}
+	return r;
+}
+
 START_TEST(fof_matches_brute_force)
 {
 	static uint8_t adj[NV * NV];
@@ -118,22 +146,14 @@ START_TEST(fof_matches_brute_force)
 			/* nothing is capped on these small graphs */
 			ck_assert_int_eq(c->fof_exact, 1);
 			for (uint32_t x = 0; x < NV; x++) {
-				uint32_t m = 0, fm = 0;
+				uint32_t fm = 0;
 				uint64_t faa = 0, fra = 0;
-				double aa = 0, ra = 0;
 				int got = cand_fof(c, vid[x], &fm, &faa, &fra);
+				struct pair_ref ref = pair_ref(adj, u, x);
+				uint32_t m = ref.m;
+				double aa = ref.aa, ra = ref.ra;
 				struct cand *s;
 
-				for (uint32_t w = 0; w < NV; w++)
-					if (adj[u * NV + w] && adj[w * NV + x]) {
-						uint32_t dw = 0;
-
-						for (uint32_t y = 0; y < NV; y++)
-							dw += adj[w * NV + y];
-						m++;
-						aa += 1 / log((double)dw);
-						ra += 1 / (double)dw;
-					}
 				if (x == u || adj[u * NV + x]) {
 					/* excluded, never a candidate */
 					ck_assert(cand_is_excluded(c, vid[x]));
@@ -168,6 +188,71 @@ START_TEST(fof_matches_brute_force)
 		graph_view_end(&v);
 		graph_free(g);
 	}
+	cand_ctx_free(c);
+}
+END_TEST
+
+/*
+ * fof_recount after a capped fof_run (3 of u's neighbours expanded): every
+ * slot marked CAND_KEEP (here: every vertex but u and its neighbours,
+ * reached or not) gets the exact mutual count and the fixed-point sums of
+ * cand_fx_aa / cand_fx_ra over its mutual connections, from the adjacency
+ * matrix; slots not marked keep what they had; the bitmap is left clear.
+ */
+START_TEST(recount_matches_brute_force)
+{
+	static uint8_t adj[NV * NV];
+	uint32_t vid[NV], capped = 0;
+	struct cand_ctx *c = cand_ctx_new();
+	struct fof_params p;
+	struct graph_view v;
+
+	fof_params_default(&p);
+	p.max_expand = 3;
+	for (uint64_t seed = 1; seed <= 6; seed++) {
+		struct graph *g = random_graph_pad(seed * 104729, 0.03 + 0.02 * (double)seed,
+						   adj, vid, seed % 2 ? 0 : 70000);
+
+		graph_view_begin(g, &v);
+		for (uint32_t u = 0; u < NV; u++) {
+			struct cand *s;
+
+			ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
+			ck_assert_int_eq(fof_run(c, &v, &p, 0, NULL, NULL), 0);
+			capped += !c->fof_exact;
+			for (uint32_t x = 0; x < NV; x++) {
+				ck_assert_ptr_nonnull(s = cand_touch(c, vid[x]));
+				if (x % 7 == 3 && !(s->flags & CAND_EXCL)) {
+					s->mutual = 12345; /* not kept: left alone */
+					continue;
+				}
+				if (!(s->flags & CAND_EXCL))
+					s->flags |= CAND_KEEP;
+			}
+			ck_assert_int_eq(fof_recount(c, &v, 1, 0, NULL), 1);
+			for (uint32_t x = 0; x < NV; x++) {
+				struct pair_ref ref;
+
+				s = cand_find(c, vid[x]);
+				ck_assert_ptr_nonnull(s);
+				if (s->flags & CAND_EXCL)
+					continue;
+				if (!(s->flags & CAND_KEEP)) {
+					ck_assert_uint_eq(s->mutual, 12345);
+					continue;
+				}
+				ref = pair_ref(adj, u, x);
+				ck_assert_uint_eq(s->mutual, ref.m);
+				ck_assert(s->aa_fx == ref.aa_fx && s->ra_fx == ref.ra_fx);
+				s->flags &= ~CAND_KEEP;
+			}
+			for (size_t k = 0; k < c->keepcap; k++)
+				ck_assert(c->keepbits[k] == 0);
+		}
+		graph_view_end(&v);
+		graph_free(g);
+	}
+	ck_assert_uint_gt(capped, NV); /* the caps did bind */
 	cand_ctx_free(c);
 }
 END_TEST
@@ -801,6 +886,7 @@ static Suite *suite(void)
 
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, fof_matches_brute_force);
+	tcase_add_test(t, recount_matches_brute_force);
 	tcase_add_test(t, ppr_matches_power_iteration);
 	tcase_add_test(t, walk_exclusions_and_determinism);
 	tcase_add_test(t, walk_lands_like_a_random_walk_with_restart);

@@ -248,11 +248,11 @@ END_TEST
 START_TEST(counts_equal_feat_compute)
 {
 	static uint32_t tsm[NV * NV];
-	uint32_t vid[NV], u, x, f, exact = 0, reached = 0, other = 0;
+	uint32_t vid[NV], u, x, f, exact = 0, reached = 0, other = 0, capped = 0;
 	struct cand_ctx *c = cand_ctx_new();
 	struct rec_ctx *rc = rec_ctx_new(), *rall = rec_ctx_new();
 	struct fof_params fp;
-	struct rec_params pt, pa;
+	struct rec_params pt, pa, pcap[3];
 	struct graph_view v;
 	struct feat_in in = { 2, 0.003f, 0 };
 	double xa[FEAT_N], xb[FEAT_N];
@@ -263,6 +263,16 @@ START_TEST(counts_equal_feat_compute)
 	rec_params_default(&pt);
 	rec_params_default(&pa);
 	pt.need = FEAT_ALL & ~FEAT_TIME;
+	/* fof capped (3 of u's neighbours expanded): the counts path recounts
+	 * (always; by cost), the others merge pair by pair (never; all
+	 * features); every feature the same */
+	for (int k = 0; k < 3; k++) {
+		rec_params_default(&pcap[k]);
+		pcap[k].fof.max_expand = 3;
+		pcap[k].need = k == 2 ? FEAT_ALL : FEAT_ALL & ~FEAT_TIME;
+		pcap[k].recount = k == 0 ? REC_RECOUNT_ALWAYS : k == 1 ? REC_RECOUNT_AUTO
+								   : REC_RECOUNT_NEVER;
+	}
 	for (uint64_t seed = 11; seed <= 14; seed++) {
 		struct graph *g = random_graph(seed, 0.03 * (double)(seed - 9), tsm, vid);
 
@@ -337,6 +347,21 @@ START_TEST(counts_equal_feat_compute)
 						ck_assert(memcmp(&rc->it[i].x[f], &rall->it[i].x[f],
 								 sizeof(double)) == 0);
 			}
+			ck_assert_int_eq(rec_gather(rall, &v, vid[u], NOW, &pcap[2], 0, NULL), 0);
+			for (int k = 0; k < 2; k++) {
+				ck_assert_int_eq(rec_gather(rc, &v, vid[u], NOW, &pcap[k], 0, NULL), 0);
+				ck_assert_uint_eq(rc->n, rall->n);
+				for (size_t i = 0; i < rc->n; i++) {
+					ck_assert_uint_eq(rc->it[i].v, rall->it[i].v);
+					for (f = 0; f < FEAT_N; f++)
+						if (!(FEAT_BIT(f) & FEAT_TIME))
+							ck_assert_msg(memcmp(&rc->it[i].x[f], &rall->it[i].x[f],
+									     sizeof(double)) == 0,
+								      "capped, %s: %.17g vs %.17g", feat_name(f),
+								      rc->it[i].x[f], rall->it[i].x[f]);
+				}
+			}
+			capped += !rc->cc->fof_exact;
 		}
 		graph_view_end(&v);
 		graph_free(g);
@@ -345,6 +370,7 @@ START_TEST(counts_equal_feat_compute)
 	ck_assert_uint_gt(other, 1000);
 	ck_assert_uint_eq(exact, 4 * NV);
 	ck_assert_uint_gt(trend_seen, 4 * NV);
+	ck_assert_uint_gt(capped, NV);
 	cand_ctx_free(c);
 	rec_ctx_free(rc);
 	rec_ctx_free(rall);
