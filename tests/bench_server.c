@@ -13,7 +13,12 @@
  * Needs $TRIAD_BIN (make bench sets it) and wrk on PATH. Environment knobs:
  * BENCH_MEMBERS (default 200000), BENCH_SECS (10), BENCH_RATE (120000),
  * BENCH_CONNS (32), BENCH_THREADS (server HTTP threads, 2). BENCH_RATE=0
- * measures queries without ingest.
+ * measures queries without ingest. BENCH_STREAM_KIND: "new" (default: a
+ * second Holme-Kim stream of new edges among the same members, which
+ * about doubles the graph during the first run) or "repeat" (the served
+ * graph's own pairs again, shuffled, stamped after it: contacts meeting
+ * again, as most events of a message network are; the graph keeps its
+ * size and every list it touches gets a delta).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +44,7 @@ int main(void)
 		      threads = bench_envnum("BENCH_THREADS", 2);
 	unsigned port = port_unclaimed();
 	char boot[256] = "", listen[64], rate_s[32], thr_s[16], cmd[1024];
+	const char *kind;
 	FILE *f;
 	pid_t mock, srv;
 	int d;
@@ -67,12 +73,32 @@ int main(void)
 			      &seed))
 		return 1;
 
-	/* the ingest stream: new edges among the same members, later ts */
+	/* the ingest stream: new edges among the same members, later ts;
+	 * or the same pairs again */
 	so2 = bench_stream_opts(&so);
 	n2 = synth_count(&so2);
 	ev2 = mem_alloc(n2, sizeof(*ev2));
 	if (!ev2 || synth_generate(&so2, ev2) != n2)
 		return 1;
+	kind = getenv("BENCH_STREAM_KIND");
+	if (kind && !strcmp(kind, "repeat")) {
+		n2 = n2 < n ? n2 : n;
+		for (i = 0; i < n2; i++) /* a shuffled prefix of the graph's events */
+			ev2[i] = ev[i];
+		for (i = n2; i > 1; i--) {
+			size_t j;
+			struct graph_event t;
+
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			j = (size_t)(seed >> 33) % i;
+			t = ev2[i - 1], ev2[i - 1] = ev2[j], ev2[j] = t;
+		}
+		for (i = 0; i < n2; i++)
+			ev2[i].ts = so2.t0 + (uint32_t)(i / 1000);
+	} else if (kind && strcmp(kind, "new")) {
+		fprintf(stderr, "bench_server: BENCH_STREAM_KIND \"%s\" is not new or repeat\n", kind);
+		return 1;
+	}
 	f = fopen(bench_in("stream.txt"), "w");
 	for (i = 0; f && i < n2; i++)
 		fprintf(f, "%llu %llu %u\n", (unsigned long long)ev2[i].src,
