@@ -1258,7 +1258,8 @@ START_TEST(test_cli_eval_fits_model)
 	snprintf(args, sizeof(args), "eval '%s' --split 0.85 --methods ra,model --json --quiet",
 		 path_in("cm30.txt"));
 	ck_assert_int_eq(run(args), 0);
-	snprintf(js_fit, sizeof(js_fit), "%s", slurp("out"));
+	ck_assert_int_lt(snprintf(js_fit, sizeof(js_fit), "%s", slurp("out")),
+			 (int)sizeof(js_fit));
 	ck_assert_ptr_nonnull(strstr(js_fit, "\"model\":{\"recall\":"));
 	snprintf(args, sizeof(args), "eval '%s' --split 0.85 --methods ra,model --quiet",
 		 path_in("cm30.txt"));
