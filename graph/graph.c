@@ -831,7 +831,8 @@ uint32_t graph_common(const struct graph_view *v, uint32_t a, uint32_t b,
 		      graph_common_fn fn, void *ctx)
 {
 	struct graph_iter ia, ib;
-	uint32_t x = 0, y = 0, tx = 0, ty = 0, n = 0; /* set by it_next_raw before use (-O3 cannot tell) */
+	/* it_next_raw sets each before it is read (gcc -O3 cannot tell) */
+	uint32_t x = 0, y = 0, tx = 0, ty = 0, n = 0;
 	int oa, ob;
 
 	graph_iter_init(&ia, v, a);

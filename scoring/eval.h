@@ -84,8 +84,9 @@ struct eval_split {
 };
 
 /*
- * Split n events, T found as `how` says (frac: 0 < frac <= 1). Returns 0, or -1 with e filled (no events, bad
- * fraction, out of memory). Release with eval_split_release.
+ * Split n events, T found as `how` says (frac: 0 < frac <= 1). Returns
+ * 0, or -1 with e filled (no events, bad fraction, out of memory).
+ * Release with eval_split_release.
  * O(n log n) time, O(n) memory.
  */
 int eval_split_make(const struct graph_event *ev, size_t n, double frac,

@@ -1002,21 +1002,17 @@ int train_fit(const struct graph_event *ev, size_t n,
 		goto out;
 	}
 	for (int s = 0; s < 3; s++) {
-		struct config set = { .set_name = set_names[s] };
+		/* without times "all" is "no-time": fitted once, by that name */
+		int as = !timed && s == 0 ? 1 : s;
+		struct config set = { .set_name = set_names[as] };
 
 		if (o->sets && !(o->sets & (1u << s)))
 			continue;
-		/* without times "all" is "no-time": fitted once, by that name */
-		if (!timed && s == 0 && (!o->sets || o->sets & TRAIN_SET_NO_TIME))
+		if (as != s && (!o->sets || o->sets & TRAIN_SET_NO_TIME))
 			continue;
-		if (!timed && s == 0)
-			set.set_name = set_names[1];
-		if (s == 0 && timed)
-			set.nf = set_all(set.feat);
-		else if (s == 2)
-			set.nf = set_without(set.feat, drop, timed ? 2 : 7);
-		else
-			set.nf = set_without(set.feat, drop + 2, timed ? 4 : 5);
+		set.nf = as == 0 ? set_all(set.feat)
+			: as == 2 ? set_without(set.feat, drop, timed ? 2 : 7)
+				  : set_without(set.feat, drop + 2, timed ? 4 : 5);
 		for (i = 0; i < 2 && kinds & TRAIN_KIND_LOGISTIC; i++)
 			for (size_t j = 0; j < 2; j++, nc++) {
 				cfg[nc] = set;
