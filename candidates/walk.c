@@ -109,7 +109,7 @@ static int count_landings(struct cand_ctx *c, const struct walk_params *p,
 
 void walk_params_default(struct walk_params *p)
 {
-	p->steps = 2000;
+	p->steps = 1000;
 	p->restart = 0.5f;
 	p->settle_np = 20;
 	p->settle_nv = 6;

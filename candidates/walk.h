@@ -46,14 +46,22 @@ struct walk_params {
 	uint32_t settle_nv; /* ... have at least this many visits (0: never) */
 };
 
-/* steps 2000, restart 0.5, settle 20 candidates at 6 visits. Chosen on
- * CollegeMsg's training period only (triad train's inner validation
- * recall@10, serving PPR eps 1e-3): with restart 0.35, 0.0664 at 8000 steps,
- * 0.0664 at 4000, 0.0672 at 2000, 0.0660 at 1500, 0.0621 at 1000; at 2000
- * steps, 0.0668 with restart 0.25 and 0.0684 with 0.5 (which also takes
- * fewer of the costly deep steps: 20% less time a query); settling at 20
- * candidates with 6 visits instead of 40 with 12 kept 0.0684 and saved
- * another 16% on the 1M-edge benchmark graph. */
+/* steps 1000, restart 0.5, settle 20 candidates at 6 visits. Chosen on
+ * training periods only (triad train's inner validation recall@10, serving
+ * PPR eps 1e-3). On CollegeMsg: with restart 0.35, 0.0664 at 8000 steps,
+ * 0.0664 at 4000, 0.0672 at 2000; at 2000 steps, 0.0668 with restart 0.25
+ * and 0.0684 with 0.5 (which also takes fewer of the costly deep steps:
+ * 20% less time a query); settling at 20 candidates with 6 visits instead
+ * of 40 with 12 kept 0.0684 and saved another 16% on the 1M-edge
+ * benchmark graph. 7 Dec, with the features and validation of today's
+ * train (two windows), restart 0.5: 0.0796 at 2000 and at 1000 steps,
+ * 0.0784 at 1500, 0.0773 at 750, 0.0779 at 500 (restart 0.6: 0.0790,
+ * 0.0757, 0.0782 at 2000, 1500, 1000; 0.7: 0.0761-0.0776); on the
+ * msgstream.py 1 100000 1000000 0.5 0.2 0.15 stream, 0.0577 at 2000,
+ * 0.0571 at 1000, 0.0566 at 500: all within the walk's own seed spread
+ * (about 0.005). 1000 is the fewest steps that match the best, and a
+ * served answer on the benchmark graph after its stream costs 30% less
+ * than at 2000 (the walk is most of it; README, "Candidate generation"). */
 void walk_params_default(struct walk_params *p);
 
 /*
