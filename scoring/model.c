@@ -468,6 +468,18 @@ static int parse(json_object *o, const char *path, struct model *m,
 	m->bias = json_object_get_double(f);
 	if (!isfinite(m->bias))
 		return err_set(e, "%s: field \"bias\": must be finite", path);
+	/* info is free-form training detail; only its "generation" is read */
+	f = member(o, "info");
+	if (f && json_object_is_type(f, json_type_object) &&
+	    (x = member(f, "generation"))) {
+		s = json_object_is_type(x, json_type_string) ? json_object_get_string(x) : NULL;
+		for (n = 0; s && s[n] >= ' ' && s[n] <= '~'; n++)
+			;
+		if (!s || s[n] || !n || n >= MODEL_GEN_MAX)
+			return err_set(e, "%s: field \"info.generation\": must be 1..%d printable ASCII characters",
+				       path, MODEL_GEN_MAX - 1);
+		memcpy(m->gen, s, n + 1);
+	}
 	return 0;
 }
 
@@ -604,7 +616,8 @@ int model_save(const struct model *m, const char *path, const char *info_json,
 	if (info_json && (info = json_tokener_parse(info_json)))
 		json_object_object_add(o, "info", info);
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-					      JSON_C_TO_STRING_SPACED);
+					      JSON_C_TO_STRING_SPACED |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (!(f = fopen(tmp, "w"))) {
 		err_set(e, "%s: cannot write: %m", tmp);

@@ -37,6 +37,7 @@
 
 #define MODEL_FORMAT_VERSION 1
 #define MODEL_NAME_MAX 64
+#define MODEL_GEN_MAX 192 /* room for info.generation, with its '\0' */
 
 /* 1 when s can be a model's name (is_name) or version: 1 to
  * MODEL_NAME_MAX - 1 printable ASCII characters (space to '~') other than
@@ -64,6 +65,11 @@ struct model {
 	uint8_t *split;
 	double *thr, *leaf;
 	int builtin;                       /* 1: model_default(), never freed */
+	/* the candidate generation its features were computed with, as
+	 * rec_params_describe (recommend.h) words it: the file's
+	 * info.generation, "" when the file does not say (files from before
+	 * 7 Dec 2026, or written by hand) */
+	char gen[MODEL_GEN_MAX];
 };
 
 /* Room for ntrees trees of depth depth in m (kind set to MODEL_GBDT, the

@@ -33,6 +33,46 @@ void rec_params_default(struct rec_params *p)
 	p->recount = REC_RECOUNT_AUTO;
 }
 
+void rec_params_describe(const struct rec_params *p, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "fof %" PRIu32 "/%" PRIu32 "/%" PRIu32 "/%" PRIu32
+		 " walk %" PRIu32 "/%g/%" PRIu32 "x%" PRIu32
+		 " ppr %g/%g/%" PRIu32 "/%" PRIu32 " keep %" PRIu32 " trend %u",
+		 p->fof.max_expand, p->fof.max_read, p->fof.hub_read,
+		 p->fof.max_total, p->walk.steps, (double)p->walk.restart,
+		 p->walk.settle_np, p->walk.settle_nv, (double)p->ppr.alpha,
+		 (double)p->ppr.eps, p->ppr.max_pushes, p->ppr_max_degree,
+		 p->keep_per_gen, TREND_K);
+}
+
+int rec_model_generation(const struct model *m, const char *label, char *msg,
+			 size_t len)
+{
+	struct rec_params p;
+	char now[MODEL_GEN_MAX];
+
+	if (m->builtin)
+		return 0;
+	rec_params_default(&p);
+	rec_params_describe(&p, now, sizeof(now));
+	if (!m->gen[0]) {
+		snprintf(msg, len,
+			 "%s does not say which candidate generation its features were computed with "
+			 "(model files from before 7 Dec 2026 do not); if it is older, retrain it "
+			 "(triad train): the walk's step budget changed then, from 2000 to 1000",
+			 label);
+		return 2;
+	}
+	if (!strcmp(m->gen, now))
+		return 0;
+	snprintf(msg, len,
+		 "%s was trained with candidate generation \"%s\", this build generates with "
+		 "\"%s\": some of its features are on another scale; retrain it (triad train)",
+		 label, m->gen, now);
+	return 1;
+}
+
 struct rec_ctx *rec_ctx_new(void)
 {
 	struct rec_ctx *c = mem_calloc(1, sizeof(*c));

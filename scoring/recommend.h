@@ -66,6 +66,29 @@ enum { REC_RECOUNT_AUTO, REC_RECOUNT_NEVER, REC_RECOUNT_ALWAYS };
  * generator, every feature, REC_RECOUNT_AUTO. */
 void rec_params_default(struct rec_params *p);
 
+/*
+ * The parameters of p that shape the features a model sees (generators,
+ * their budgets, the keep, the trend table's size) in one line, e.g.
+ * "fof 256/4096/32/65536 walk 1000/0.5/20x6 ppr 0.15/0.001/20000/16
+ * keep 200 trend 32", into buf (truncated to len). triad train records the
+ * defaults' line in a model file (info.generation) and rec_model_generation
+ * compares it with this build's: a model fitted on features computed one
+ * way and served with another sees numbers on another scale (the walk's
+ * visits grow with its step budget).
+ */
+void rec_params_describe(const struct rec_params *p, char *buf, size_t len);
+
+/*
+ * Whether m was trained with the candidate generation this build serves
+ * with (rec_params_default, described as above): 0 yes (built-in models
+ * are by construction: make model refits them, and test_scoring checks
+ * it), 1 when m records another, 2 when it records none (a file from
+ * before 7 Dec 2026 or written by hand). For 1 and 2, msg gets one line
+ * saying so, for a warning; the model still works.
+ */
+int rec_model_generation(const struct model *m, const char *label, char *msg,
+			 size_t len);
+
 /* The built-in model for a graph whose trend table is t (built over all of
  * it): model_default_static() when more than half of its edges carry one
  * stamp (t->bulk: a graph without times of its own, such as the bundled

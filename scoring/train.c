@@ -1070,6 +1070,12 @@ int train_fit(const struct graph_event *ev, size_t n,
 	model_set_name(out, o->name ? o->name : best.kind == MODEL_GBDT ? "gbdt" : "lr",
 		       o->version ? o->version : ver);
 	out->builtin = 0;
+	{ /* the candidate generation the features came from */
+		struct rec_params gp;
+
+		rec_params_default(&gp);
+		rec_params_describe(&gp, out->gen, sizeof(out->gen));
+	}
 	rc = 0;
 out:
 	free(buf);
@@ -1082,7 +1088,11 @@ out:
 
 void train_info_json(const struct train_info *info, char *buf, size_t len)
 {
-	char shape[96] = "";
+	char shape[96] = "", gen[MODEL_GEN_MAX];
+	struct rec_params gp;
+
+	rec_params_default(&gp);
+	rec_params_describe(&gp, gen, sizeof(gen));
 
 	if (info->kind == MODEL_GBDT)
 		snprintf(shape, sizeof(shape), "\"trees\":%u,\"depth\":%u,", info->trees,
@@ -1091,11 +1101,12 @@ void train_info_json(const struct train_info *info, char *buf, size_t len)
 		 "{\"split_time\":%u,\"t2\":%u,\"t3\":%u,\"rows\":%llu,\"positives\":%llu,"
 		 "\"members\":%llu,\"kind\":\"%s\",%s\"feature_set\":\"%s\",\"l2\":%g,"
 		 "\"negatives_per_member\":%u,"
-		 "\"windows\":%u,\"t4\":%u,\"validation_recall\":%.6f,\"validation_recall_aa\":%.6f}",
+		 "\"windows\":%u,\"t4\":%u,\"validation_recall\":%.6f,\"validation_recall_aa\":%.6f,"
+		 "\"generation\":\"%s\"}",
 		 info->split_time, info->t2, info->t3,
 		 (unsigned long long)info->rows2, (unsigned long long)info->pos2,
 		 (unsigned long long)info->members2,
 		 info->kind == MODEL_GBDT ? "gbdt" : "logistic", shape,
 		 info->feature_set ? info->feature_set : "", info->l2, info->negs,
-		 info->windows, info->t4, info->val_recall, info->val_recall_aa);
+		 info->windows, info->t4, info->val_recall, info->val_recall_aa, gen);
 }

@@ -9,6 +9,7 @@
 #include "eval.h"
 #include "load.h"
 #include "model.h"
+#include "recommend.h"
 #include "train.h"
 
 static const char eval_usage[] =
@@ -78,6 +79,7 @@ static int fit_model(const struct event_list *l, double split,
 int cmd_eval(int argc, char **argv)
 {
 	const char *in = NULL, *mpath = NULL, *fmt = NULL;
+	char warn[640];
 	struct load_opts lo = { 0 };
 	struct event_list l = { 0 };
 	struct eval_report r;
@@ -190,6 +192,8 @@ int cmd_eval(int argc, char **argv)
 			return 1;
 		}
 		m = loaded;
+		if (rec_model_generation(m, mpath, warn, sizeof(warn)))
+			fprintf(stderr, "triad eval: warning: %s\n", warn);
 	}
 	lo.format = fmt;
 	lo.quiet = quiet;

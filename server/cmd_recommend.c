@@ -34,6 +34,7 @@ static int parse_u64(const char *s, uint64_t *out)
 int cmd_recommend(int argc, char **argv)
 {
 	const char *snap = NULL, *mpath = NULL;
+	char warn[640];
 	struct rec_request r = { 0, 10, 0, 0 };
 	struct graph_buf out = { NULL, 0, 0 };
 	struct model *loaded = NULL;
@@ -99,6 +100,8 @@ int cmd_recommend(int argc, char **argv)
 			return 1;
 		}
 		m = loaded;
+		if (rec_model_generation(m, mpath, warn, sizeof(warn)))
+			fprintf(stderr, "triad recommend: warning: %s\n", warn);
 	}
 	if (!(g = store_snapshot_open(snap, &e))) {
 		fprintf(stderr, "triad recommend: %s\n", e.msg);

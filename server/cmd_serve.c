@@ -137,6 +137,7 @@ int cmd_serve(int argc, char **argv)
 	sigset_t set;
 	uint64_t members = 0, edges = 0;
 	char mname[MODEL_NAME_MAX * 2 + 2];
+	char warn[640];
 	int builtin;
 	pthread_t watcher;
 	int i, rc = 0, sig, watching;
@@ -245,6 +246,8 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "triad serve: %s\n", e.msg);
 		return 1;
 	}
+	if (serve_model_check(s, warn, sizeof(warn)))
+		fprintf(stderr, "triad serve: warning: %s\n", warn);
 	if (serve_listen(s, &e)) {
 		fprintf(stderr, "triad serve: %s\n", e.msg);
 		serve_free(s);
@@ -296,6 +299,9 @@ int cmd_serve(int argc, char **argv)
 				serve_model_name(s, mname, sizeof(mname));
 				fprintf(stderr, "triad serve: model "
 					"reloaded: %s\n", mname);
+				if (serve_model_check(s, warn, sizeof(warn)))
+					fprintf(stderr, "triad serve: warning: %s\n",
+						warn);
 			}
 			continue;
 		}

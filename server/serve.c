@@ -656,6 +656,17 @@ int serve_model_name(struct serve *s, char *buf, size_t n)
 	return builtin;
 }
 
+int serve_model_check(struct serve *s, char *msg, size_t n)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&s->model_lock);
+	rc = rec_model_generation(s->model, s->o.model ? s->o.model : "the model",
+				  msg, n) != 0;
+	pthread_rwlock_unlock(&s->model_lock);
+	return rc;
+}
+
 int serve_stop(struct serve *s, struct err *e)
 {
 	int rc = 0;

@@ -75,6 +75,11 @@ int serve_reload_model(struct serve *s, struct err *e);
  * 2 for the one for graphs without (rec_builtin_model chose it at load). */
 int serve_model_name(struct serve *s, char *buf, size_t n);
 
+/* When the model in use was trained with another candidate generation than
+ * this build's, or does not say (rec_model_generation): 1 with a line for
+ * a warning in msg; else 0. */
+int serve_model_check(struct serve *s, char *msg, size_t n);
+
 /* Stop accepting, finish requests in flight, stop ingest, write a final
  * checkpoint. 0, or -1 + e when that checkpoint failed. */
 int serve_stop(struct serve *s, struct err *e);

@@ -35,6 +35,11 @@ def emit(path, cname, what):
     out.write("static const struct model %s = {\n" % cname)
     out.write('\t.name = "%s",\n\t.version = "%s",\n\t.full = "%s@%s",\n'
               % (m["name"], m["version"], m["name"], m["version"]))
+    gen = m.get("info", {}).get("generation")
+    if not gen:
+        sys.exit("model_inc.py: %s: no info.generation (made by a triad train "
+                 "from before 7 Dec 2026?): run make model" % path)
+    out.write('\t.gen = "%s",\n' % gen)
     out.write("\t.nf = %d,\n" % len(m["features"]))
     out.write("\t.feat = { %s },\n" % ", ".join(FEAT[f] for f in m["features"]))
     arr("mean")

@@ -24,6 +24,7 @@
 #include "graph.h"
 #include "load.h"
 #include "mem.h"
+#include "recommend.h"
 #include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -1422,6 +1423,103 @@ START_TEST(test_cli_load_stats_facebook)
 }
 END_TEST
 
+/*
+ * A model file says which candidate generation its features came from
+ * (info.generation, written by triad train): recommend and eval warn when
+ * it is another than this build's, or missing (files from before 7 Dec
+ * 2026), and answer the same; a malformed one is refused, naming the field.
+ */
+static const char *model_variant(const char *name, json_object *base,
+				 json_object *gen)
+{
+	json_object *m = NULL, *info;
+	const char *path = path_in(name);
+
+	ck_assert_int_eq(json_object_deep_copy(base, &m, NULL), 0);
+	ck_assert(json_object_object_get_ex(m, "info", &info));
+	if (gen)
+		json_object_object_add(info, "generation", gen);
+	else
+		json_object_object_del(info, "generation");
+	ck_assert_int_eq(json_object_to_file(path, m), 0);
+	json_object_put(m);
+	return path;
+}
+
+START_TEST(test_cli_model_generation)
+{
+	static char answer[4096];
+	char args[4096], now[MODEL_GEN_MAX], other[MODEL_GEN_MAX + 16], *p;
+	char snap[1024];
+	struct rec_params rp;
+	json_object *base, *x;
+	const char *mp;
+
+	snprintf(snap, sizeof(snap), "%s", path_in("g.snap")); /* path_in's buffer is reused */
+	rec_params_default(&rp);
+	rec_params_describe(&rp, now, sizeof(now));
+	/* the shipped model records this build's generation */
+	base = json_object_from_file(data_path("model.json"));
+	ck_assert_ptr_nonnull(base);
+	ck_assert(json_object_object_get_ex(base, "info", &x) &&
+		  json_object_object_get_ex(x, "generation", &x));
+	ck_assert_str_eq(json_object_get_string(x), now);
+
+	write_str("g.txt", "1 2 100\n1 3 100\n2 4 200\n3 4 300\n2 5 300\n5 6 400\n4 6 500\n");
+	snprintf(args, sizeof(args), "load '%s' -o '%s' --quiet", path_in("g.txt"), snap);
+	ck_assert_int_eq(run(args), 0);
+	snprintf(args, sizeof(args), "recommend --snapshot '%s' --member 1 -k 3 --model '%s'",
+		 snap, data_path("model.json"));
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_null(strstr(slurp("err"), "warning"));
+	p = slurp("out");
+	ck_assert_ptr_nonnull(strstr(p, "\"member\":4"));
+	/* took_us differs from run to run: compare from the recommendations on */
+	ck_assert_ptr_nonnull(strstr(p, "\"recommendations\""));
+	snprintf(answer, sizeof(answer), "%s", strstr(p, "\"recommendations\""));
+
+	/* another generation: a warning naming the file and both, same answer */
+	snprintf(other, sizeof(other), "%s", now);
+	p = strstr(other, "walk ");
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, "walk 9", 6);
+	mp = model_variant("other.json", base, json_object_new_string(other));
+	snprintf(args, sizeof(args), "recommend --snapshot '%s' --member 1 -k 3 --model '%s'",
+		 snap, mp);
+	ck_assert_int_eq(run(args), 0);
+	p = slurp("err");
+	ck_assert_ptr_nonnull(strstr(p, "triad recommend: warning: "));
+	ck_assert_ptr_nonnull(strstr(p, mp));
+	ck_assert_ptr_nonnull(strstr(p, other));
+	ck_assert_ptr_nonnull(strstr(p, now));
+	ck_assert_str_eq(strstr(slurp("out"), "\"recommendations\""), answer);
+	snprintf(args, sizeof(args), "eval '%s' --model '%s' --quiet", path_in("g.txt"), mp);
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "triad eval: warning: "));
+
+	/* none recorded: a warning that says so */
+	mp = model_variant("none.json", base, NULL);
+	snprintf(args, sizeof(args), "recommend --snapshot '%s' --member 1 -k 3 --model '%s'",
+		 snap, mp);
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "does not say which candidate generation"));
+	ck_assert_str_eq(strstr(slurp("out"), "\"recommendations\""), answer);
+
+	/* malformed: refused with the field named, exit 1 */
+	mp = model_variant("bad.json", base, json_object_new_int(5));
+	snprintf(args, sizeof(args), "recommend --snapshot '%s' --member 1 --model '%s'",
+		 snap, mp);
+	ck_assert_int_eq(run(args), 1);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "field \"info.generation\""));
+	mp = model_variant("bad2.json", base, json_object_new_string("walk\n1000"));
+	snprintf(args, sizeof(args), "recommend --snapshot '%s' --member 1 --model '%s'",
+		 snap, mp);
+	ck_assert_int_eq(run(args), 1);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "field \"info.generation\""));
+	json_object_put(base);
+}
+END_TEST
+
 static Suite *load_suite(void)
 {
 	Suite *s = suite_create("load");
@@ -1467,6 +1565,7 @@ static Suite *load_suite(void)
 	tcase_add_test(cli, test_cli_load_stats_facebook);
 	tcase_add_test(cli, test_cli_train_eval_split);
 	tcase_add_test(cli, test_cli_eval_fits_model);
+	tcase_add_test(cli, test_cli_model_generation);
 	tcase_set_timeout(cli, 120);
 	suite_add_tcase(s, cli);
 	return s;

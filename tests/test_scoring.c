@@ -459,6 +459,13 @@ START_TEST(model_files)
 	m = model_load(path, &e);
 	ck_assert_msg(m != NULL, "%s", e.msg);
 	ck_assert_str_eq(model_name(m), "t@3");
+	{ /* its info names no candidate generation: a warning, code 2 */
+		char msg[640];
+
+		ck_assert_str_eq(m->gen, "");
+		ck_assert_int_eq(rec_model_generation(m, "good.json", msg, sizeof(msg)), 2);
+		ck_assert_ptr_nonnull(strstr(msg, "good.json does not say"));
+	}
 	memset(x, 0, sizeof(x));
 	x[FEAT_ADAMIC_ADAR] = 2;
 	x[FEAT_MUTUAL] = 3;
@@ -670,6 +677,39 @@ START_TEST(tree_model_files)
 	refused("leafbig.json", GBDT_HEAD "\"depth\":1,\"trees\":[{\"split\":[0],\"threshold\":[1],\"leaf\":[0,1e7]}]}",
 		"\"trees[0].leaf[1]\"");
 	refused("treesbias.json", GBDT_HEAD "\"depth\":1,\"trees\":[" TREE1 "],\"bias\":\"x\"}", "\"bias\"");
+	{ /* info.generation: read when it is printable text, else refused */
+		char msg[640], now[MODEL_GEN_MAX], big[MODEL_GEN_MAX + 512];
+		struct rec_params p;
+		const char *lr = GOOD_HEAD "\"features\":[\"mutual\"],\"mean\":[1],"
+				 "\"scale\":[1],\"weights\":[1],\"bias\":0,\"info\":";
+
+		rec_params_default(&p);
+		rec_params_describe(&p, now, sizeof(now));
+		snprintf(big, sizeof(big), "%s{\"generation\":\"%s\"}}", lr, now);
+		m = model_load(write_file("gen.json", big), &e);
+		ck_assert_msg(m != NULL, "%s", e.msg);
+		ck_assert_str_eq(m->gen, now);
+		ck_assert_int_eq(rec_model_generation(m, "gen.json", msg, sizeof(msg)), 0);
+		m->gen[0] = 'x'; /* another generation */
+		ck_assert_int_eq(rec_model_generation(m, "gen.json", msg, sizeof(msg)), 1);
+		ck_assert_ptr_nonnull(strstr(msg, now));
+		model_free(m);
+		snprintf(big, sizeof(big), "%s{\"generation\":\"\"}}", lr);
+		refused("gen0.json", big, "\"info.generation\"");
+		snprintf(big, sizeof(big), "%s{\"generation\":[1]}}", lr);
+		refused("gen1.json", big, "\"info.generation\"");
+		snprintf(big, sizeof(big), "%s{\"generation\":\"a\\tb\"}}", lr);
+		refused("gen2.json", big, "\"info.generation\"");
+		memset(now, 'a', sizeof(now) - 1); /* the longest allowed */
+		now[sizeof(now) - 1] = '\0';
+		snprintf(big, sizeof(big), "%s{\"generation\":\"%s\"}}", lr, now);
+		m = model_load(write_file("gen3.json", big), &e);
+		ck_assert_msg(m != NULL, "%s", e.msg);
+		ck_assert_uint_eq(strlen(m->gen), MODEL_GEN_MAX - 1);
+		model_free(m);
+		snprintf(big, sizeof(big), "%s{\"generation\":\"a%s\"}}", lr, now);
+		refused("gen4.json", big, "\"info.generation\""); /* one more */
+	}
 #undef TREE1
 }
 END_TEST
@@ -699,6 +739,7 @@ static void builtin_is_file(const struct model *d, const char *file)
 		close_to(d->w[i], m->w[i], "weight");
 	}
 	close_to(d->bias, m->bias, "bias");
+	ck_assert_str_eq(m->gen, d->gen);
 	model_free(m);
 }
 
@@ -708,6 +749,16 @@ START_TEST(default_model_is_data_model_json)
 
 	builtin_is_file(model_default(), "model.json");
 	builtin_is_file(model_default_static(), "model-static.json");
+	{ /* both were fitted with this build's candidate generation: a
+	   * change to it needs `make model` */
+		char now[MODEL_GEN_MAX];
+		struct rec_params p;
+
+		rec_params_default(&p);
+		rec_params_describe(&p, now, sizeof(now));
+		ck_assert_str_eq(model_default()->gen, now);
+		ck_assert_str_eq(model_default_static()->gen, now);
+	}
 	/* the model for graphs without times reads neither time nor trend */
 	ck_assert_uint_eq(model_features(model_default_static()) &
 			  (FEAT_TIME | FEAT_BIT(FEAT_TREND)), 0);

@@ -555,6 +555,14 @@ START_TEST(sighup_reloads_model)
 			ck_assert_msg(at, "log lacks \"%s\" in order:\n%s", want[i], log);
 		}
 		ck_assert_ptr_null(strstr(log, "built-in"));
+		/* hand-written files name no candidate generation: the log
+		 * warns at start (before the ready line) and at each reload */
+		at = strstr(log, "warning: ");
+		ck_assert_msg(at && at < strstr(log, "ready: ") &&
+			      strstr(at, "does not say which candidate generation"),
+			      "no warning before the ready line:\n%s", log);
+		at = strstr(log, "model reloaded: t@2\n");
+		ck_assert_ptr_nonnull(strstr(at, "warning: "));
 	}
 }
 END_TEST
