@@ -10,6 +10,7 @@ void ppr_params_default(struct ppr_params *p)
 	p->alpha = 0.15f;
 	p->eps = 1e-4f;
 	p->max_pushes = 20000;
+	p->with_residual = 0;
 }
 
 int ppr_run(struct cand_ctx *c, const struct graph_view *v,
@@ -91,6 +92,8 @@ int ppr_run(struct cand_ctx *c, const struct graph_view *v,
 	for (i = 0; i < c->n; i++) {
 		s = &c->c[i];
 		s->flags &= ~INQ;
+		if (p->with_residual)
+			s->ppr += p->alpha * s->ppr_r;
 		if (s->ppr > 0 && !(s->flags & CAND_EXCL))
 			s->flags |= CAND_PPR;
 	}

@@ -499,9 +499,14 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 		  FEAT_BIT(FEAT_JACCARD) | FEAT_BIT(FEAT_RESOURCE_ALLOC);
 	rec_params_default(&pp);
 	pp.gens = CAND_PPR;
-	ppr_params_default(&pp.ppr); /* the method: textbook push, not serving's */
+	/* the method: PPR close to converged for every member (EVAL_PPR_EPS),
+	 * scored p + alpha r (ppr.h); only its top k are ranked, chosen as a
+	 * full sort would (score, then member id) */
+	ppr_params_default(&pp.ppr);
+	pp.ppr.eps = EVAL_PPR_EPS;
+	pp.ppr.with_residual = 1;
 	pp.ppr_max_degree = UINT32_MAX;
-	pp.keep_per_gen = 0;
+	pp.keep_per_gen = k;
 	pp.need = FEAT_BIT(FEAT_PPR);
 	rec_params_default(&pm);
 	pm.need = m ? model_features(m) : FEAT_ALL;

@@ -38,12 +38,13 @@ void rec_params_describe(const struct rec_params *p, char *buf, size_t len)
 	snprintf(buf, len,
 		 "fof %" PRIu32 "/%" PRIu32 "/%" PRIu32 "/%" PRIu32
 		 " walk %" PRIu32 "/%g/%" PRIu32 "x%" PRIu32
-		 " ppr %g/%g/%" PRIu32 "/%" PRIu32 " keep %" PRIu32 " trend %u",
+		 " ppr %g/%g/%" PRIu32 "/%" PRIu32 "%s keep %" PRIu32
+		 " trend %u",
 		 p->fof.max_expand, p->fof.max_read, p->fof.hub_read,
 		 p->fof.max_total, p->walk.steps, (double)p->walk.restart,
 		 p->walk.settle_np, p->walk.settle_nv, (double)p->ppr.alpha,
 		 (double)p->ppr.eps, p->ppr.max_pushes, p->ppr_max_degree,
-		 p->keep_per_gen, TREND_K);
+		 p->ppr.with_residual ? "+r" : "", p->keep_per_gen, TREND_K);
 }
 
 int rec_model_generation(const struct model *m, const char *label, char *msg,

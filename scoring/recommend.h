@@ -70,7 +70,8 @@ void rec_params_default(struct rec_params *p);
  * The parameters of p that shape the features a model sees (generators,
  * their budgets, the keep, the trend table's size) in one line, e.g.
  * "fof 256/4096/32/65536 walk 1000/0.5/20x6 ppr 0.15/0.001/20000/16
- * keep 200 trend 32", into buf (truncated to len). triad train records the
+ * keep 200 trend 32" ("16+r" when PPR scores with its residual, ppr.h),
+ * into buf (truncated to len). triad train records the
  * defaults' line in a model file (info.generation) and rec_model_generation
  * compares it with this build's: a model fitted on features computed one
  * way and served with another sees numbers on another scale (the walk's

@@ -289,12 +289,13 @@ START_TEST(ppr_matches_power_iteration)
 	uint32_t vid[NV];
 	double ref[NV];
 	struct cand_ctx *c = cand_ctx_new();
-	struct ppr_params p = { 0.15f, 1e-7f, 1000000 };
+	struct ppr_params p = { 0.15f, 1e-7f, 1000000, 0 };
 	struct graph_view v;
 	struct graph *g = random_graph(4242, 0.06, adj, vid);
 
 	graph_view_begin(g, &v);
 	for (uint32_t u = 0; u < NV; u += 7) {
+		p.with_residual = (u / 7) & 1; /* both scores converge alike */
 		ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
 		ck_assert_int_eq(ppr_run(c, &v, &p, 0, NULL, NULL), 0);
 		ppr_reference(adj, u, 0.15, ref);
@@ -308,6 +309,66 @@ START_TEST(ppr_matches_power_iteration)
 				ck_assert(x != u && !adj[u * NV + x]);
 		}
 	}
+	graph_view_end(&v);
+	graph_free(g);
+	cand_ctx_free(c);
+}
+END_TEST
+
+/*
+ * With a coarse eps most vertices are never pushed. p + alpha r must still
+ * be a lower bound of the true PPR (power iteration), never below p, and
+ * closer to the truth in total; it scores every vertex p does and more.
+ */
+START_TEST(ppr_residual_tightens_the_estimate)
+{
+	static uint8_t adj[NV * NV];
+	uint32_t vid[NV], plain_n = 0, res_n = 0;
+	double ref[NV], plain[NV], err_plain = 0, err_res = 0;
+	struct cand_ctx *c = cand_ctx_new();
+	struct ppr_params p = { 0.15f, 2e-3f, 1000000, 0 };
+	struct graph_view v;
+	struct graph *g = random_graph(777, 0.2, adj, vid);
+
+	graph_view_begin(g, &v);
+	for (uint32_t u = 0; u < NV; u += 5) {
+		ppr_reference(adj, u, 0.15, ref);
+		for (int wr = 0; wr < 2; wr++) {
+			p.with_residual = wr;
+			ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
+			ck_assert_int_eq(ppr_run(c, &v, &p, 0, NULL, NULL), 0);
+			for (uint32_t x = 0; x < NV; x++) {
+				struct cand *s = cand_find(c, vid[x]);
+				double got = s ? s->ppr : 0;
+				int flagged = s && (s->flags & CAND_PPR);
+
+				ck_assert_msg(got <= ref[x] + 1e-6,
+					      "member %u from %u: estimate %g above the "
+					      "reference %g", x, u, got, ref[x]);
+				if (flagged)
+					ck_assert(x != u && !adj[u * NV + x]);
+				if (!wr) {
+					plain[x] = got;
+					err_plain += ref[x] - got;
+					plain_n += flagged;
+				} else {
+					ck_assert_msg(got >= plain[x] - 1e-7,
+						      "member %u: %g below p %g", x,
+						      got, plain[x]);
+					ck_assert(!(plain[x] > 0 && x != u &&
+						    !adj[u * NV + x]) || flagged);
+					err_res += ref[x] - got;
+					res_n += flagged;
+				}
+			}
+		}
+	}
+	/* measured: total error 11.3 -> 9.6 (the residual's mass counts at
+	 * alpha); p alone scores nobody outside u's neighbours here, p +
+	 * alpha r 964 second-hop candidates over the 16 members */
+	ck_assert_msg(err_res < 0.9 * err_plain, "error %g with r, %g without",
+		      err_res, err_plain);
+	ck_assert_uint_gt(res_n, 2 * plain_n + 100);
 	graph_view_end(&v);
 	graph_free(g);
 	cand_ctx_free(c);
@@ -888,6 +949,7 @@ static Suite *suite(void)
 	tcase_add_test(t, fof_matches_brute_force);
 	tcase_add_test(t, recount_matches_brute_force);
 	tcase_add_test(t, ppr_matches_power_iteration);
+	tcase_add_test(t, ppr_residual_tightens_the_estimate);
 	tcase_add_test(t, walk_exclusions_and_determinism);
 	tcase_add_test(t, walk_lands_like_a_random_walk_with_restart);
 	tcase_add_test(t, deadline_stops_generators);
