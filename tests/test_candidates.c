@@ -257,32 +257,6 @@ START_TEST(recount_matches_brute_force)
 }
 END_TEST
 
-/* PPR by power iteration on the matrix: p = alpha e_u + (1-alpha) p W. */
-static void ppr_reference(const uint8_t *adj, uint32_t u, double alpha,
-			  double *p)
-{
-	double r[NV], nr[NV];
-	uint32_t deg[NV], i, j, it;
-
-	for (i = 0; i < NV; i++) {
-		deg[i] = 0;
-		for (j = 0; j < NV; j++)
-			deg[i] += adj[i * NV + j];
-		p[i] = 0;
-		r[i] = i == u;
-	}
-	for (it = 0; it < 400; it++) {
-		memset(nr, 0, sizeof(nr));
-		for (i = 0; i < NV; i++) {
-			p[i] += alpha * r[i];
-			for (j = 0; j < NV; j++)
-				if (adj[i * NV + j])
-					nr[j] += (1 - alpha) * r[i] / deg[i];
-		}
-		memcpy(r, nr, sizeof(r));
-	}
-}
-
 START_TEST(ppr_matches_power_iteration)
 {
 	static uint8_t adj[NV * NV];
@@ -298,7 +272,7 @@ START_TEST(ppr_matches_power_iteration)
 		p.with_residual = (u / 7) & 1; /* both scores converge alike */
 		ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
 		ck_assert_int_eq(ppr_run(c, &v, &p, 0, NULL, NULL), 0);
-		ppr_reference(adj, u, 0.15, ref);
+		testutil_ppr_power(adj, NV, u, 0.15, 400, ref);
 		for (uint32_t x = 0; x < NV; x++) {
 			struct cand *s = cand_find(c, vid[x]);
 			double got = s ? s->ppr : 0;
@@ -332,7 +306,7 @@ START_TEST(ppr_residual_tightens_the_estimate)
 
 	graph_view_begin(g, &v);
 	for (uint32_t u = 0; u < NV; u += 5) {
-		ppr_reference(adj, u, 0.15, ref);
+		testutil_ppr_power(adj, NV, u, 0.15, 400, ref);
 		for (int wr = 0; wr < 2; wr++) {
 			p.with_residual = wr;
 			ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);

@@ -153,8 +153,8 @@ START_TEST(ppr_method_matches_power_iteration)
 {
 	static uint8_t adj[PN * PN];
 	static struct graph_event ev[PN * PN];
-	static double pr[PN], r[PN], nr[PN];
-	uint32_t deg[PN], top[10], ntop, judged[PN] = { 0 };
+	static double pr[PN];
+	uint32_t top[10], ntop, judged[PN] = { 0 };
 	uint64_t s = 0x5eed5eedull, hits = 0, pairs = 0;
 	struct eval_report rep;
 	struct err e = { "" };
@@ -176,27 +176,11 @@ START_TEST(ppr_method_matches_power_iteration)
 		judged[a] = judged[b] = 1;
 		pairs++;
 	}
-	for (uint32_t a = 0; a < PN; a++) {
-		deg[a] = 0;
-		for (uint32_t b = 0; b < PN; b++)
-			deg[a] += adj[a * PN + b] == 1;
-	}
 	for (uint32_t u = 0; u < PN; u++) {
 		if (!judged[u])
 			continue;
-		memset(pr, 0, sizeof(pr));
-		memset(r, 0, sizeof(r));
-		r[u] = 1;
-		for (int it = 0; it < 150; it++) { /* 0.85^150: below 1e-10 */
-			memset(nr, 0, sizeof(nr));
-			for (uint32_t a = 0; a < PN; a++) {
-				pr[a] += 0.15 * r[a];
-				for (uint32_t b = 0; b < PN; b++)
-					if (adj[a * PN + b] == 1)
-						nr[b] += 0.85 * r[a] / deg[a];
-			}
-			memcpy(r, nr, sizeof(r));
-		}
+		/* the training graph's edges are the 1s; 0.85^150 < 1e-10 */
+		testutil_ppr_power(adj, PN, u, 0.15, 150, pr);
 		for (ntop = 0; ntop < 10; ntop++) { /* selection, ties to the smaller id */
 			int best = -1;
 

@@ -11,6 +11,8 @@
 
 #include <check.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define REQ_OP(a, op, b)                                                     \
 	do {                                                                 \
@@ -45,6 +47,41 @@ static inline int testutil_main(Suite *s)
 	failed = srunner_ntests_failed(r);
 	srunner_free(r);
 	return failed ? 1 : 0;
+}
+
+/*
+ * Personalised PageRank from u by power iteration on an n x n adjacency
+ * matrix (adj[a * n + b] == 1 is an edge; other values are not), the
+ * reference the push tests compare with: p = alpha e_u + (1 - alpha) p W,
+ * `iters` rounds (the mass left is (1 - alpha)^iters). p gets n values.
+ */
+static inline void testutil_ppr_power(const uint8_t *adj, uint32_t n,
+				      uint32_t u, double alpha, unsigned iters,
+				      double *p)
+{
+	double *r = calloc(n, sizeof(double)), *nr = calloc(n, sizeof(double));
+	uint32_t *deg = calloc(n, sizeof(uint32_t));
+
+	ck_assert(r && nr && deg);
+	for (uint32_t a = 0; a < n; a++) {
+		for (uint32_t b = 0; b < n; b++)
+			deg[a] += adj[(size_t)a * n + b] == 1;
+		p[a] = 0;
+	}
+	r[u] = 1;
+	for (unsigned it = 0; it < iters; it++) {
+		memset(nr, 0, n * sizeof(double));
+		for (uint32_t a = 0; a < n; a++) {
+			p[a] += alpha * r[a];
+			for (uint32_t b = 0; b < n; b++)
+				if (adj[(size_t)a * n + b] == 1)
+					nr[b] += (1 - alpha) * r[a] / deg[a];
+		}
+		memcpy(r, nr, n * sizeof(double));
+	}
+	free(r);
+	free(nr);
+	free(deg);
 }
 
 #endif
