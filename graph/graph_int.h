@@ -68,12 +68,28 @@ struct graph_dent {
  */
 struct adj {
 	const uint8_t *base;  /* encoded base or NULL; fixed */
-	_Atomic uint64_t pub; /* deg | (uint64_t)nt << 32: what readers see */
+	/* what readers see: deg | nt << 32 | moved << PUB_MOVED_SHIFT, where
+	 * moved counts the entries of d[0..nd + nt) that add an id to the
+	 * base or remove one of its (dent_moves). 0 tells a reader the live
+	 * ids are the base's, in order: a delta of refreshed timestamps
+	 * alone (as most of a message stream's events are: contacts meeting
+	 * again) then costs a read by id or position nothing
+	 * (vref_ids_are_base) */
+	_Atomic uint64_t pub;
 	uint32_t bdeg;        /* entries in base; fixed */
 	uint16_t nd;          /* sorted entries; fixed */
 	uint16_t cap;         /* entries d[] has room for; fixed */
 	struct graph_dent d[];
 };
+
+/* pub's fields: nt (<= GRAPH_TAIL_MAX) in bits 32..39, moved (<= ADJ_MAX)
+ * from bit 40 */
+#define PUB_NT_MASK 0xffu
+#define PUB_MOVED_SHIFT 40
+static inline uint64_t pub_make(uint32_t deg, uint32_t nt, uint32_t moved)
+{
+	return deg | (uint64_t)nt << 32 | (uint64_t)moved << PUB_MOVED_SHIFT;
+}
 
 #define ADJ_MAX UINT16_MAX /* most entries a delta buffer holds */
 
@@ -81,6 +97,9 @@ _Static_assert(GRAPH_TAIL_MAX >= TAIL_MIN && GRAPH_TAIL_MAX <= 255,
 	       "tail bounds");
 _Static_assert(2 * DELTA_SOFT_MAX + 2 * GRAPH_TAIL_MAX < ADJ_MAX,
 	       "a delta is merged long before its buffer's counts overflow");
+_Static_assert(GRAPH_TAIL_MAX <= PUB_NT_MASK &&
+		       (uint64_t)ADJ_MAX < (uint64_t)1 << (64 - PUB_MOVED_SHIFT),
+	       "pub holds nt and moved");
 
 /* One vertex: its slot and its member id side by side, so the id map's
  * check of the member id brings the slot into cache with it. */
@@ -353,6 +372,7 @@ struct vref {
 	const struct adj *a; /* NULL: base only */
 	uint32_t deg, bdeg;
 	uint32_t nd, nt;     /* a's sorted and tail entries (0 without a) */
+	uint32_t moved;      /* a's moved (pub; 0 without a) */
 };
 
 static inline int ts_dead(uint32_t ts)
@@ -364,6 +384,15 @@ static inline int ts_dead(uint32_t ts)
 static inline uint32_t dent_ts(uint32_t ts)
 {
 	return ts & ~DENT_NEW;
+}
+
+/* 1 when a delta entry changes which ids the list holds against its
+ * base: an id the base does not have, live (DENT_NEW), or a base entry
+ * removed (DEL). A refresh of a base entry's ts does not, nor does a
+ * removal of an id the base never had (GONE: its add counted). */
+static inline int dent_moves(uint32_t ts)
+{
+	return ts == DEL || (ts != GONE && (ts & DENT_NEW));
 }
 
 /* 1 when a delta entry's id is in the base the delta sits on. */
@@ -378,7 +407,7 @@ static inline void slot_read(const struct graph *g, uint64_t s,
 			     struct vref *r)
 {
 	r->a = NULL;
-	r->nd = r->nt = 0;
+	r->nd = r->nt = r->moved = 0;
 	if (!s) {
 		r->base = NULL;
 		r->deg = r->bdeg = 0;
@@ -399,8 +428,17 @@ static inline void slot_read(const struct graph *g, uint64_t s,
 		r->bdeg = a->bdeg;
 		r->nd = a->nd;
 		r->deg = (uint32_t)pub;
-		r->nt = (uint32_t)(pub >> 32);
+		r->nt = (uint32_t)(pub >> 32) & PUB_NT_MASK;
+		r->moved = (uint32_t)(pub >> PUB_MOVED_SHIFT);
 	}
+}
+
+/* 1 when r's live ids are its base's, in the same order: no delta, or one
+ * that moves none (struct adj, moved). Reads by id or by position may
+ * then decode the base alone. */
+static inline int vref_ids_are_base(const struct vref *r)
+{
+	return r->base && (!(r->nd | r->nt) || (!r->moved && r->deg == r->bdeg));
 }
 
 /*

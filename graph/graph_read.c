@@ -199,20 +199,32 @@ static int nth_merged(const struct vref *r, uint32_t i, uint32_t *nbr)
 	}
 }
 
+static inline const uint8_t *skip_entries(const uint8_t *p,
+					  const uint8_t *end, uint32_t k,
+					  uint32_t *id);
+
 /* graph_nth in one published state. */
 static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
 {
 	struct base_hdr h;
-	uint32_t t;
+	const uint8_t *p;
+	uint32_t gap;
 
 	if (i >= r->deg)
 		return 0;
-	if (r->base && !r->nd && !r->nt) {
+	if (vref_ids_are_base(r)) { /* ids only, as graph_nth_batch */
 		base_parse(r->base, &h);
-		if (h.blk) {
-			base_nth(&h, i, nbr, &t);
-			return 1;
+		if (h.blk) { /* from its block's first entry, named by the index */
+			const uint8_t *b = h.blk + (size_t)(i / GRAPH_BLOCK) * 8;
+
+			*nbr = ld32(b);
+			p = skip_gap(h.data + ld32(b + 4), &gap);
+			i %= GRAPH_BLOCK;
+		} else { /* a short list: from its first entry */
+			p = skip_gap(h.data, nbr);
 		}
+		skip_entries(p, h.data + h.dlen, i, nbr);
+		return 1;
 	}
 	return nth_merged(r, i, nbr);
 }
@@ -398,7 +410,7 @@ uint32_t graph_ids(const struct graph_view *v, uint32_t u, uint32_t *out,
 	lim = r.deg < max ? r.deg : max;
 	if (!lim)
 		return 0;
-	if (r.nd || r.nt)
+	if (!vref_ids_are_base(&r))
 		return ids_merged(&r, out, lim);
 	base_parse(r.base, &h);
 	end = h.data + h.dlen;
@@ -543,7 +555,10 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 			 * read in stage 4, its base's first bytes prefetched:
 			 * while a stream flows most lists have a delta, and
 			 * reading them here made the batch's misses on their
-			 * bases follow one another */
+			 * bases follow one another. A delta that moves no id
+			 * (vref_ids_are_base) goes this way too: its base is
+			 * one more miss away, and vref_nth then decodes the
+			 * block stage 3 prefetched, ids only */
 			dref[j] = ref;
 			viad[j] = 1;
 			if (ref.base)

@@ -280,7 +280,7 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 	struct graph_dent tail[GRAPH_TAIL_MAX + 1];
 	uint64_t rt[GRAPH_TAIL_MAX + 1], ns;
 	const struct graph_dent *d = r->a ? r->a->d : NULL, *dend;
-	uint32_t m, i = 0, nd = 0, room, need;
+	uint32_t m, i = 0, nd = 0, room, need, moved;
 	size_t hdr = offsetof(struct adj, d), bytes;
 	struct adj *na;
 
@@ -299,6 +299,7 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 	if (!na)
 		return -1;
 	dend = d ? d + r->nd : NULL;
+	moved = 0;
 	while (d != dend || i < m) {
 		struct graph_dent x;
 
@@ -313,6 +314,7 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 			x = *d++;
 		}
 		na->d[nd++] = x;
+		moved += dent_moves(x.ts);
 	}
 	/* the block's whole room (its size class) is the buffer's */
 	na->cap = (uint16_t)((bytes - hdr) / sizeof(*d));
@@ -324,7 +326,7 @@ static int delta_rebuild(struct graph *g, uint32_t u, uint64_t s,
 		na->base = r->base;
 		na->bdeg = r->bdeg;
 		na->nd = (uint16_t)nd;
-		atomic_init(&na->pub, deg);
+		atomic_init(&na->pub, pub_make(deg, 0, moved));
 		ns = (uint64_t)(uintptr_t)na;
 	}
 	if (gc_retire_version(g, s, 0)) {
@@ -410,7 +412,8 @@ static int half_write(struct graph *g, uint32_t u, uint64_t s,
 
 		a->d[r->nd + r->nt] = ent;
 		atomic_store_explicit(&a->pub,
-				      deg | (uint64_t)(r->nt + 1) << 32,
+				      pub_make(deg, r->nt + 1,
+					       r->moved + (uint32_t)dent_moves(ets)),
 				      memory_order_release);
 		ws->delta++;
 		total = r->nd + r->nt + 1;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -454,7 +455,11 @@ static void gate_cb(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	char name[16];
 
+	/* named for top -H, perf and gdb */
+	snprintf(name, sizeof(name), "triad-http%u", w->idx);
+	prctl(PR_SET_NAME, name, 0, 0, 0);
 	tl_worker = w;
 	event_base_dispatch(w->base);
 	return NULL;

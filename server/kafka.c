@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "event.h"
@@ -418,6 +419,7 @@ static void *consumer_main(void *arg)
 {
 	struct kafka_consumer *k = arg;
 
+	prctl(PR_SET_NAME, "triad-ingest", 0, 0, 0);
 	while (!atomic_load(&k->stop) && !atomic_load(&k->assigned)) {
 		unsigned i;
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -414,6 +415,7 @@ static void *maintain_main(void *arg)
 	uint64_t seen = events_applied(s), quiet_since = mono_us();
 	int compacted = 0; /* nothing to fold since `seen` changed */
 
+	prctl(PR_SET_NAME, "triad-maintain", 0, 0, 0);
 	while (!atomic_load(&s->mt_stop)) {
 		uint64_t applied = events_applied(s), now = mono_us();
 		uint64_t trend_gap = TREND_DUTY * s->trend_cost_us;

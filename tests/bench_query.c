@@ -26,7 +26,11 @@
  * graph_maintain(100 us) between them, the pace of ten seconds of 110k
  * events/s, and "triad full" is timed before, after (changes partly in
  * deltas) and on a graph built from the same edges (all in base lists):
- * what the stream costs reads, growth and pending deltas apart.
+ * what the stream costs reads, growth and pending deltas apart. Before
+ * the stream also with members drawn by degree, and on a copy of the
+ * graph after bench_server's repeat stream (its own pairs again,
+ * shuffled, stamped later: deltas of refreshed timestamps, the same
+ * edges), uniform and by degree.
  * BENCH_ONLY=served runs this part alone (for profiling the served answer).
  */
 #include <igraph.h>
@@ -345,8 +349,10 @@ static void run(const char *name, struct graph *g, uint32_t nq)
 	rec_ctx_free(rc);
 }
 
-/* "triad full" over uniformly drawn members 1..members of g. */
-static void full_lat(struct graph *g, uint64_t members, uint32_t nq,
+/* "triad full" over uniformly drawn members 1..members of g, or (ev
+ * given) in proportion to degree: an endpoint of a random one of ev[0..n). */
+static void full_lat(struct graph *g, uint64_t members,
+		     const struct graph_event *ev, size_t n, uint32_t nq,
 		     const char *what)
 {
 	struct rec_ctx *rc = rec_ctx_new();
@@ -361,8 +367,12 @@ static void full_lat(struct graph *g, uint64_t members, uint32_t nq,
 		fprintf(stderr, "bench_query: out of memory\n");
 		exit(1);
 	}
-	for (i = 0; i < nq; i++)
-		mem[i] = 1 + synth_rand(&s) % members;
+	for (i = 0; i < nq; i++) {
+		uint64_t r = synth_rand(&s);
+
+		mem[i] = ev ? ((r & 1) ? ev[(r >> 1) % n].src : ev[(r >> 1) % n].dst)
+			    : 1 + r % members;
+	}
 	graph_view_begin(g, &v);
 	sum = time_full(rc, &v, mem, nq, &out, lf);
 	graph_view_end(&v);
@@ -378,10 +388,27 @@ static void full_lat(struct graph *g, uint64_t members, uint32_t nq,
 	rec_ctx_free(rc);
 }
 
+/* ev[0..n) into g as the server takes a stream: batches of 1,024 with
+ * graph_maintain(100 us) between them. */
+static void apply_paced(struct graph *g, const struct graph_event *ev,
+			size_t n)
+{
+	struct graph_apply_stats as = { 0 };
+	struct err e = { "" };
+	size_t i;
+
+	for (i = 0; i < n; i += 1024) {
+		if (graph_apply(g, ev + i, n - i < 1024 ? n - i : 1024, &as, &e)) {
+			fprintf(stderr, "bench_query: %s\n", e.msg);
+			exit(1);
+		}
+		graph_maintain(g, 100);
+	}
+}
+
 static void run_stream(uint32_t nq, size_t nstream)
 {
 	struct synth_opts so = bench_served_opts(200000), so2;
-	struct graph_apply_stats as = { 0 };
 	struct graph_event *ev, *ev2;
 	struct err e = { "" };
 	struct graph *g, *g2;
@@ -408,21 +435,44 @@ static void run_stream(uint32_t nq, size_t nstream)
 	       "then %zu events of its stream)\n", nstream);
 	printf("%-34s %10s %10s %12s\n", "triad full on", "p50 us", "p99 us",
 	       "mean us");
-	full_lat(g, so.members, nq, "the graph before the stream");
-	for (i = 0; i < nstream; i += 1024) {
-		size_t m = nstream - i < 1024 ? nstream - i : 1024;
+	full_lat(g, so.members, NULL, 0, nq, "the graph before the stream");
+	full_lat(g, so.members, ev, n, nq, "  the same, members by degree");
+	/* bench_server's BENCH_STREAM_KIND=repeat: the graph's own pairs
+	 * again, shuffled, stamped after it (every list it touches gets a
+	 * delta of refreshed timestamps; the edges stay the same) */
+	{
+		struct graph_event *rep = mem_alloc(nstream < n ? nstream : n,
+						    sizeof(*rep));
+		size_t nr = nstream < n ? nstream : n;
+		uint64_t s = 7;
+		struct graph *g3 = graph_new(0);
 
-		if (graph_apply(g, ev2 + i, m, &as, &e)) {
-			fprintf(stderr, "bench_query: %s\n", e.msg);
+		if (!rep || !g3 || graph_build(g3, ev, n, 0, NULL, &e)) {
+			fprintf(stderr, "bench_query: out of memory\n");
 			exit(1);
 		}
-		graph_maintain(g, 100);
+		for (i = 0; i < nr; i++)
+			rep[i] = ev[i];
+		for (i = nr; i > 1; i--) {
+			size_t j = (size_t)(synth_rand(&s) % i);
+			struct graph_event t = rep[i - 1];
+
+			rep[i - 1] = rep[j], rep[j] = t;
+		}
+		for (i = 0; i < nr; i++)
+			rep[i].ts = so2.t0 + (uint32_t)(i / 1000);
+		apply_paced(g3, rep, nr);
+		full_lat(g3, so.members, NULL, 0, nq, "after the repeat stream, in deltas");
+		full_lat(g3, so.members, ev, n, nq, "  the same, members by degree");
+		graph_free(g3);
+		free(rep);
 	}
-	full_lat(g, so.members, nq, "after it, changes in deltas");
+	apply_paced(g, ev2, nstream);
+	full_lat(g, so.members, NULL, 0, nq, "after it, changes in deltas");
 	/* what the server does once the stream pauses for a second */
 	while (graph_compact(g, 10000))
 		;
-	full_lat(g, so.members, nq, "after it, then compacted");
+	full_lat(g, so.members, NULL, 0, nq, "after it, then compacted");
 	memcpy(ev + n, ev2, nstream * sizeof(*ev));
 	free(ev2);
 	g2 = graph_new(0);
@@ -432,7 +482,7 @@ static void run_stream(uint32_t nq, size_t nstream)
 		exit(1);
 	}
 	free(ev);
-	full_lat(g2, so.members, nq, "the same edges built, no deltas");
+	full_lat(g2, so.members, NULL, 0, nq, "the same edges built, no deltas");
 	graph_free(g2);
 	graph_free(g);
 }

@@ -20,6 +20,7 @@
  * again, as most events of a message network are; the graph keeps its
  * size and every list it touches gets a delta).
  */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,88 @@
 #include "benchutil.h"
 
 static const char *bin;
+
+/* CPU seconds (user + system) where the run's cycles went: the server's
+ * threads by their names (triad-http*, triad-ingest and librdkafka's
+ * rdk:*, triad-maintain, the rest), the mock broker, the replay, and the
+ * whole machine (/proc/stat) for everything else (wrk above all). */
+enum { CPU_HTTP, CPU_INGEST, CPU_MAINTAIN, CPU_SERVER_REST, CPU_MOCK,
+       CPU_REPLAY, CPU_MACHINE, CPU_N };
+
+/* utime + stime of a /proc stat line, in seconds; comm into name. */
+static double stat_secs(const char *path, char *name, size_t len)
+{
+	char line[1024], *l, *r;
+	unsigned long long ut = 0, st = 0;
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(line, 1, sizeof(line) - 1, f);
+	fclose(f);
+	line[n] = 0;
+	l = strchr(line, '(');
+	r = strrchr(line, ')');
+	if (!l || !r || r < l)
+		return 0;
+	if (name) {
+		n = (size_t)(r - l - 1) < len - 1 ? (size_t)(r - l - 1) : len - 1;
+		memcpy(name, l + 1, n);
+		name[n] = 0;
+	}
+	/* after ") ": state, then 10 fields, then utime and stime */
+	if (sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+		   &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void cpu_sample(pid_t srv, pid_t mock, pid_t rep, double *t)
+{
+	char path[128], name[64];
+	unsigned long long v[8] = { 0 };
+	struct dirent *d;
+	DIR *dir;
+	FILE *f;
+
+	memset(t, 0, CPU_N * sizeof(*t));
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)srv);
+	if ((dir = opendir(path))) {
+		while ((d = readdir(dir))) {
+			double s;
+
+			if (d->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%.20s/stat",
+				 (int)srv, d->d_name);
+			s = stat_secs(path, name, sizeof(name));
+			if (!strncmp(name, "triad-http", 10))
+				t[CPU_HTTP] += s;
+			else if (!strcmp(name, "triad-ingest") || !strncmp(name, "rdk:", 4))
+				t[CPU_INGEST] += s;
+			else if (!strcmp(name, "triad-maintain"))
+				t[CPU_MAINTAIN] += s;
+			else
+				t[CPU_SERVER_REST] += s;
+		}
+		closedir(dir);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)mock);
+	t[CPU_MOCK] = stat_secs(path, NULL, 0);
+	if (rep) {
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)rep);
+		t[CPU_REPLAY] = stat_secs(path, NULL, 0);
+	}
+	/* cpu  user nice system idle iowait irq softirq steal */
+	if ((f = fopen("/proc/stat", "r"))) {
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+			   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8)
+			t[CPU_MACHINE] = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) /
+					 (double)sysconf(_SC_CLK_TCK);
+		fclose(f);
+	}
+}
 
 int main(void)
 {
@@ -166,18 +249,21 @@ int main(void)
 		char out[8192];
 		long long a0, a1;
 		struct bench_wrk w;
-		double t1, t2;
+		double t1, t2, c0[CPU_N], c1[CPU_N], c[CPU_N], rest;
 		pid_t rep;
+		int k;
 
 		a0 = bench_stat(port, "events_applied");
 		t1 = bench_mono();
 		rep = rate ? bench_spawn(NULL, bench_in("stderr.log"), rargs) : 0;
 		usleep(500000); /* let the stream get going */
+		cpu_sample(srv, mock, rep, c0);
 		snprintf(cmd, sizeof(cmd),
 			 "wrk -t1 -c%lu -d%lus --latency -s %s "
 			 "http://127.0.0.1:%u 2>&1", conns, secs,
 			 bench_in(d ? "weighted.lua" : "uniform.lua"), port);
 		bench_capture(cmd, out, sizeof(out));
+		cpu_sample(srv, mock, rep, c1);
 		t2 = bench_mono();
 		a1 = bench_stat(port, "events_applied");
 		if (rep) {
@@ -190,6 +276,19 @@ int main(void)
 		       "applied %.0f events/s (replay --rate %lu)\n",
 		       d ? "degree-weighted" : "uniform", conns, secs, w.rps,
 		       w.p50, w.p99, (double)(a1 - a0) / (t2 - t1), rate);
+		/* the share of one core each took while wrk ran */
+		for (k = 0; k < CPU_N; k++)
+			c[k] = 100 * (c1[k] - c0[k]) / (double)secs;
+		for (k = 0, rest = c[CPU_MACHINE]; k < CPU_MACHINE; k++)
+			rest -= c[k];
+		printf("bench_server:   cpu, %% of one core: server %.0f (http workers "
+		       "%.0f, kafka consumer %.0f, maintenance %.0f, other %.0f), "
+		       "kafka-mock %.0f, replay %.0f, the rest (wrk...) %.0f; "
+		       "machine %.0f of %ld\n",
+		       c[CPU_HTTP] + c[CPU_INGEST] + c[CPU_MAINTAIN] + c[CPU_SERVER_REST],
+		       c[CPU_HTTP], c[CPU_INGEST], c[CPU_MAINTAIN], c[CPU_SERVER_REST],
+		       c[CPU_MOCK], c[CPU_REPLAY], rest, c[CPU_MACHINE],
+		       100 * sysconf(_SC_NPROCESSORS_ONLN));
 		if (getenv("BENCH_VERBOSE"))
 			fputs(out, stdout);
 	}
