@@ -30,7 +30,7 @@
  * the stream also with members drawn by degree, and on a copy of the
  * graph after bench_server's repeat stream (its own pairs again,
  * shuffled, stamped later: deltas of refreshed timestamps, the same
- * edges), uniform and by degree.
+ * edges), uniform and by degree; and by degree after the stream.
  * BENCH_ONLY=served runs this part alone (for profiling the served answer).
  */
 #include <igraph.h>
@@ -469,6 +469,7 @@ static void run_stream(uint32_t nq, size_t nstream)
 	}
 	apply_paced(g, ev2, nstream);
 	full_lat(g, so.members, NULL, 0, nq, "after it, changes in deltas");
+	full_lat(g, so.members, ev, n, nq, "  the same, members by degree");
 	/* what the server does once the stream pauses for a second */
 	while (graph_compact(g, 10000))
 		;
