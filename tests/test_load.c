@@ -1554,6 +1554,10 @@ static Suite *load_suite(void)
 	tcase_set_timeout(build, 60);
 	suite_add_tcase(s, build);
 
+	/* test_cli_random_order writes files: without the fixture its
+	 * tmpdir was "" (files at /) or, with CK_FORK=no under make valgrind,
+	 * a directory an earlier test had removed */
+	tcase_add_checked_fixture(data, setup, teardown);
 	tcase_add_test(data, test_facebook_vs_igraph);
 	tcase_add_test(data, test_collegemsg_counts);
 	tcase_add_test(data, test_cli_random_order);
