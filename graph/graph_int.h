@@ -433,12 +433,12 @@ static inline void slot_read(const struct graph *g, uint64_t s,
 	}
 }
 
-/* 1 when r's live ids are its base's, in the same order: no delta, or one
- * that moves none (struct adj, moved). Reads by id or by position may
- * then decode the base alone. */
+/* 1 when r's live ids are its base's, in the same order (so deg ==
+ * bdeg): no delta, or one that moves none (struct adj, moved). Reads by
+ * id or by position may then decode the base alone. */
 static inline int vref_ids_are_base(const struct vref *r)
 {
-	return r->base && (!(r->nd | r->nt) || (!r->moved && r->deg == r->bdeg));
+	return r->base && (!(r->nd | r->nt) || !r->moved);
 }
 
 /*

@@ -199,45 +199,6 @@ static int nth_merged(const struct vref *r, uint32_t i, uint32_t *nbr)
 	}
 }
 
-static inline const uint8_t *skip_entries(const uint8_t *p,
-					  const uint8_t *end, uint32_t k,
-					  uint32_t *id);
-
-/* graph_nth in one published state. */
-static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
-{
-	struct base_hdr h;
-	const uint8_t *p;
-	uint32_t gap;
-
-	if (i >= r->deg)
-		return 0;
-	if (vref_ids_are_base(r)) { /* ids only, as graph_nth_batch */
-		base_parse(r->base, &h);
-		if (h.blk) { /* from its block's first entry, named by the index */
-			const uint8_t *b = h.blk + (size_t)(i / GRAPH_BLOCK) * 8;
-
-			*nbr = ld32(b);
-			p = skip_gap(h.data + ld32(b + 4), &gap);
-			i %= GRAPH_BLOCK;
-		} else { /* a short list: from its first entry */
-			p = skip_gap(h.data, nbr);
-		}
-		skip_entries(p, h.data + h.dlen, i, nbr);
-		return 1;
-	}
-	return nth_merged(r, i, nbr);
-}
-
-int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
-	      uint32_t *nbr)
-{
-	struct vref r;
-
-	vref_get(v, u, &r);
-	return vref_nth(&r, i, nbr);
-}
-
 /* Advance over k entries from p (the list's data ends at end), adding
  * gap + 1 of each to *id. */
 static inline const uint8_t *skip_entries(const uint8_t *p,
@@ -263,6 +224,50 @@ static inline const uint8_t *skip_entries(const uint8_t *p,
 	}
 	*id = x;
 	return p;
+}
+
+/* The id k entries after the entry at p (data ends at end), ids only:
+ * that entry's id is first when known (a block's first, named by the
+ * index), else its gap is the id (a list's first entry). */
+static inline uint32_t id_after(const uint8_t *p, const uint8_t *end,
+				int known, uint32_t first, uint32_t k)
+{
+	uint32_t id = first, gap;
+
+	p = known ? skip_gap(p, &gap) : skip_gap(p, &id);
+	skip_entries(p, end, k, &id);
+	return id;
+}
+
+/* graph_nth in one published state. */
+static int vref_nth(const struct vref *r, uint32_t i, uint32_t *nbr)
+{
+	struct base_hdr h;
+
+	if (i >= r->deg)
+		return 0;
+	if (vref_ids_are_base(r)) { /* ids only, as graph_nth_batch */
+		base_parse(r->base, &h);
+		if (h.blk) { /* from its block's first entry */
+			const uint8_t *b = h.blk + (size_t)(i / GRAPH_BLOCK) * 8;
+
+			*nbr = id_after(h.data + ld32(b + 4), h.data + h.dlen, 1,
+					ld32(b), i % GRAPH_BLOCK);
+		} else { /* a short list: from its first entry */
+			*nbr = id_after(h.data, h.data + h.dlen, 0, 0, i);
+		}
+		return 1;
+	}
+	return nth_merged(r, i, nbr);
+}
+
+int graph_nth(const struct graph_view *v, uint32_t u, uint32_t i,
+	      uint32_t *nbr)
+{
+	struct vref r;
+
+	vref_get(v, u, &r);
+	return vref_nth(&r, i, nbr);
 }
 
 /* Four entries of one-byte gaps and ts codes (the load w) after id into
@@ -624,22 +629,13 @@ void graph_nth_batch(const struct graph_view *v, uint32_t n,
 				      (uint32_t)(end[j] - dat[j]), dg[j]);
 	/* stage 4: decode up to the position, ids only */
 	for (j = 0; j < n; j++) {
-		const uint8_t *q = p[j];
-		uint32_t id, gap;
-
-		if (!q) {
+		if (!p[j]) {
 			if (viad[j])
 				vref_nth(&dref[j], k[j], &nbr[j]);
 			continue;
 		}
-		if (nbr[j]) { /* a block: its first id is in the index */
-			q = skip_gap(q, &gap);
-			id = x[j];
-		} else {
-			q = skip_gap(q, &id);
-		}
-		skip_entries(q, end[j], k[j], &id);
-		nbr[j] = id;
+		/* nbr[j] set: a block, its first id x[j] from the index */
+		nbr[j] = id_after(p[j], end[j], (int)nbr[j], x[j], k[j]);
 	}
 }
 

@@ -367,12 +367,8 @@ static void full_lat(struct graph *g, uint64_t members,
 		fprintf(stderr, "bench_query: out of memory\n");
 		exit(1);
 	}
-	for (i = 0; i < nq; i++) {
-		uint64_t r = synth_rand(&s);
-
-		mem[i] = ev ? ((r & 1) ? ev[(r >> 1) % n].src : ev[(r >> 1) % n].dst)
-			    : 1 + r % members;
-	}
+	for (i = 0; i < nq; i++)
+		mem[i] = bench_draw_member(ev != NULL, members, ev, n, &s);
 	graph_view_begin(g, &v);
 	sum = time_full(rc, &v, mem, nq, &out, lf);
 	graph_view_end(&v);
@@ -412,7 +408,7 @@ static void run_stream(uint32_t nq, size_t nstream)
 	struct graph_event *ev, *ev2;
 	struct err e = { "" };
 	struct graph *g, *g2;
-	size_t n, n2, i;
+	size_t n, n2;
 
 	so2 = bench_stream_opts(&so);
 	n = synth_count(&so);
@@ -437,30 +433,19 @@ static void run_stream(uint32_t nq, size_t nstream)
 	       "mean us");
 	full_lat(g, so.members, NULL, 0, nq, "the graph before the stream");
 	full_lat(g, so.members, ev, n, nq, "  the same, members by degree");
-	/* bench_server's BENCH_STREAM_KIND=repeat: the graph's own pairs
-	 * again, shuffled, stamped after it (every list it touches gets a
-	 * delta of refreshed timestamps; the edges stay the same) */
+	/* bench_server's BENCH_STREAM_KIND=repeat stream on a copy */
 	{
 		struct graph_event *rep = mem_alloc(nstream < n ? nstream : n,
 						    sizeof(*rep));
-		size_t nr = nstream < n ? nstream : n;
 		uint64_t s = 7;
+		size_t nr;
 		struct graph *g3 = graph_new(0);
 
 		if (!rep || !g3 || graph_build(g3, ev, n, 0, NULL, &e)) {
 			fprintf(stderr, "bench_query: out of memory\n");
 			exit(1);
 		}
-		for (i = 0; i < nr; i++)
-			rep[i] = ev[i];
-		for (i = nr; i > 1; i--) {
-			size_t j = (size_t)(synth_rand(&s) % i);
-			struct graph_event t = rep[i - 1];
-
-			rep[i - 1] = rep[j], rep[j] = t;
-		}
-		for (i = 0; i < nr; i++)
-			rep[i].ts = so2.t0 + (uint32_t)(i / 1000);
+		nr = bench_repeat_stream(ev, n, nstream, so2.t0, &s, rep);
 		apply_paced(g3, rep, nr);
 		full_lat(g3, so.members, NULL, 0, nq, "after the repeat stream, in deltas");
 		full_lat(g3, so.members, ev, n, nq, "  the same, members by degree");

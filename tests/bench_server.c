@@ -165,19 +165,7 @@ int main(void)
 		return 1;
 	kind = getenv("BENCH_STREAM_KIND");
 	if (kind && !strcmp(kind, "repeat")) {
-		n2 = n2 < n ? n2 : n;
-		for (i = 0; i < n2; i++) /* a shuffled prefix of the graph's events */
-			ev2[i] = ev[i];
-		for (i = n2; i > 1; i--) {
-			size_t j;
-			struct graph_event t;
-
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-			j = (size_t)(seed >> 33) % i;
-			t = ev2[i - 1], ev2[i - 1] = ev2[j], ev2[j] = t;
-		}
-		for (i = 0; i < n2; i++)
-			ev2[i].ts = so2.t0 + (uint32_t)(i / 1000);
+		n2 = bench_repeat_stream(ev, n, n2, so2.t0, &seed, ev2);
 	} else if (kind && strcmp(kind, "new")) {
 		fprintf(stderr, "bench_server: BENCH_STREAM_KIND \"%s\" is not new or repeat\n", kind);
 		return 1;

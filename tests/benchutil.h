@@ -425,6 +425,20 @@ static inline int bench_served_snapshot(const char *name,
  * or (weighted) an endpoint of a random event of ev[0..n), i.e. in
  * proportion to degree. 0, or -1 when the file could not be written.
  */
+/* One member: uniform over 1..members, or (weighted) in proportion to
+ * degree, an endpoint of a random one of ev[0..n). */
+static inline uint64_t bench_draw_member(int weighted, uint64_t members,
+					 const struct graph_event *ev, size_t n,
+					 uint64_t *seed)
+{
+	if (weighted) {
+		const struct graph_event *x = &ev[synth_rand(seed) % n];
+
+		return synth_rand(seed) & 1 ? x->src : x->dst;
+	}
+	return synth_rand(seed) % members + 1;
+}
+
 static inline int bench_member_file(const char *path, int weighted,
 				    uint64_t members,
 				    const struct graph_event *ev, size_t n,
@@ -433,19 +447,38 @@ static inline int bench_member_file(const char *path, int weighted,
 	FILE *f = fopen(path, "w");
 	size_t i;
 
-	for (i = 0; f && i < count; i++) {
-		uint64_t m;
-
-		if (weighted) {
-			const struct graph_event *x = &ev[synth_rand(seed) % n];
-
-			m = synth_rand(seed) & 1 ? x->src : x->dst;
-		} else {
-			m = synth_rand(seed) % members + 1;
-		}
-		fprintf(f, "%llu\n", (unsigned long long)m);
-	}
+	for (i = 0; f && i < count; i++)
+		fprintf(f, "%llu\n", (unsigned long long)bench_draw_member(
+					  weighted, members, ev, n, seed));
 	return f && !fclose(f) ? 0 : -1;
+}
+
+/*
+ * bench_server's BENCH_STREAM_KIND=repeat stream into out[]: the first
+ * min(want, n) of the graph's events ev[0..n), shuffled (seed), stamped
+ * t0 + i / 1000 (a thousand a second, after the graph): contacts meeting
+ * again, every list the stream touches gets a delta of refreshed
+ * timestamps and the edges stay the same. Returns the count.
+ */
+static inline size_t bench_repeat_stream(const struct graph_event *ev,
+					 size_t n, size_t want, uint32_t t0,
+					 uint64_t *seed, struct graph_event *out)
+{
+	size_t i, m = want < n ? want : n;
+
+	for (i = 0; i < m; i++)
+		out[i] = ev[i];
+	for (i = m; i > 1; i--) {
+		size_t j;
+		struct graph_event t;
+
+		*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+		j = (size_t)(*seed >> 33) % i;
+		t = out[i - 1], out[i - 1] = out[j], out[j] = t;
+	}
+	for (i = 0; i < m; i++)
+		out[i].ts = t0 + (uint32_t)(i / 1000);
+	return m;
 }
 
 #endif

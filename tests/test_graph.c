@@ -525,7 +525,10 @@ static void count_deltas(struct graph *g, uint32_t *with, uint32_t *unmoved)
 		if (!(r.nd | r.nt))
 			continue;
 		(*with)++;
-		*unmoved += vref_ids_are_base(&r);
+		if (vref_ids_are_base(&r)) { /* moves nothing: the base's count */
+			REQ_EQ(r.deg, r.bdeg);
+			(*unmoved)++;
+		}
 	}
 	graph_view_end(&v);
 }
