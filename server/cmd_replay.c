@@ -13,6 +13,10 @@
 #include "mem.h"
 #include "mono.h"
 
+/* --rate: sleep once the send is this far ahead of its schedule (then
+ * until it is on it again): a wakeup every few ms, not every 64 events */
+#define REPLAY_AHEAD_S 0.005
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -149,7 +153,8 @@ int cmd_replay(int argc, char **argv)
 		char key[24], val[128];
 		int kl, vl;
 
-		if (rate > 0 && (i & 63) == 0) {
+		if (rate > 0 && (i & 63) == 0 &&
+		    (t = mono_s()) < t0 + (double)i / rate - REPLAY_AHEAD_S) {
 			double due = t0 + (double)i / rate;
 
 			while ((t = mono_s()) < due) {
