@@ -110,6 +110,19 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	    gauge(out, "dismissals", "dismissed (member, candidate) pairs",
 		  "gauge", (long long)g->dismissals))
 		return -1;
+	P("# HELP triad_state_write_failures_total writes to the --state "
+	  "directory that failed (disk full, map full, I/O errors), by what "
+	  "wrote\n# TYPE triad_state_write_failures_total counter\n");
+	P("triad_state_write_failures_total{op=\"log\"} %llu\n",
+	  (unsigned long long)g->state_failures[0]);
+	P("triad_state_write_failures_total{op=\"checkpoint\"} %llu\n",
+	  (unsigned long long)g->state_failures[1]);
+	P("triad_state_write_failures_total{op=\"dismissal\"} %llu\n",
+	  (unsigned long long)g->state_failures[2]);
+	P("# HELP triad_state_writable 0 from a failed write to the --state "
+	  "directory until one succeeds, else 1 (also 1 without --state)\n"
+	  "# TYPE triad_state_writable gauge\ntriad_state_writable %d\n",
+	  !(g->state && g->state_failing));
 	P("# HELP triad_ingest_events_total events received, by source and "
 	  "result\n# TYPE triad_ingest_events_total counter\n");
 	P("triad_ingest_events_total{source=\"http\",result=\"accepted\"} "

@@ -46,6 +46,9 @@ struct metrics_gauges {
 	int64_t ingest_lag_s;  /* now - ts of the last applied event; -1 none */
 	int64_t kafka_lag;     /* messages behind the high watermark; -1 none */
 	uint64_t checkpoints, checkpoint_failures;
+	int state;             /* a --state directory is in use */
+	int state_failing;     /* its last write failed */
+	uint64_t state_failures[3]; /* failed writes: log, checkpoint, dismissal */
 	uint64_t dismissals;
 	int ready;
 	const char *model;     /* "NAME@VERSION" */

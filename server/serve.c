@@ -71,6 +71,11 @@ struct gc_req {
 	struct gc_req *next;
 };
 
+/* What wrote to the state when a write failed (state_write_done). */
+enum { SW_LOG, SW_CHECKPOINT, SW_DISMISS, SW_N };
+static const char *const sw_name[SW_N] = { "log", "checkpoint", "dismissal" };
+#define SW_LOG_EVERY_S 10 /* a failed state write is logged at most this often */
+
 struct serve {
 	struct serve_opts o;
 	unsigned nthreads;
@@ -114,8 +119,65 @@ struct serve {
 	_Atomic uint64_t added, refreshed, removed, noops;
 	_Atomic int64_t last_ts; /* ts of the last applied event; -1 none */
 	_Atomic uint64_t ckpts, ckpt_fail;
+	/* state writes (--state) that failed, by what wrote (SW_*); whether
+	 * the last one failed; the log's rate limit (swmu: state_write_done) */
+	_Atomic uint64_t sw_fail[SW_N];
+	atomic_int sw_failing;
+	pthread_mutex_t swmu;
+	time_t sw_logged;      /* when a failure was last logged */
+	uint64_t sw_unlogged;  /* failures since, not logged */
+	int sw_last_logged;    /* the latest failure was logged */
 	time_t started;
 };
+
+/*
+ * Record how a state write went (disk full, map full, an I/O error: the
+ * store's message names the directory). A failure is counted by what
+ * wrote (/metrics) and logged with its reason at most once per
+ * SW_LOG_EVERY_S, saying how many went unlogged in between; the first
+ * success after a logged failure is logged too, so the log's last word on
+ * the state is true. Reads never depend on state writes.
+ */
+static void state_write_done(struct serve *s, int op, int failed,
+			     const char *why)
+{
+	time_t now;
+
+	if (!failed && !atomic_load_explicit(&s->sw_failing,
+					     memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&s->swmu);
+	if (failed) {
+		atomic_fetch_add(&s->sw_fail[op], 1);
+		atomic_store(&s->sw_failing, 1);
+		now = time(NULL);
+		s->sw_last_logged = 0;
+		if (!s->sw_logged || now - s->sw_logged >= SW_LOG_EVERY_S) {
+			char more[64] = "";
+
+			if (s->sw_unlogged)
+				snprintf(more, sizeof(more), "; %llu more "
+					 "failed since the last such line",
+					 (unsigned long long)s->sw_unlogged);
+			fprintf(stderr, "triad serve: state %s write failed: %s "
+				"(reads are served; POST /edges and /dismiss "
+				"answer 500, Kafka batches wait and are "
+				"retried%s)\n", sw_name[op], why, more);
+			s->sw_logged = now;
+			s->sw_unlogged = 0;
+			s->sw_last_logged = 1;
+		} else {
+			s->sw_unlogged++;
+		}
+	} else if (atomic_load(&s->sw_failing)) {
+		atomic_store(&s->sw_failing, 0);
+		if (s->sw_last_logged)
+			fprintf(stderr, "triad serve: state writes succeed "
+				"again (%s)\n", sw_name[op]);
+		s->sw_last_logged = 0;
+	}
+	pthread_mutex_unlock(&s->swmu);
+}
 
 /* ---- life cycle ---------------------------------------------------------- */
 
@@ -139,6 +201,7 @@ struct serve *serve_new(const struct serve_opts *o, struct err *e)
 	s->nthreads = o->threads ? o->threads : (ncpu > 0 ? (unsigned)ncpu : 1);
 	pthread_mutex_init(&s->wmu, NULL);
 	pthread_mutex_init(&s->gmu, NULL);
+	pthread_mutex_init(&s->swmu, NULL);
 	pthread_cond_init(&s->gcv, NULL);
 	s->gq_tail = &s->gq_head;
 	pthread_rwlockattr_init(&ra);
@@ -205,6 +268,7 @@ void serve_free(struct serve *s)
 	free(s->koff);
 	pthread_rwlock_destroy(&s->model_lock);
 	pthread_cond_destroy(&s->gcv);
+	pthread_mutex_destroy(&s->swmu);
 	pthread_mutex_destroy(&s->gmu);
 	pthread_mutex_destroy(&s->wmu);
 	free(s);
@@ -260,6 +324,7 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 					 noff ? s->o.topic : NULL, off, noff,
 					 e)) {
 		pthread_mutex_unlock(&s->wmu);
+		state_write_done(s, SW_LOG, 1, e->msg);
 		return -1;
 	}
 	if (n && graph_apply(s->g, ev, n, &st, e))
@@ -268,6 +333,8 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 		s->need_full = 1; /* out of memory: offsets stay in the log */
 	s->since_ckpt += n + noff;
 	pthread_mutex_unlock(&s->wmu);
+	if (s->store)
+		state_write_done(s, SW_LOG, 0, NULL);
 	atomic_fetch_add(&s->added, st.added);
 	atomic_fetch_add(&s->refreshed, st.refreshed);
 	atomic_fetch_add(&s->removed, st.removed);
@@ -364,6 +431,7 @@ static int checkpoint(struct serve *s, int full, struct store_ckpt_stats *st,
 	}
 	pthread_mutex_unlock(&s->wmu);
 	atomic_fetch_add(rc ? &s->ckpt_fail : &s->ckpts, 1);
+	state_write_done(s, SW_CHECKPOINT, rc != 0, e->msg);
 	return rc;
 }
 
@@ -884,9 +952,13 @@ static void h_dismiss(struct reqctx *q)
 		FAIL(q, 400, msg);
 	if (p[0].val == p[1].val)
 		FAIL(q, 400, "member and candidate are the same");
-	if (q->s->store &&
-	    store_dismiss_add(q->s->store, p[0].val, p[1].val, &e))
-		FAIL(q, 500, e.msg);
+	if (q->s->store) {
+		int rc = store_dismiss_add(q->s->store, p[0].val, p[1].val, &e);
+
+		state_write_done(q->s, SW_DISMISS, rc != 0, e.msg);
+		if (rc)
+			FAIL(q, 500, e.msg);
+	}
 	if (dismiss_add(q->s->dis, p[0].val, p[1].val))
 		FAIL(q, 500, "out of memory");
 	q->status = 204;
@@ -999,6 +1071,10 @@ static void h_metrics(struct reqctx *q)
 	g.kafka_lag = kafka_consumer_lag(s->kc);
 	g.checkpoints = atomic_load(&s->ckpts);
 	g.checkpoint_failures = atomic_load(&s->ckpt_fail);
+	g.state = s->store != NULL;
+	g.state_failing = atomic_load(&s->sw_failing);
+	for (int k = 0; k < SW_N; k++)
+		g.state_failures[k] = atomic_load(&s->sw_fail[k]);
 	g.dismissals = dismiss_count(s->dis);
 	q->w->out.len = 0;
 	pthread_rwlock_rdlock(&s->model_lock);

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -140,7 +141,20 @@ static inline pid_t spawn(const char *out, char *const *args)
 	if (!pid) {
 		int fd;
 
+		const char *fs = getenv("E2E_FSIZE_BYTES");
+
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fs) {
+			/* no file may grow past this (RLIMIT_FSIZE; SIGXFSZ
+			 * ignored, so such a write fails with EFBIG): a file
+			 * system that refuses to grow the state, as a full
+			 * disk does */
+			struct rlimit rl;
+
+			rl.rlim_cur = rl.rlim_max = strtoull(fs, NULL, 10);
+			signal(SIGXFSZ, SIG_IGN);
+			setrlimit(RLIMIT_FSIZE, &rl);
+		}
 		if (out) {
 			fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 			if (fd >= 0)

@@ -77,6 +77,10 @@ START_TEST(endpoints_answer)
 	ck_assert_ptr_nonnull(strstr(r.body, "triad_kafka_consumer_lag"));
 	ck_assert_ptr_nonnull(strstr(r.body, "triad_model_info{model="));
 	ck_assert_ptr_nonnull(strstr(r.body, "triad_ingest_events_total"));
+	/* without --state nothing can fail to be written */
+	ck_assert_ptr_nonnull(strstr(r.body, "\ntriad_state_writable 1\n"));
+	ck_assert_ptr_nonnull(strstr(r.body, "\ntriad_state_write_failures_total"
+				     "{op=\"log\"} 0\n"));
 	resp_free(&r);
 
 	/* admin checkpoint without --state: refused, not crashed */
