@@ -98,6 +98,7 @@ struct kafka_consumer {
 	atomic_int stop;
 	atomic_int assigned;
 	_Atomic int64_t lag;
+	atomic_int err_seen; /* an error was reported, no message since */
 	struct event_parser *parser;
 	int64_t *next; /* per partition, after the last message applied; -1 unknown */
 	int32_t nparts;
@@ -107,17 +108,31 @@ struct kafka_consumer {
 	struct store_offset *off;
 };
 
-static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason,
-			      void *opaque)
+/* One consumer error: counted (kafka_errors_total) and handed to the
+ * service's log with its reason. */
+static void consumer_error(struct kafka_consumer *k, rd_kafka_resp_err_t err,
+			   const char *reason)
 {
-	struct kafka_consumer *k = opaque;
+	char why[512];
 
-	(void)rk;
-	(void)err;
-	(void)reason;
 	if (k->o.metrics)
 		atomic_fetch_add_explicit(&k->o.metrics->kafka_errors, 1,
 					  memory_order_relaxed);
+	if (k->o.log) {
+		snprintf(why, sizeof(why), "%s (%s)", reason,
+			 rd_kafka_err2name(err));
+		atomic_store(&k->err_seen, 1);
+		k->o.log(k->o.ctx, why);
+	}
+}
+
+/* librdkafka's error events (a broker down, all brokers down...), served
+ * by rd_kafka_poll in fill(). */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason,
+			      void *opaque)
+{
+	(void)rk;
+	consumer_error(opaque, (rd_kafka_resp_err_t)err, reason);
 }
 
 static void parts_free(struct kafka_consumer *k)
@@ -242,15 +257,15 @@ static int take(struct kafka_consumer *k, rd_kafka_message_t *m)
 	rd_kafka_timestamp_type_t tt;
 	int64_t ts;
 
+	if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		consumer_error(k, m->err, rd_kafka_message_errstr(m));
+		return 0;
+	}
 	if (m->partition < 0 || m->partition >= k->nparts)
 		return 0;
 	pt = &k->parts[m->partition];
-	if (m->err) {
-		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-			pt->eof = 1;
-		else if (k->o.metrics)
-			atomic_fetch_add_explicit(&k->o.metrics->kafka_errors,
-						  1, memory_order_relaxed);
+	if (m->err) { /* the end of the partition, for now */
+		pt->eof = 1;
 		return 0;
 	}
 	if (!(x = pend_slot(pt)))
@@ -311,6 +326,7 @@ static ssize_t fill(struct kafka_consumer *k)
 		oom |= !oom && take(k, m);
 		rd_kafka_message_destroy(m);
 	}
+	rd_kafka_poll(k->rk, 0); /* error events: consumer_error_cb */
 	return oom ? -1 : got;
 }
 
@@ -442,6 +458,8 @@ static void *consumer_main(void *arg)
 			restart(k);
 			continue;
 		}
+		if (got > 0 && k->o.log && atomic_exchange(&k->err_seen, 0))
+			k->o.log(k->o.ctx, NULL); /* messages again */
 		moved = release(k, &nbad);
 		if (moved) {
 			for (i = 0; i < k->nparts; i++)

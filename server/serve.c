@@ -74,7 +74,21 @@ struct gc_req {
 /* What wrote to the state when a write failed (state_write_done). */
 enum { SW_LOG, SW_CHECKPOINT, SW_DISMISS, SW_N };
 static const char *const sw_name[SW_N] = { "log", "checkpoint", "dismissal" };
-#define SW_LOG_EVERY_S 10 /* a failed state write is logged at most this often */
+
+/*
+ * A failure that can repeat fast (a full disk, a broker down) goes to the
+ * log at most once per RATELOG_EVERY_S, the next line saying how many were
+ * not logged; the first success after failures of which one was logged is
+ * logged too, so the log's last word is true (ratelog_report).
+ */
+#define RATELOG_EVERY_S 10
+struct ratelog {
+	pthread_mutex_t mu;
+	time_t last;       /* when a failure was last logged */
+	uint64_t unlogged; /* failures since, not logged */
+	int logged;        /* a failure since the last success was logged */
+	int failing;       /* the latest report was a failure */
+};
 
 struct serve {
 	struct serve_opts o;
@@ -119,64 +133,87 @@ struct serve {
 	_Atomic uint64_t added, refreshed, removed, noops;
 	_Atomic int64_t last_ts; /* ts of the last applied event; -1 none */
 	_Atomic uint64_t ckpts, ckpt_fail;
-	/* state writes (--state) that failed, by what wrote (SW_*); whether
-	 * the last one failed; the log's rate limit (swmu: state_write_done) */
+	/* state writes (--state) that failed, by what wrote (SW_*), and
+	 * whether the last one failed (state_write_done) */
 	_Atomic uint64_t sw_fail[SW_N];
 	atomic_int sw_failing;
-	pthread_mutex_t swmu;
-	time_t sw_logged;      /* when a failure was last logged */
-	uint64_t sw_unlogged;  /* failures since, not logged */
-	int sw_last_logged;    /* the latest failure was logged */
+	struct ratelog swlog, klog; /* state writes; Kafka consumer errors */
 	time_t started;
 };
 
+/* Report a failure (fail: its log line) or a success (fail NULL; ok: the
+ * line said when it ends a logged failure). See struct ratelog. */
+static void ratelog_report(struct ratelog *r, const char *fail,
+			   const char *ok)
+{
+	pthread_mutex_lock(&r->mu);
+	if (fail) {
+		time_t now = time(NULL);
+
+		r->failing = 1;
+		if (!r->last || now - r->last >= RATELOG_EVERY_S) {
+			if (r->unlogged)
+				fprintf(stderr, "triad serve: %s (and %llu more "
+					"since the last such line)\n", fail,
+					(unsigned long long)r->unlogged);
+			else
+				fprintf(stderr, "triad serve: %s\n", fail);
+			r->last = now;
+			r->unlogged = 0;
+			r->logged = 1;
+		} else {
+			r->unlogged++;
+		}
+	} else if (r->failing) {
+		r->failing = 0;
+		if (r->logged)
+			fprintf(stderr, "triad serve: %s\n", ok);
+		r->logged = 0;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
 /*
  * Record how a state write went (disk full, map full, an I/O error: the
- * store's message names the directory). A failure is counted by what
- * wrote (/metrics) and logged with its reason at most once per
- * SW_LOG_EVERY_S, saying how many went unlogged in between; the first
- * success after a logged failure is logged too, so the log's last word on
- * the state is true. Reads never depend on state writes.
+ * store's message names the directory): a failure is counted by what
+ * wrote (/metrics) and logged with its reason (ratelog_report). Reads
+ * never depend on state writes.
  */
 static void state_write_done(struct serve *s, int op, int failed,
 			     const char *why)
 {
-	time_t now;
+	char line[ERR_MSG_MAX + 256];
 
-	if (!failed && !atomic_load_explicit(&s->sw_failing,
-					     memory_order_relaxed))
-		return;
-	pthread_mutex_lock(&s->swmu);
-	if (failed) {
-		atomic_fetch_add(&s->sw_fail[op], 1);
-		atomic_store(&s->sw_failing, 1);
-		now = time(NULL);
-		s->sw_last_logged = 0;
-		if (!s->sw_logged || now - s->sw_logged >= SW_LOG_EVERY_S) {
-			char more[64] = "";
-
-			if (s->sw_unlogged)
-				snprintf(more, sizeof(more), "; %llu more "
-					 "failed since the last such line",
-					 (unsigned long long)s->sw_unlogged);
-			fprintf(stderr, "triad serve: state %s write failed: %s "
-				"(reads are served; POST /edges and /dismiss "
-				"answer 500, Kafka batches wait and are "
-				"retried%s)\n", sw_name[op], why, more);
-			s->sw_logged = now;
-			s->sw_unlogged = 0;
-			s->sw_last_logged = 1;
-		} else {
-			s->sw_unlogged++;
+	if (!failed) {
+		if (atomic_load_explicit(&s->sw_failing, memory_order_relaxed)) {
+			atomic_store(&s->sw_failing, 0);
+			ratelog_report(&s->swlog, NULL,
+				       "state writes succeed again");
 		}
-	} else if (atomic_load(&s->sw_failing)) {
-		atomic_store(&s->sw_failing, 0);
-		if (s->sw_last_logged)
-			fprintf(stderr, "triad serve: state writes succeed "
-				"again (%s)\n", sw_name[op]);
-		s->sw_last_logged = 0;
+		return;
 	}
-	pthread_mutex_unlock(&s->swmu);
+	atomic_fetch_add(&s->sw_fail[op], 1);
+	atomic_store(&s->sw_failing, 1);
+	snprintf(line, sizeof(line), "state %s write failed: %s; reads are "
+		 "served, POST /edges and /dismiss answer 500, Kafka batches "
+		 "wait and are retried", sw_name[op], why);
+	ratelog_report(&s->swlog, line, NULL);
+}
+
+/* librdkafka's consumer errors (why), or NULL once messages arrive again
+ * after one: the log's lines (the counts are kafka_errors_total). */
+static void kafka_log(void *ctx, const char *why)
+{
+	struct serve *s = ctx;
+	char line[512];
+
+	if (!why) {
+		ratelog_report(&s->klog, NULL, "kafka: messages arrive again");
+		return;
+	}
+	snprintf(line, sizeof(line), "kafka: %s; serving goes on, ingest "
+		 "resumes when the brokers answer", why);
+	ratelog_report(&s->klog, line, NULL);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -201,7 +238,8 @@ struct serve *serve_new(const struct serve_opts *o, struct err *e)
 	s->nthreads = o->threads ? o->threads : (ncpu > 0 ? (unsigned)ncpu : 1);
 	pthread_mutex_init(&s->wmu, NULL);
 	pthread_mutex_init(&s->gmu, NULL);
-	pthread_mutex_init(&s->swmu, NULL);
+	pthread_mutex_init(&s->swlog.mu, NULL);
+	pthread_mutex_init(&s->klog.mu, NULL);
 	pthread_cond_init(&s->gcv, NULL);
 	s->gq_tail = &s->gq_head;
 	pthread_rwlockattr_init(&ra);
@@ -268,7 +306,8 @@ void serve_free(struct serve *s)
 	free(s->koff);
 	pthread_rwlock_destroy(&s->model_lock);
 	pthread_cond_destroy(&s->gcv);
-	pthread_mutex_destroy(&s->swmu);
+	pthread_mutex_destroy(&s->klog.mu);
+	pthread_mutex_destroy(&s->swlog.mu);
 	pthread_mutex_destroy(&s->gmu);
 	pthread_mutex_destroy(&s->wmu);
 	free(s);
@@ -690,6 +729,7 @@ int serve_start_ingest(struct serve *s, struct err *e)
 		ko.apply = kafka_apply;
 		ko.ctx = s;
 		ko.metrics = &s->m;
+		ko.log = kafka_log;
 		s->kc = kafka_consumer_start(&ko, e);
 		if (!s->kc)
 			return -1;

@@ -414,6 +414,20 @@ START_TEST(kill9_trial)
 END_TEST
 
 
+/* 1 when the server's stderr.log has a line holding both a and b. */
+static int log_has(const char *a, const char *b)
+{
+	char line[2048];
+	FILE *f = fopen(tpath("stderr.log"), "r");
+	int found = 0;
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, a) && strstr(line, b);
+	if (f)
+		fclose(f);
+	return found;
+}
+
 /* ---- broker outage ------------------------------------------------------ */
 
 /* /healthz and /recommend answer 200 (graph: small_graph). */
@@ -477,6 +491,12 @@ START_TEST(broker_outage)
 		nap_ms(100);
 	}
 	lag = stat_of(port, "kafka_lag");
+	/* the log says why ingest stopped (librdkafka's reason) */
+	end = mono() + 10 * e2e_scale();
+	while (mono() < end && !log_has("kafka: ", "serving goes on"))
+		nap_ms(100);
+	ck_assert_msg(log_has("kafka: ", "serving goes on"),
+		      "no log line for the broker down");
 	/* up again, with more messages: consumed, lag back to 0 */
 	ck_assert_int_eq(kill(mock, SIGUSR2), 0);
 	produce_n(boot, 500, 700);
@@ -486,6 +506,8 @@ START_TEST(broker_outage)
 		nap_ms(100);
 	ck_assert_int_eq(stat_of(port, "kafka_lag"), 0);
 	ck_assert_int_eq(stat_of(port, "edges"), base + 1200);
+	ck_assert_msg(log_has("kafka: messages arrive again", ""),
+		      "no log line for the broker back");
 	serving(port);
 	printf("broker outage: served /healthz and /recommend for 2 s with "
 	       "the broker down (kafka_lag %lld then), 1200/1200 events "
@@ -624,20 +646,6 @@ START_TEST(damaged_state_refused)
 	}
 }
 END_TEST
-
-/* 1 when the server's stderr.log has a line holding both a and b. */
-static int log_has(const char *a, const char *b)
-{
-	char line[2048];
-	FILE *f = fopen(tpath("stderr.log"), "r");
-	int found = 0;
-
-	while (f && !found && fgets(line, sizeof(line), f))
-		found = strstr(line, a) && strstr(line, b);
-	if (f)
-		fclose(f);
-	return found;
-}
 
 /* ---- full map, full disk ----------------------------------------------- */
 
