@@ -100,7 +100,10 @@ struct kafka_consumer {
 	_Atomic int64_t lag;
 	atomic_int err_seen; /* an error was reported, no message since */
 	struct event_parser *parser;
-	int64_t *next; /* per partition, after the last message applied; -1 unknown */
+	int64_t *next; /* per partition, after the last message released into
+			* a batch; -1 unknown */
+	int64_t *done; /* the same for the batches applied (the lag's base:
+			* a batch the state refuses is retried, not done) */
 	int32_t nparts;
 	struct part *parts;
 	struct graph_event *ev;
@@ -167,10 +170,11 @@ static int try_assign(struct kafka_consumer *k)
 		goto out;
 	np = md->topics[0].partition_cnt;
 	k->next = mem_alloc((size_t)np, sizeof(*k->next));
+	k->done = mem_alloc((size_t)np, sizeof(*k->done));
 	k->off = mem_alloc((size_t)np, sizeof(*k->off));
 	k->parts = mem_calloc((size_t)np, sizeof(*k->parts));
 	l = rd_kafka_topic_partition_list_new(np);
-	if (!k->next || !k->off || !k->parts || !l)
+	if (!k->next || !k->done || !k->off || !k->parts || !l)
 		goto out;
 	k->nparts = np;
 	for (i = 0; i < np; i++) {
@@ -179,7 +183,7 @@ static int try_assign(struct kafka_consumer *k)
 
 		if (r < 0)
 			goto out;
-		k->next[i] = r == 1 ? nx : -1;
+		k->next[i] = k->done[i] = r == 1 ? nx : -1;
 		rd_kafka_topic_partition_list_add(l, k->topic, i)->offset =
 			r == 1 ? nx : RD_KAFKA_OFFSET_BEGINNING;
 		k->parts[i].q = rd_kafka_queue_get_partition(k->rk, k->topic, i);
@@ -195,8 +199,10 @@ out:
 	if (ret) {
 		parts_free(k);
 		free(k->next);
+		free(k->done);
 		free(k->off);
 		k->next = NULL;
+		k->done = NULL;
 		k->off = NULL;
 		k->nparts = 0;
 	}
@@ -424,7 +430,7 @@ static void update_lag(struct kafka_consumer *k)
 				continue;
 			hi = k->next[i];
 		}
-		pos = k->next[i] >= 0 ? k->next[i] : (lo >= 0 ? lo : hi);
+		pos = k->done[i] >= 0 ? k->done[i] : (lo >= 0 ? lo : hi);
 		if (hi > pos)
 			lag += hi - pos;
 	}
@@ -471,9 +477,12 @@ static void *consumer_main(void *arg)
 			while (k->o.apply(k->o.ctx, k->ev, k->nev, nbad, k->off,
 					  noff)) {
 				if (atomic_load(&k->stop))
-					break;
+					return NULL; /* not applied */
+				update_lag(k); /* the batch in hand counts */
 				sleep_ms(200);
 			}
+			memcpy(k->done, k->next, (size_t)k->nparts *
+			       sizeof(*k->done));
 		}
 		update_lag(k);
 		if (!got && !moved)
@@ -556,6 +565,7 @@ void kafka_consumer_stop(struct kafka_consumer *k)
 	event_parser_free(k->parser);
 	free(k->ev);
 	free(k->next);
+	free(k->done);
 	free(k->off);
 	free(k->brokers);
 	free(k->topic);
