@@ -152,8 +152,9 @@ static void parts_free(struct kafka_consumer *k)
 }
 
 /* Learn the partitions, take their queues and assign them at the stored
- * offsets. 0 or -1. */
-static int try_assign(struct kafka_consumer *k)
+ * offsets. 0, or -1 with *err and why (for the log) set. */
+static int try_assign(struct kafka_consumer *k, rd_kafka_resp_err_t *err,
+		      char *why, size_t len)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_topic_t *rkt;
@@ -161,13 +162,25 @@ static int try_assign(struct kafka_consumer *k)
 	int32_t i, np = 0;
 	int ret = -1;
 
+	*err = RD_KAFKA_RESP_ERR__FAIL;
+	snprintf(why, len, "topic \"%s\": cannot assign its partitions",
+		 k->topic);
 	rkt = rd_kafka_topic_new(k->rk, k->topic, NULL);
 	if (!rkt)
 		return -1;
-	if (rd_kafka_metadata(k->rk, 0, rkt, &md, 2000) ||
-	    md->topic_cnt != 1 || md->topics[0].err ||
-	    md->topics[0].partition_cnt <= 0)
+	if ((*err = rd_kafka_metadata(k->rk, 0, rkt, &md, 2000))) {
+		snprintf(why, len, "topic \"%s\": no metadata from %s: %s",
+			 k->topic, k->brokers, rd_kafka_err2str(*err));
 		goto out;
+	}
+	if (md->topic_cnt != 1 || md->topics[0].err ||
+	    md->topics[0].partition_cnt <= 0) {
+		*err = md->topic_cnt == 1 ? md->topics[0].err
+					  : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+		snprintf(why, len, "topic \"%s\": %s", k->topic,
+			 *err ? rd_kafka_err2str(*err) : "no partitions");
+		goto out;
+	}
 	np = md->topics[0].partition_cnt;
 	k->next = mem_alloc((size_t)np, sizeof(*k->next));
 	k->done = mem_alloc((size_t)np, sizeof(*k->done));
@@ -443,12 +456,20 @@ static void *consumer_main(void *arg)
 
 	prctl(PR_SET_NAME, "triad-ingest", 0, 0, 0);
 	while (!atomic_load(&k->stop) && !atomic_load(&k->assigned)) {
+		rd_kafka_resp_err_t err;
+		char why[512];
 		unsigned i;
 
-		if (!try_assign(k)) {
+		if (!try_assign(k, &err, why, sizeof(why))) {
 			atomic_store(&k->assigned, 1);
+			if (k->o.log && atomic_exchange(&k->err_seen, 0))
+				k->o.log(k->o.ctx, NULL); /* assigned after all */
 			break;
 		}
+		/* the brokers unreachable, the topic missing: say so (the
+		 * error events first, which may say why) and try again */
+		rd_kafka_poll(k->rk, 0);
+		consumer_error(k, err, why);
 		for (i = 0; i < 10 && !atomic_load(&k->stop); i++)
 			sleep_ms(50);
 	}
@@ -465,7 +486,7 @@ static void *consumer_main(void *arg)
 			continue;
 		}
 		if (got > 0 && k->o.log && atomic_exchange(&k->err_seen, 0))
-			k->o.log(k->o.ctx, NULL); /* messages again */
+			k->o.log(k->o.ctx, NULL); /* consuming again */
 		moved = release(k, &nbad);
 		if (moved) {
 			for (i = 0; i < k->nparts; i++)

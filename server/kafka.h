@@ -52,9 +52,10 @@ struct kafka_consumer_opts {
 		     size_t nbad, const struct store_offset *off, size_t noff);
 	void *ctx;
 	struct metrics *metrics; /* malformed messages and errors; may be NULL */
-	/* The reason of each consumer error (from librdkafka's threads), and
-	 * NULL when messages arrive again after one: for the service's log.
-	 * May be NULL. */
+	/* The reason of each consumer error (the brokers unreachable, the
+	 * topic missing...), and NULL once consuming works again after one
+	 * (partitions assigned, or a message fetched): for the service's log.
+	 * Called from the consumer's thread. May be NULL. */
 	void (*log)(void *ctx, const char *why);
 };
 

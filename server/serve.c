@@ -200,15 +200,15 @@ static void state_write_done(struct serve *s, int op, int failed,
 	ratelog_report(&s->swlog, line, NULL);
 }
 
-/* librdkafka's consumer errors (why), or NULL once messages arrive again
- * after one: the log's lines (the counts are kafka_errors_total). */
+/* The Kafka consumer's errors (why), or NULL once it consumes again after
+ * one: the log's lines (the counts are kafka_errors_total). */
 static void kafka_log(void *ctx, const char *why)
 {
 	struct serve *s = ctx;
 	char line[512];
 
 	if (!why) {
-		ratelog_report(&s->klog, NULL, "kafka: messages arrive again");
+		ratelog_report(&s->klog, NULL, "kafka: consuming again");
 		return;
 	}
 	snprintf(line, sizeof(line), "kafka: %s; serving goes on, ingest "

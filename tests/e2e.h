@@ -321,6 +321,20 @@ static inline struct resp must(unsigned port, const char *method,
 	return r;
 }
 
+/* 1 when the server's stderr.log has a line holding both a and b. */
+static inline int log_has(const char *a, const char *b)
+{
+	char line[2048];
+	FILE *f = fopen(tpath("stderr.log"), "r");
+	int found = 0;
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, a) && strstr(line, b);
+	if (f)
+		fclose(f);
+	return found;
+}
+
 /* Start serve with args, wait until /healthz says ok (30 s at most). */
 static inline pid_t serve_start(unsigned port, char *const *extra)
 {

@@ -220,6 +220,7 @@ START_TEST(kafka_down_keeps_serving)
 	char *args[] = { "--events", NULL, "--brokers", boot, "--topic", "ev",
 			 NULL };
 	uint64_t rec[16];
+	double end;
 	pid_t pid;
 
 	snprintf(boot, sizeof(boot), "127.0.0.1:%u", free_port());
@@ -230,6 +231,13 @@ START_TEST(kafka_down_keeps_serving)
 	ck_assert_int_eq(stat_of(port, "kafka_lag"), -1);
 	nap_ms(500);
 	ck_assert_int_ge(recommend(port, 1, 5, rec), 1);
+	/* the log and the count say why nothing is consumed */
+	end = mono() + 15 * e2e_scale();
+	while (mono() < end && !log_has("triad serve: kafka: ", boot))
+		nap_ms(100);
+	ck_assert_msg(log_has("triad serve: kafka: ", boot),
+		      "no log line naming the unreachable brokers");
+	ck_assert_int_ge(metric_of(port, "triad_kafka_errors_total"), 1);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 }
