@@ -153,15 +153,18 @@ int cmd_replay(int argc, char **argv)
 		char key[24], val[128];
 		int kl, vl;
 
-		if (rate > 0 && (i & 63) == 0 &&
-		    (t = mono_s()) < t0 + (double)i / rate - REPLAY_AHEAD_S) {
+		if (rate > 0 && (i & 63) == 0) {
 			double due = t0 + (double)i / rate;
 
-			while ((t = mono_s()) < due) {
-				struct timespec ts = { 0, (long)((due - t) *
-								 1e9) };
-				nanosleep(&ts, NULL);
-			}
+			/* once REPLAY_AHEAD_S ahead, until on schedule */
+			if (mono_s() < due - REPLAY_AHEAD_S)
+				while ((t = mono_s()) < due) {
+					struct timespec ts = {
+						0, (long)((due - t) * 1e9)
+					};
+
+					nanosleep(&ts, NULL);
+				}
 		}
 		kl = snprintf(key, sizeof(key), "%llu",
 			      (unsigned long long)ev->src);

@@ -20,6 +20,9 @@ static const uint64_t bucket_us[METRICS_NBUCKETS - 1] = {
 static const char *const bad_name[MK_N] = {
 	"empty", "not_json", "bad_field", "self_loop", "too_long"
 };
+static const char *const state_op_name[MS_N] = {
+	"log", "checkpoint", "dismissal"
+};
 
 void metrics_init(struct metrics *m)
 {
@@ -46,6 +49,16 @@ void metrics_request(struct metrics *m, enum metrics_route route,
 void metrics_kafka_bad(struct metrics *m, enum metrics_kafka_bad why)
 {
 	atomic_fetch_add_explicit(&m->kafka_bad[why], 1, memory_order_relaxed);
+}
+
+void metrics_state_fail(struct metrics *m, enum metrics_state_op op)
+{
+	atomic_fetch_add_explicit(&m->state_fail[op], 1, memory_order_relaxed);
+}
+
+const char *metrics_state_op_name(enum metrics_state_op op)
+{
+	return state_op_name[op];
 }
 
 static uint64_t ld(const _Atomic uint64_t *p)
@@ -106,23 +119,20 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	    gauge(out, "checkpoints_total", "checkpoints written", "counter",
 		  (long long)g->checkpoints) ||
 	    gauge(out, "checkpoint_failures_total", "checkpoints that failed",
-		  "counter", (long long)g->checkpoint_failures) ||
+		  "counter", (long long)ld(&m->state_fail[MS_CHECKPOINT])) ||
 	    gauge(out, "dismissals", "dismissed (member, candidate) pairs",
 		  "gauge", (long long)g->dismissals))
 		return -1;
 	P("# HELP triad_state_write_failures_total writes to the --state "
 	  "directory that failed (disk full, map full, I/O errors), by what "
 	  "wrote\n# TYPE triad_state_write_failures_total counter\n");
-	P("triad_state_write_failures_total{op=\"log\"} %llu\n",
-	  (unsigned long long)g->state_failures[0]);
-	P("triad_state_write_failures_total{op=\"checkpoint\"} %llu\n",
-	  (unsigned long long)g->state_failures[1]);
-	P("triad_state_write_failures_total{op=\"dismissal\"} %llu\n",
-	  (unsigned long long)g->state_failures[2]);
+	for (s = 0; s < MS_N; s++)
+		P("triad_state_write_failures_total{op=\"%s\"} %llu\n",
+		  state_op_name[s], (unsigned long long)ld(&m->state_fail[s]));
 	P("# HELP triad_state_writable 0 from a failed write to the --state "
 	  "directory until one succeeds, else 1 (also 1 without --state)\n"
 	  "# TYPE triad_state_writable gauge\ntriad_state_writable %d\n",
-	  !(g->state && g->state_failing));
+	  g->state_writable);
 	P("# HELP triad_ingest_events_total events received, by source and "
 	  "result\n# TYPE triad_ingest_events_total counter\n");
 	P("triad_ingest_events_total{source=\"http\",result=\"accepted\"} "

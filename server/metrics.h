@@ -28,12 +28,16 @@ enum metrics_kafka_bad {
 	MK_EMPTY, MK_NOT_JSON, MK_BAD_FIELD, MK_SELF_LOOP, MK_TOO_LONG, MK_N
 };
 
+/* What wrote to the --state directory when a write failed. */
+enum metrics_state_op { MS_LOG, MS_CHECKPOINT, MS_DISMISSAL, MS_N };
+
 struct metrics {
 	_Atomic uint64_t req[MR_N][METRICS_NSTATUS];
 	_Atomic uint64_t lat[MR_N][METRICS_NBUCKETS]; /* not cumulative */
 	_Atomic uint64_t lat_sum_us[MR_N];
 	_Atomic uint64_t kafka_bad[MK_N];
 	_Atomic uint64_t kafka_errors; /* consumer errors reported */
+	_Atomic uint64_t state_fail[MS_N]; /* failed state writes, by op */
 };
 
 /* Point-in-time values the service hands to the renderer. */
@@ -45,10 +49,8 @@ struct metrics_gauges {
 	uint64_t graph_added, graph_refreshed, graph_removed, graph_noops;
 	int64_t ingest_lag_s;  /* now - ts of the last applied event; -1 none */
 	int64_t kafka_lag;     /* messages behind the high watermark; -1 none */
-	uint64_t checkpoints, checkpoint_failures;
-	int state;             /* a --state directory is in use */
-	int state_failing;     /* its last write failed */
-	uint64_t state_failures[3]; /* failed writes: log, checkpoint, dismissal */
+	uint64_t checkpoints;
+	int state_writable;    /* 0 from a failed state write until one succeeds */
 	uint64_t dismissals;
 	int ready;
 	const char *model;     /* "NAME@VERSION" */
@@ -69,6 +71,11 @@ void metrics_request(struct metrics *m, enum metrics_route route,
 
 /* Count one malformed Kafka message. */
 void metrics_kafka_bad(struct metrics *m, enum metrics_kafka_bad why);
+
+/* Count one failed state write; its label ("log", "checkpoint",
+ * "dismissal"), also the words of the service's log line. */
+void metrics_state_fail(struct metrics *m, enum metrics_state_op op);
+const char *metrics_state_op_name(enum metrics_state_op op);
 
 /* Append the Prometheus text exposition. 0 or -1 (out of memory). */
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g,

@@ -71,10 +71,6 @@ struct gc_req {
 	struct gc_req *next;
 };
 
-/* What wrote to the state when a write failed (state_write_done). */
-enum { SW_LOG, SW_CHECKPOINT, SW_DISMISS, SW_N };
-static const char *const sw_name[SW_N] = { "log", "checkpoint", "dismissal" };
-
 /*
  * A failure that can repeat fast (a full disk, a broker down) goes to the
  * log at most once per RATELOG_EVERY_S, the next line saying how many were
@@ -87,7 +83,8 @@ struct ratelog {
 	time_t last;       /* when a failure was last logged */
 	uint64_t unlogged; /* failures since, not logged */
 	int logged;        /* a failure since the last success was logged */
-	int failing;       /* the latest report was a failure */
+	atomic_int failing; /* the latest report was a failure (set under mu;
+			     * read without it: a success's fast path) */
 };
 
 struct serve {
@@ -132,12 +129,10 @@ struct serve {
 	_Atomic uint64_t http_acc, http_rej, kafka_acc, kafka_rej;
 	_Atomic uint64_t added, refreshed, removed, noops;
 	_Atomic int64_t last_ts; /* ts of the last applied event; -1 none */
-	_Atomic uint64_t ckpts, ckpt_fail;
-	/* state writes (--state) that failed, by what wrote (SW_*), and
-	 * whether the last one failed (state_write_done) */
-	_Atomic uint64_t sw_fail[SW_N];
-	atomic_int sw_failing;
-	struct ratelog swlog, klog; /* state writes; Kafka consumer errors */
+	_Atomic uint64_t ckpts;
+	/* state writes (swlog.failing: the last one failed; counts in
+	 * m.state_fail) and Kafka consumer errors, for the log */
+	struct ratelog swlog, klog;
 	time_t started;
 };
 
@@ -146,11 +141,13 @@ struct serve {
 static void ratelog_report(struct ratelog *r, const char *fail,
 			   const char *ok)
 {
+	if (!fail && !atomic_load_explicit(&r->failing, memory_order_relaxed))
+		return; /* the common case: nothing to end */
 	pthread_mutex_lock(&r->mu);
 	if (fail) {
 		time_t now = time(NULL);
 
-		r->failing = 1;
+		atomic_store(&r->failing, 1);
 		if (!r->last || now - r->last >= RATELOG_EVERY_S) {
 			if (r->unlogged)
 				fprintf(stderr, "triad serve: %s (and %llu more "
@@ -164,8 +161,8 @@ static void ratelog_report(struct ratelog *r, const char *fail,
 		} else {
 			r->unlogged++;
 		}
-	} else if (r->failing) {
-		r->failing = 0;
+	} else if (atomic_load(&r->failing)) {
+		atomic_store(&r->failing, 0);
 		if (r->logged)
 			fprintf(stderr, "triad serve: %s\n", ok);
 		r->logged = 0;
@@ -179,24 +176,19 @@ static void ratelog_report(struct ratelog *r, const char *fail,
  * wrote (/metrics) and logged with its reason (ratelog_report). Reads
  * never depend on state writes.
  */
-static void state_write_done(struct serve *s, int op, int failed,
-			     const char *why)
+static void state_write_done(struct serve *s, enum metrics_state_op op,
+			     int failed, const char *why)
 {
 	char line[ERR_MSG_MAX + 256];
 
 	if (!failed) {
-		if (atomic_load_explicit(&s->sw_failing, memory_order_relaxed)) {
-			atomic_store(&s->sw_failing, 0);
-			ratelog_report(&s->swlog, NULL,
-				       "state writes succeed again");
-		}
+		ratelog_report(&s->swlog, NULL, "state writes succeed again");
 		return;
 	}
-	atomic_fetch_add(&s->sw_fail[op], 1);
-	atomic_store(&s->sw_failing, 1);
+	metrics_state_fail(&s->m, op);
 	snprintf(line, sizeof(line), "state %s write failed: %s; reads are "
 		 "served, POST /edges and /dismiss answer 500, Kafka batches "
-		 "wait and are retried", sw_name[op], why);
+		 "wait and are retried", metrics_state_op_name(op), why);
 	ratelog_report(&s->swlog, line, NULL);
 }
 
@@ -363,7 +355,7 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 					 noff ? s->o.topic : NULL, off, noff,
 					 e)) {
 		pthread_mutex_unlock(&s->wmu);
-		state_write_done(s, SW_LOG, 1, e->msg);
+		state_write_done(s, MS_LOG, 1, e->msg);
 		return -1;
 	}
 	if (n && graph_apply(s->g, ev, n, &st, e))
@@ -373,7 +365,7 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 	s->since_ckpt += n + noff;
 	pthread_mutex_unlock(&s->wmu);
 	if (s->store)
-		state_write_done(s, SW_LOG, 0, NULL);
+		state_write_done(s, MS_LOG, 0, NULL);
 	atomic_fetch_add(&s->added, st.added);
 	atomic_fetch_add(&s->refreshed, st.refreshed);
 	atomic_fetch_add(&s->removed, st.removed);
@@ -469,8 +461,9 @@ static int checkpoint(struct serve *s, int full, struct store_ckpt_stats *st,
 		}
 	}
 	pthread_mutex_unlock(&s->wmu);
-	atomic_fetch_add(rc ? &s->ckpt_fail : &s->ckpts, 1);
-	state_write_done(s, SW_CHECKPOINT, rc != 0, e->msg);
+	if (!rc)
+		atomic_fetch_add(&s->ckpts, 1);
+	state_write_done(s, MS_CHECKPOINT, rc != 0, e->msg);
 	return rc;
 }
 
@@ -995,7 +988,7 @@ static void h_dismiss(struct reqctx *q)
 	if (q->s->store) {
 		int rc = store_dismiss_add(q->s->store, p[0].val, p[1].val, &e);
 
-		state_write_done(q->s, SW_DISMISS, rc != 0, e.msg);
+		state_write_done(q->s, MS_DISMISSAL, rc != 0, e.msg);
 		if (rc)
 			FAIL(q, 500, e.msg);
 	}
@@ -1110,11 +1103,7 @@ static void h_metrics(struct reqctx *q)
 	g.ingest_lag_s = last < 0 ? -1 : (int64_t)time(NULL) - last;
 	g.kafka_lag = kafka_consumer_lag(s->kc);
 	g.checkpoints = atomic_load(&s->ckpts);
-	g.checkpoint_failures = atomic_load(&s->ckpt_fail);
-	g.state = s->store != NULL;
-	g.state_failing = atomic_load(&s->sw_failing);
-	for (int k = 0; k < SW_N; k++)
-		g.state_failures[k] = atomic_load(&s->sw_fail[k]);
+	g.state_writable = !atomic_load(&s->swlog.failing);
 	g.dismissals = dismiss_count(s->dis);
 	q->w->out.len = 0;
 	pthread_rwlock_rdlock(&s->model_lock);

@@ -139,9 +139,8 @@ static inline pid_t spawn(const char *out, char *const *args)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (!pid) {
-		int fd;
-
 		const char *fs = getenv("E2E_FSIZE_BYTES");
+		int fd;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fs) {
