@@ -372,8 +372,17 @@ int event_parse_flags(struct event_parser *p, const char *s, size_t n,
 		jerr = json_tokener_continue;
 	}
 	if (!obj || jerr != json_tokener_success) {
+		size_t at = json_tokener_get_parse_end(p->tok);
+
 		if (jerr == json_tokener_continue || jerr == json_tokener_success)
 			err_set(e, "not json: truncated");
+		else if (at < n && s[at] > ' ' && s[at] < 127)
+			err_set(e, "not json: \"%c\" at byte %zu (%s)", s[at],
+				at + 1, json_tokener_error_desc(jerr));
+		else if (at < n)
+			err_set(e, "not json: byte 0x%02x at byte %zu (%s)",
+				(unsigned char)s[at], at + 1,
+				json_tokener_error_desc(jerr));
 		else
 			err_set(e, "not json: %s", json_tokener_error_desc(jerr));
 		goto out;

@@ -232,7 +232,9 @@ int import_read(const char *path, const char *format, int directed,
 			(long long)ne);
 		goto out;
 	}
-	if (member_ids(&g, idattr, base, ids, nv))
+	/* Pajek's members are its vertex numbers by definition (base 1):
+	 * nothing renumbered there */
+	if (member_ids(&g, idattr, base, ids, nv) && idattr)
 		out->renumbered++;
 	tsname = ts_attr(&g, &tstype);
 	for (eid = 0; eid < ne; eid++) {

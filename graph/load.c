@@ -208,14 +208,28 @@ static int field_id(struct chunk *c, const char **pp, uint64_t *v)
 	return 0;
 }
 
-static int field_ts(struct chunk *c, const char *t, uint32_t *ts)
+/*
+ * A ts field at t. frac: a fraction of a second ("1289241911.72836", as
+ * SNAP's Bitcoin trust files give their times) is accepted and cut off:
+ * only where the column can be nothing but a time (the fourth of a
+ * "src dst weight ts" line). A third column with a fraction is refused, as
+ * it is as likely a weight ("1 2 0.5") as a time.
+ */
+static int field_ts(struct chunk *c, const char *t, int frac, uint32_t *ts)
 {
-	const char *p = t;
-	uint64_t v;
+	const char *p = t, *te = token_end(t, c->fmt == FMT_CSV);
+	uint64_t v = 0;
 	int r = scan_u64(&p, &v);
 
-	if (r < 0 || p != token_end(t, c->fmt == FMT_CSV) || v > UINT32_MAX)
-		return bad_token(c, t, "is not a timestamp (an integer "
+	if (frac && r == 0 && *p == '.' && (unsigned)p[1] - '0' <= 9) {
+		p++;
+		while ((unsigned)*p - '0' <= 9)
+			p++;
+	}
+	if (r < 0 || p != te || v > UINT32_MAX)
+		return bad_token(c, t, frac ? "is not a timestamp (seconds "
+				 "0..4294967295, a fraction allowed)"
+				 : "is not a timestamp (an integer "
 				 "0..4294967295)");
 	*ts = (uint32_t)v;
 	return 0;
@@ -283,11 +297,9 @@ static int text_line(struct chunk *c, const char *p, struct graph_event *ev,
 	ev->ts = c->now;
 	switch (nextra) {
 	case 1:
-		return field_ts(c, extra[0], &ev->ts);
-	case 2: /* KONECT "src dst weight ts" */
-		if (csv)
-			return bad_token(c, extra[1], "is one field too many");
-		return field_ts(c, extra[1], &ev->ts);
+		return field_ts(c, extra[0], 0, &ev->ts);
+	case 2: /* KONECT "src dst weight ts", SNAP's "SOURCE,TARGET,RATING,TIME" */
+		return field_ts(c, extra[1], 1, &ev->ts);
 	default:
 		return bad_token(c, extra[2], "is one field too many");
 	}

@@ -6,16 +6,20 @@
  *     edges   SNAP/KONECT text: "src dst [ts]" per line, separated by
  *             spaces or tabs; "#" and "%" start comment lines; blank lines
  *             and CRLF endings are fine. A fourth column is KONECT's
- *             "src dst weight ts": the weight is ignored.
- *     csv     "src,dst[,ts]"; a first line whose first field is not a
- *             number is a header and skipped.
+ *             "src dst weight ts": the weight is ignored, and the ts may
+ *             carry a fraction of a second, cut off (not in a third
+ *             column, which may be a weight).
+ *     csv     "src,dst[,ts]" or "src,dst,weight,ts" (as edges); a first
+ *             line whose first field is not a number is a header and
+ *             skipped.
  *     ndjson  one event object per line (graph/event.h); may hold removes.
  *     graphml, gml, pajek, ncol, lgl  through igraph (graph/import.h).
  *   The format is guessed from the extension (".gz" stripped first) unless
  *   given. ".gz" files are decompressed on the fly (zlib reads plain files
  *   too, so a misnamed file still loads).
  * - Member ids are unsigned 64-bit decimals, any value up to UINT64_MAX;
- *   ts is an integer 0..UINT32_MAX (seconds since the epoch). A missing ts
+ *   ts is an integer 0..UINT32_MAX (seconds since the epoch; a fourth
+ *   column's fraction is cut off). A missing ts
  *   is the time load_events() started.
  * - Self-loops are dropped and counted, never stored. Repeated pairs stay
  *   in the list; graph_build keeps one edge with the newest ts.

@@ -220,8 +220,12 @@ static int collect(const struct graph_event *ev, size_t n, double frac,
 		return -1;
 	d->split_time = s.split_time;
 	if (!s.members) {
-		err_set(e, "no new pairs after the inner split time %u: too little data before the split",
-			s.split_time);
+		/* ev is the outer training period, sorted by ts */
+		err_set(e, "no new pairs after the inner split time %u: too little data before the split%s",
+			s.split_time, n && ev[0].ts == ev[n - 1].ts
+			? " (every event has the same timestamp, as a file without "
+			  "times gets the time of loading: --random-order holds out "
+			  "a random part of the pairs instead)" : "");
 		goto out;
 	}
 	if (!(g = graph_new(0)) || !(start = mem_alloc(s.members + 1, sizeof(*start))) ||
@@ -960,6 +964,17 @@ int train_fit(const struct graph_event *ev, size_t n,
 	if (eval_split_make(ev, n, o->split, o->how, o->split_time, &outer, e))
 		return -1;
 	info->split_time = outer.split_time;
+	if (!outer.ntrain) { /* --split-time before every event */
+		uint32_t first = UINT32_MAX;
+
+		for (i = 0; i < n; i++)
+			if (ev[i].src != ev[i].dst && ev[i].op == GRAPH_ADD &&
+			    ev[i].ts < first)
+				first = ev[i].ts;
+		err_set(e, "no event at or before the split time %u (the first "
+			"is at %u): nothing to train on", outer.split_time, first);
+		goto out;
+	}
 	if (progress)
 		progress(pctx, "level 2 examples");
 	if (collect(outer.train, outer.ntrain, o->split, o->max_members, o->threads, timed, &d2, e))

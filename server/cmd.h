@@ -9,6 +9,27 @@
 #ifndef TRIAD_CMD_H
 #define TRIAD_CMD_H
 
+#include <stdint.h>
+
+/* A decimal option value: digits only (no sign, no blanks, which strtoull
+ * would take, and no wrap-around), at most max. 0, or -1 when it is not. */
+static inline int cmd_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s)
+		return -1;
+	for (; *s; s++) {
+		unsigned d = (unsigned)*s - '0';
+
+		if (d > 9 || v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
 int cmd_load(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

@@ -15,7 +15,7 @@
 static const char eval_usage[] =
 	"usage: triad eval EVENTS [--model MODEL] [--split FRACTION | --split-time T]\n"
 	"                  [--random-order] [-k N] [--methods LIST] [--json] [--format F]\n"
-	"                  [--threads N] [--quiet]\n"
+	"                  [--threads N] [-q|--quiet]\n"
 	"\n"
 	"Temporal hold-out evaluation: the graph of the pairs first\n"
 	"seen up to the split time (default: the ts of event floor(0.8 n)) ranks\n"
@@ -94,7 +94,7 @@ int cmd_eval(int argc, char **argv)
 	int json = 0, quiet = !isatty(2), i, rc = 1, random = 0;
 	int have_frac = 0, fitted = 0;
 	char *end;
-	unsigned long long v;
+	uint64_t v;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -104,7 +104,7 @@ int cmd_eval(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--json")) {
 			json = 1;
-		} else if (!strcmp(a, "--quiet")) {
+		} else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
 			quiet = 1;
 		} else if (!strcmp(a, "--random-order")) {
 			random = 1;
@@ -127,15 +127,13 @@ int cmd_eval(int argc, char **argv)
 				}
 				have_frac = 1;
 			} else if (!strcmp(a, "--threads")) {
-				v = strtoull(next, &end, 10);
-				if (!*next || *next == '-' || *end || v < 1 || v > 16) {
+				if (cmd_uint(next, 16, &v) || v < 1) {
 					fprintf(stderr, "triad eval: --threads \"%s\" is not a number from 1 to 16\n", next);
 					return 2;
 				}
 				threads = (unsigned)v;
 			} else if (!strcmp(a, "--split-time") || !strcmp(a, "-k")) {
-				v = strtoull(next, &end, 10);
-				if (!*next || *next == '-' || *end || v > UINT32_MAX ||
+				if (cmd_uint(next, UINT32_MAX, &v) ||
 				    (a[1] == 'k' && (v < 1 || v > 1000))) {
 					fprintf(stderr, "triad eval: %s \"%s\" is not %s\n", a, next,
 						a[1] == 'k' ? "a number from 1 to 1000" : "a timestamp");

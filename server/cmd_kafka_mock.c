@@ -55,16 +55,14 @@ int cmd_kafka_mock(int argc, char **argv)
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "--partitions")) {
-			char *end;
+			uint64_t p;
 
-			errno = 0;
-			parts = strtoul(argv[++i], &end, 10);
-			if (errno || *end || argv[i][0] == '-' || !parts ||
-			    parts > 1000) {
+			if (cmd_uint(argv[++i], 1000, &p) || !p) {
 				fprintf(stderr, "triad kafka-mock: --partitions "
 					"\"%s\" is not 1..1000\n", argv[i]);
 				return 2;
 			}
+			parts = (unsigned long)p;
 		} else {
 			fprintf(stderr, "triad kafka-mock: unknown option "
 				"\"%s\" (try --help)\n", argv[i]);

@@ -30,9 +30,11 @@ static const char load_usage[] =
 	"                     first appearance, which measured smaller)\n"
 	"  -q, --quiet        no progress on stderr\n"
 	"\n"
-	"Lines: edges \"src dst [ts]\" (# and %% comments), csv \"src,dst[,ts]\"\n"
-	"(optional header), ndjson {\"op\":\"add\",\"src\":1,\"dst\":2,\"ts\":T}.\n"
-	"Ids are unsigned 64-bit; ts is seconds since the epoch (default: now).\n"
+	"Lines: edges \"src dst [ts]\" or \"src dst weight ts\" (# and % comments),\n"
+	"csv \"src,dst[,ts]\" or \"src,dst,weight,ts\" (optional header), ndjson\n"
+	"{\"op\":\"add\",\"src\":1,\"dst\":2,\"ts\":T}. Ids are unsigned 64-bit; ts is\n"
+	"seconds since the epoch (default: now; after a weight, a fraction of a\n"
+	"second is cut off). Weights are ignored.\n"
 	"Self-loops are dropped; repeated pairs keep the newest ts.\n";
 
 /* Value of an option given as "--opt V" or "--opt=V"; NULL when absent. */

@@ -23,12 +23,7 @@ static const char recommend_usage[] =
 
 static int parse_u64(const char *s, uint64_t *out)
 {
-	char *end;
-
-	if (!*s || *s == '-')
-		return -1;
-	*out = strtoull(s, &end, 10);
-	return *end ? -1 : 0;
+	return cmd_uint(s, UINT64_MAX, out);
 }
 
 int cmd_recommend(int argc, char **argv)

@@ -21,12 +21,40 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: triad replay EVENTS --brokers LIST --topic T [--rate N] [--format F]\n"
-"                    [--quiet]\n"
+"                    [-q|--quiet]\n"
 "\n"
 "Streams the events of EVENTS (any format triad load reads) into Kafka topic\n"
 "T in time order (stable by ts), one JSON event per message keyed by the\n"
 "decimal src. --rate N sends at most N events per second (default: as fast as\n"
 "the broker takes them). Prints the count and rate on stderr at the end.\n");
+}
+
+/* librdkafka's error events (the brokers unreachable...): the first at
+ * once, then at most one line every REPLAY_LOG_S, saying how many were
+ * not shown. The messages are retried until they time out. */
+#define REPLAY_LOG_S 10.0
+
+struct replay_log {
+	double last; /* when a line was last printed, 0 for never */
+	unsigned long held;
+};
+
+static void log_kafka(void *ctx, const char *why)
+{
+	struct replay_log *l = ctx;
+	double t = mono_s();
+
+	if (l->last && t - l->last < REPLAY_LOG_S) {
+		l->held++;
+		return;
+	}
+	fprintf(stderr, "triad replay: kafka: %s; retrying (a message not "
+		"delivered in 30 s fails the replay)", why);
+	if (l->held)
+		fprintf(stderr, " (%lu more errors not shown)", l->held);
+	fputc('\n', stderr);
+	l->last = t;
+	l->held = 0;
 }
 
 static int cmp_ts(const void *a, const void *b)
@@ -74,6 +102,7 @@ int cmd_replay(int argc, char **argv)
 	struct event_list l = { 0 };
 	struct kafka_producer *p = NULL;
 	struct err e = { "" };
+	struct replay_log klog = { 0, 0 };
 	size_t i;
 	int a, rc = 1;
 
@@ -83,7 +112,7 @@ int cmd_replay(int argc, char **argv)
 		if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
 			usage(stdout);
 			return 0;
-		} else if (!strcmp(s, "--quiet")) {
+		} else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) {
 			quiet = 1;
 		} else if (!strncmp(s, "--", 2)) {
 			const char *v = a + 1 < argc ? argv[++a] : NULL;
@@ -147,6 +176,7 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "triad replay: %s\n", e.msg);
 		goto out;
 	}
+	kafka_producer_set_log(p, log_kafka, &klog);
 	t0 = mono_s();
 	for (i = 0; i < l.n; i++) {
 		const struct graph_event *ev = &l.ev[i];

@@ -57,16 +57,11 @@ static void usage(FILE *f)
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
-	char *end;
-	unsigned long v;
+	uint64_t v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	if (cmd_uint(s, max, &v))
 		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > max)
-		return -1;
-	*out = v;
+	*out = (unsigned long)v;
 	return 0;
 }
 
@@ -223,6 +218,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (o.topic && !o.brokers)
 		return bad_usage("%s needs --brokers", "--topic");
+	if (o.group && !o.brokers)
+		return bad_usage("%s needs --brokers", "--group");
 	if (o.format && !o.events)
 		return bad_usage("%s needs --events", "--format");
 	if (o.format && !load_format_valid(o.format))

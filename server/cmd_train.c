@@ -13,7 +13,7 @@
 static const char train_usage[] =
 	"usage: triad train EVENTS -o MODEL [--split FRACTION | --split-time T]\n"
 	"                   [--random-order] [--format F] [--name NAME] [--version V]\n"
-	"                   [--features SETS] [--kind K] [--threads N] [--quiet]\n"
+	"                   [--features SETS] [--kind K] [--threads N] [-q|--quiet]\n"
 	"\n"
 	"Fit the ranking model (logistic regression or boosted trees over the\n"
 	"serving features) on the events up to the split time, exactly as\n"
@@ -52,13 +52,9 @@ static int parse_frac(const char *s, double *out)
 
 static int parse_u32(const char *s, uint32_t *out)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	if (!*s || *s == '-')
-		return -1;
-	v = strtoull(s, &end, 10);
-	if (*end || v > UINT32_MAX)
+	if (cmd_uint(s, UINT32_MAX, &v))
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
@@ -85,7 +81,7 @@ int cmd_train(int argc, char **argv)
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(train_usage, stdout);
 			return 0;
-		} else if (!strcmp(a, "--quiet")) {
+		} else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
 			quiet = 1;
 		} else if (!strcmp(a, "--random-order")) {
 			random = 1;

@@ -34,6 +34,7 @@ struct http_req {
 	const char *path;
 	const char *query;
 	int answered;
+	int too_large; /* a body above max_body: the handler answers 413 */
 };
 
 /* A connection this worker accepted, watched for slow requests and
@@ -112,15 +113,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	r.query = u ? evhttp_uri_get_query(u) : NULL;
 	r.answered = 0;
 	in = evhttp_request_get_input_buffer(req);
-	if (in && evbuffer_get_length(in) > w->s->max_body) {
-		char msg[96];
-		int n = snprintf(msg, sizeof(msg),
-				 "{\"error\":\"body larger than %zu bytes\"}",
-				 w->s->max_body);
-
-		http_reply(&r, 413, NULL, msg, (size_t)n, NULL);
-		return;
-	}
+	r.too_large = in && evbuffer_get_length(in) > w->s->max_body;
 	w->s->fn(w->s->ctx, &r, w->idx);
 	if (!r.answered)
 		http_reply(&r, 500, NULL, "{\"error\":\"no answer\"}", 21,
@@ -725,11 +718,16 @@ const char *http_req_header(const struct http_req *r, const char *name)
 				  name);
 }
 
+size_t http_req_too_large(const struct http_req *r)
+{
+	return r->too_large ? r->w->s->max_body : 0;
+}
+
 const char *http_req_body(struct http_req *r, size_t *len)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 
-	*len = in ? evbuffer_get_length(in) : 0;
+	*len = in && !r->too_large ? evbuffer_get_length(in) : 0;
 	if (!*len)
 		return NULL;
 	return (const char *)evbuffer_pullup(in, -1);
@@ -791,6 +789,18 @@ void http_reply(struct http_req *r, int status, const char *ctype,
 	if (allow)
 		evhttp_add_header(h, "Allow", allow);
 	evbuffer_drain(out, evbuffer_get_length(out));
+	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
+		/* the GET answer's headers without its body: evhttp would send
+		 * the body and leave out the length, so a kept-alive client
+		 * read the body as the start of its next answer */
+		char n[24];
+
+		if (status != 204) {
+			snprintf(n, sizeof(n), "%zu", len);
+			evhttp_add_header(h, "Content-Length", n);
+		}
+		len = 0;
+	}
 	if (len && status != 204)
 		evbuffer_add(out, body, len);
 	evhttp_send_reply(r->req, status, reason_of(status),

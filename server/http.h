@@ -11,12 +11,16 @@
  *   locking.
  * - The handler runs synchronously inside the worker's loop and must
  *   answer every request exactly once with http_reply().
- * - Bodies above max_body bytes are refused with 413 and a JSON error
- *   before the handler sees them. libevent itself stops reading at
+ * - A request whose body is above max_body bytes reaches the handler with
+ *   http_req_too_large() set and no body; the handler answers it (413),
+ *   so it is counted like any other. libevent itself stops reading at
  *   HTTP_BODY_HARD_MAX(max_body) (Content-Length checked up front, chunked
  *   bodies as they grow) and answers those with its own 413 page: it has
- *   no hook for the body of the errors it sends, so the JSON answer covers
- *   bodies up to four times the limit, and memory stays bounded beyond.
+ *   no hook for the body of the errors it sends, so the handler's answer
+ *   covers bodies up to four times the limit, and memory stays bounded
+ *   beyond.
+ * - HEAD is answered as GET (http_req_method says HTTP_GET) with the same
+ *   status and headers, Content-Length included, and no body.
  * - A request must arrive whole (headers and body) within the request
  *   timeout (default HTTP_REQUEST_TIMEOUT_MS), counted from its first
  *   byte: once a second each worker shuts down connections whose request
@@ -122,8 +126,10 @@ const char *http_req_path(const struct http_req *r);
 const char *http_req_query(const struct http_req *r);
 /* Request header value or NULL. */
 const char *http_req_header(const struct http_req *r, const char *name);
+/* max_body when the request's body is above it (answer 413), else 0. */
+size_t http_req_too_large(const struct http_req *r);
 /* The whole body as one contiguous block (*len bytes; may be NULL when
- * empty). Valid until http_reply. */
+ * empty or too large). Valid until http_reply. */
 const char *http_req_body(struct http_req *r, size_t *len);
 /* 1 when the peer address is loopback (127.0.0.0/8 or ::1). */
 int http_req_is_loopback(const struct http_req *r);

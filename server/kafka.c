@@ -611,7 +611,32 @@ struct kafka_producer {
 	rd_kafka_topic_t *rkt;
 	_Atomic uint64_t failed;
 	char first_err[200];
+	void (*log)(void *ctx, const char *why); /* error events, or NULL */
+	void *log_ctx;
 };
+
+/* Error events (a broker unreachable...), served by the poll and flush
+ * calls of the thread that produces: handed to the caller's log. */
+static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason,
+			      void *opaque)
+{
+	struct kafka_producer *p = opaque;
+	char why[512];
+
+	(void)rk;
+	if (p->log) {
+		snprintf(why, sizeof(why), "%s (%s)", reason,
+			 rd_kafka_err2name((rd_kafka_resp_err_t)err));
+		p->log(p->log_ctx, why);
+	}
+}
+
+void kafka_producer_set_log(struct kafka_producer *p,
+			    void (*log)(void *ctx, const char *why), void *ctx)
+{
+	p->log = log;
+	p->log_ctx = ctx;
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -638,6 +663,7 @@ struct kafka_producer *kafka_producer_new(const char *brokers,
 	}
 	rd_kafka_conf_set_log_cb(conf, quiet_log);
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_error_cb(conf, producer_error_cb);
 	rd_kafka_conf_set_opaque(conf, p);
 	if (conf_set(conf, "bootstrap.servers", brokers, e) ||
 	    conf_set(conf, "linger.ms", "5", e) ||

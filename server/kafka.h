@@ -80,6 +80,13 @@ struct kafka_producer;
 struct kafka_producer *kafka_producer_new(const char *brokers,
 					  const char *topic, struct err *e);
 
+/* Hand librdkafka's error events (the brokers unreachable...) to log with
+ * their reason, from the thread calling kafka_produce and
+ * kafka_producer_flush. Messages are retried meanwhile until they time
+ * out (30 s). */
+void kafka_producer_set_log(struct kafka_producer *p,
+			    void (*log)(void *ctx, const char *why), void *ctx);
+
 /* Queue one message (key and value copied). Waits while the local queue
  * is full. 0 or -1 with e filled (a delivery error seen so far). */
 int kafka_produce(struct kafka_producer *p, const void *key, size_t klen,

@@ -671,6 +671,11 @@ int serve_load(struct serve *s, const char **what, struct err *e)
 	} else if (!s->store && !s->o.brokers) {
 		g = graph_from_events(sample_path(buf, sizeof(buf)), NULL, e);
 		src = "sample data";
+		if (!g && !file_exists(buf))
+			err_set(e, "the sample data (%s) is in none of ./data, "
+				"$TRIAD_DATA and ../data next to the binary: run "
+				"from the repository, set TRIAD_DATA, or give "
+				"--snapshot or --events", SAMPLE_DATA);
 	} else {
 		g = graph_new(0);
 		if (!g)
@@ -1190,6 +1195,25 @@ static void h_checkpoint(struct reqctx *q)
 	reply_buf(q, 200, NULL);
 }
 
+/* The paths served, with their method. */
+static const struct route {
+	const char *path;
+	int prefix; /* path is a prefix: /members/ID */
+	enum http_method m;
+	const char *allow;
+	enum metrics_route route;
+} routes[] = {
+	{ "/recommend", 0, HTTP_GET, "GET", MR_RECOMMEND },
+	{ "/edges", 0, HTTP_POST, "POST", MR_EDGES },
+	{ "/dismiss", 0, HTTP_POST, "POST", MR_DISMISS },
+	{ "/members/", 1, HTTP_GET, "GET", MR_MEMBERS },
+	{ "/stats", 0, HTTP_GET, "GET", MR_STATS },
+	{ "/healthz", 0, HTTP_GET, "GET", MR_HEALTHZ },
+	{ "/metrics", 0, HTTP_GET, "GET", MR_METRICS },
+	{ "/admin/checkpoint", 0, HTTP_POST, "POST", MR_CHECKPOINT },
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
 static void on_request(void *ctx, struct http_req *r, unsigned worker)
 {
 	struct serve *s = ctx;
@@ -1199,80 +1223,54 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 	enum metrics_route route = MR_OTHER;
 	uint64_t t0 = mono_us();
 	int ready = atomic_load(&s->ready);
-
+	size_t too_large = http_req_too_large(r);
 	/* only /recommend and /dismiss take parameters; the others refuse
 	 * any, as /members/ID always did */
 	const char *qs = http_req_query(r);
 	int params = qs && *qs;
+	size_t i;
 
-	if (!strcmp(path, "/healthz")) {
-		route = MR_HEALTHZ;
-		if (m != HTTP_GET)
-			reply_405(&q, "GET");
-		else if (params)
-			reply_error(&q, 400, "no parameters expected");
-		else if (ready) {
-			q.status = 200;
+	for (i = 0; i < NROUTES; i++)
+		if (routes[i].prefix ? !strncmp(path, routes[i].path,
+						strlen(routes[i].path))
+				     : !strcmp(path, routes[i].path))
+			break;
+	if (i < NROUTES)
+		route = routes[i].route;
+	if (too_large) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "body larger than %zu bytes",
+			 too_large);
+		reply_error(&q, 413, msg);
+	} else if (i == NROUTES) {
+		reply_error(&q, 404, "no such path");
+	} else if (m != routes[i].m) {
+		reply_405(&q, routes[i].allow);
+	} else if (params && route != MR_RECOMMEND && route != MR_DISMISS) {
+		reply_error(&q, 400, "no parameters expected");
+	} else if (route == MR_HEALTHZ) {
+		q.status = ready ? 200 : 503;
+		if (ready)
 			http_reply(r, 200, "text/plain", "ok\n", 3, NULL);
-		} else {
-			q.status = 503;
-			http_reply(r, 503, "text/plain", "loading\n", 8, NULL);
-		}
-	} else if (!strcmp(path, "/metrics")) {
-		route = MR_METRICS;
-		if (m != HTTP_GET)
-			reply_405(&q, "GET");
-		else if (params)
-			reply_error(&q, 400, "no parameters expected");
 		else
-			h_metrics(&q);
+			http_reply(r, 503, "text/plain", "loading\n", 8, NULL);
+	} else if (route == MR_METRICS) {
+		h_metrics(&q); /* while loading too */
+	} else if (!ready) {
+		reply_error(&q, 503, "loading");
+	} else if (route == MR_RECOMMEND) {
+		h_recommend(&q);
+	} else if (route == MR_EDGES) {
+		h_edges(&q);
+	} else if (route == MR_DISMISS) {
+		h_dismiss(&q);
+	} else if (route == MR_MEMBERS) {
+		h_members(&q, path + strlen(routes[i].path));
+	} else if (route == MR_STATS) {
+		h_stats(&q);
 	} else {
-		static const struct {
-			const char *path;
-			int prefix;
-			enum http_method m;
-			const char *allow;
-			enum metrics_route route;
-		} rt[] = {
-			{ "/recommend", 0, HTTP_GET, "GET", MR_RECOMMEND },
-			{ "/edges", 0, HTTP_POST, "POST", MR_EDGES },
-			{ "/dismiss", 0, HTTP_POST, "POST", MR_DISMISS },
-			{ "/members/", 1, HTTP_GET, "GET", MR_MEMBERS },
-			{ "/stats", 0, HTTP_GET, "GET", MR_STATS },
-			{ "/admin/checkpoint", 0, HTTP_POST, "POST",
-			  MR_CHECKPOINT },
-		};
-		size_t i;
-
-		for (i = 0; i < sizeof(rt) / sizeof(rt[0]); i++)
-			if (rt[i].prefix ? !strncmp(path, rt[i].path,
-						    strlen(rt[i].path))
-					 : !strcmp(path, rt[i].path))
-				break;
-		if (i == sizeof(rt) / sizeof(rt[0])) {
-			reply_error(&q, 404, "no such path");
-		} else {
-			route = rt[i].route;
-			if (m != rt[i].m)
-				reply_405(&q, rt[i].allow);
-			else if (params && route != MR_RECOMMEND &&
-				 route != MR_DISMISS)
-				reply_error(&q, 400, "no parameters expected");
-			else if (!ready)
-				reply_error(&q, 503, "loading");
-			else if (route == MR_RECOMMEND)
-				h_recommend(&q);
-			else if (route == MR_EDGES)
-				h_edges(&q);
-			else if (route == MR_DISMISS)
-				h_dismiss(&q);
-			else if (route == MR_MEMBERS)
-				h_members(&q, path + strlen(rt[i].path));
-			else if (route == MR_STATS)
-				h_stats(&q);
-			else
-				h_checkpoint(&q);
-		}
+		h_checkpoint(&q);
 	}
 	metrics_request(&s->m, route, q.status, mono_us() - t0);
 }

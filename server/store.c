@@ -886,6 +886,14 @@ static int open_dbis(struct store *s, MDB_txn *txn, void *arg, int *mrc,
 	int rc;
 
 	(void)arg;
+	/* an offline snapshot has chunks but no log: taken for a state, its
+	 * first checkpoint would replace its chunks under its checksum */
+	if (mdb_dbi_open(txn, "log", 0, &s->log) == MDB_NOTFOUND &&
+	    !mdb_dbi_open(txn, "chunks", 0, &s->chunks))
+		return err_set(e, "is a snapshot (made by triad load), not a "
+			       "--state directory: nothing written (serve it "
+			       "with --snapshot, and give --state a directory "
+			       "of its own)");
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
 	    (rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &s->chunks)) ||
 	    (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||

@@ -117,7 +117,9 @@ static const struct {
 } bad[] = {
 	{ "", "not json" },
 	{ "   ", "not json" },
-	{ "nonsense", "not json" },
+	{ "nonsense", "not json: \"o\" at byte 2" }, /* where it went wrong */
+	{ "{\"src\":1;\"dst\":2}", "not json: \";\" at byte 9" },
+	{ "{\x01}", "not json: byte 0x01 at byte 2" },
 	{ "{\"src\":1,\"dst\":2", "truncated" },
 	{ "{\"src\":1,\"dst\":2} x", "not json" },
 	{ "{\"src\":1,\"dst\":2}{}", "not json" },

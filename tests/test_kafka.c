@@ -293,6 +293,42 @@ static int64_t high_of(rd_kafka_t *rk, const char *topic, int32_t part)
  * to consume, which after everything was applied is the partition's high
  * watermark; members and edges are /stats's.
  */
+/* The producer (triad replay) tells why it cannot deliver: librdkafka's
+ * error events reach its log with their reason (a replay to a dead broker
+ * said nothing for 30 s, then only "Message timed out"). */
+struct seen {
+	int n;
+	char first[512];
+};
+
+static void seen_log(void *ctx, const char *why)
+{
+	struct seen *s = ctx;
+
+	if (!s->n++)
+		snprintf(s->first, sizeof(s->first), "%s", why);
+}
+
+START_TEST(producer_logs_dead_broker)
+{
+	struct seen s = { 0, "" };
+	struct kafka_producer *kp;
+	struct err e = { "" };
+	double end = mono() + 10;
+
+	kp = kafka_producer_new("127.0.0.1:1", "ev", &e);
+	ck_assert_msg(kp != NULL, "%s", e.msg);
+	kafka_producer_set_log(kp, seen_log, &s);
+	ck_assert_int_eq(kafka_produce(kp, "1", 1, "{}", 2, &e), 0);
+	while (!s.n && mono() < end) /* serves the callbacks, fails */
+		ck_assert_int_eq(kafka_producer_flush(kp, 200, &e), -1);
+	ck_assert_int_ge(s.n, 1);
+	ck_assert_msg(strstr(s.first, "127.0.0.1:1") &&
+		      strstr(s.first, "_TRANSPORT"), "%s", s.first);
+	kafka_producer_free(kp);
+}
+END_TEST
+
 START_TEST(kafka_checkpoint_reports_offsets)
 {
 	enum { N = 600, PARTS = 3 };
@@ -545,6 +581,7 @@ static Suite *kafka_suite(void)
 	tcase_add_test(t, kafka_future_timestamp_does_not_stall);
 	tcase_add_test(t, kafka_down_keeps_serving);
 	tcase_add_test(t, kafka_checkpoint_reports_offsets);
+	tcase_add_test(t, producer_logs_dead_broker);
 	tcase_add_test(t, replay_keys_by_src_and_bounds_rate);
 	suite_add_tcase(s, t);
 	return s;

@@ -141,11 +141,13 @@ START_TEST(test_edges_quirks)
 		"7 7 50\n"
 		"18446744073709551615 0 4294967295\n"
 		"8 9 -1 300\n"          /* KONECT: src dst weight ts */
+		"12 13 0.5 4294967295.999\n" /* a fourth column's fraction: cut */
 		"2 1 50\n"              /* repeated pair, older ts: kept */
 		"10 11 300";            /* no final newline */
 	static const struct want w[] = {
 		{ 1, 2, 100, 0 },  { 3, 4, 200, 0 }, { 5, 6, -1, 0 },
 		{ UINT64_MAX, 0, UINT32_MAX, 0 }, { 8, 9, 300, 0 },
+		{ 12, 13, UINT32_MAX, 0 },
 		{ 2, 1, 50, 0 },   { 10, 11, 300, 0 },
 	};
 	struct event_list l = { 0 };
@@ -168,10 +170,14 @@ START_TEST(test_csv)
 {
 	static const char hdr[] = "src,dst,ts\n1,2,10\n 3 , 4 , 20 \r\n5,6\n"
 				  "\n# c\n7,7,1\n";
-	static const char nohdr[] = "1,2\n3,4,5\n";
+	/* SNAP's Bitcoin trust files: SOURCE,TARGET,RATING,TIME, the time
+	 * with a fraction of a second (cut off) */
+	static const char nohdr[] = "1,2\n3,4,5\n6,2,4,1289241911.72836\n"
+				    "7 , 5 , -10 , 1289241942.0 \n";
 	static const struct want w1[] = {
 		{ 1, 2, 10, 0 }, { 3, 4, 20, 0 }, { 5, 6, -1, 0 } };
-	static const struct want w2[] = { { 1, 2, -1, 0 }, { 3, 4, 5, 0 } };
+	static const struct want w2[] = { { 1, 2, -1, 0 }, { 3, 4, 5, 0 },
+		{ 6, 2, 1289241911, 0 }, { 7, 5, 1289241942, 0 } };
 	struct event_list l = { 0 };
 	struct err e;
 	uint32_t t0 = now32();
@@ -183,7 +189,7 @@ START_TEST(test_csv)
 	event_list_release(&l);
 	ck_assert_msg(load(write_str("n.csv", nohdr), NULL, 0, &l, &e) == 0,
 		      "%s", e.msg);
-	check_events(&l, w2, 2, t0, now32());
+	check_events(&l, w2, 4, t0, now32());
 	event_list_release(&l);
 }
 END_TEST
@@ -275,7 +281,21 @@ static const struct {
 	{ "csv", "b.csv", "1,2\n1;2\n", 2, "\"1;2\" is not a member id", 1 },
 	/* a first line that does not start like a name is no header */
 	{ "csv", "b.csv", "-1,2\n3,4\n", 1, "\"-1\" is not a member id", 1 },
-	{ "csv", "b.csv", "1,2,3,4\n", 1, "\"4\" is one field too many", 0 },
+	{ "csv", "b.csv", "1,2,3,4,5\n", 1, "\"5\" is one field too many", 0 },
+	/* a fraction only where the column is a time (the fourth), and
+	 * digits on both sides of the point */
+	{ "csv", "b.csv", "1,2,3\n1,2,3.5\n", 2,
+	  "\"3.5\" is not a timestamp (an integer 0..4294967295)", 1 },
+	{ "csv", "b.csv", "1,2,3,1.2e9\n", 1, "\"1.2e9\" is not a timestamp "
+	  "(seconds 0..4294967295, a fraction allowed)", 0 },
+	{ "edges", "b.txt", "1 2 1 5.\n", 1, "\"5.\" is not a timestamp "
+	  "(seconds 0..4294967295, a fraction allowed)", 0 },
+	{ "edges", "b.txt", "1 2 1 .5\n", 1, "\".5\" is not a timestamp "
+	  "(seconds 0..4294967295, a fraction allowed)", 0 },
+	{ "edges", "b.txt", "1 2 1 4294967296.0\n", 1, "\"4294967296.0\" is "
+	  "not a timestamp (seconds 0..4294967295, a fraction allowed)", 0 },
+	{ "edges", "b.txt", "1 2 1 7.5.5\n", 1, "\"7.5.5\" is not a timestamp "
+	  "(seconds 0..4294967295, a fraction allowed)", 0 },
 	{ "csv", "b.csv", "1\n", 1, "missing the destination member id", 0 },
 	{ "csv", "b.csv", "a,b\n1,2\nx,3\n", 3, "\"x\" is not a member id",
 	  1 },
@@ -767,6 +787,8 @@ START_TEST(test_pajek_ncol_lgl)
 	ck_assert_uint_eq(l.n, 2);
 	ck_assert(has_pair(&l, 1, 2, -1));
 	ck_assert(has_pair(&l, 2, 3, -1));
+	/* its vertex numbers are the member ids: no renumbering warning */
+	ck_assert_uint_eq(l.renumbered, 0);
 	event_list_release(&l);
 
 	ck_assert_msg(load(write_str("a.ncol", "100 200 1.5\n200 300\n"
@@ -1162,6 +1184,58 @@ START_TEST(test_cli_load_exit_codes)
 }
 END_TEST
 
+/* Number options take digits only: no sign, no blanks, no wrap-around
+ * (strtoull took " -1" and 99999999999999999999999 for member
+ * 18446744073709551615, and answered for a member nobody named). */
+START_TEST(test_cli_numbers_strict)
+{
+	/* command, then the snapshot or the event file, then the rest */
+	static const char *const bad[][3] = {
+		{ "recommend --snapshot", "--member 99999999999999999999999",
+		  "--member \"99999999999999999999999\" is not a member id" },
+		{ "recommend --snapshot", "--member 18446744073709551616",
+		  "--member \"18446744073709551616\" is not a member id" },
+		{ "recommend --snapshot", "--member ' -1'",
+		  "--member \" -1\" is not a member id" },
+		{ "recommend --snapshot", "--member ' 1'",
+		  "--member \" 1\" is not a member id" },
+		{ "recommend --snapshot", "--member +1",
+		  "--member \"+1\" is not a member id" },
+		{ "recommend --snapshot", "--member 1 -k ' 3'",
+		  "-k \" 3\" is not a number from 1 to 1000" },
+		{ "eval", "-k +3", "-k \"+3\" is not a number from 1 to 1000" },
+		{ "train", "-o m.json --split-time ' 5'",
+		  "--split-time \" 5\" is not a timestamp" },
+	};
+	char args[2048], snap[600], ev[600];
+	size_t i;
+
+	snprintf(ev, sizeof(ev), "%s",
+		 write_str("e.txt", "1 2 10\n2 3 20\n18446744073709551615 1 30\n"));
+	snprintf(snap, sizeof(snap), "%s/s", tmpdir);
+	snprintf(args, sizeof(args), "load -q '%s' -o '%s'", ev, snap);
+	ck_assert_int_eq(run(args), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(args, sizeof(args), "%s '%s' %s", bad[i][0],
+			 bad[i][0][0] == 'r' ? snap : ev, bad[i][1]);
+		ck_assert_msg(run(args) == 2, "%s", args);
+		ck_assert_msg(strstr(slurp("err"), bad[i][2]) != NULL,
+			      "%s: %s", args, slurp("err"));
+		ck_assert_str_eq(slurp("out"), "");
+	}
+	ck_assert_int_eq(run("kafka-mock --partitions ' 4'"), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"),
+				     "--partitions \" 4\" is not 1..1000"));
+	/* the largest id is a member id like any other */
+	snprintf(args, sizeof(args),
+		 "recommend --snapshot '%s' --member 18446744073709551615 -k 1",
+		 snap);
+	ck_assert_int_eq(run(args), 0);
+	ck_assert_ptr_nonnull(strstr(slurp("out"),
+				     "{\"member\":18446744073709551615,"));
+}
+END_TEST
+
 /* train and eval: the split options are alternatives, and eval --json
  * has the CONTRACT's shape */
 START_TEST(test_cli_train_eval_split)
@@ -1229,6 +1303,18 @@ START_TEST(test_cli_train_eval_split)
 	ck_assert_ptr_nonnull(strstr(slurp("err"), "no test pairs"));
 	ck_assert_ptr_nonnull(strstr(slurp("err"), "same timestamp"));
 	ck_assert_ptr_null(strstr(slurp("out"), "model recall@k /"));
+	/* train says the same, and what a split time before every event
+	 * leaves (-q as well as --quiet, as load takes) */
+	snprintf(args, sizeof(args), "train '%s' -o '%s/m.json' -q",
+		 data_path("facebook_combined.txt"), tmpdir);
+	ck_assert_int_eq(run(args), 1);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "same timestamp"));
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "--random-order"));
+	snprintf(args, sizeof(args), "train '%s' -o '%s/m.json' --split-time 1 -q",
+		 cm, tmpdir);
+	ck_assert_int_eq(run(args), 1);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "no event at or before the "
+				     "split time 1 (the first is at 1082040961)"));
 }
 END_TEST
 
@@ -1566,6 +1652,7 @@ static Suite *load_suite(void)
 
 	tcase_add_checked_fixture(cli, setup, teardown);
 	tcase_add_test(cli, test_cli_load_exit_codes);
+	tcase_add_test(cli, test_cli_numbers_strict);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
 	tcase_add_test(cli, test_cli_train_eval_split);
 	tcase_add_test(cli, test_cli_eval_fits_model);

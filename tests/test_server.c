@@ -102,6 +102,40 @@ START_TEST(endpoints_answer)
 	ck_assert_int_eq(r.status, 404);
 	resp_free(&r);
 
+	/* HEAD: the GET answer's status and headers, its length, no body, so
+	 * the next answer on the connection starts where it should (evhttp
+	 * sent the body without a length) */
+	{
+		static const char two[] =
+			"HEAD /members/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+			"HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+			"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+			"Connection: close\r\n\r\n";
+		struct resp g = must(port, "GET", "/members/1", NULL);
+		char want[64];
+		const char *p, *q;
+		int fd = connect_port(port);
+
+		ck_assert_int_eq(g.status, 200);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(send_all(fd, two, sizeof(two) - 1), 0);
+		ck_assert_int_eq(read_resp(fd, &r), 0);
+		close(fd);
+		snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n", g.len);
+		ck_assert_msg(!strncmp(r.raw, "HTTP/1.1 200", 12), "%s", r.raw);
+		p = strstr(r.raw, "\r\n\r\n");
+		ck_assert_ptr_nonnull(p);
+		q = strstr(r.raw, want);
+		ck_assert_msg(q && q < p, "%s", r.raw);
+		ck_assert_msg(!strncmp(p + 4, "HTTP/1.1 404", 12), "%s", r.raw);
+		q = strstr(p + 4, "\r\n\r\n");
+		ck_assert_ptr_nonnull(q);
+		ck_assert_msg(!strncmp(q + 4, "HTTP/1.1 200", 12), "%s", r.raw);
+		ck_assert_msg(strstr(q + 4, "\r\n\r\nok\n") != NULL, "%s", r.raw);
+		resp_free(&r);
+		resp_free(&g);
+	}
+
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 }
@@ -278,9 +312,15 @@ START_TEST(edges_ingest_and_limits)
 		jo = parse_json(&r);
 		ck_assert(json_object_object_get_ex(jo, "error", &jf));
 		ck_assert(json_object_is_type(jf, json_type_string));
+		ck_assert_str_eq(json_object_get_string(jf),
+				 "body larger than 16777216 bytes");
 		json_object_put(jo);
 		resp_free(&r);
 		ck_assert_int_eq(stat_of(port, "edges"), before);
+		/* counted with the other answers (it was answered before the
+		 * handler, which counts them) */
+		ck_assert_int_eq(metric_of(port, "triad_http_requests_total"
+					   "{path=\"/edges\",status=\"413\"}"), 1);
 	}
 	/* far over it (four times): refused from the header, before the
 	 * body, by libevent (its own 413 page) */
@@ -974,6 +1014,8 @@ START_TEST(cli_usage_errors)
 		{ "serve", "--threads", "0", NULL },
 		{ "serve", "--bogus", "1", NULL },
 		{ "serve", "--topic", "t", NULL },
+		{ "serve", "--group", "g", NULL },
+		{ "serve", "--threads", " 2", NULL },
 		{ "serve", "--format", "edges", NULL },
 		{ "serve", "--format", "nope", NULL },
 		{ "serve", "--body-budget-mb", "16", NULL },

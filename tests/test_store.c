@@ -178,19 +178,27 @@ static uint32_t nchunks_of(const struct graph *g)
 
 /* ---- snapshots --------------------------------------------------------- */
 
+/* The snapshot at path_in("snap") opens as g. */
+static void assert_snapshot_is(const struct graph *g)
+{
+	struct err e = { "" };
+	struct graph *h = store_snapshot_open(path_in("snap"), &e);
+
+	ck_assert_msg(h != NULL, "%s", e.msg);
+	assert_same_graph(g, h);
+	graph_free(h);
+}
+
 static void roundtrip(int directed, size_t nev, uint64_t members)
 {
 	struct graph_event *ev = random_events(nev, members, 10);
-	struct graph *g = graph_of(directed, ev, nev), *h;
+	struct graph *g = graph_of(directed, ev, nev);
 	struct err e = { "" };
 
 	mk_tmp();
 	ck_assert_msg(store_snapshot_write(path_in("snap"), g, &e) == 0, "%s",
 		      e.msg);
-	h = store_snapshot_open(path_in("snap"), &e);
-	ck_assert_msg(h != NULL, "%s", e.msg);
-	assert_same_graph(g, h);
-	graph_free(h);
+	assert_snapshot_is(g);
 	graph_free(g);
 	free(ev);
 	rm_tree(tmpdir);
@@ -213,7 +221,7 @@ START_TEST(snapshot_roundtrip_hub)
 	/* one member with a long list (block index in the base) */
 	size_t n = 5000, i;
 	struct graph_event *ev = mem_alloc(n, sizeof(*ev));
-	struct graph *g, *h;
+	struct graph *g;
 	struct err e = { "" };
 
 	ck_assert_ptr_nonnull(ev);
@@ -229,10 +237,7 @@ START_TEST(snapshot_roundtrip_hub)
 	mk_tmp();
 	ck_assert_msg(store_snapshot_write(path_in("snap"), g, &e) == 0, "%s",
 		      e.msg);
-	h = store_snapshot_open(path_in("snap"), &e);
-	ck_assert_msg(h != NULL, "%s", e.msg);
-	assert_same_graph(g, h);
-	graph_free(h);
+	assert_snapshot_is(g);
 	graph_free(g);
 	free(ev);
 	rm_tree(tmpdir);
@@ -241,16 +246,13 @@ END_TEST
 
 START_TEST(snapshot_roundtrip_empty)
 {
-	struct graph *g = graph_new(0), *h;
+	struct graph *g = graph_new(0);
 	struct err e = { "" };
 
 	mk_tmp();
 	ck_assert_msg(store_snapshot_write(path_in("snap"), g, &e) == 0, "%s",
 		      e.msg);
-	h = store_snapshot_open(path_in("snap"), &e);
-	ck_assert_msg(h != NULL, "%s", e.msg);
-	assert_same_graph(g, h);
-	graph_free(h);
+	assert_snapshot_is(g);
 	graph_free(g);
 	rm_tree(tmpdir);
 }
@@ -305,6 +307,57 @@ START_TEST(snapshot_refuses_state_dir)
 	ck_assert_uint_eq(replayed, 100); /* the logged events, all there */
 	store_close(s);
 	graph_free(h);
+	graph_free(g);
+	free(ev);
+	rm_tree(tmpdir);
+}
+END_TEST
+
+/* The whole of a small file, for before/after comparisons. */
+static char *file_bytes(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b;
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	b = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+/* The mirror image: a snapshot given as --state is refused before anything
+ * is written (its first checkpoint would have replaced its chunks under
+ * its checksum), and it still opens as the same graph. */
+START_TEST(state_refuses_snapshot_dir)
+{
+	struct graph_event *ev = random_events(3000, 400, 0);
+	struct graph *g = graph_of(0, ev, 3000);
+	struct err e = { "" };
+	char data[4200], *before, *after;
+	size_t nb, na;
+
+	mk_tmp();
+	ck_assert_int_eq(store_snapshot_write(path_in("snap"), g, &e), 0);
+	snprintf(data, sizeof(data), "%s/data.mdb", path_in("snap"));
+	before = file_bytes(data, &nb);
+	ck_assert_ptr_null(store_open(path_in("snap"), &e));
+	ck_assert_msg(strstr(e.msg, path_in("snap")) &&
+		      strstr(e.msg, "is a snapshot") &&
+		      strstr(e.msg, "nothing written"), "%s", e.msg);
+	after = file_bytes(data, &na);
+	ck_assert_uint_eq(na, nb);
+	ck_assert(memcmp(before, after, nb) == 0);
+	assert_snapshot_is(g);
+	free(before);
+	free(after);
 	graph_free(g);
 	free(ev);
 	rm_tree(tmpdir);
@@ -467,10 +520,7 @@ START_TEST(snapshot_refuses_damaged_file)
 		ck_assert_int_eq(fwrite(&b, 1, 1, f), 1);
 		fclose(f);
 	}
-	h = store_snapshot_open(path_in("snap"), &e);
-	ck_assert_msg(h != NULL, "%s", e.msg);
-	assert_same_graph(g, h);
-	graph_free(h);
+	assert_snapshot_is(g);
 	ck_assert_int_eq(unlink(sum), 0);
 	h = store_snapshot_open(path_in("snap"), &e);
 	ck_assert_msg(h != NULL, "%s", e.msg);
@@ -694,6 +744,7 @@ static Suite *store_suite(void)
 	tcase_add_test(snap, snapshot_roundtrip_empty);
 	tcase_add_test(snap, snapshot_replaced_atomically);
 	tcase_add_test(snap, snapshot_refuses_state_dir);
+	tcase_add_test(snap, state_refuses_snapshot_dir);
 	tcase_add_test(snap, snapshot_refuses_damaged_file);
 	tcase_add_test(snap, snapshot_refuses_flipped_byte);
 	tcase_add_test(snap, snapshot_refuses_truncated_record);
