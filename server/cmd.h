@@ -22,7 +22,7 @@ static inline int cmd_uint(const char *s, uint64_t max, uint64_t *out)
 	for (; *s; s++) {
 		unsigned d = (unsigned)*s - '0';
 
-		if (d > 9 || v > (max - d) / 10)
+		if (d > 9 || d > max || v > (max - d) / 10)
 			return -1;
 		v = v * 10 + d;
 	}

@@ -72,6 +72,7 @@ struct worker {
 	_Atomic uint64_t req_timeouts; /* requests cut at the deadline */
 	_Atomic uint64_t budget_cuts;  /* requests cut over the budget */
 	_Atomic int paused;   /* listener disabled until gate fires */
+	uint64_t stop_by_ms;  /* stopping: when to exit even if not drained */
 	time_t err_logged;    /* when an accept error was last logged */
 	pthread_t tid;
 	int started;
@@ -604,10 +605,33 @@ int http_server_start(struct http_server *s, struct err *e)
 }
 
 /* Runs on the worker's own thread. */
+/* Stopping, every HTTP_DRAIN_MS: exit once no request is arriving or
+ * being answered on this worker (idle keep-alive connections do not
+ * count), or at the grace deadline. */
+#define HTTP_DRAIN_MS 10
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval again = { 0, HTTP_DRAIN_MS * 1000 };
+	struct worker *w = arg;
+	uint64_t now = mono_ms();
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	conn_sweep(w, now); /* lets go of closed ones; the deadline holds */
+	for (i = 0; i < w->nconns; i++)
+		if (w->conns[i]->busy || w->conns[i]->capped)
+			break;
+	if (i == w->nconns || now >= w->stop_by_ms)
+		event_base_loopexit(w->base, NULL);
+	else
+		event_base_once(w->base, -1, EV_TIMEOUT, drain_cb, w, &again);
+}
+
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct timeval tv;
 
 	(void)fd;
 	(void)what;
@@ -616,9 +640,8 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->bound)
 		evhttp_del_accept_socket(w->http, w->bound);
 	w->bound = NULL;
-	tv.tv_sec = w->s->grace_ms / 1000;
-	tv.tv_usec = (long)(w->s->grace_ms % 1000) * 1000;
-	event_base_loopexit(w->base, &tv);
+	w->stop_by_ms = mono_ms() + w->s->grace_ms;
+	drain_cb(fd, what, w);
 }
 
 void http_server_stop(struct http_server *s, unsigned grace_ms)

@@ -84,9 +84,10 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 int http_server_start(struct http_server *s, struct err *e);
 
 /*
- * Stop accepting, finish what was received (answers get up to
- * `grace_ms` to flush), join the workers. Safe to call once from any
- * thread other than a worker.
+ * Stop accepting, let the requests in flight (arriving or being answered)
+ * finish for up to `grace_ms`, returning as soon as none is left (idle
+ * keep-alive connections are closed), join the workers. Safe to call once
+ * from any thread other than a worker.
  */
 void http_server_stop(struct http_server *s, unsigned grace_ms);
 

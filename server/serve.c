@@ -268,6 +268,12 @@ struct serve *serve_new(const struct serve_opts *o, struct err *e)
 		s->store = store_open(o->state, e);
 		if (!s->store)
 			goto fail;
+		/* the positions the state holds: what a checkpoint saves (and
+		 * /admin/checkpoint reports) before the first batch applied */
+		if (o->brokers && store_offsets_all(s->store, s->o.topic, &s->koff,
+						    &s->nkoff, e))
+			goto fail;
+		s->koffcap = s->nkoff;
 	}
 	return s;
 fail:
@@ -662,6 +668,15 @@ int serve_load(struct serve *s, const char **what, struct err *e)
 	}
 	if (has) {
 		src = "state checkpoint";
+		/* documented (the checkpoint wins), but an operator who gave
+		 * --snapshot to bootstrap should not get the old state unsaid */
+		if (s->o.snapshot || s->o.events)
+			fprintf(stderr, "triad serve: warning: %s \"%s\" not "
+				"used: \"%s\" already holds a checkpoint, which "
+				"wins (to bootstrap from it again, give --state "
+				"a new directory)\n", s->o.snapshot ? "--snapshot"
+				: "--events", s->o.snapshot ? s->o.snapshot
+				: s->o.events, s->o.state);
 	} else if (s->o.snapshot) {
 		g = store_snapshot_open(s->o.snapshot, e);
 		src = "snapshot";
@@ -779,7 +794,10 @@ int serve_stop(struct serve *s, struct err *e)
 {
 	int rc = 0;
 
-	http_server_stop(s->http, 300);
+	/* requests still arriving or being sent get up to 10 s; it returns
+	 * as soon as none is left (it waited 300 ms whatever was in flight,
+	 * and cut a POST whose body was still arriving) */
+	http_server_stop(s->http, 10000);
 	kafka_consumer_stop(s->kc);
 	s->kc = NULL;
 	if (s->mt_started) {

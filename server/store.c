@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -33,6 +34,7 @@ struct store {
 	int need_full;       /* a checkpoint failed after graph_dirty_take */
 	size_t mapsize;
 	int map_fixed;       /* TRIAD_STATE_MAP_BYTES set: never grow */
+	int lockfd;          /* DIR/triad.lock, flock'd while open; -1 */
 	char *dir;
 };
 
@@ -878,6 +880,12 @@ static int write_txn(struct store *s, txn_fill fill, void *arg, struct err *e)
 	return err_set(e, "\"%s\": map still full after growing it", s->dir);
 }
 
+/* What a snapshot given as --state is told. */
+static const char not_state[] =
+	"is a snapshot (made by triad load), not a --state directory: nothing "
+	"written (serve it with --snapshot, and give --state a directory of "
+	"its own)";
+
 static int open_dbis(struct store *s, MDB_txn *txn, void *arg, int *mrc,
 		     struct err *e)
 {
@@ -890,10 +898,7 @@ static int open_dbis(struct store *s, MDB_txn *txn, void *arg, int *mrc,
 	 * first checkpoint would replace its chunks under its checksum */
 	if (mdb_dbi_open(txn, "log", 0, &s->log) == MDB_NOTFOUND &&
 	    !mdb_dbi_open(txn, "chunks", 0, &s->chunks))
-		return err_set(e, "is a snapshot (made by triad load), not a "
-			       "--state directory: nothing written (serve it "
-			       "with --snapshot, and give --state a directory "
-			       "of its own)");
+		return err_set(e, "%s", not_state);
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
 	    (rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &s->chunks)) ||
 	    (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
@@ -935,6 +940,45 @@ static int fixed_map_bytes(size_t *bytes)
 	return 1;
 }
 
+/*
+ * One process per state directory. LMDB lets several processes share an
+ * environment, and two servers on one --state each took the other's log
+ * for its own: a checkpoint of one emptied the log of events the other
+ * had acknowledged, and the chunks they both wrote no longer loaded. So
+ * store_open holds an exclusive flock on DIR/triad.lock (released when
+ * the process goes, however it goes) and names the holder's pid.
+ */
+static int lock_dir(struct store *s, struct err *e)
+{
+	char fn[4096], pid[32] = "";
+	ssize_t n;
+
+	if (dir_file(fn, sizeof(fn), s->dir, "triad.lock", e))
+		return -1;
+	/* never removed: a lock file unlinked while another process waits
+	 * on it would let a third lock a new one beside it */
+	s->lockfd = open(fn, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->lockfd < 0)
+		return err_set(e, "\"%s\": %s", fn, strerror(errno));
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB)) {
+		if (errno != EWOULDBLOCK)
+			return err_set(e, "\"%s\": lock: %s", fn,
+				       strerror(errno));
+		n = pread(s->lockfd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		return err_set(e, "\"%s\": in use by another process (pid %s): "
+			       "a state directory is one server's; give each "
+			       "replica its own", s->dir, *pid ? pid : "?");
+	}
+	if (ftruncate(s->lockfd, 0) == 0) {
+		n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		if (pwrite(s->lockfd, pid, (size_t)n, 0) != n)
+			(void)0; /* the pid is only for the message above */
+	}
+	return 0;
+}
+
 struct store *store_open(const char *dir, struct err *e)
 {
 	struct store *s;
@@ -951,6 +995,16 @@ struct store *store_open(const char *dir, struct err *e)
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	s->lockfd = -1;
+	/* a snapshot says so by its checksum file (one from before those is
+	 * told by its databases, in open_dbis) */
+	if (snprintf(fn, sizeof(fn), "%s/%s", dir, SUM_FILE) < (int)sizeof(fn) &&
+	    !stat(fn, &st)) {
+		err_set(e, "\"%s\": %s", dir, not_state);
+		goto fail;
+	}
+	if (lock_dir(s, e))
+		goto fail;
 	s->mapsize = STATE_MAP;
 	if (snprintf(fn, sizeof(fn), "%s/data.mdb", dir) < (int)sizeof(fn) &&
 	    !stat(fn, &st) && (size_t)st.st_size + MAP_MIN > s->mapsize)
@@ -997,6 +1051,8 @@ void store_close(struct store *s)
 		return;
 	if (s->env)
 		mdb_env_close(s->env);
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* after LMDB: the lock outlives its use */
 	pthread_mutex_destroy(&s->mu);
 	free(s->dir);
 	free(s);
@@ -1232,6 +1288,63 @@ int store_log_append(struct store *s, const struct graph_event *ev, size_t n,
 		s->next_seq++;
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+int store_offsets_all(struct store *s, const char *topic,
+		      struct store_offset **out, size_t *n, struct err *e)
+{
+	uint8_t kb[260];
+	size_t tl = strlen(topic), cap = 0;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, d;
+	int rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (tl > 249)
+		return err_set(e, "topic name too long");
+	memcpy(kb, topic, tl);
+	kb[tl] = 0;
+	k.mv_data = kb;
+	k.mv_size = tl + 1;
+	pthread_mutex_lock(&s->mu);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		pthread_mutex_unlock(&s->mu);
+		return mdb_fail(e, rc, s->dir, "read");
+	}
+	rc = mdb_cursor_open(txn, s->offsets, &cur);
+	for (rc = rc ? rc : mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); !rc;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		const uint8_t *kp = k.mv_data;
+
+		if (k.mv_size != tl + 5 || memcmp(kp, topic, tl) || kp[tl])
+			break; /* past the topic's keys */
+		if (d.mv_size != 8 || (int64_t)get_be64(d.mv_data) < 0) {
+			ret = err_set(e, "\"%s\": offset record of topic \"%s\": "
+				      "bad size or value", s->dir, topic);
+			break;
+		}
+		if (mem_grow((void **)out, &cap, *n + 1, sizeof(**out))) {
+			ret = err_set(e, "out of memory");
+			break;
+		}
+		(*out)[*n].partition = (int32_t)get_be32(kp + tl + 1);
+		(*out)[(*n)++].next = (int64_t)get_be64(d.mv_data);
+	}
+	if (!ret && rc && rc != MDB_NOTFOUND)
+		ret = mdb_fail(e, rc, s->dir, "offsets");
+	if (cur)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	pthread_mutex_unlock(&s->mu);
+	if (ret) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return ret;
 }
 
 int store_offset_get(struct store *s, const char *topic, int32_t partition,

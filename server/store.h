@@ -148,6 +148,13 @@ int store_log_append(struct store *s, const struct graph_event *ev, size_t n,
 int store_offset_get(struct store *s, const char *topic, int32_t partition,
 		     int64_t *next, struct err *e);
 
+/*
+ * Every stored offset of topic, by partition, into *out (n of them; the
+ * caller frees; NULL when none). 0, or -1 with e filled.
+ */
+int store_offsets_all(struct store *s, const char *topic,
+		      struct store_offset **out, size_t *n, struct err *e);
+
 /* What one checkpoint did. */
 struct store_ckpt_stats {
 	uint64_t chunks;      /* chunk records written */

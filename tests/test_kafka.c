@@ -400,6 +400,37 @@ START_TEST(kafka_checkpoint_reports_offsets)
 	ck_assert_int_eq(high[0] + high[1] + high[2], N);
 	rd_kafka_destroy(rk);
 
+	/* after kill -9 and a restart that has consumed nothing yet (the
+	 * brokers unreachable), a checkpoint saves and reports the offsets
+	 * the state holds (it reported none) */
+	kill(pid, SIGKILL);
+	ck_assert_int_ge(wait_exit(pid, 20), 0);
+	{
+		char dead[64];
+
+		snprintf(dead, sizeof(dead), "127.0.0.1:%u", free_port());
+		args[3] = dead;
+		pid = serve_start(port, args);
+		args[3] = boot;
+	}
+	r = must(port, "POST", "/admin/checkpoint", NULL);
+	ck_assert_int_eq(r.status, 200);
+	o = parse_json(&r);
+	ck_assert(json_object_object_get_ex(o, "offsets", &offs));
+	n = json_object_array_length(offs);
+	for (i = 0, p = 0; p < PARTS; p++)
+		i += high[p] > 0;
+	ck_assert_uint_eq(n, i);
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(offs, i);
+		int64_t part = jint(e, "partition");
+
+		ck_assert(part >= 0 && part < PARTS);
+		ck_assert_int_eq(jint(e, "next"), high[part]);
+	}
+	json_object_put(o);
+	resp_free(&r);
+
 	stop_with_mock(pid, mock);
 }
 END_TEST

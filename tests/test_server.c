@@ -613,6 +613,54 @@ END_TEST
 
 
 
+/*
+ * SIGTERM finishes the requests in flight: a POST whose body is still
+ * arriving when the signal comes gets its answer (the server waited a
+ * fixed 300 ms and then closed it unanswered), the event is in the final
+ * checkpoint, and an idle keep-alive connection does not hold the exit.
+ */
+START_TEST(sigterm_finishes_request_in_flight)
+{
+	static const char body[] = "{\"src\":41,\"dst\":42,\"ts\":1700000000}\n";
+	unsigned port = free_port();
+	char *args[] = { "--state", NULL, NULL };
+	char head[160], state[256];
+	struct resp r;
+	uint64_t nb[4];
+	int fd, idle, n;
+	pid_t pid;
+
+	snprintf(state, sizeof(state), "%s", tpath("state")); /* tpath reuses */
+	args[1] = state;
+	pid = serve_start(port, args);
+	idle = connect_port(port);
+	ck_assert_int_ge(idle, 0);
+	fd = connect_port(port);
+	ck_assert_int_ge(fd, 0);
+	n = snprintf(head, sizeof(head), "POST /edges HTTP/1.1\r\nHost: x\r\n"
+		     "Content-Length: %zu\r\n\r\n", sizeof(body) - 1);
+	ck_assert_int_eq(send_all(fd, head, (size_t)n), 0);
+	ck_assert_int_eq(send_all(fd, body, 10), 0);
+	nap_ms(200);
+	kill(pid, SIGTERM);
+	nap_ms(700); /* past the old 300 ms */
+	ck_assert_int_eq(send_all(fd, body + 10, sizeof(body) - 11), 0);
+	ck_assert_int_eq(read_resp(fd, &r), 0);
+	close(fd);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"accepted\":1"));
+	resp_free(&r);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	close(idle);
+
+	pid = serve_start(port, args);
+	ck_assert_int_eq(neighbors_of(port, 41, nb, 4), 1);
+	ck_assert_uint_eq(nb[0], 42);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
 /* --snapshot with an empty --state bootstraps; later the state wins. */
 START_TEST(snapshot_bootstraps_state)
 {
@@ -623,6 +671,7 @@ START_TEST(snapshot_bootstraps_state)
 	unsigned port = free_port();
 	char *args[] = { "--snapshot", NULL, "--state", NULL, NULL };
 	char *state_only[] = { "--state", NULL, NULL };
+	char snap[256], state[256];
 	struct graph *g = graph_new(0);
 	struct err e = { "" };
 	struct resp r;
@@ -634,14 +683,32 @@ START_TEST(snapshot_bootstraps_state)
 	ck_assert_msg(store_snapshot_write(tpath("snap"), g, &e) == 0, "%s",
 		      e.msg);
 	graph_free(g);
-	args[1] = (char *)tpath("snap");
-	args[3] = state_only[1] = (char *)tpath("state");
+	/* copies: tpath's buffers are reused by later calls */
+	snprintf(snap, sizeof(snap), "%s", tpath("snap"));
+	snprintf(state, sizeof(state), "%s", tpath("state"));
+	args[1] = snap;
+	args[3] = state_only[1] = state;
 
 	pid = serve_start(port, args);
 	ck_assert_int_eq(stat_of(port, "edges"), 4);
 	r = must(port, "POST", "/edges", "{\"src\":4,\"dst\":9,\"ts\":1800000000}\n");
 	ck_assert_int_eq(r.status, 200);
 	resp_free(&r);
+	/* a second server on the same state is refused, naming the first
+	 * (two took each other's log: acknowledged events were lost) */
+	{
+		char listen2[64], want[96];
+		char *second[] = { "serve", "--listen", listen2, "--state",
+				   state, NULL };
+
+		snprintf(listen2, sizeof(listen2), "127.0.0.1:%u", free_port());
+		snprintf(want, sizeof(want), "in use by another process (pid %d)",
+			 (int)pid);
+		ck_assert_int_eq(wait_exit(spawn(NULL, second), 20), 1);
+		ck_assert_msg(log_has(want, "a state directory is one server's"),
+			      "no \"%s\" in the log", want);
+	}
+	ck_assert_int_eq(stat_of(port, "edges"), 5);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 
@@ -651,11 +718,14 @@ START_TEST(snapshot_bootstraps_state)
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 
-	/* the snapshot again: the state's checkpoint wins over it */
+	/* the snapshot again: the state's checkpoint wins over it, and the
+	 * log says the snapshot was not used */
+	ck_assert(!log_has("not used: ", ""));
 	pid = serve_start(port, args);
 	ck_assert_int_eq(stat_of(port, "edges"), 5);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	ck_assert(log_has("warning: --snapshot \"", "not used: "));
 }
 END_TEST
 
@@ -2341,6 +2411,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, random_input_never_crashes);
 	tcase_add_test(t, damaged_state_refused);
 	tcase_add_test(t, snapshot_bootstraps_state);
+	tcase_add_test(t, sigterm_finishes_request_in_flight);
 	tcase_add_test(t, loading_answers_503);
 	tcase_add_test(t, sighup_reloads_model);
 	tcase_add_test(t, connections_spread_over_workers);

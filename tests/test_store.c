@@ -355,11 +355,38 @@ START_TEST(state_refuses_snapshot_dir)
 	after = file_bytes(data, &na);
 	ck_assert_uint_eq(na, nb);
 	ck_assert(memcmp(before, after, nb) == 0);
+	snprintf(data, sizeof(data), "%s/triad.lock", path_in("snap"));
+	ck_assert_int_ne(access(data, F_OK), 0); /* no lock file left */
 	assert_snapshot_is(g);
 	free(before);
 	free(after);
 	graph_free(g);
 	free(ev);
+	rm_tree(tmpdir);
+}
+END_TEST
+
+/* One process per state directory: a second open is refused naming the
+ * holder's pid, until the first is closed. */
+START_TEST(state_one_process)
+{
+	struct store *a, *b;
+	struct err e = { "" };
+	char want[64];
+
+	mk_tmp();
+	a = store_open(path_in("state"), &e);
+	ck_assert_msg(a != NULL, "%s", e.msg);
+	b = store_open(path_in("state"), &e);
+	ck_assert_ptr_null(b);
+	snprintf(want, sizeof(want), "in use by another process (pid %ld)",
+		 (long)getpid());
+	ck_assert_msg(strstr(e.msg, want) && strstr(e.msg, path_in("state")),
+		      "%s", e.msg);
+	store_close(a);
+	b = store_open(path_in("state"), &e);
+	ck_assert_msg(b != NULL, "%s", e.msg);
+	store_close(b);
 	rm_tree(tmpdir);
 }
 END_TEST
@@ -680,6 +707,28 @@ START_TEST(state_offsets_and_dismissals)
 	ck_assert_int_eq(next, 11);
 	ck_assert_int_eq(store_offset_get(s, "t", 1, &next, &e), 1);
 	ck_assert_int_eq(next, 0);
+	/* all of a topic's offsets, by partition, none of another topic's
+	 * (names that share its first letters or extend it included) */
+	{
+		struct store_offset o2[2] = { { 0, 5 }, { 300, 6 } }, *all;
+		size_t n;
+
+		ck_assert_int_eq(store_log_append(s, &ev, 1, "tt", o2, 2, &e), 0);
+		ck_assert_int_eq(store_log_append(s, &ev, 1, "", o2, 1, &e), 0);
+		ck_assert_int_eq(store_offsets_all(s, "t", &all, &n, &e), 0);
+		ck_assert_uint_eq(n, 3);
+		ck_assert(all[0].partition == 0 && all[0].next == 11);
+		ck_assert(all[1].partition == 1 && all[1].next == 0);
+		ck_assert(all[2].partition == 2 && all[2].next == 777);
+		free(all);
+		ck_assert_int_eq(store_offsets_all(s, "tt", &all, &n, &e), 0);
+		ck_assert_uint_eq(n, 2);
+		ck_assert(all[1].partition == 300 && all[1].next == 6);
+		free(all);
+		ck_assert_int_eq(store_offsets_all(s, "none", &all, &n, &e), 0);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_ptr_null(all);
+	}
 	store_close(s);
 	graph_free(g);
 	rm_tree(tmpdir);
@@ -745,6 +794,7 @@ static Suite *store_suite(void)
 	tcase_add_test(snap, snapshot_replaced_atomically);
 	tcase_add_test(snap, snapshot_refuses_state_dir);
 	tcase_add_test(snap, state_refuses_snapshot_dir);
+	tcase_add_test(snap, state_one_process);
 	tcase_add_test(snap, snapshot_refuses_damaged_file);
 	tcase_add_test(snap, snapshot_refuses_flipped_byte);
 	tcase_add_test(snap, snapshot_refuses_truncated_record);
