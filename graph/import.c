@@ -19,8 +19,11 @@ static void on_igraph_error(const char *reason, const char *file, int line,
 {
 	(void)file;
 	(void)line;
-	snprintf(ig_msg, sizeof(ig_msg), "%s (%s)", reason,
-		 igraph_strerror(code));
+	if (reason && *reason)
+		snprintf(ig_msg, sizeof(ig_msg), "%s (%s)", reason,
+			 igraph_strerror(code));
+	else
+		snprintf(ig_msg, sizeof(ig_msg), "%s", igraph_strerror(code));
 	IGRAPH_FINALLY_FREE();
 }
 
@@ -127,6 +130,57 @@ static const char *ts_attr(const igraph_t *g, int *type)
 	return NULL;
 }
 
+/*
+ * 1 when a GraphML file declares a node attribute named "id" (a <key>
+ * for "node" or "all" with attr.name="id" before its <graph>). igraph
+ * keeps the node ids in the vertex attribute "id", and such data
+ * overwrites them: distinct nodes with equal data were merged without a
+ * word. Reads the keys only (they come first), at most 16 MiB; f is
+ * rewound.
+ */
+static int graphml_id_key(FILE *f)
+{
+	char buf[1 << 16], *k, *end;
+	size_t len = 0, total = 0;
+	int found = 0, more = 1;
+
+	while (!found && more && total < ((size_t)16 << 20)) {
+		size_t r = fread(buf + len, 1, sizeof(buf) - 1 - len, f);
+
+		more = r > 0;
+		total += r;
+		len += r;
+		buf[len] = '\0';
+		for (k = strstr(buf, "<key"); k; k = strstr(k + 4, "<key")) {
+			char *gt = strchr(k, '>'), *name, *fo;
+
+			if (!gt)
+				break; /* the rest of this tag comes next */
+			*gt = '\0';
+			name = strstr(k, "attr.name=");
+			fo = strstr(k, "for=");
+			if (name && (!strncmp(name + 10, "\"id\"", 4) ||
+				     !strncmp(name + 10, "'id'", 4)) &&
+			    (!fo || !strncmp(fo + 5, "node", 4) ||
+			     !strncmp(fo + 5, "all", 3)))
+				found = 1;
+			*gt = '>';
+		}
+		end = strstr(buf, "<graph ");
+		if (!end)
+			end = strstr(buf, "<graph>");
+		if (end)
+			break; /* the keys are behind us */
+		/* keep the tail, where a tag may have been cut */
+		if (len > 4096) {
+			memmove(buf, buf + len - 4096, 4096);
+			len = 4096;
+		}
+	}
+	rewind(f);
+	return found;
+}
+
 /* The file as a FILE * igraph can read: gzip decompressed into a temp. */
 static FILE *open_plain(const char *path, struct err *e)
 {
@@ -158,9 +212,7 @@ static FILE *open_plain(const char *path, struct err *e)
 			goto fail;
 		}
 	if (r < 0) {
-		int zerr;
-
-		err_set(e, "%s: %s", path, gzerror(gz, &zerr));
+		load_gz_error(gz, path, e);
 		goto fail;
 	}
 	if (load_gz_truncated(gz, path, e))
@@ -184,7 +236,7 @@ int import_read(const char *path, const char *format, int directed,
 	const char *idattr = NULL, *tsname;
 	uint64_t *ids = NULL, base = 0;
 	igraph_t g;
-	int have_g = 0, tstype = -1, rc = -1;
+	int have_g = 0, tstype = -1, rc = -1, both;
 	igraph_error_t ir;
 	igraph_integer_t nv, ne, eid, from, to;
 	FILE *f;
@@ -198,6 +250,13 @@ int import_read(const char *path, const char *format, int directed,
 	old_attr = igraph_set_attribute_table(&igraph_cattribute_table);
 
 	if (!strcmp(format, "graphml")) {
+		if (graphml_id_key(f)) {
+			err_set(e, "%s: a node attribute named \"id\" (a <key> "
+				"with attr.name=\"id\") would replace the node ids "
+				"(igraph keeps both under that name): rename it",
+				path);
+			goto out;
+		}
 		ir = igraph_read_graph_graphml(&g, f, 0);
 		idattr = "id";
 	} else if (!strcmp(format, "gml")) {
@@ -219,15 +278,26 @@ int import_read(const char *path, const char *format, int directed,
 		goto out;
 	}
 	if (ir != IGRAPH_SUCCESS) {
-		err_set(e, "%s: %s", path, ig_msg[0] ? ig_msg :
-			igraph_strerror(ir));
+		/* igraph 0.10's GML reader takes node ids below 2^31 only,
+		 * and calls a larger one "non-integer" */
+		int gml_id = !strcmp(format, "gml") &&
+			     strstr(ig_msg, "Non-integer node id");
+
+		err_set(e, "%s: %s%s", path, ig_msg[0] ? ig_msg :
+			igraph_strerror(ir), gml_id ? "; igraph's GML reader "
+			"takes node ids up to 2147483647 only: give a graph "
+			"with larger ids as graphml, edges or csv" : "");
 		goto out;
 	}
 	have_g = 1;
 	nv = igraph_vcount(&g);
 	ne = igraph_ecount(&g);
+	/* an undirected file loaded --directed: both arcs of each edge
+	 * (igraph lists an edge smaller vertex first, a direction the file
+	 * never gave) */
+	both = directed && !igraph_is_directed(&g);
 	ids = mem_alloc((size_t)nv, sizeof(*ids));
-	if (!ids || event_list_reserve(out, (size_t)ne) < 0) {
+	if (!ids || event_list_reserve(out, (size_t)ne * (both ? 2 : 1)) < 0) {
 		err_set(e, "%s: out of memory for %lld edges", path,
 			(long long)ne);
 		goto out;
@@ -250,9 +320,11 @@ int import_read(const char *path, const char *format, int directed,
 			if (isnan(x))
 				x = (igraph_real_t)now;
 			if (!(x >= 0 && x <= UINT32_MAX && x == floor(x))) {
-				err_set(e, "%s: edge %lld: \"%s\" %g is not a "
-					"timestamp (an integer 0..4294967295)",
-					path, (long long)eid, tsname, x);
+				err_set(e, "%s: edge %lld (%llu-%llu): \"%s\" %.17g "
+					"is not a timestamp (an integer "
+					"0..4294967295)", path, (long long)eid,
+					(unsigned long long)ids[from],
+					(unsigned long long)ids[to], tsname, x);
 				goto out;
 			}
 			ts = (uint64_t)x;
@@ -260,9 +332,11 @@ int import_read(const char *path, const char *format, int directed,
 			const char *s = EAS(&g, tsname, eid);
 
 			if (*s && (dec_u64(s, &ts) < 0 || ts > UINT32_MAX)) {
-				err_set(e, "%s: edge %lld: \"%.40s\" is not a "
-					"timestamp (an integer 0..4294967295)",
-					path, (long long)eid, s);
+				err_set(e, "%s: edge %lld (%llu-%llu): \"%.40s\" is "
+					"not a timestamp (an integer "
+					"0..4294967295)", path, (long long)eid,
+					(unsigned long long)ids[from],
+					(unsigned long long)ids[to], s);
 				goto out;
 			}
 		}
@@ -275,6 +349,11 @@ int import_read(const char *path, const char *format, int directed,
 			continue;
 		}
 		out->ev[out->n++] = ev;
+		if (both) {
+			ev.src = ids[to];
+			ev.dst = ids[from];
+			out->ev[out->n++] = ev;
+		}
 	}
 	rc = 0;
 out:

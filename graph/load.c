@@ -187,6 +187,11 @@ static int bad_token(struct chunk *c, const char *t, const char *what)
 			 "with tr '\\r' '\\n')");
 		return -1;
 	}
+	if (!len && *what) { /* "1,2," or "1,,2": nothing to quote */
+		snprintf(c->why, sizeof(c->why), "an empty field %s (two "
+			 "commas in a row, or one at the end?)", what);
+		return -1;
+	}
 	snprintf(c->why, sizeof(c->why), "\"%.*s%s\" %s",
 		 (int)(len > TOKEN_QUOTE ? TOKEN_QUOTE : len), t,
 		 len > TOKEN_QUOTE ? "..." : "", what);
@@ -252,8 +257,11 @@ static int text_line(struct chunk *c, const char *p, struct graph_event *ev,
 	p = skip_sp(p);
 	if (csv) {
 		if (*p != ',') {
-			snprintf(c->why, sizeof(c->why),
-				 "missing the destination member id");
+			snprintf(c->why, sizeof(c->why), *p == '\n' ?
+				 "missing the destination member id" :
+				 "no comma after the source member id (a file "
+				 "separated by tabs or spaces? give --format "
+				 "edges)");
 			return -1;
 		}
 		p = skip_sp(p + 1);
@@ -578,15 +586,25 @@ static int read_mapped(int fd, const char *path, size_t size,
 
 /* ---- readers ------------------------------------------------------------ */
 
-static int gz_fail(gzFile gz, const char *path, struct err *e)
+int load_gz_error(gzFile gz, const char *path, struct err *e)
 {
 	int zerr = Z_OK;
-	const char *msg = gzerror(gz, &zerr);
+	const char *msg = gzerror(gz, &zerr), *p;
+	size_t n = strlen(path);
 
 	if (zerr == Z_ERRNO)
 		return err_set(e, "%s: read error: %m", path);
-	return err_set(e, "%s: %s", path, msg ? msg : "read error");
+	if (!msg || !*msg)
+		return err_set(e, "%s: read error", path);
+	/* zlib's message is "NAME: reason", NAME what gzopen or gzdopen
+	 * was given */
+	if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
+		msg += n + 2;
+	else if (!strncmp(msg, "<fd:", 4) && (p = strstr(msg, ">: ")))
+		msg = p + 3;
+	return err_set(e, "%s: %s", path, msg);
 }
+
 
 int load_gz_truncated(gzFile gz, const char *path, struct err *e)
 {
@@ -618,7 +636,7 @@ static int read_stream(gzFile gz, const char *path, const struct chunk *tmpl,
 	while (!eof) {
 		r = gzread(gz, buf + keep, (unsigned)(cap - keep));
 		if (r < 0) {
-			gz_fail(gz, path, e);
+			load_gz_error(gz, path, e);
 			goto out;
 		}
 		len = keep + (size_t)r;

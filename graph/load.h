@@ -115,4 +115,8 @@ int load_build_consume(struct graph *g, struct event_list *l,
 struct gzFile_s;
 int load_gz_truncated(struct gzFile_s *gz, const char *path, struct err *e);
 
+/* -1 with e set to "PATH: " and zlib's reason for a failed read of gz,
+ * without the name zlib puts in front of it ("<fd:3>" or the path). */
+int load_gz_error(struct gzFile_s *gz, const char *path, struct err *e);
+
 #endif

@@ -73,6 +73,7 @@ struct worker {
 	_Atomic uint64_t budget_cuts;  /* requests cut over the budget */
 	_Atomic int paused;   /* listener disabled until gate fires */
 	uint64_t stop_by_ms;  /* stopping: when to exit even if not drained */
+	int stopping;         /* answers say Connection: close (own thread) */
 	time_t err_logged;    /* when an accept error was last logged */
 	pthread_t tid;
 	int started;
@@ -229,6 +230,13 @@ static void conn_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 	struct conn *c = arg;
 
 	if (i->n_added) {
+		/* evhttp's own "HTTP/1.1 100 Continue" to a client that sent
+		 * Expect: is no answer: the body is still to come (taken for
+		 * one, a stop let such a POST go unanswered) */
+		if (!i->orig_size && evbuffer_get_length(b) >= 12 &&
+		    !memcmp(evbuffer_pullup(b, 12), "HTTP/1.", 7) &&
+		    !memcmp(evbuffer_pullup(b, 12) + 8, " 1", 2))
+			return;
 		c->busy = 0;
 		conn_unhold(c);
 		if (!c->capped) {
@@ -240,6 +248,13 @@ static void conn_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 	} else if (c->capped && !evbuffer_get_length(b)) {
 		bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 		c->capped = 0;
+		/* a pipelined request already read in: evhttp parses it from
+		 * the buffer, with no new input to mark it arriving */
+		if (!c->busy &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev))) {
+			c->busy = 1;
+			c->since_ms = mono_ms();
+		}
 	}
 }
 
@@ -494,7 +509,7 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 	struct http_server *s = NULL;
 	struct addrinfo hints, *ai = NULL;
 	char portstr[8];
-	int one = 1, rc;
+	int one = 1, rc, fd;
 	unsigned i;
 
 	pthread_once(&evthread_once, evthread_init);
@@ -570,8 +585,16 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 			EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 		evhttp_set_gencb(w->http, on_request, w);
 		evhttp_set_bevcb(w->http, on_accept, w);
-		w->bound = evhttp_accept_socket_with_handle(w->http, s->fd);
+		/* each worker's listener its own descriptor of the one
+		 * socket: a listener closes its descriptor when freed, and
+		 * with a shared one each worker closed it again, possibly
+		 * under whatever had taken its number meanwhile */
+		fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+		w->bound = fd < 0 ? NULL
+				  : evhttp_accept_socket_with_handle(w->http, fd);
 		if (!w->bound) {
+			if (fd >= 0)
+				close(fd);
 			err_set(e, "cannot accept on the listening socket");
 			goto fail;
 		}
@@ -623,10 +646,33 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < w->nconns; i++)
 		if (w->conns[i]->busy || w->conns[i]->capped)
 			break;
-	if (i == w->nconns || now >= w->stop_by_ms)
-		event_base_loopexit(w->base, NULL);
-	else
-		event_base_once(w->base, -1, EV_TIMEOUT, drain_cb, w, &again);
+	if (i == w->nconns || now >= w->stop_by_ms ||
+	    event_base_once(w->base, -1, EV_TIMEOUT, drain_cb, w, &again)) {
+		struct timeval left = { 0, 0 };
+
+		/* done, out of time, or no way to look again: at the
+		 * deadline at the latest */
+		if (i < w->nconns && now < w->stop_by_ms) {
+			left.tv_sec = (time_t)((w->stop_by_ms - now) / 1000);
+			left.tv_usec = (long)((w->stop_by_ms - now) % 1000) * 1000;
+		}
+		event_base_loopexit(w->base, &left);
+	}
+}
+
+/* Close the connections with nothing in flight (a FIN: their clients see
+ * the end, and send their next request elsewhere). */
+static void close_idle(struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->nconns; i++) {
+		struct conn *c = w->conns[i];
+
+		if (!c->busy && !c->capped && !c->cut && !conn_gone(c) &&
+		    !evbuffer_get_length(bufferevent_get_input(c->bev)))
+			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+	}
 }
 
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
@@ -640,7 +686,9 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->bound)
 		evhttp_del_accept_socket(w->http, w->bound);
 	w->bound = NULL;
+	w->stopping = 1;
 	w->stop_by_ms = mono_ms() + w->s->grace_ms;
+	close_idle(w);
 	drain_cb(fd, what, w);
 }
 
@@ -653,9 +701,16 @@ void http_server_stop(struct http_server *s, unsigned grace_ms)
 		return;
 	s->grace_ms = grace_ms;
 	for (i = 0; i < s->n; i++)
-		if (s->w[i].started)
-			event_base_once(s->w[i].base, -1, EV_TIMEOUT, stop_cb,
-					&s->w[i], &zero);
+		if (s->w[i].started &&
+		    event_base_once(s->w[i].base, -1, EV_TIMEOUT, stop_cb,
+				    &s->w[i], &zero))
+			event_base_loopexit(s->w[i].base, NULL); /* no drain */
+	/* the workers accept on copies; with this one closed too the
+	 * socket goes once they have stopped accepting */
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
 	for (i = 0; i < s->n; i++)
 		if (s->w[i].started) {
 			pthread_join(s->w[i].tid, NULL);
@@ -741,9 +796,10 @@ const char *http_req_header(const struct http_req *r, const char *name)
 				  name);
 }
 
-size_t http_req_too_large(const struct http_req *r)
+int http_req_too_large(const struct http_req *r, size_t *limit)
 {
-	return r->too_large ? r->w->s->max_body : 0;
+	*limit = r->w->s->max_body;
+	return r->too_large;
 }
 
 const char *http_req_body(struct http_req *r, size_t *len)
@@ -811,6 +867,8 @@ void http_reply(struct http_req *r, int status, const char *ctype,
 				  ctype ? ctype : "application/json");
 	if (allow)
 		evhttp_add_header(h, "Allow", allow);
+	if (r->w->stopping) /* the client goes elsewhere for its next one */
+		evhttp_add_header(h, "Connection", "close");
 	evbuffer_drain(out, evbuffer_get_length(out));
 	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
 		/* the GET answer's headers without its body: evhttp would send

@@ -127,8 +127,8 @@ const char *http_req_path(const struct http_req *r);
 const char *http_req_query(const struct http_req *r);
 /* Request header value or NULL. */
 const char *http_req_header(const struct http_req *r, const char *name);
-/* max_body when the request's body is above it (answer 413), else 0. */
-size_t http_req_too_large(const struct http_req *r);
+/* 1 when the request's body is above max_body (*limit: answer 413). */
+int http_req_too_large(const struct http_req *r, size_t *limit);
 /* The whole body as one contiguous block (*len bytes; may be NULL when
  * empty or too large). Valid until http_reply. */
 const char *http_req_body(struct http_req *r, size_t *len);

@@ -1241,7 +1241,8 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 	enum metrics_route route = MR_OTHER;
 	uint64_t t0 = mono_us();
 	int ready = atomic_load(&s->ready);
-	size_t too_large = http_req_too_large(r);
+	size_t limit;
+	int too_large = http_req_too_large(r, &limit);
 	/* only /recommend and /dismiss take parameters; the others refuse
 	 * any, as /members/ID always did */
 	const char *qs = http_req_query(r);
@@ -1259,7 +1260,7 @@ static void on_request(void *ctx, struct http_req *r, unsigned worker)
 		char msg[64];
 
 		snprintf(msg, sizeof(msg), "body larger than %zu bytes",
-			 too_large);
+			 limit);
 		reply_error(&q, 413, msg);
 	} else if (i == NROUTES) {
 		reply_error(&q, 404, "no such path");

@@ -282,6 +282,11 @@ static const struct {
 	/* a first line that does not start like a name is no header */
 	{ "csv", "b.csv", "-1,2\n3,4\n", 1, "\"-1\" is not a member id", 1 },
 	{ "csv", "b.csv", "1,2,3,4,5\n", 1, "\"5\" is one field too many", 0 },
+	/* nothing to quote: the empty field said so; a tab-separated file
+	 * named .csv told what it is */
+	{ "csv", "b.csv", "1,2,\n", 1, "an empty field is not a timestamp", 0 },
+	{ "csv", "b.csv", "3,4\n1,,2\n", 2, "an empty field is not a member id", 1 },
+	{ "csv", "b.csv", "1\t2\n", 1, "no comma after the source member id", 0 },
 	/* a fraction only where the column is a time (the fourth), and
 	 * digits on both sides of the point */
 	{ "csv", "b.csv", "1,2,3\n1,2,3.5\n", 2,
@@ -427,6 +432,21 @@ START_TEST(test_gz_truncated)
 				      "%s", e.msg);
 			event_list_release(&l);
 		}
+		/* a damaged CRC: zlib's reason once, after the path once
+		 * (it said "<fd:3>: incorrect data check" for the text
+		 * formats, the path twice for igraph's) */
+		memcpy(text, whole, len);
+		text[len - 6] ^= 0x55;
+		f = fopen(path_in("c.gz"), "wb");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+		fclose(f);
+		ck_assert_int_eq(load(path_in("c.gz"), fmt[k], 0, &l, &e), -1);
+		ck_assert_msg(!strncmp(e.msg, path_in("c.gz"),
+				       strlen(path_in("c.gz"))) &&
+			      !strcmp(e.msg + strlen(path_in("c.gz")),
+				      ": incorrect data check"), "%s", e.msg);
+		event_list_release(&l);
 	}
 	free(whole);
 }
@@ -750,7 +770,30 @@ START_TEST(test_graphml)
 		 "<edge source=\"1\" target=\"2\"><data key=\"t\">-5</data>"
 		 "</edge>\n</graph>\n</graphml>\n", head);
 	ck_assert_int_eq(load(write_str("q.graphml", in), NULL, 0, &l, &e), -1);
-	ck_assert_ptr_nonnull(strstr(e.msg, "q.graphml: edge 0: \"time\" -5 is not a timestamp"));
+	ck_assert_ptr_nonnull(strstr(e.msg, "q.graphml: edge 0 (1-2): \"time\" -5 is not a timestamp"));
+	event_list_release(&l);
+	/* the value as given, not rounded by %g into a valid-looking one */
+	snprintf(in, sizeof(in), "%s"
+		 "<node id=\"1\"/><node id=\"2\"/>\n"
+		 "<edge source=\"1\" target=\"2\"><data key=\"t\">1600000000.5"
+		 "</data></edge>\n</graph>\n</graphml>\n", head);
+	ck_assert_int_eq(load(write_str("q.graphml", in), NULL, 0, &l, &e), -1);
+	ck_assert_msg(strstr(e.msg, "\"time\" 1600000000.5 is not"), "%s", e.msg);
+	event_list_release(&l);
+
+	/* a node attribute named "id" would overwrite the node ids (igraph
+	 * keeps both under that name): two nodes with equal data were one */
+	snprintf(in, sizeof(in),
+		 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		 "<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n"
+		 "<key id=\"d0\" for=\"node\" attr.name=\"id\" attr.type=\"int\"/>\n"
+		 "<graph edgedefault=\"undirected\">\n"
+		 "<node id=\"n0\"><data key=\"d0\">7</data></node>"
+		 "<node id=\"n1\"><data key=\"d0\">7</data></node>"
+		 "<edge source=\"n0\" target=\"n1\"/>\n</graph>\n</graphml>\n");
+	ck_assert_int_eq(load(write_str("id.graphml", in), NULL, 0, &l, &e), -1);
+	ck_assert_msg(strstr(e.msg, "id.graphml: a node attribute named \"id\""),
+		      "%s", e.msg);
 	event_list_release(&l);
 
 	/* non-numeric node ids: igraph vertex indices; no ts: load time */
@@ -776,6 +819,17 @@ START_TEST(test_graphml)
 }
 END_TEST
 
+/* 1 when l holds the arc a -> b (in that direction). */
+static int has_arc(const struct event_list *l, uint64_t a, uint64_t b)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->ev[i].src == a && l->ev[i].dst == b)
+			return 1;
+	return 0;
+}
+
 START_TEST(test_pajek_ncol_lgl)
 {
 	struct event_list l = { 0 };
@@ -789,6 +843,40 @@ START_TEST(test_pajek_ncol_lgl)
 	ck_assert(has_pair(&l, 2, 3, -1));
 	/* its vertex numbers are the member ids: no renumbering warning */
 	ck_assert_uint_eq(l.renumbered, 0);
+	event_list_release(&l);
+
+	/* loaded --directed, an undirected file's edges go both ways (each
+	 * came out smaller vertex first, a direction the file never gave);
+	 * a directed file's arcs keep theirs */
+	{
+		struct load_opts o = { NULL, 0, 1, 0 };
+
+		ck_assert_msg(load_events(write_str("u.net", "*Vertices 3\n*Edges\n"
+						    "3 1\n2 3\n"), &o, &l, &e) == 0,
+			      "%s", e.msg);
+		ck_assert_uint_eq(l.n, 4);
+		ck_assert(has_arc(&l, 3, 1) && has_arc(&l, 1, 3) &&
+			  has_arc(&l, 2, 3) && has_arc(&l, 3, 2));
+		event_list_release(&l);
+		ck_assert_msg(load_events(write_str("d.net", "*Vertices 3\n*Arcs\n"
+						    "3 1\n2 3\n"), &o, &l, &e) == 0,
+			      "%s", e.msg);
+		ck_assert_uint_eq(l.n, 2);
+		ck_assert(has_arc(&l, 3, 1) && has_arc(&l, 2, 3));
+		event_list_release(&l);
+	}
+	/* a vertex past *Vertices: igraph's reason, not an empty one */
+	ck_assert_int_eq(load(write_str("o.net", "*Vertices 3\n*Edges\n1 2\n2 9\n"),
+			      NULL, 0, &l, &e), -1);
+	ck_assert_msg(strstr(e.msg, "o.net: ") && !strstr(e.msg, ":  ("), "%s",
+		      e.msg);
+	event_list_release(&l);
+	/* GML ids past igraph's 2^31 - 1: said so, with what to do */
+	ck_assert_int_eq(load(write_str("big.gml", "graph [ node [ id 4294967296 ] "
+					"node [ id 1 ] edge [ source 4294967296 "
+					"target 1 ] ]\n"), NULL, 0, &l, &e), -1);
+	ck_assert_msg(strstr(e.msg, "takes node ids up to 2147483647 only"), "%s",
+		      e.msg);
 	event_list_release(&l);
 
 	ck_assert_msg(load(write_str("a.ncol", "100 200 1.5\n200 300\n"

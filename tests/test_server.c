@@ -613,49 +613,113 @@ END_TEST
 
 
 
+/* Read up to and including "\r\n\r\n" (and no further) into buf; the
+ * length read, or -1. For answers read one at a time off a kept-alive
+ * connection. */
+static int read_head(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	double end = mono() + 10 * e2e_scale();
+
+	while (n + 1 < cap && mono() < end) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if (read(fd, buf + n, 1) != 1)
+			return -1;
+		buf[++n] = '\0';
+		if (n >= 4 && !memcmp(buf + n - 4, "\r\n\r\n", 4))
+			return (int)n;
+	}
+	return -1;
+}
+
 /*
- * SIGTERM finishes the requests in flight: a POST whose body is still
- * arriving when the signal comes gets its answer (the server waited a
- * fixed 300 ms and then closed it unanswered), the event is in the final
- * checkpoint, and an idle keep-alive connection does not hold the exit.
+ * SIGTERM finishes the requests in flight and nothing else:
+ * - a POST whose body is still arriving gets its answer (the server
+ *   waited a fixed 300 ms, then closed it unanswered);
+ * - so does one whose client sent Expect: 100-continue and has its
+ *   "100 Continue" but not yet sent the body (that interim line passed
+ *   for the answer, and the connection for idle);
+ * - answers given while stopping say Connection: close, and an idle
+ *   kept-alive connection is closed at once rather than held to the end;
+ * - the stop returns as soon as they are done, well within its 10 s;
+ * - both events are in the final checkpoint.
  */
 START_TEST(sigterm_finishes_request_in_flight)
 {
 	static const char body[] = "{\"src\":41,\"dst\":42,\"ts\":1700000000}\n";
+	static const char body2[] = "{\"src\":43,\"dst\":44,\"ts\":1700000000}\n";
 	unsigned port = free_port();
 	char *args[] = { "--state", NULL, NULL };
-	char head[160], state[256];
+	char head[256], state[256], got[1024];
 	struct resp r;
 	uint64_t nb[4];
-	int fd, idle, n;
+	int fd, fd2, idle, n;
+	double t0;
 	pid_t pid;
 
 	snprintf(state, sizeof(state), "%s", tpath("state")); /* tpath reuses */
 	args[1] = state;
 	pid = serve_start(port, args);
+	/* a kept-alive connection, one answer read, now idle */
 	idle = connect_port(port);
 	ck_assert_int_ge(idle, 0);
+	n = snprintf(head, sizeof(head), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(send_all(idle, head, (size_t)n), 0);
+	ck_assert_int_gt(read_head(idle, got, sizeof(got)), 0);
+	ck_assert_msg(strstr(got, "Content-Length: 3"), "%s", got);
+	ck_assert_int_eq(read(idle, got, 3), 3); /* "ok\n" */
+	/* a POST with part of its body */
 	fd = connect_port(port);
 	ck_assert_int_ge(fd, 0);
 	n = snprintf(head, sizeof(head), "POST /edges HTTP/1.1\r\nHost: x\r\n"
 		     "Content-Length: %zu\r\n\r\n", sizeof(body) - 1);
 	ck_assert_int_eq(send_all(fd, head, (size_t)n), 0);
 	ck_assert_int_eq(send_all(fd, body, 10), 0);
+	/* a POST that asks before sending its body, its 100 received */
+	fd2 = connect_port(port);
+	ck_assert_int_ge(fd2, 0);
+	n = snprintf(head, sizeof(head), "POST /edges HTTP/1.1\r\nHost: x\r\n"
+		     "Expect: 100-continue\r\nContent-Length: %zu\r\n\r\n",
+		     sizeof(body2) - 1);
+	ck_assert_int_eq(send_all(fd2, head, (size_t)n), 0);
+	ck_assert_int_gt(read_head(fd2, got, sizeof(got)), 0);
+	ck_assert_msg(!strncmp(got, "HTTP/1.1 100", 12), "%s", got);
 	nap_ms(200);
+	t0 = mono();
 	kill(pid, SIGTERM);
+	/* the idle connection is closed at once (end of file, no answer) */
+	ck_assert_int_eq(read_resp(idle, &r), -1);
+	ck_assert_msg(mono() - t0 < 2 * e2e_scale(), "idle closed after %.1f s",
+		      mono() - t0);
+	close(idle);
 	nap_ms(700); /* past the old 300 ms */
 	ck_assert_int_eq(send_all(fd, body + 10, sizeof(body) - 11), 0);
+	ck_assert_int_eq(send_all(fd2, body2, sizeof(body2) - 1), 0);
 	ck_assert_int_eq(read_resp(fd, &r), 0);
 	close(fd);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(strstr(r.body, "\"accepted\":1"));
+	ck_assert_msg(strstr(r.raw, "\r\nConnection: close\r\n"), "%s", r.raw);
+	resp_free(&r);
+	ck_assert_int_eq(read_resp(fd2, &r), 0);
+	close(fd2);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"accepted\":1"));
 	resp_free(&r);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
-	close(idle);
+	/* done when they were: within a few seconds of the signal, well
+	 * under the 10 s the stop may give them */
+	ck_assert_msg(mono() - t0 < 5 * e2e_scale(), "stop took %.1f s",
+		      mono() - t0);
 
 	pid = serve_start(port, args);
 	ck_assert_int_eq(neighbors_of(port, 41, nb, 4), 1);
 	ck_assert_uint_eq(nb[0], 42);
+	ck_assert_int_eq(neighbors_of(port, 43, nb, 4), 1);
+	ck_assert_uint_eq(nb[0], 44);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
 }
