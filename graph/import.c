@@ -27,11 +27,17 @@ static void on_igraph_error(const char *reason, const char *file, int line,
 	IGRAPH_FINALLY_FREE();
 }
 
+/* igraph warned that a GraphML node attribute named "id" took the place
+ * of the node ids (it keeps both under that name): distinct nodes with
+ * equal data would become one member. */
+static _Thread_local int ig_id_hidden;
+
 static void on_igraph_warning(const char *reason, const char *file, int line)
 {
-	(void)reason;
 	(void)file;
 	(void)line;
+	if (reason && strstr(reason, "already an 'id' vertex attribute"))
+		ig_id_hidden = 1;
 }
 
 /* Strict decimal u64. 0 or -1. */
@@ -130,57 +136,6 @@ static const char *ts_attr(const igraph_t *g, int *type)
 	return NULL;
 }
 
-/*
- * 1 when a GraphML file declares a node attribute named "id" (a <key>
- * for "node" or "all" with attr.name="id" before its <graph>). igraph
- * keeps the node ids in the vertex attribute "id", and such data
- * overwrites them: distinct nodes with equal data were merged without a
- * word. Reads the keys only (they come first), at most 16 MiB; f is
- * rewound.
- */
-static int graphml_id_key(FILE *f)
-{
-	char buf[1 << 16], *k, *end;
-	size_t len = 0, total = 0;
-	int found = 0, more = 1;
-
-	while (!found && more && total < ((size_t)16 << 20)) {
-		size_t r = fread(buf + len, 1, sizeof(buf) - 1 - len, f);
-
-		more = r > 0;
-		total += r;
-		len += r;
-		buf[len] = '\0';
-		for (k = strstr(buf, "<key"); k; k = strstr(k + 4, "<key")) {
-			char *gt = strchr(k, '>'), *name, *fo;
-
-			if (!gt)
-				break; /* the rest of this tag comes next */
-			*gt = '\0';
-			name = strstr(k, "attr.name=");
-			fo = strstr(k, "for=");
-			if (name && (!strncmp(name + 10, "\"id\"", 4) ||
-				     !strncmp(name + 10, "'id'", 4)) &&
-			    (!fo || !strncmp(fo + 5, "node", 4) ||
-			     !strncmp(fo + 5, "all", 3)))
-				found = 1;
-			*gt = '>';
-		}
-		end = strstr(buf, "<graph ");
-		if (!end)
-			end = strstr(buf, "<graph>");
-		if (end)
-			break; /* the keys are behind us */
-		/* keep the tail, where a tag may have been cut */
-		if (len > 4096) {
-			memmove(buf, buf + len - 4096, 4096);
-			len = 4096;
-		}
-	}
-	rewind(f);
-	return found;
-}
-
 /* The file as a FILE * igraph can read: gzip decompressed into a temp. */
 static FILE *open_plain(const char *path, struct err *e)
 {
@@ -250,15 +205,17 @@ int import_read(const char *path, const char *format, int directed,
 	old_attr = igraph_set_attribute_table(&igraph_cattribute_table);
 
 	if (!strcmp(format, "graphml")) {
-		if (graphml_id_key(f)) {
+		ig_id_hidden = 0;
+		ir = igraph_read_graph_graphml(&g, f, 0);
+		idattr = "id";
+		if (ir == IGRAPH_SUCCESS && ig_id_hidden) {
+			have_g = 1;
 			err_set(e, "%s: a node attribute named \"id\" (a <key> "
-				"with attr.name=\"id\") would replace the node ids "
+				"with attr.name=\"id\") replaced the node ids "
 				"(igraph keeps both under that name): rename it",
 				path);
 			goto out;
 		}
-		ir = igraph_read_graph_graphml(&g, f, 0);
-		idattr = "id";
 	} else if (!strcmp(format, "gml")) {
 		ir = igraph_read_graph_gml(&g, f);
 		idattr = "id";

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -660,18 +661,38 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Close the connections with nothing in flight (a FIN: their clients see
- * the end, and send their next request elsewhere). */
+/*
+ * Close the connections with nothing in flight, so their clients send the
+ * next request elsewhere. A request already in the kernel but not yet read
+ * is in flight: it is read and answered (Connection: close). The others
+ * are freed through evhttp, so nothing is read or run on them after (a
+ * socket only shut down was still read: a POST came in, was applied and
+ * could not be answered).
+ */
 static void close_idle(struct worker *w)
 {
 	size_t i;
 
 	for (i = 0; i < w->nconns; i++) {
 		struct conn *c = w->conns[i];
+		bufferevent_data_cb rd, wr;
+		bufferevent_event_cb ev;
+		void *evcon;
+		int unread = 0;
 
-		if (!c->busy && !c->capped && !c->cut && !conn_gone(c) &&
-		    !evbuffer_get_length(bufferevent_get_input(c->bev)))
-			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		if (c->busy || c->capped || c->cut || conn_gone(c))
+			continue;
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) ||
+		    ioctl(bufferevent_getfd(c->bev), FIONREAD, &unread) ||
+		    unread > 0) {
+			c->busy = 1;
+			c->since_ms = mono_ms();
+			continue;
+		}
+		/* evhttp's callbacks on the bufferevent carry its connection */
+		bufferevent_getcb(c->bev, &rd, &wr, &ev, &evcon);
+		if (ev && evcon)
+			evhttp_connection_free(evcon);
 	}
 }
 
@@ -867,8 +888,17 @@ void http_reply(struct http_req *r, int status, const char *ctype,
 				  ctype ? ctype : "application/json");
 	if (allow)
 		evhttp_add_header(h, "Allow", allow);
-	if (r->w->stopping) /* the client goes elsewhere for its next one */
+	if (r->w->stopping) {
+		/* the client goes elsewhere for its next one. Said in the
+		 * request's headers too: evhttp then closes after this answer
+		 * and adds no "keep-alive" of its own (an HTTP/1.0 keep-alive
+		 * request got both) */
+		struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+
+		evhttp_remove_header(in, "Connection");
+		evhttp_add_header(in, "Connection", "close");
 		evhttp_add_header(h, "Connection", "close");
+	}
 	evbuffer_drain(out, evbuffer_get_length(out));
 	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
 		/* the GET answer's headers without its body: evhttp would send

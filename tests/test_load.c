@@ -795,6 +795,39 @@ START_TEST(test_graphml)
 	ck_assert_msg(strstr(e.msg, "id.graphml: a node attribute named \"id\""),
 		      "%s", e.msg);
 	event_list_release(&l);
+	/* told by igraph's own warning, so written any way GraphML allows
+	 * (blanks around "="), and not when igraph ignores the key (for
+	 * "all", which igraph 0.10 does not handle) */
+	{
+		static const char *const key[] = {
+			"<key id=\"d0\" for = \"node\" attr.name = \"id\" attr.type=\"int\"/>",
+			"<key id=\"d0\" for=\"all\" attr.name=\"id\" attr.type=\"int\"/>",
+		};
+
+		for (int k = 0; k < 2; k++) {
+			snprintf(in, sizeof(in),
+				 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+				 "<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n"
+				 "%s\n<graph edgedefault=\"undirected\">\n"
+				 "<node id=\"10\"><data key=\"d0\">5</data></node>"
+				 "<node id=\"11\"><data key=\"d0\">5</data></node>"
+				 "<node id=\"12\"/><edge source=\"10\" target=\"12\"/>"
+				 "<edge source=\"11\" target=\"12\"/>\n</graph>\n"
+				 "</graphml>\n", key[k]);
+			if (!k) {
+				ck_assert_int_eq(load(write_str("k.graphml", in),
+						      NULL, 0, &l, &e), -1);
+				ck_assert_ptr_nonnull(strstr(e.msg, "named \"id\""));
+			} else {
+				ck_assert_msg(load(write_str("k.graphml", in), NULL,
+						   0, &l, &e) == 0, "%s", e.msg);
+				ck_assert_uint_eq(l.n, 2);
+				ck_assert(has_pair(&l, 10, 12, -1) &&
+					  has_pair(&l, 11, 12, -1));
+			}
+			event_list_release(&l);
+		}
+	}
 
 	/* non-numeric node ids: igraph vertex indices; no ts: load time */
 	snprintf(in, sizeof(in),
