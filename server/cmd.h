@@ -9,7 +9,9 @@
 #ifndef TRIAD_CMD_H
 #define TRIAD_CMD_H
 
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* A decimal option value: digits only (no sign, no blanks, which strtoull
  * would take, and no wrap-around), at most max. 0, or -1 when it is not. */
@@ -28,6 +30,19 @@ static inline int cmd_uint(const char *s, uint64_t max, uint64_t *out)
 	}
 	*out = v;
 	return 0;
+}
+
+/* A decimal option value with a fraction or exponent ("0.8", "1e5"):
+ * it starts with a digit or a point (no sign, no blank, no "inf" or
+ * "nan", which strtod would take) and is finite. 0, or -1 when not. */
+static inline int cmd_real(const char *s, double *out)
+{
+	char *end;
+
+	if (!s || !((unsigned)*s - '0' <= 9 || *s == '.'))
+		return -1;
+	*out = strtod(s, &end);
+	return *end || !isfinite(*out) ? -1 : 0;
 }
 
 int cmd_load(int argc, char **argv);

@@ -93,7 +93,6 @@ int cmd_eval(int argc, char **argv)
 	enum eval_split_how how = EVAL_SPLIT_FRACTION;
 	int json = 0, quiet = !isatty(2), i, rc = 1, random = 0;
 	int have_frac = 0, fitted = 0;
-	char *end;
 	uint64_t v;
 
 	for (i = 1; i < argc; i++) {
@@ -120,8 +119,8 @@ int cmd_eval(int argc, char **argv)
 			if (!strcmp(a, "--model")) {
 				mpath = next;
 			} else if (!strcmp(a, "--split")) {
-				split = strtod(next, &end);
-				if (!*next || *end || !(split > 0 && split <= 1)) {
+				if (cmd_real(next, &split) ||
+				    !(split > 0 && split <= 1)) {
 					fprintf(stderr, "triad eval: --split \"%s\" is not a fraction in (0, 1]\n", next);
 					return 2;
 				}

@@ -135,11 +135,7 @@ int cmd_replay(int argc, char **argv)
 			else if (!strcmp(s, "--format"))
 				format = v;
 			else if (!strcmp(s, "--rate")) {
-				char *end;
-
-				errno = 0;
-				rate = strtod(v, &end);
-				if (errno || *end || !(rate >= 0)) {
+				if (cmd_real(v, &rate) || !(rate >= 0)) {
 					fprintf(stderr, "triad replay: --rate "
 						"\"%s\" is not a rate\n", v);
 					return 2;
@@ -186,14 +182,21 @@ int cmd_replay(int argc, char **argv)
 		if (rate > 0 && (i & 63) == 0) {
 			double due = t0 + (double)i / rate;
 
-			/* once REPLAY_AHEAD_S ahead, until on schedule */
+			/* once REPLAY_AHEAD_S ahead, until on schedule;
+			 * waiting in the producer's poll, so its error
+			 * events are logged as they come, not after the
+			 * wait (at --rate 5, 13 s) */
 			if (mono_s() < due - REPLAY_AHEAD_S)
 				while ((t = mono_s()) < due) {
+					int ms = (int)((due - t) * 1e3);
 					struct timespec ts = {
 						0, (long)((due - t) * 1e9)
 					};
 
-					nanosleep(&ts, NULL);
+					if (ms >= 1)
+						kafka_producer_poll(p, ms < 100 ? ms : 100);
+					else
+						nanosleep(&ts, NULL);
 				}
 		}
 		kl = snprintf(key, sizeof(key), "%llu",

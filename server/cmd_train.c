@@ -44,10 +44,7 @@ static void progress(void *ctx, const char *phase)
 
 static int parse_frac(const char *s, double *out)
 {
-	char *end;
-
-	*out = strtod(s, &end);
-	return !*s || *end || !(*out > 0 && *out <= 1) ? -1 : 0;
+	return cmd_real(s, out) || !(*out > 0 && *out <= 1) ? -1 : 0;
 }
 
 static int parse_u32(const char *s, uint32_t *out)

@@ -709,6 +709,11 @@ int kafka_produce(struct kafka_producer *p, const void *key, size_t klen,
 	return 0;
 }
 
+void kafka_producer_poll(struct kafka_producer *p, int ms)
+{
+	rd_kafka_poll(p->rk, ms);
+}
+
 int kafka_producer_flush(struct kafka_producer *p, unsigned timeout_ms,
 			 struct err *e)
 {

@@ -92,6 +92,10 @@ void kafka_producer_set_log(struct kafka_producer *p,
 int kafka_produce(struct kafka_producer *p, const void *key, size_t klen,
 		  const void *val, size_t vlen, struct err *e);
 
+/* Serve the producer's callbacks (delivery reports, error events to the
+ * log) for up to ms milliseconds: a pacing producer's sleep. */
+void kafka_producer_poll(struct kafka_producer *p, int ms);
+
 /* Wait up to timeout_ms for every queued message to be delivered. 0 when
  * all were delivered, -1 with e filled (timeout or delivery errors). */
 int kafka_producer_flush(struct kafka_producer *p, unsigned timeout_ms,

@@ -1327,6 +1327,15 @@ START_TEST(test_cli_numbers_strict)
 		{ "eval", "-k +3", "-k \"+3\" is not a number from 1 to 1000" },
 		{ "train", "-o m.json --split-time ' 5'",
 		  "--split-time \" 5\" is not a timestamp" },
+		/* fractions: no sign, blank, inf or nan either (strtod
+		 * takes them all) */
+		{ "eval", "--split ' 0.5'", "--split \" 0.5\" is not a fraction" },
+		{ "eval", "--split +0.5", "--split \"+0.5\" is not a fraction" },
+		{ "train", "-o m.json --split nan", "--split \"nan\" is not a fraction" },
+		{ "replay", "--brokers 127.0.0.1:1 --topic t --rate ' 5'",
+		  "--rate \" 5\" is not a rate" },
+		{ "replay", "--brokers 127.0.0.1:1 --topic t --rate inf",
+		  "--rate \"inf\" is not a rate" },
 	};
 	char args[2048], snap[600], ev[600];
 	size_t i;
