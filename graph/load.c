@@ -605,7 +605,6 @@ int load_gz_error(gzFile gz, const char *path, struct err *e)
 	return err_set(e, "%s: %s", path, msg);
 }
 
-
 int load_gz_truncated(gzFile gz, const char *path, struct err *e)
 {
 	int zerr = Z_OK;

@@ -12,22 +12,19 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
-/* A decimal option value: digits only (no sign, no blanks, which strtoull
- * would take, and no wrap-around), at most max. 0, or -1 when it is not. */
+#include "query.h"
+
+/* A decimal option value, at most max, read as the HTTP parameters are
+ * (query_u64: digits only, no sign, no blanks, which strtoull would take,
+ * no wrap-around). 0, or -1 when it is not. */
 static inline int cmd_uint(const char *s, uint64_t max, uint64_t *out)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	if (!s || !*s)
+	if (!s || query_u64(s, strlen(s), &v) || v > max)
 		return -1;
-	for (; *s; s++) {
-		unsigned d = (unsigned)*s - '0';
-
-		if (d > 9 || d > max || v > (max - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
 	*out = v;
 	return 0;
 }

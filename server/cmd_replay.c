@@ -12,6 +12,7 @@
 #include "load.h"
 #include "mem.h"
 #include "mono.h"
+#include "ratelog.h"
 
 /* --rate: sleep once the send is this far ahead of its schedule (then
  * until it is on it again): a wakeup every few ms, not every 64 events */
@@ -29,32 +30,15 @@ static void usage(FILE *f)
 "the broker takes them). Prints the count and rate on stderr at the end.\n");
 }
 
-/* librdkafka's error events (the brokers unreachable...): the first at
- * once, then at most one line every REPLAY_LOG_S, saying how many were
- * not shown. The messages are retried until they time out. */
-#define REPLAY_LOG_S 10.0
-
-struct replay_log {
-	double last; /* when a line was last printed, 0 for never */
-	unsigned long held;
-};
-
+/* librdkafka's error events (the brokers unreachable...), through the
+ * rate-limited log: the messages are retried until they time out. */
 static void log_kafka(void *ctx, const char *why)
 {
-	struct replay_log *l = ctx;
-	double t = mono_s();
+	char line[600];
 
-	if (l->last && t - l->last < REPLAY_LOG_S) {
-		l->held++;
-		return;
-	}
-	fprintf(stderr, "triad replay: kafka: %s; retrying (a message not "
-		"delivered in 30 s fails the replay)", why);
-	if (l->held)
-		fprintf(stderr, " (%lu more errors not shown)", l->held);
-	fputc('\n', stderr);
-	l->last = t;
-	l->held = 0;
+	snprintf(line, sizeof(line), "kafka: %s; retrying (a message not "
+		 "delivered in 30 s fails the replay)", why);
+	ratelog_report(ctx, line, NULL);
 }
 
 static int cmp_ts(const void *a, const void *b)
@@ -102,7 +86,7 @@ int cmd_replay(int argc, char **argv)
 	struct event_list l = { 0 };
 	struct kafka_producer *p = NULL;
 	struct err e = { "" };
-	struct replay_log klog = { 0, 0 };
+	struct ratelog klog;
 	size_t i;
 	int a, rc = 1;
 
@@ -159,6 +143,7 @@ int cmd_replay(int argc, char **argv)
 		return 2;
 	}
 	lo.format = format;
+	ratelog_init(&klog, "triad replay");
 	if (load_events(path, &lo, &l, &e)) {
 		fprintf(stderr, "triad replay: %s\n", e.msg);
 		goto out;
@@ -227,6 +212,7 @@ int cmd_replay(int argc, char **argv)
 	rc = 0;
 out:
 	kafka_producer_free(p);
+	ratelog_destroy(&klog);
 	event_list_release(&l);
 	return rc;
 }

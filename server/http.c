@@ -234,9 +234,10 @@ static void conn_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 		/* evhttp's own "HTTP/1.1 100 Continue" to a client that sent
 		 * Expect: is no answer: the body is still to come (taken for
 		 * one, a stop let such a POST go unanswered) */
-		if (!i->orig_size && evbuffer_get_length(b) >= 12 &&
-		    !memcmp(evbuffer_pullup(b, 12), "HTTP/1.", 7) &&
-		    !memcmp(evbuffer_pullup(b, 12) + 8, " 1", 2))
+		const unsigned char *h = !i->orig_size &&
+			evbuffer_get_length(b) >= 12 ? evbuffer_pullup(b, 12) : NULL;
+
+		if (h && !memcmp(h, "HTTP/1.", 7) && !memcmp(h + 8, " 1", 2))
 			return;
 		c->busy = 0;
 		conn_unhold(c);
@@ -628,8 +629,7 @@ int http_server_start(struct http_server *s, struct err *e)
 	return 0;
 }
 
-/* Runs on the worker's own thread. */
-/* Stopping, every HTTP_DRAIN_MS: exit once no request is arriving or
+/* Stopping, every HTTP_DRAIN_MS (on the worker's own thread): exit once no request is arriving or
  * being answered on this worker (idle keep-alive connections do not
  * count), or at the grace deadline. */
 #define HTTP_DRAIN_MS 10
@@ -696,6 +696,7 @@ static void close_idle(struct worker *w)
 	}
 }
 
+/* On the worker's own thread: stop accepting, close what is idle, drain. */
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;

@@ -89,6 +89,20 @@ static int per_worker(struct graph_buf *out, const char *name,
 	return 0;
 }
 
+/* A counter with one series per value of one label (names[i]: v[i]). */
+static int labelled(struct graph_buf *out, const char *name, const char *help,
+		    const char *label, const char *const *names,
+		    const _Atomic uint64_t *v, unsigned n)
+{
+	unsigned i;
+
+	P("# HELP triad_%s %s\n# TYPE triad_%s counter\n", name, help, name);
+	for (i = 0; i < n; i++)
+		P("triad_%s{%s=\"%s\"} %llu\n", name, label, names[i],
+		  (unsigned long long)ld(&v[i]));
+	return 0;
+}
+
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 		   struct graph_buf *out)
 {
@@ -123,12 +137,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	    gauge(out, "dismissals", "dismissed (member, candidate) pairs",
 		  "gauge", (long long)g->dismissals))
 		return -1;
-	P("# HELP triad_state_write_failures_total writes to the --state "
-	  "directory that failed (disk full, map full, I/O errors), by what "
-	  "wrote\n# TYPE triad_state_write_failures_total counter\n");
-	for (s = 0; s < MS_N; s++)
-		P("triad_state_write_failures_total{op=\"%s\"} %llu\n",
-		  state_op_name[s], (unsigned long long)ld(&m->state_fail[s]));
+	if (labelled(out, "state_write_failures_total", "writes to the --state "
+		     "directory that failed (disk full, map full, I/O errors), "
+		     "by what wrote", "op", state_op_name, m->state_fail, MS_N))
+		return -1;
 	P("# HELP triad_state_writable 0 from a failed write to the --state "
 	  "directory until one succeeds, else 1 (also 1 without --state)\n"
 	  "# TYPE triad_state_writable gauge\ntriad_state_writable %d\n",
@@ -153,11 +165,9 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	  (unsigned long long)g->graph_removed);
 	P("triad_graph_events_total{effect=\"noop\"} %llu\n",
 	  (unsigned long long)g->graph_noops);
-	P("# HELP triad_kafka_malformed_total malformed Kafka messages "
-	  "skipped, by reason\n# TYPE triad_kafka_malformed_total counter\n");
-	for (s = 0; s < MK_N; s++)
-		P("triad_kafka_malformed_total{reason=\"%s\"} %llu\n",
-		  bad_name[s], (unsigned long long)ld(&m->kafka_bad[s]));
+	if (labelled(out, "kafka_malformed_total", "malformed Kafka messages "
+		     "skipped, by reason", "reason", bad_name, m->kafka_bad, MK_N))
+		return -1;
 	P("# HELP triad_kafka_errors_total consumer errors reported by "
 	  "librdkafka\n# TYPE triad_kafka_errors_total counter\n"
 	  "triad_kafka_errors_total %llu\n",

@@ -28,6 +28,7 @@
 #include "mono.h"
 #include "metrics.h"
 #include "model.h"
+#include "ratelog.h"
 #include "ndjson.h"
 #include "query.h"
 #include "recommend.h"
@@ -69,22 +70,6 @@ struct gc_req {
 	int done, rc;
 	struct err e;
 	struct gc_req *next;
-};
-
-/*
- * A failure that can repeat fast (a full disk, a broker down) goes to the
- * log at most once per RATELOG_EVERY_S, the next line saying how many were
- * not logged; the first success after failures of which one was logged is
- * logged too, so the log's last word is true (ratelog_report).
- */
-#define RATELOG_EVERY_S 10
-struct ratelog {
-	pthread_mutex_t mu;
-	time_t last;       /* when a failure was last logged */
-	uint64_t unlogged; /* failures since, not logged */
-	int logged;        /* a failure since the last success was logged */
-	atomic_int failing; /* the latest report was a failure (set under mu;
-			     * read without it: a success's fast path) */
 };
 
 struct serve {
@@ -135,40 +120,6 @@ struct serve {
 	struct ratelog swlog, klog;
 	time_t started;
 };
-
-/* Report a failure (fail: its log line) or a success (fail NULL; ok: the
- * line said when it ends a logged failure). See struct ratelog. */
-static void ratelog_report(struct ratelog *r, const char *fail,
-			   const char *ok)
-{
-	if (!fail && !atomic_load_explicit(&r->failing, memory_order_relaxed))
-		return; /* the common case: nothing to end */
-	pthread_mutex_lock(&r->mu);
-	if (fail) {
-		time_t now = time(NULL);
-
-		atomic_store(&r->failing, 1);
-		if (!r->last || now - r->last >= RATELOG_EVERY_S) {
-			if (r->unlogged)
-				fprintf(stderr, "triad serve: %s (and %llu more "
-					"since the last such line)\n", fail,
-					(unsigned long long)r->unlogged);
-			else
-				fprintf(stderr, "triad serve: %s\n", fail);
-			r->last = now;
-			r->unlogged = 0;
-			r->logged = 1;
-		} else {
-			r->unlogged++;
-		}
-	} else if (atomic_load(&r->failing)) {
-		atomic_store(&r->failing, 0);
-		if (r->logged)
-			fprintf(stderr, "triad serve: %s\n", ok);
-		r->logged = 0;
-	}
-	pthread_mutex_unlock(&r->mu);
-}
 
 /*
  * Record how a state write went (disk full, map full, an I/O error: the
@@ -230,8 +181,8 @@ struct serve *serve_new(const struct serve_opts *o, struct err *e)
 	s->nthreads = o->threads ? o->threads : (ncpu > 0 ? (unsigned)ncpu : 1);
 	pthread_mutex_init(&s->wmu, NULL);
 	pthread_mutex_init(&s->gmu, NULL);
-	pthread_mutex_init(&s->swlog.mu, NULL);
-	pthread_mutex_init(&s->klog.mu, NULL);
+	ratelog_init(&s->swlog, "triad serve");
+	ratelog_init(&s->klog, "triad serve");
 	pthread_cond_init(&s->gcv, NULL);
 	s->gq_tail = &s->gq_head;
 	pthread_rwlockattr_init(&ra);
@@ -304,8 +255,8 @@ void serve_free(struct serve *s)
 	free(s->koff);
 	pthread_rwlock_destroy(&s->model_lock);
 	pthread_cond_destroy(&s->gcv);
-	pthread_mutex_destroy(&s->klog.mu);
-	pthread_mutex_destroy(&s->swlog.mu);
+	ratelog_destroy(&s->klog);
+	ratelog_destroy(&s->swlog);
 	pthread_mutex_destroy(&s->gmu);
 	pthread_mutex_destroy(&s->wmu);
 	free(s);
