@@ -4,6 +4,7 @@
 #   make deps                    install missing Debian packages (apt-get)
 #   make test                    unit + end-to-end tests (Check)
 #   make test SANITIZE=address,undefined   the same under ASan/UBSan
+#   make tsan                    the same under ThreadSanitizer
 #   make bench                   benchmarks (timing lives here, never in tests)
 #   make run                     the service on the bundled sample data
 #   make fuzz [FUZZ_SECONDS=30]  libFuzzer targets (clang), each for FUZZ_SECONDS
@@ -83,11 +84,17 @@ $(BUILD)/libtriad.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(TRIAD): $(BUILD)/server/main.o $(BUILD)/libtriad.a
+# Under ThreadSanitizer every program also links tests/tsan_thrd.c (why:
+# there, and `make tsan` below).
+ifneq ($(findstring thread,$(SANITIZE)),)
+TSAN_OBJ := $(BUILD)/tests/tsan_thrd.o
+endif
+
+$(TRIAD): $(BUILD)/server/main.o $(BUILD)/libtriad.a $(TSAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libtriad.a
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libtriad.a $(TSAN_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Each suite is its own binary; end-to-end suites find the server through
@@ -122,6 +129,22 @@ FAULTS_BIN := $(BUILD)/tests/faults
 faults: deps
 	@$(MAKE) --no-print-directory $(TRIAD) $(FAULTS_BIN)
 	@TRIAD_BIN=$(abspath $(TRIAD)) TRIAD_DATA=$(abspath data) $(FAULTS_BIN)
+
+# ---- ThreadSanitizer ---------------------------------------------------
+# `make tsan`: `make test` built with -fsanitize=thread, every triad process
+# the suites start included. Reports go to files (tests capture servers'
+# stderr), one per process that found a race; any file fails the target.
+# tests/tsan.supp says what is not checked and why.
+TSAN_DIR := $(O)/build/san-thread/reports
+.PHONY: tsan
+tsan: deps
+	@rm -rf $(TSAN_DIR) && mkdir -p $(TSAN_DIR)
+	@TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) log_path=$(abspath $(TSAN_DIR))/race $$TSAN_OPTIONS" \
+	  $(MAKE) --no-print-directory test SANITIZE=thread; rc=$$?; \
+	n=$$(ls $(TSAN_DIR) | wc -l); \
+	for f in $(TSAN_DIR)/*; do [ -e "$$f" ] && { echo "== $$f"; cat "$$f"; }; done; \
+	if [ "$$n" -gt 0 ]; then echo "make tsan: $$n processes reported races or errors ($(TSAN_DIR))" >&2; exit 1; fi; \
+	[ $$rc -eq 0 ] && echo "make tsan: no race reported"; exit $$rc
 
 # ---- fuzzing (clang libFuzzer) ----------------------------------------
 # `make fuzz` builds every tests/fuzz_*.c against the library compiled by

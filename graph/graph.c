@@ -338,8 +338,10 @@ void graph_free(struct graph *g)
 
 	if (!g)
 		return;
-	if (g->used_rcu)
+	if (g->used_rcu) {
 		urcu_bp_barrier(); /* every mark_safe has run */
+		RCU_TSAN_ACQUIRE();
+	}
 	reclaim(g, 1);
 	vt = atomic_load(&g->vt);
 	n = atomic_load(&vt->n);
@@ -369,6 +371,10 @@ int graph_is_directed(const struct graph *g)
 }
 
 /* ---- retirement ------------------------------------------------------- */
+
+#ifdef GRAPH_TSAN
+char graph_rcu_token; /* see rcu_wait in graph_int.h */
+#endif
 
 int gc_retire(struct graph *g, void *p, size_t n)
 {
@@ -420,7 +426,9 @@ static void mark_safe(struct rcu_head *h)
 {
 	struct retired *r = caa_container_of(h, struct retired, head);
 
+	RCU_TSAN_ACQUIRE(); /* a grace period has ended (ThreadSanitizer) */
 	atomic_store_explicit(&r->safe, 1, memory_order_release);
+	RCU_TSAN_RELEASE(); /* for graph_free, after urcu_bp_barrier */
 }
 
 /* Writer: free every batch whose grace period has ended. With `all`, the
@@ -455,7 +463,7 @@ void gc_flush(struct graph *g)
 		    ? NULL
 		    : malloc(sizeof(*r) + g->ngarbage * sizeof(struct gblock));
 	if (!r) {
-		urcu_bp_synchronize_rcu();
+		rcu_wait();
 		for (i = 0; i < g->ngarbage; i++)
 			free_block(g, g->garbage[i]);
 	} else {
@@ -468,6 +476,7 @@ void gc_flush(struct graph *g)
 		else
 			g->rhead = r;
 		g->rtail = r;
+		RCU_TSAN_RELEASE(); /* r's contents, for mark_safe */
 		urcu_bp_call_rcu(&r->head, mark_safe);
 		g->used_rcu = 1;
 	}
@@ -528,7 +537,7 @@ int idmap_reserve(struct graph *g, uint64_t more)
 	atomic_store_explicit(&g->im, nm, memory_order_release);
 	if (gc_retire(g, m->slot, 0) || gc_retire(g, m, 0)) {
 		/* cannot defer: wait for readers, then free */
-		urcu_bp_synchronize_rcu();
+		rcu_wait();
 		free(m->slot);
 		free(m);
 	}
@@ -557,7 +566,7 @@ int vtab_resize(struct graph *g, uint64_t cap)
 	atomic_init(&nv->n, n);
 	atomic_store_explicit(&g->vt, nv, memory_order_release);
 	if (gc_retire(g, vt->v, 0) || gc_retire(g, vt, 0)) {
-		urcu_bp_synchronize_rcu();
+		rcu_wait();
 		vtab_free(vt);
 	}
 	return 0;
@@ -632,7 +641,7 @@ uint32_t graph_vertex_get(struct graph *g, uint64_t member)
 
 void graph_view_begin(const struct graph *g, struct graph_view *v)
 {
-	urcu_bp_read_lock();
+	rcu_lock();
 	v->g = g;
 	v->vt = atomic_load_explicit(&((struct graph *)g)->vt,
 				     memory_order_acquire);
@@ -641,7 +650,7 @@ void graph_view_begin(const struct graph *g, struct graph_view *v)
 void graph_view_end(struct graph_view *v)
 {
 	v->vt = NULL;
-	urcu_bp_read_unlock();
+	rcu_unlock();
 }
 
 uint32_t graph_nvertices(const struct graph_view *v)

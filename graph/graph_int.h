@@ -21,6 +21,51 @@
 #include "varint.h"
 
 /*
+ * RCU, as the graph module uses it. ThreadSanitizer cannot see what orders
+ * liburcu-bp's threads (its own barriers, futexes and lock-free queues), so
+ * under -fsanitize=thread the graph tells it, with one token: a reader's
+ * unlock, a retirement handed to call_rcu and a finished callback release
+ * it; the end of a grace period (rcu_wait, the callback, urcu_bp_barrier)
+ * acquires it. What readers did then happens before what the writer does
+ * with the memory afterwards. Elsewhere these are liburcu-bp's calls alone.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define GRAPH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GRAPH_TSAN 1
+#endif
+#endif
+#ifdef GRAPH_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char graph_rcu_token;
+#define RCU_TSAN_ACQUIRE() __tsan_acquire(&graph_rcu_token)
+#define RCU_TSAN_RELEASE() __tsan_release(&graph_rcu_token)
+#else
+#define RCU_TSAN_ACQUIRE() ((void)0)
+#define RCU_TSAN_RELEASE() ((void)0)
+#endif
+
+static inline void rcu_lock(void)
+{
+	urcu_bp_read_lock();
+}
+
+static inline void rcu_unlock(void)
+{
+	RCU_TSAN_RELEASE();
+	urcu_bp_read_unlock();
+}
+
+/* Wait until no reader can hold what was unpublished before the call. */
+static inline void rcu_wait(void)
+{
+	urcu_bp_synchronize_rcu();
+	RCU_TSAN_ACQUIRE();
+}
+
+/*
  * A vertex slot (u64): 0 (no edges); SLOT_ARENA | offset (a base list in
  * the arena, no delta); SLOT_BASE | pointer (a base list of its own on the
  * heap, no delta: what a merge leaves); else a pointer to a struct adj.

@@ -730,13 +730,13 @@ void graph_stats(const struct graph *g, struct graph_stats *st)
 	struct idmap *im;
 	uint64_t arena; /* the arena's bytes still in use */
 
-	urcu_bp_read_lock();
+	rcu_lock();
 	vt = atomic_load_explicit(&m->vt, memory_order_acquire);
 	im = atomic_load_explicit(&m->im, memory_order_acquire);
 	st->members = atomic_load_explicit(&vt->n, memory_order_relaxed);
 	st->bytes = (uint64_t)vt->cap * 16 + (im->mask + 1) * 4 +
 		    sizeof(*g);
-	urcu_bp_read_unlock();
+	rcu_unlock();
 	st->edges = atomic_load_explicit(&m->edges, memory_order_relaxed);
 	st->arena_freed = atomic_load_explicit(&m->arena_freed,
 					       memory_order_relaxed);

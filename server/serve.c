@@ -88,7 +88,7 @@ struct serve {
 	struct dismiss_set *dis;
 	struct metrics m;
 	struct http_server *http;
-	struct kafka_consumer *kc;
+	struct kafka_consumer *_Atomic kc; /* set once HTTP workers already run */
 	struct wctx *w;
 
 	/* group commit of concurrent POST /edges: one leader logs and applies
