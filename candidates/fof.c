@@ -13,53 +13,6 @@ void fof_params_default(struct fof_params *p)
 	p->max_total = FOF_MAX_TOTAL;
 }
 
-/* (ts, id) ordering of the newest selection: newer first, then smaller id. */
-static int newer(uint32_t ts_a, uint32_t id_a, uint32_t ts_b, uint32_t id_b)
-{
-	return ts_a != ts_b ? ts_a > ts_b : id_a < id_b;
-}
-
-static void swap2(uint32_t *id, uint32_t *ts, uint32_t i, uint32_t j)
-{
-	uint32_t t;
-
-	t = id[i], id[i] = id[j], id[j] = t;
-	t = ts[i], ts[i] = ts[j], ts[j] = t;
-}
-
-/*
- * Reorder id/ts[0..n) so that the k newest come first (in no particular
- * order): quickselect with a median-of-three pivot, O(n) expected,
- * deterministic. Whatever order the list's timestamps follow (ids often
- * grow with time, which defeats a bounded heap) the cost stays linear.
- */
-static void select_newest(uint32_t *id, uint32_t *ts, uint32_t n, uint32_t k)
-{
-	uint32_t lo = 0, hi = n, i, store, mid;
-
-	while (hi - lo > 1) {
-		mid = lo + (hi - lo) / 2;
-		/* median of three to hi-1 */
-		if (newer(ts[mid], id[mid], ts[lo], id[lo]))
-			swap2(id, ts, mid, lo);
-		if (newer(ts[hi - 1], id[hi - 1], ts[lo], id[lo]))
-			swap2(id, ts, hi - 1, lo);
-		if (newer(ts[mid], id[mid], ts[hi - 1], id[hi - 1]))
-			swap2(id, ts, mid, hi - 1);
-		/* now lo >= hi-1 >= mid in "newness": pivot at hi-1 */
-		for (store = lo, i = lo; i < hi - 1; i++)
-			if (newer(ts[i], id[i], ts[hi - 1], id[hi - 1]))
-				swap2(id, ts, i, store++);
-		swap2(id, ts, store, hi - 1);
-		if (store == k || store + 1 == k)
-			return;
-		if (store > k)
-			hi = store;
-		else
-			lo = store + 1;
-	}
-}
-
 /*
  * The neighbours of u to expand, into c->queue; returns how many or -1.
  * Over the cap: the newest `cap`, by one pass over u's list into scratch
@@ -93,7 +46,7 @@ static int64_t expand_set(struct cand_ctx *c, const struct graph_view *v,
 	}
 	*read += n;
 	if (n > cap) {
-		select_newest(c->queue, c->tsbuf, n, cap);
+		graph_select_newest(c->queue, c->tsbuf, n, cap);
 		n = cap;
 	}
 	return n;

@@ -185,8 +185,10 @@ int graph_compact(struct graph *g, uint64_t budget_us);
 
 /*
  * The newest timestamp of any edge added or loaded so far, in seconds (at
- * GRAPH_TS_RES); 0 when there is none. Removes do not lower it. Any
- * thread, O(1). The reference "now" for recency features when serving.
+ * GRAPH_TS_RES); 0 when there is none. Removes do not lower it, nor do
+ * timestamps more than a day ahead of the wall clock raise it (the edge is
+ * kept with its timestamp). Any thread, O(1). The reference "now" for
+ * recency features when serving.
  */
 uint32_t graph_newest_ts(const struct graph *g);
 
@@ -345,11 +347,21 @@ enum graph_sample_mode {
  * seed. UNIFORM: O(k * (log + B)) on long lists (random block access),
  * O(d) on short ones; output order is unspecified. NEWEST: newest first,
  * O(min(k, 32) + D) for lists that keep a newest-index (degree >= 1024) and
- * k <= 32, else O(d log k).
+ * k <= 32, refreshes of the newest edges included; else, or while the
+ * delta removes enough of the 32 newest base edges to leave fewer than k
+ * of them, O(d log k).
  */
 uint32_t graph_sample(const struct graph_view *v, uint32_t u, uint32_t k,
 		      enum graph_sample_mode mode, uint64_t seed,
 		      uint32_t *nbr, uint32_t *ts);
+
+/*
+ * Reorder (nbr, ts)[0..n) so that its k newest (ties: smaller id first)
+ * come first, in no particular order: quickselect with a median-of-three
+ * pivot, O(n) expected, deterministic, whatever order the timestamps
+ * follow (ids often grow with time, which defeats a bounded heap).
+ */
+void graph_select_newest(uint32_t *nbr, uint32_t *ts, uint32_t n, uint32_t k);
 
 /* ---- persistence: chunks of vertices as self-contained bytes ----------- */
 

@@ -234,6 +234,7 @@ struct graph {
 	struct graph_buf enc;
 	int used_rcu;              /* call_rcu was called: barrier at free */
 	uint64_t imp_n, imp_edges; /* import in progress */
+	uint32_t imp_horizon;      /* its ts_horizon() */
 	uint8_t *imp_seen;
 
 	/* counters, relaxed atomics: read by any thread */
@@ -311,6 +312,22 @@ static inline uint32_t ts_units(uint32_t ts)
 static inline uint32_t ts_secs(uint32_t u)
 {
 	return u * GRAPH_TS_RES;
+}
+
+/*
+ * The newest timestamp (graph_newest_ts) is the service's "now" for
+ * recency; timestamps more than FUTURE_SLACK_S ahead of the wall clock
+ * when they are applied, built or loaded do not move it, or one event
+ * stamped in the far future (a typo, a producer's clock gone wrong) would
+ * age every edge at once and for good. The edges themselves keep their
+ * timestamps. Stored units.
+ */
+#define FUTURE_SLACK_S 86400u
+static inline uint32_t ts_horizon(void)
+{
+	uint64_t t = ((uint64_t)time(NULL) + FUTURE_SLACK_S) / GRAPH_TS_RES;
+
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
 _Static_assert(GRAPH_TS_RES >= 2, "stored units must fit 31 bits");

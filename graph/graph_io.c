@@ -102,6 +102,7 @@ int graph_import_begin(struct graph *g, uint64_t nvertices, uint64_t nedges,
 	atomic_store(&vt->n, (uint32_t)nvertices);
 	g->imp_n = nvertices;
 	g->imp_edges = nedges;
+	g->imp_horizon = ts_horizon();
 	g->arena_len = 0;
 	return 0;
 }
@@ -178,7 +179,8 @@ static int base_check(struct graph *g, uint32_t u, const uint8_t *p,
 				       "wrong", u, i / GRAPH_BLOCK);
 		g->sid[i] = (uint32_t)id;
 		g->sts[i] = cur;
-		if (cur > atomic_load_explicit(&g->newest, memory_order_relaxed))
+		if (cur > atomic_load_explicit(&g->newest, memory_order_relaxed) &&
+		    cur <= g->imp_horizon)
 			atomic_store_explicit(&g->newest, cur,
 					      memory_order_relaxed);
 	}

@@ -96,11 +96,14 @@ int graph_scratch_reserve(struct graph *g, size_t n)
 struct wsum {
 	int64_t edges, delta, base;
 	uint64_t merges;
-	uint32_t newest;
+	uint32_t newest;  /* the newest added, up to horizon */
+	uint32_t horizon; /* ts_horizon() of the call; kept by flushes */
 };
 
 static void wsum_flush(struct graph *g, struct wsum *w)
 {
+	uint32_t horizon;
+
 	if (w->edges)
 		atomic_fetch_add_explicit(&g->edges, (uint64_t)w->edges,
 					  memory_order_relaxed);
@@ -117,7 +120,9 @@ static void wsum_flush(struct graph *g, struct wsum *w)
 	if (w->newest > atomic_load_explicit(&g->newest, memory_order_relaxed))
 		atomic_store_explicit(&g->newest, w->newest,
 				      memory_order_relaxed);
+	horizon = w->horizon;
 	memset(w, 0, sizeof(*w));
+	w->horizon = horizon;
 }
 
 /* The slot of a base list with no delta (0 for none). */
@@ -514,7 +519,8 @@ static inline const void *slot_target(const struct graph *g, uint64_t s)
 static void apply_count(struct graph_apply_stats *st, struct wsum *ws, int r,
 			uint32_t t)
 {
-	if ((r == UPD_ADDED || r == UPD_REFRESHED) && t > ws->newest)
+	if ((r == UPD_ADDED || r == UPD_REFRESHED) && t > ws->newest &&
+	    t <= ws->horizon)
 		ws->newest = t;
 	switch (r) {
 	case UPD_ADDED:
@@ -557,6 +563,7 @@ int graph_apply(struct graph *g, const struct graph_event *ev, size_t n,
 		memset(&dummy, 0, sizeof(dummy));
 		st = &dummy;
 	}
+	ws.horizon = ts_horizon();
 	for (i = -4 * (ptrdiff_t)APPLY_D; i < (ptrdiff_t)lim; i++) {
 		const struct idmap *im = atomic_load_explicit(
 			&g->im, memory_order_relaxed);
@@ -1116,7 +1123,7 @@ static int build(struct graph *g, const struct graph_event *ev, size_t n,
 						     memory_order_relaxed);
 	uint32_t *src = NULL, *dst = NULL, *tsv = NULL, *perm = NULL, nv, u;
 	uint64_t *deg = NULL, *off = NULL, *half = NULL, loops = 0, total = 0;
-	uint32_t newest = 0;
+	uint32_t newest = 0, horizon = ts_horizon();
 	size_t i, m = 0;
 	struct graph_buf arena = { 0 };
 	struct mem_prefault pf = { 0 };
@@ -1159,7 +1166,7 @@ static int build(struct graph *g, const struct graph_event *ev, size_t n,
 		if (src[m] == GRAPH_NONE || dst[m] == GRAPH_NONE)
 			goto oom;
 		tsv[m] = ts_units(ev[i].ts);
-		if (tsv[m] > newest)
+		if (tsv[m] > newest && tsv[m] <= horizon)
 			newest = tsv[m];
 		m++;
 	}

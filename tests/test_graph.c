@@ -1124,6 +1124,104 @@ START_TEST(build_equals_apply)
 }
 END_TEST
 
+/* The k newest of hub 0 against the reference in[]/tsr[] (1..n). */
+static void check_newest(struct graph *g, const uint8_t *in,
+			 const uint32_t *tsr, uint32_t n, uint32_t k)
+{
+	uint32_t nbr[128], ts[128], got, want = 0, i, x;
+	struct graph_view v;
+
+	graph_view_begin(g, &v);
+	got = graph_sample(&v, graph_lookup(&v, 0), k, GRAPH_SAMPLE_NEWEST, 0,
+			   nbr, ts);
+	for (x = 1; x <= n; x++)
+		want += in[x];
+	REQ_EQ(got, k < want ? k : want);
+	for (i = 0; i < got; i++) {
+		uint64_t m = graph_member(&v, nbr[i]);
+		uint32_t better = 0;
+
+		REQ(m >= 1 && m <= n && in[m]);
+		REQ_EQ(ts[i], tsr[m]);
+		for (x = 1; x <= n; x++) { /* exactly i rank before it */
+			uint32_t id;
+
+			if (!in[x])
+				continue;
+			id = graph_lookup(&v, x);
+			better += tsr[x] > ts[i] ||
+				  (tsr[x] == ts[i] && id < nbr[i]);
+		}
+		REQ_EQ(better, i);
+	}
+	graph_view_end(&v);
+}
+
+/*
+ * A hub with a newest index and a delta over it: refreshes of its newest
+ * edges (newer and older), removals of them, new edges old and new. The
+ * index answers while enough of it stays newest; whichever path answers,
+ * the k newest are exact, k from 1 to past the index and the scan buffer.
+ */
+START_TEST(newest_over_hub_delta)
+{
+	enum { N = 3000, M = 3400 };
+	static const uint32_t ks[] = { 1, 5, 31, 32, 33, 64, 65, 128 };
+	struct graph *g = graph_new(0);
+	uint8_t *in = calloc(M + 1, 1);
+	uint32_t *tsr = calloc(M + 1, sizeof(uint32_t));
+	struct graph_event *ev = calloc(N, sizeof(*ev)), one;
+	struct err e = { "" };
+	uint64_t seed = 11;
+	uint32_t top = N, step, x, i;
+
+	REQ(g && in && tsr && ev);
+	for (x = 1; x <= N; x++) { /* newer with every id: the worst order */
+		ev[x - 1] = (struct graph_event){ 0, x, x * GRAPH_TS_RES,
+						  GRAPH_ADD };
+		in[x] = 1;
+		tsr[x] = x * GRAPH_TS_RES;
+	}
+	REQ_EQ(graph_build(g, ev, N, 0, NULL, &e), 0);
+	for (step = 0; step < 400; step++) {
+		uint32_t r = (uint32_t)(rnd(&seed) % 8);
+
+		one.src = 0;
+		one.op = GRAPH_ADD;
+		if (r < 3) { /* refresh one of the newest 40, newer */
+			one.dst = top - (uint32_t)(rnd(&seed) % 40);
+			one.ts = (N + step + 1) * GRAPH_TS_RES;
+		} else if (r < 4) { /* ... or older: changes nothing */
+			one.dst = top - (uint32_t)(rnd(&seed) % 40);
+			one.ts = (uint32_t)(rnd(&seed) % N) * GRAPH_TS_RES;
+		} else if (r < 6) { /* remove one of the newest 40 */
+			one.dst = top - (uint32_t)(rnd(&seed) % 40);
+			one.op = GRAPH_REMOVE;
+		} else { /* a new member or a re-add, any age */
+			one.dst = 1 + (uint32_t)(rnd(&seed) % M);
+			one.ts = (uint32_t)(rnd(&seed) % (N + 400)) *
+				 GRAPH_TS_RES;
+		}
+		REQ_EQ(graph_apply(g, &one, 1, NULL, &e), 0);
+		/* a re-add keeps the newer timestamp (an older one: no-op) */
+		if (one.op == GRAPH_REMOVE)
+			tsr[one.dst] = 0;
+		else if (!in[one.dst] || one.ts > tsr[one.dst])
+			tsr[one.dst] = one.ts;
+		in[one.dst] = one.op == GRAPH_ADD;
+		for (i = 0; i < sizeof(ks) / sizeof(ks[0]); i++)
+			check_newest(g, in, tsr, M, ks[i]);
+		for (i = 0; step == 200 && i < 100 &&
+			    graph_compact(g, 100000) == 1; i++)
+			; /* a fresh index, then a new delta over it */
+	}
+	graph_free(g);
+	free(ev);
+	free(in);
+	free(tsr);
+}
+END_TEST
+
 /* A hub far past the block index and newest-index thresholds, churned. */
 START_TEST(big_hub)
 {
@@ -1205,6 +1303,59 @@ START_TEST(big_hub)
 	graph_free(g);
 	free(in);
 	free(tsr);
+}
+END_TEST
+
+/* The timestamp of (a, b) in g, or 0 without that edge. */
+static uint32_t edge_ts(struct graph *g, uint64_t a, uint64_t b)
+{
+	struct graph_view v;
+	struct graph_iter it;
+	uint32_t w, t, x, got = 0;
+
+	graph_view_begin(g, &v);
+	x = graph_lookup(&v, b);
+	graph_iter_init(&it, &v, graph_lookup(&v, a));
+	while (graph_iter_next(&it, &w, &t))
+		if (w == x)
+			got = t;
+	graph_view_end(&v);
+	return got;
+}
+
+/*
+ * One edge stamped far ahead of the wall clock (2096) does not become the
+ * graph's "now", built, applied or reopened; it is kept with its
+ * timestamp. A day ahead still counts (clocks disagree a little).
+ */
+START_TEST(future_ts_not_now)
+{
+	const uint32_t past = 1100000000u, far = 4000000000u;
+	const uint32_t soon = (uint32_t)time(NULL) + 3600;
+	struct graph_event ev[3] = {
+		{ 1, 2, past, GRAPH_ADD },
+		{ 3, 4, far, GRAPH_ADD },
+		{ 2, 3, past + 3 * GRAPH_TS_RES, GRAPH_ADD },
+	};
+	struct graph_event near = { 5, 6, soon, GRAPH_ADD };
+	struct graph *g = graph_new(0), *h = graph_new(0), *r;
+	struct err e = { "" };
+
+	REQ_EQ(graph_build(g, ev, 3, 0, NULL, &e), 0);
+	REQ_EQ(graph_apply(h, ev, 3, NULL, &e), 0);
+	r = roundtrip(g);
+	REQ_EQ(graph_newest_ts(g), past / GRAPH_TS_RES * GRAPH_TS_RES +
+				   3 * GRAPH_TS_RES);
+	REQ_EQ(graph_newest_ts(h), graph_newest_ts(g));
+	REQ_EQ(graph_newest_ts(r), graph_newest_ts(g));
+	REQ_EQ(edge_ts(g, 3, 4), far / GRAPH_TS_RES * GRAPH_TS_RES);
+	REQ_EQ(edge_ts(h, 4, 3), far / GRAPH_TS_RES * GRAPH_TS_RES);
+	REQ_EQ(edge_ts(r, 3, 4), far / GRAPH_TS_RES * GRAPH_TS_RES);
+	REQ_EQ(graph_apply(h, &near, 1, NULL, &e), 0);
+	REQ_EQ(graph_newest_ts(h), soon / GRAPH_TS_RES * GRAPH_TS_RES);
+	graph_free(g);
+	graph_free(h);
+	graph_free(r);
 }
 END_TEST
 
@@ -1952,7 +2103,9 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, view_across_table_growth);
 	tcase_add_test(t, nth_with_delta);
 	tcase_add_test(t, big_hub);
+	tcase_add_test(t, newest_over_hub_delta);
 	tcase_add_test(t, ts_follows_ids);
+	tcase_add_test(t, future_ts_not_now);
 	tcase_add_test(t, import_many_members);
 	tcase_add_test(t, import_rejects_garbage);
 	tcase_add_test(t, readers_see_published_states);
