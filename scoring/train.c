@@ -4,6 +4,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -510,6 +511,22 @@ static int float_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * The cut point between two values a < b of a float feature: their
+ * midpoint, but finite when either is infinite (a model file holds finite
+ * numbers only and model_load refuses others). Every finite float lies
+ * strictly within +-DBL_MAX, so "x > cut" parts the rows as the midpoint
+ * would have.
+ */
+static double cut_between(float a, float b)
+{
+	if (a == -INFINITY)
+		return -DBL_MAX;
+	if (b == INFINITY)
+		return DBL_MAX;
+	return ((double)a + (double)b) / 2;
+}
+
 int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,
 	       uint32_t ntrees, uint32_t depth, double l2, struct model *m,
 	       struct err *e)
@@ -555,7 +572,7 @@ int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,
 				j++;
 			if (j == nn)
 				break; /* nothing above this value */
-			cut = ((double)col[q] + (double)col[j]) / 2;
+			cut = cut_between(col[q], col[j]);
 			if (!nthr[f] || cut > thr[f][nthr[f] - 1])
 				thr[f][nthr[f]++] = cut;
 		}
@@ -646,8 +663,11 @@ int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,
 			}
 			nright = 0;
 			if (best < 0) { /* no feature has two values: a constant level */
+				/* every row goes left: so does any finite value
+				 * (and NaN) when scored. Not INFINITY, which a
+				 * model file cannot hold (model.h) */
 				sp[l] = 0;
-				th[l] = INFINITY;
+				th[l] = DBL_MAX;
 				for (r = 0; r < nu; r++)
 					idx[r] <<= 1;
 				continue;

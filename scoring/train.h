@@ -100,6 +100,8 @@ struct train_info {
  * and bias (m->feat is the caller's to fill). Logistic loss, ntrees trees
  * of depth `depth`, L2 l2 on the leaves, shrinkage 0.1, cut points at up to
  * 32 quantiles per feature. O(ntrees * depth * nu * nf). Deterministic.
+ * Every number it fits is finite, so model_save writes a file model_load
+ * takes (a level with no feature of two values asks x > DBL_MAX).
  * 0, or -1 with e filled (one class only, bad shape, out of memory).
  */
 int train_gbdt(const float *x, const uint8_t *y, size_t nu, uint32_t nf,

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "eval.h"
 #include "graph.h"
@@ -430,6 +431,74 @@ START_TEST(trees_learn_an_interaction)
 }
 END_TEST
 
+/* Fit trees on rows[] (nu rows of 2 features), save, load back, and
+ * check the loaded model scores every probe as the fitted one does. */
+static void trees_round_trip(const float *rows, const uint8_t *y, size_t nu,
+			     const double probe[][2], size_t np)
+{
+	char dir[] = "/tmp/test_eval.XXXXXX", path[64];
+	struct model m, *l;
+	struct err e = { "" };
+	double x[FEAT_N];
+	size_t i;
+
+	memset(&m, 0, sizeof(m));
+	ck_assert_msg(train_gbdt(rows, y, nu, 2, 5, 3, 1, &m, &e) == 0, "%s", e.msg);
+	for (i = 0; i < (size_t)m.ntrees * m.depth; i++)
+		ck_assert_msg(isfinite(m.thr[i]), "threshold %zu is %g", i, m.thr[i]);
+	m.feat[0] = FEAT_MUTUAL;
+	m.feat[1] = FEAT_ADAMIC_ADAR;
+	model_set_name(&m, "g", "1");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/m.json", dir);
+	ck_assert_msg(model_save(&m, path, NULL, &e) == 0, "%s", e.msg);
+	l = model_load(path, &e);
+	ck_assert_msg(l != NULL, "%s", e.msg);
+	ck_assert_uint_eq(model_digest(l), model_digest(&m));
+	for (i = 0; i < np; i++) {
+		for (size_t f = 0; f < FEAT_N; f++)
+			x[f] = NAN;
+		x[FEAT_MUTUAL] = probe[i][0];
+		x[FEAT_ADAMIC_ADAR] = probe[i][1];
+		ck_assert(model_score(l, x) == model_score(&m, x));
+	}
+	model_free(l);
+	model_release(&m);
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * Training never writes a model that does not load. With every feature
+ * constant a level has no question to ask; its threshold used to be
+ * INFINITY, which model_save wrote as "Infinity" and model_load refused.
+ * Infinite feature values made infinite cut points the same way.
+ */
+START_TEST(trees_with_constant_features_load)
+{
+	static const double probe[][2] = {
+		{ 1, 3 }, { 0, 0 }, { 1e300, -1e300 }, { NAN, 3 }, { 2, NAN },
+	};
+	float x[40 * 2];
+	uint8_t y[40];
+	size_t i;
+
+	for (i = 0; i < 40; i++) {
+		x[2 * i] = 1.0f;
+		x[2 * i + 1] = 3.0f;
+		y[i] = i % 4 == 0;
+	}
+	trees_round_trip(x, y, 40, probe, sizeof(probe) / sizeof(probe[0]));
+	/* infinities among the values: the cut points stay finite and still
+	 * part the rows */
+	for (i = 0; i < 40; i++) {
+		x[2 * i] = i % 3 == 0 ? INFINITY : 1.0f;
+		x[2 * i + 1] = i % 5 == 0 ? -INFINITY : (float)i;
+	}
+	trees_round_trip(x, y, 40, probe, sizeof(probe) / sizeof(probe[0]));
+}
+END_TEST
+
 /*
  * A file with no new pairs in level 4's window still trains, on one
  * window: the events from index 400 to 529 only repeat earlier pairs,
@@ -624,6 +693,7 @@ static Suite *suite(void)
 	tcase_add_test(t, eval_same_on_any_thread_count);
 	tcase_add_test(t, training_on_one_window);
 	tcase_add_test(t, trees_learn_an_interaction);
+	tcase_add_test(t, trees_with_constant_features_load);
 	tcase_add_test(t, random_order_without_times);
 	tcase_add_test(t, training_without_times);
 	suite_add_tcase(s, t);
