@@ -489,6 +489,7 @@ struct model *model_load(const char *path, struct err *e)
 	json_object *o = NULL;
 	FILE *f = NULL;
 	char *text = NULL;
+	const char *nul;
 	size_t len = 0, cap = 0, got;
 	struct json_tokener *tok = NULL;
 	enum json_tokener_error jerr;
@@ -516,6 +517,15 @@ struct model *model_load(const char *path, struct err *e)
 		goto fail;
 	}
 	text[len] = '\0';
+	/* json-c stops at a NUL as at the end of its input, and the trailing
+	 * text check below reads a C string: whatever follows a NUL would
+	 * pass unseen. A model file is text; say where (1-based, as event
+	 * parse errors count bytes) */
+	if ((nul = memchr(text, '\0', len))) {
+		err_set(e, "%s: NUL byte at byte %zu, not a model file", path,
+			(size_t)(nul - text) + 1);
+		goto fail;
+	}
 	if (!(tok = json_tokener_new())) {
 		err_set(e, "%s: out of memory", path);
 		goto fail;

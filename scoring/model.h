@@ -85,7 +85,9 @@ void model_release(struct model *m);
 uint32_t model_digest(const struct model *m);
 
 /* Read and check a model file. NULL with e = "PATH: field \"F\": reason"
- * (or "PATH: reason") on any error. Caller model_free()s it. */
+ * (or "PATH: reason") on any error, among them a NUL byte anywhere in the
+ * file ("PATH: NUL byte at byte N", counted from 1). Caller model_free()s
+ * it. */
 struct model *model_load(const char *path, struct err *e);
 
 /* The built-in models. model_default: for graphs whose edges carry times

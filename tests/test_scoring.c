@@ -430,6 +430,20 @@ static const char *write_file(const char *name, const char *text)
 	return path;
 }
 
+/* Write n bytes (NULs included) into the test's directory. */
+static const char *write_bytes(const char *name, const char *data, size_t n)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+	fclose(f);
+	return path;
+}
+
 #define GOOD_HEAD "{\"format\":\"triad-model\",\"format_version\":1,\"name\":\"t\",\"version\":\"3\",\"kind\":\"logistic\","
 
 static void refused(const char *name, const char *text, const char *field)
@@ -515,6 +529,40 @@ START_TEST(model_files)
 	refused("at.json", "{\"format\":\"triad-model\",\"format_version\":1,"
 		"\"name\":\"a@b\",\"version\":\"1\"," LR_BODY, "\"name\"");
 #undef LR_BODY
+	{ /* a NUL anywhere is refused, its place named: json-c stopped at
+	   * one, and what followed it (garbage, a second object) loaded */
+		static const char good[] = GOOD_HEAD "\"features\":[\"mutual\"],"
+			"\"mean\":[1],\"scale\":[1],\"weights\":[1],\"bias\":0}";
+		const size_t gl = sizeof(good) - 1;
+		char buf[sizeof(good) + 32], want[64];
+		const struct { size_t at; const char *tail; } nul[] = {
+			{ gl, "garbage {{{" }, /* the review's file */
+			{ gl, "" },            /* a NUL last */
+			{ gl + 1, "" },        /* after the newline */
+			{ 0, "" },             /* first */
+			{ 30, "" },            /* inside a string */
+		};
+
+		m = model_load(write_bytes("nonul.json", good, gl), &e);
+		ck_assert_msg(m != NULL, "%s", e.msg);
+		model_free(m);
+		for (size_t i = 0; i < sizeof(nul) / sizeof(nul[0]); i++) {
+			size_t n = gl + 1 + strlen(nul[i].tail);
+
+			memcpy(buf, good, gl);
+			buf[gl] = '\n';
+			memcpy(buf + gl + 1, nul[i].tail, strlen(nul[i].tail));
+			if (nul[i].at == gl + 1)
+				n++;
+			buf[nul[i].at] = '\0';
+			e.msg[0] = '\0';
+			path = write_bytes("nul.json", buf, n);
+			ck_assert_msg(model_load(path, &e) == NULL, "NUL at %zu accepted", nul[i].at);
+			snprintf(want, sizeof(want), "NUL byte at byte %zu", nul[i].at + 1);
+			ck_assert_msg(strstr(e.msg, path) && strstr(e.msg, want),
+				      "NUL at %zu: \"%s\"", nul[i].at, e.msg);
+		}
+	}
 	ck_assert_int_eq(model_label_ok("lr 2026-12", 1), 1);
 	ck_assert_int_eq(model_label_ok("a@b", 0), 1);
 	ck_assert_int_eq(model_label_ok("", 0), 0);
