@@ -66,16 +66,23 @@ struct cand_run {
  */
 #define CAND_FX_ONE 1099511627776.0 /* 2^40 */
 
-/* 1 / ln d in fixed point; 0 for d < 2 (a mutual connection has d >= 2). */
+/*
+ * 1 / ln d in fixed point; 0 for d < 2. Undirected, a mutual connection
+ * has d >= 2 (it is linked to both ends). Directed, d is the out-degree
+ * and can be 1 (w's only arc goes to c) or 0: 1 / ln 1 is undefined, so
+ * Adamic-Adar leaves such a w out.
+ */
 static inline uint64_t cand_fx_aa(uint32_t d)
 {
 	return d >= 2 ? (uint64_t)(CAND_FX_ONE / log((double)d) + 0.5) : 0;
 }
 
-/* 1 / d in fixed point; 0 for d < 2. */
+/* 1 / d in fixed point, the textbook term for every d >= 1 (d = 1 occurs
+ * on a directed graph, above); 0 for d = 0 (a directed w with no arc out
+ * passes nothing on). */
 static inline uint64_t cand_fx_ra(uint32_t d)
 {
-	return d >= 2 ? (uint64_t)(CAND_FX_ONE / (double)d + 0.5) : 0;
+	return d ? (uint64_t)(CAND_FX_ONE / (double)d + 0.5) : 0;
 }
 
 /* A fixed-point sum as a double. */

@@ -1103,6 +1103,94 @@ START_TEST(directed_answer_same_with_explain)
 }
 END_TEST
 
+/*
+ * Resource allocation on a directed graph against brute force over the
+ * arcs: the mutual connections of (u, c) are the w with u -> w and c -> w,
+ * d_w is w's out-degree, and RA sums the textbook 1 / d_w for every
+ * d_w >= 1 (0 when w has no arc out); Adamic-Adar sums 1 / ln d_w for
+ * d_w >= 2 only (undefined at 1). Members 0..14 have a single arc out, so
+ * many pairs share a w of out-degree 1: RA dropped those before.
+ * feat_compute, feat_pair and rec_gather (which on a directed graph merges
+ * pair by pair) must all give the brute-force sums.
+ */
+START_TEST(directed_ra_counts_out_degree_one)
+{
+	static uint8_t adj[NV * NV];
+	struct graph_event *ev = malloc(NV * NV * sizeof(*ev));
+	struct graph *g = graph_new(1);
+	struct rec_ctx *ctx = rec_ctx_new();
+	struct feat_member fm = { 0 };
+	struct rec_params p;
+	struct graph_view v;
+	uint32_t vid[NV], deg[NV] = { 0 }, u, c, w, ones = 0;
+	uint64_t seed = 2024;
+	double x[FEAT_N], y[FEAT_N];
+	size_t n = 0, i, ranked = 0;
+
+	memset(adj, 0, sizeof(adj));
+	for (u = 0; u < NV; u++)
+		for (w = 0; w < NV; w++) {
+			int arc = u < 15 ? w == (u * 7 + 20) % NV
+					 : u != w && rnd(&seed) % 100 < 15;
+
+			if (!arc)
+				continue;
+			adj[u * NV + w] = 1;
+			deg[u]++;
+			ev[n++] = (struct graph_event){ ext(u), ext(w),
+				1000000 + (uint32_t)(rnd(&seed) % 8000000), GRAPH_ADD };
+		}
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	free(ev);
+	rec_params_default(&p);
+	p.gens = CAND_FOF;
+	p.keep_per_gen = 0;
+	p.need = FEAT_BIT(FEAT_ADAMIC_ADAR) | FEAT_BIT(FEAT_RESOURCE_ALLOC);
+	graph_view_begin(g, &v);
+	for (u = 0; u < NV; u++)
+		vid[u] = graph_lookup(&v, ext(u));
+	for (u = 0; u < NV; u++) {
+		if (vid[u] == GRAPH_NONE || !deg[u])
+			continue;
+		REQ_EQ(graph_degree(&v, vid[u]), deg[u]);
+		ck_assert_int_eq(feat_member_set(&fm, &v, vid[u], NOW), 0);
+		for (c = 0; c < NV; c++) {
+			double aa = 0, ra = 0;
+
+			if (c == u || vid[c] == GRAPH_NONE)
+				continue;
+			for (w = 0; w < NV; w++) {
+				if (!adj[u * NV + w] || !adj[c * NV + w])
+					continue;
+				ra += deg[w] ? 1.0 / deg[w] : 0;
+				aa += deg[w] >= 2 ? 1 / log((double)deg[w]) : 0;
+				ones += deg[w] == 1;
+			}
+			feat_compute(&v, vid[u], vid[c], NOW, NULL, x, NULL);
+			close_to(x[FEAT_RESOURCE_ALLOC], ra, "directed ra");
+			close_to(x[FEAT_ADAMIC_ADAR], aa, "directed aa");
+			feat_pair(&fm, vid[c], NULL, y, NULL);
+			ck_assert(x[FEAT_RESOURCE_ALLOC] == y[FEAT_RESOURCE_ALLOC]);
+			ck_assert(x[FEAT_ADAMIC_ADAR] == y[FEAT_ADAMIC_ADAR]);
+		}
+		/* the served pipeline's features, for what fof reaches */
+		ck_assert_int_eq(rec_gather(ctx, &v, vid[u], NOW, &p, 0, NULL), 0);
+		for (i = 0; i < ctx->n; i++) {
+			feat_compute(&v, vid[u], ctx->it[i].v, NOW, NULL, x, NULL);
+			ck_assert(ctx->it[i].x[FEAT_RESOURCE_ALLOC] == x[FEAT_RESOURCE_ALLOC]);
+			ck_assert(ctx->it[i].x[FEAT_ADAMIC_ADAR] == x[FEAT_ADAMIC_ADAR]);
+			ranked++;
+		}
+	}
+	ck_assert_uint_gt(ones, 50); /* the case under test occurs */
+	ck_assert_uint_gt(ranked, 100);
+	graph_view_end(&v);
+	feat_member_release(&fm);
+	rec_ctx_free(ctx);
+	graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scoring");
@@ -1120,6 +1208,7 @@ static Suite *suite(void)
 	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
 	tcase_add_test(t, mutual_reported_whatever_the_model_reads);
 	tcase_add_test(t, directed_answer_same_with_explain);
+	tcase_add_test(t, directed_ra_counts_out_degree_one);
 	suite_add_tcase(s, t);
 	return s;
 }
