@@ -61,10 +61,36 @@ struct cand_run {
  * order its terms arrive in. friends-of-friends (per candidate, in the
  * order it expands u's neighbours) and the feature module (per pair, in
  * the order of a merge) therefore agree bit for bit, and so do two
- * replicas whose vertex numbering differs. A term is below 2^41 and a sum
- * has at most 2^32 terms of at most 1.45 * 2^40, so nothing overflows.
+ * replicas whose vertex numbering differs.
+ *
+ * Overflow. The largest term is cand_fx_aa(2), 1.4427 * 2^40 (resource
+ * allocation's is cand_fx_ra(1) = 2^40, or 2^39 undirected, where d >= 2),
+ * so a uint64_t holds any sum of CAND_FX_TERMS_SAFE = 11,629,079 terms
+ * (2^64 / (1.4427 * 2^40)), and 11,629,080 mutual connections of degree 2
+ * overflow an Adamic-Adar sum (resource allocation: 2^24 terms of degree 1,
+ * 2^25 of degree 2). Where sums are made:
+ * - friends-of-friends and fof_recount add one term per neighbour of u
+ *   they expand. For u with at most CAND_LAZY_DEG neighbours that is few
+ *   enough (a static assertion below). For a lazy u (more) no feature
+ *   reads them (fof_exact is 0 and fof_recount declines: the features are
+ *   merged); fof's own Adamic-Adar still picks its kept candidates, from
+ *   at most max_expand terms, more than CAND_FX_TERMS_SAFE only with fof
+ *   uncapped, which triad eval alone does, keeping every candidate;
+ * - feat_pair's merge runs for members of at most FEAT_MEMBER_MAX
+ *   (feat.h; asserted there);
+ * - a merge with no such cap (feat_compute: the largest members, triad
+ *   eval's exact heuristics among them) adds with cand_fx_add, which
+ *   saturates: its sum is min(exact sum, UINT64_MAX), still the same in
+ *   any order (partial sums only grow), and reads as 2^24.
  */
 #define CAND_FX_ONE 1099511627776.0 /* 2^40 */
+#define CAND_FX_TERMS_SAFE 11629079u /* UINT64_MAX / cand_fx_aa(2) */
+
+/* sum + term in fixed point, saturating at UINT64_MAX (above). O(1). */
+static inline uint64_t cand_fx_add(uint64_t sum, uint64_t term)
+{
+	return sum > UINT64_MAX - term ? UINT64_MAX : sum + term;
+}
 
 /*
  * 1 / ln d in fixed point; 0 for d < 2. Undirected, a mutual connection
@@ -150,6 +176,8 @@ struct cand_ctx {
  * member's list (graph_edge_ts, O(log(d_u/B) + B)) when a query first
  * touches it. Smaller members are marked eagerly. */
 #define CAND_LAZY_DEG 65536u
+/* friends-of-friends sums of a member that is not lazy cannot overflow */
+_Static_assert(CAND_LAZY_DEG < CAND_FX_TERMS_SAFE, "fof sums could overflow");
 
 /* A new empty context (grows on first use). NULL when out of memory. */
 struct cand_ctx *cand_ctx_new(void);

@@ -493,6 +493,10 @@ int eval_run_threads(const struct graph_event *ev, size_t n, double frac,
 	r->train_edges = gs.edges;
 	rec_params_default(&ph);
 	ph.gens = CAND_FOF;
+	/* every path: aa and ra sum a term per mutual connection, with no
+	 * cap, and 11.6 million of them would wrap a plain uint64_t. They
+	 * never do: each way of making them stays below that or saturates
+	 * (cand.h, "Overflow") */
 	ph.fof.max_expand = ph.fof.max_read = ph.fof.max_total = FOF_UNCAPPED;
 	ph.keep_per_gen = 0;
 	ph.need = FEAT_BIT(FEAT_MUTUAL) | FEAT_BIT(FEAT_ADAMIC_ADAR) |

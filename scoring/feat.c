@@ -99,8 +99,10 @@ static int on_common(void *ctx, uint32_t w, uint32_t ts_aw, uint32_t ts_bw)
 	uint32_t dw = graph_degree(a->v, w);
 	uint32_t later = ts_aw > ts_bw ? ts_aw : ts_bw;
 
-	a->aa_fx += cand_fx_aa(dw);
-	a->ra_fx += cand_fx_ra(dw);
+	/* graph_common has no cap on the mutual connections (a member past
+	 * FEAT_MEMBER_MAX, eval's exact heuristics): saturate (cand.h) */
+	a->aa_fx = cand_fx_add(a->aa_fx, cand_fx_aa(dw));
+	a->ra_fx = cand_fx_add(a->ra_fx, cand_fx_ra(dw));
 	a->rec += exp(-(age_s(a->now, ts_aw) + age_s(a->now, ts_bw)) / FEAT_TAU);
 	if (later > a->newest)
 		a->newest = later;
@@ -299,6 +301,10 @@ static uint32_t gallop(const uint32_t *id, uint32_t lo, uint32_t n, uint32_t x)
 	}
 	return lo;
 }
+
+/* pair_common's mutual connections are u's, at most FEAT_MEMBER_MAX: a
+ * plain add cannot overflow (cand.h) */
+_Static_assert(FEAT_MEMBER_MAX < CAND_FX_TERMS_SAFE, "feat_pair sums could overflow");
 
 /* on_common for the mutual at position i of u's array, with c's edge ts. */
 static void mutual_at(struct feat_member *fm, struct acc *a, uint32_t i,

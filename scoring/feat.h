@@ -13,7 +13,8 @@
  *   friends-of-friends counts when that read every path), whatever caps
  *   the candidate generators used. Adamic-Adar and resource allocation are
  *   fixed-point sums (cand.h), so the order mutual connections arrive in
- *   does not change a bit of them.
+ *   does not change a bit of them; past 11.6 million mutual connections
+ *   they saturate (at 2^24) rather than wrap.
  * - Values are finite; counts with heavy tails are given as log1p(...) so a
  *   linear model can use them directly (the model normalises on top).
  */

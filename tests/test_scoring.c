@@ -1191,6 +1191,70 @@ START_TEST(directed_ra_counts_out_degree_one)
 }
 END_TEST
 
+/*
+ * The fixed-point sums' overflow bound (cand.h): CAND_FX_TERMS_SAFE terms
+ * of the largest term, cand_fx_aa(2), fit a uint64_t and one more does
+ * not (the old comment claimed 2^32 terms fit: 2^72.5); resource
+ * allocation's largest term fits at least as many. cand_fx_add, which the
+ * uncapped merges sum with, saturates there, in any order of its terms,
+ * and the saturated sum reads as 2^24.
+ */
+START_TEST(fixed_point_sums_saturate)
+{
+	const uint64_t big = cand_fx_aa(2);
+	uint64_t sum = 0, t[5], a, b;
+	uint32_t i, d;
+	double x[FEAT_N];
+
+	for (d = 3; d < 100000; d = d * 3 / 2 + 1) {
+		REQ_LE(cand_fx_aa(d), big);
+		REQ_LE(cand_fx_ra(d), cand_fx_ra(1));
+	}
+	ck_assert_uint_eq(CAND_FX_TERMS_SAFE, UINT64_MAX / big);
+	ck_assert_uint_ge(UINT64_MAX / cand_fx_ra(1), CAND_FX_TERMS_SAFE);
+	ck_assert_uint_eq(UINT64_MAX / cand_fx_ra(1), (1u << 24) - 1);
+	ck_assert_uint_eq(UINT64_MAX / cand_fx_ra(2), (1u << 25) - 1);
+	for (i = 0; i < CAND_FX_TERMS_SAFE; i++)
+		sum = cand_fx_add(sum, big);
+	ck_assert(sum == (uint64_t)CAND_FX_TERMS_SAFE * big); /* exact */
+	ck_assert(cand_fx_add(sum, big) == UINT64_MAX);  /* one more */
+	ck_assert(cand_fx_add(UINT64_MAX, 0) == UINT64_MAX);
+	ck_assert(cand_fx_add(UINT64_MAX - 1, 1) == UINT64_MAX);
+	ck_assert(cand_fx_add(1, UINT64_MAX - 1) == UINT64_MAX);
+	/* every order of five terms gives one sum, saturated or not */
+	for (int sat = 0; sat < 2; sat++) {
+		uint64_t first = 0;
+
+		t[0] = sat ? UINT64_MAX / 3 : big;
+		t[1] = sat ? UINT64_MAX / 2 : 12345;
+		t[2] = big;
+		t[3] = 1;
+		t[4] = sat ? UINT64_MAX / 4 : cand_fx_ra(7);
+		for (uint32_t perm = 0; perm < 120; perm++) {
+			uint64_t s2 = 0, idx[5] = { 0, 1, 2, 3, 4 }, p = perm;
+
+			for (uint32_t k = 5; k > 1; k--) { /* the perm-th order */
+				a = p % k;
+				p /= k;
+				b = idx[k - 1];
+				idx[k - 1] = idx[a];
+				idx[a] = b;
+			}
+			for (uint32_t k = 0; k < 5; k++)
+				s2 = cand_fx_add(s2, t[idx[k]]);
+			if (!perm)
+				first = s2;
+			REQ_EQ(s2, first);
+		}
+		ck_assert(sat ? first == UINT64_MAX
+			      : first == 2 * big + 12345 + 1 + cand_fx_ra(7));
+	}
+	feat_from_counts(3, 3, 2, UINT64_MAX, UINT64_MAX, NULL, FEAT_ALL, x);
+	ck_assert(x[FEAT_ADAMIC_ADAR] == 16777216.0);
+	ck_assert(x[FEAT_RESOURCE_ALLOC] == 16777216.0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scoring");
@@ -1209,6 +1273,7 @@ static Suite *suite(void)
 	tcase_add_test(t, mutual_reported_whatever_the_model_reads);
 	tcase_add_test(t, directed_answer_same_with_explain);
 	tcase_add_test(t, directed_ra_counts_out_degree_one);
+	tcase_add_test(t, fixed_point_sums_saturate);
 	suite_add_tcase(s, t);
 	return s;
 }
