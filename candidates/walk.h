@@ -6,7 +6,9 @@
  * vertex that is not excluded counts a visit (CAND_WALK). The walk stops
  * after `steps` steps, or early once `settle_np` candidates each have at
  * least `settle_nv` visits (the top of the ranking has settled), or at the
- * deadline (checked every 16 steps).
+ * deadline, checked once per round of the 64 walkers below (a round takes
+ * at least 64 steps unless the budget runs out, more when walkers back at
+ * u step on from there at once).
  *
  * A walker back at u takes its steps from u at once, from u's decoded list
  * (each a step of the budget with its own restart test, until one leaves

@@ -12,8 +12,10 @@
  *   to the smaller member id). Only took_us varies.
  * - Bounded: candidate generation obeys the generators' stated bounds and
  *   the request's budget (degraded = true when it cut them short); at most
- *   3 * keep_per_gen candidates are scored, each costing one common-
- *   neighbour merge (feat.h).
+ *   3 * keep_per_gen + TREND_K candidates are scored (each generator's
+ *   best, and the trend table's members when there is one; keep_per_gen 0
+ *   keeps all), each costing one common-neighbour merge (feat.h) or, from
+ *   exact fof counts, O(1).
  * - A rec_ctx is per-thread scratch, reused across requests.
  */
 #ifndef TRIAD_RECOMMEND_H
@@ -140,7 +142,8 @@ void rec_ctx_set_trend(struct rec_ctx *c, const struct trend *t);
 
 /*
  * Candidates and features for vertex u: runs the generators of p (each
- * until deadline_ns, 0 = none), keeps each generator's best keep_per_gen,
+ * until deadline_ns, 0 = none), keeps each generator's best keep_per_gen
+ * and every member of p->trend (up to TREND_K) that is not excluded,
  * and computes the features p->need asks for (equal to feat_compute's) of
  * each kept one at time now (0: the newest ts of u's own edges) into
  * c->it[0..c->n) in unspecified order. When p->need has no FEAT_TIME
