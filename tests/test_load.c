@@ -1451,7 +1451,7 @@ END_TEST
 /* eval without --model fits one on the training period: the same model
  * (version included) as `triad train` writes for that split, and the same
  * figures as `eval --model` with that file; --model builtin is the
- * built-in one; a file too short to fit on falls back to it, saying so */
+ * built-in one; a file too short to fit on gets no model row figure */
 START_TEST(test_cli_eval_fits_model)
 {
 	char args[2048], cm[1024], line[256], ver[128], *out;
@@ -1505,12 +1505,14 @@ START_TEST(test_cli_eval_fits_model)
 	ck_assert_ptr_nonnull(strstr(slurp("out"), "\nmodel collegemsg-lr@"));
 	ck_assert_ptr_nonnull(strstr(slurp("out"), "(built-in)"));
 
-	/* six events: nothing to fit on, the built-in model answers */
+	/* six events: nothing to fit on; no built-in figure passes for a
+	 * held-out one, the model row says so */
 	write_str("six.txt", "1 2 10\n2 3 20\n3 4 30\n1 3 40\n4 5 50\n2 4 60\n");
 	snprintf(args, sizeof(args), "eval '%s' --methods ra,model --quiet", path_in("six.txt"));
 	ck_assert_int_eq(run(args), 0);
 	ck_assert_ptr_nonnull(strstr(slurp("err"), "could not fit a model on the training period"));
-	ck_assert_ptr_nonnull(strstr(slurp("out"), "(built-in)"));
+	ck_assert_ptr_null(strstr(slurp("out"), "(built-in)"));
+	ck_assert_ptr_nonnull(strstr(slurp("out"), "\nmodel    not fitted"));
 }
 END_TEST
 
