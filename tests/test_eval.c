@@ -166,7 +166,8 @@ START_TEST(ppr_method_matches_power_iteration)
 		for (uint32_t b = a + 1; b < PN; b++)
 			if (rnd(&s) % 2 == 0) {
 				adj[a * PN + b] = adj[b * PN + a] = 1;
-				ev[n++] = (struct graph_event){ a + 1, b + 1, (uint32_t)(100 + n), GRAPH_ADD };
+				ev[n] = (struct graph_event){ a + 1, b + 1, (uint32_t)(100 + n), GRAPH_ADD };
+				n++; /* not in the line above: unsequenced */
 			}
 	while (pairs < PTEST) { /* new pairs, after the split at 1e6 */
 		uint32_t a = (uint32_t)(rnd(&s) % PN), b = (uint32_t)(rnd(&s) % PN);
