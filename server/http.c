@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ struct conn {
 	int capped;        /* input capped at HTTP_READ_AHEAD (an answer is
 			    * being sent) */
 	int cut;           /* its socket was shut down by conn_cut */
+	int nodelay;       /* TCP_NODELAY set (conn_in_cb) */
 };
 
 struct worker {
@@ -198,6 +200,23 @@ static void conn_cut(struct conn *c)
 	conn_unhold(c);
 }
 
+/*
+ * Answers leave as soon as they are written. With Nagle's algorithm the
+ * tail of an answer that libevent writes in more than one piece (above
+ * 16 KiB) waited for the client's delayed ACK of the first: ~43 ms for
+ * every such answer on a kept-alive connection (23 answers a second).
+ * evhttp sets the socket only after on_accept has made the bufferevent,
+ * so it is done here, at the connection's first byte, before any answer.
+ */
+static void conn_nodelay(struct conn *c)
+{
+	int one = 1;
+
+	c->nodelay = 1;
+	setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one,
+		   sizeof(one));
+}
+
 static void conn_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 		       void *arg)
 {
@@ -208,6 +227,8 @@ static void conn_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 	(void)b;
 	if (!i->n_added || c->cut)
 		return;
+	if (!c->nodelay)
+		conn_nodelay(c);
 	if (!c->busy) {
 		c->busy = 1;
 		c->since_ms = mono_ms();

@@ -10,10 +10,12 @@
  */
 #include "e2e.h"
 
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <pthread.h>
 
 #include "graph.h"
+#include "http.h"
 #include "jbuf.h"
 #include "store.h"
 #include "testutil.h"
@@ -2492,6 +2494,83 @@ START_TEST(metrics_graph_gauges_match_stats)
 }
 END_TEST
 
+/* The in-process server's handler: "ok" to everything. */
+static void ok_handler(void *ctx, struct http_req *r, unsigned worker)
+{
+	(void)ctx;
+	(void)worker;
+	http_reply(r, 200, "text/plain", "ok\n", 3, NULL);
+}
+
+/* The descriptor of this process whose peer is `local` (the server's end
+ * of a connection this process made), or -1. */
+static int peer_fd(const struct sockaddr_in *local)
+{
+	for (int fd = 0; fd < 1024; fd++) {
+		struct sockaddr_in a;
+		socklen_t len = sizeof(a);
+
+		if (!getpeername(fd, (struct sockaddr *)&a, &len) &&
+		    a.sin_family == AF_INET && a.sin_port == local->sin_port &&
+		    a.sin_addr.s_addr == local->sin_addr.s_addr)
+			return fd;
+	}
+	return -1;
+}
+
+/*
+ * Every accepted connection has TCP_NODELAY: with Nagle's algorithm a
+ * kept-alive answer above 16 KiB, written in more than one piece, waited
+ * for the client's delayed ACK, ~43 ms each (review's nagle.sh: 23 answers
+ * a second on one connection). The server runs in this process (http.c,
+ * the code triad serve runs), so the option is read off its own socket
+ * rather than timed, which would be flaky on a busy machine.
+ */
+START_TEST(accepted_connections_nodelay)
+{
+	static const char get[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	unsigned port = free_port();
+	struct http_server *s;
+	struct sockaddr_in local;
+	socklen_t len = sizeof(local);
+	struct err e;
+	int fd, sfd, on = 0;
+	char buf[512];
+	size_t got = 0;
+	double end;
+
+	s = http_server_new("127.0.0.1", (uint16_t)port, 1, 1024, ok_handler,
+			    NULL, &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	ck_assert_int_eq(http_server_start(s, &e), 0);
+	ck_assert_int_ge(fd = connect_port(port), 0);
+	ck_assert_int_eq(send_all(fd, get, sizeof(get) - 1), 0);
+	/* the answer has come, so the server has read the request */
+	end = mono() + 5 * e2e_scale();
+	buf[0] = 0;
+	while (!strstr(buf, "\r\n\r\nok\n") && mono() < end) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t k;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		k = read(fd, buf + got, sizeof(buf) - 1 - got);
+		ck_assert_int_gt(k, 0);
+		got += (size_t)k;
+		buf[got] = 0;
+	}
+	ck_assert_msg(strstr(buf, "\r\n\r\nok\n"), "no answer: %s", buf);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&local, &len), 0);
+	ck_assert_int_ge(sfd = peer_fd(&local), 0);
+	len = sizeof(on);
+	ck_assert_int_eq(getsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+	ck_assert_msg(on, "the accepted socket has Nagle's algorithm on");
+	close(fd);
+	http_server_stop(s, 1000);
+	http_server_free(s);
+}
+END_TEST
+
 /* 1 when s[0..n) is well-formed UTF-8, decoded code point by code point
  * (overlong forms, surrogates and values past U+10FFFF refused): an
  * independent check of jbuf_str's lead-byte ranges. */
@@ -2612,6 +2691,7 @@ static Suite *server_suite(void)
 	suite_add_tcase(s, t);
 	u = tcase_create("unit");
 	tcase_add_test(u, jbuf_str_valid_utf8);
+	tcase_add_test(u, accepted_connections_nodelay);
 	suite_add_tcase(s, u);
 	return s;
 }
