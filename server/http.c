@@ -9,6 +9,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -107,9 +108,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct worker *w = arg;
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	struct evhttp_uri *own = NULL;
 	struct http_req r;
 	struct evbuffer *in;
 
+	/* libevent reads a CONNECT target as host:port and leaves no path:
+	 * routed by the target as written, CONNECT /stats is refused like
+	 * PUT /stats (405, Allow: GET) rather than as no such path */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT)
+		u = own = evhttp_uri_parse_with_flags(evhttp_request_get_uri(req),
+						      EVHTTP_URI_NONCONFORMANT);
 	r.req = req;
 	r.w = w;
 	r.path = u ? evhttp_uri_get_path(u) : NULL;
@@ -123,6 +131,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (!r.answered)
 		http_reply(&r, 500, NULL, "{\"error\":\"no answer\"}", 21,
 			   NULL);
+	if (own)
+		evhttp_uri_free(own);
 }
 
 /*
@@ -896,6 +906,20 @@ static const char *reason_of(int status)
 	}
 }
 
+/* The connection closes once req's answer has gone. Said in the request's
+ * headers too: evhttp then closes after the answer and adds no
+ * "keep-alive" of its own (an HTTP/1.0 keep-alive request got both). */
+static void reply_closes(struct evhttp_request *req)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_remove_header(in, "Connection");
+	evhttp_add_header(in, "Connection", "close");
+	evhttp_remove_header(h, "Connection");
+	evhttp_add_header(h, "Connection", "close");
+}
+
 void http_reply(struct http_req *r, int status, const char *ctype,
 		const void *body, size_t len, const char *allow)
 {
@@ -910,17 +934,19 @@ void http_reply(struct http_req *r, int status, const char *ctype,
 				  ctype ? ctype : "application/json");
 	if (allow)
 		evhttp_add_header(h, "Allow", allow);
-	if (r->w->stopping) {
-		/* the client goes elsewhere for its next one. Said in the
-		 * request's headers too: evhttp then closes after this answer
-		 * and adds no "keep-alive" of its own (an HTTP/1.0 keep-alive
-		 * request got both) */
-		struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-
-		evhttp_remove_header(in, "Connection");
-		evhttp_add_header(in, "Connection", "close");
-		evhttp_add_header(h, "Connection", "close");
+	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_CONNECT) {
+		/* libevent takes any answer to CONNECT for the opening of a
+		 * tunnel: it sends it without Content-Length and keeps the
+		 * connection whatever Connection says, so a client could not
+		 * tell where the answer ended, and a request pipelined behind
+		 * it was run. Nothing is tunnelled here: the answer goes out
+		 * as one to GET (its length added) and the connection closes
+		 * after it. */
+		r->req->type = EVHTTP_REQ_GET;
+		reply_closes(r->req);
 	}
+	if (r->w->stopping) /* the client goes elsewhere for its next one */
+		reply_closes(r->req);
 	evbuffer_drain(out, evbuffer_get_length(out));
 	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
 		/* the GET answer's headers without its body: evhttp would send

@@ -21,6 +21,10 @@
  *   beyond.
  * - HEAD is answered as GET (http_req_method says HTTP_GET) with the same
  *   status and headers, Content-Length included, and no body.
+ * - CONNECT opens no tunnel: the handler sees it with the target as its
+ *   path (HTTP_OTHER) and its answer goes out with a Content-Length, as
+ *   any other, after which the connection is closed (libevent sends
+ *   answers to CONNECT without a length and keeps the connection).
  * - A request must arrive whole (headers and body) within the request
  *   timeout (default HTTP_REQUEST_TIMEOUT_MS), counted from its first
  *   byte: once a second each worker shuts down connections whose request
