@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/queue.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -96,12 +97,44 @@ struct http_server {
 	struct worker *w;
 };
 
+static void reply_closes(struct evhttp_request *req);
+
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static int evthread_rc;
 
 static void evthread_init(void)
 {
 	evthread_rc = evthread_use_pthreads();
+}
+
+/*
+ * The request's framing, checked before anything runs it. libevent reads
+ * a body by the first Content-Length, taking a sign or blanks in it
+ * (strtoll), so with two that differ, or "+18", the bytes after what it
+ * read as the body were run as a second request, one a proxy in front
+ * reading the other length never saw (request smuggling: review's
+ * dup_cl.py had an edge applied that way). Every Content-Length must be
+ * digits alone and all of them the same. NULL when so, else the body of
+ * the 400 answer; the connection then closes after it, so nothing behind
+ * the request is read as one.
+ */
+static const char *framing_error(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *len = NULL;
+	struct evkeyval *kv;
+
+	TAILQ_FOREACH(kv, h, next) {
+		if (evutil_ascii_strcasecmp(kv->key, "Content-Length"))
+			continue;
+		if (!*kv->value || kv->value[strspn(kv->value, "0123456789")])
+			return "{\"error\":\"malformed Content-Length header\"}";
+		if (len && strcmp(len, kv->value))
+			return "{\"error\":\"conflicting Content-Length "
+			       "headers\"}";
+		len = kv->value;
+	}
+	return NULL;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -111,6 +144,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct evhttp_uri *own = NULL;
 	struct http_req r;
 	struct evbuffer *in;
+	const char *bad;
 
 	/* libevent reads a CONNECT target as host:port and leaves no path:
 	 * routed by the target as written, CONNECT /stats is refused like
@@ -127,7 +161,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	r.answered = 0;
 	in = evhttp_request_get_input_buffer(req);
 	r.too_large = in && evbuffer_get_length(in) > w->s->max_body;
-	w->s->fn(w->s->ctx, &r, w->idx);
+	bad = framing_error(req);
+	if (bad) {
+		reply_closes(req);
+		http_reply(&r, 400, NULL, bad, strlen(bad), NULL);
+	} else {
+		w->s->fn(w->s->ctx, &r, w->idx);
+	}
 	if (!r.answered)
 		http_reply(&r, 500, NULL, "{\"error\":\"no answer\"}", 21,
 			   NULL);

@@ -25,6 +25,11 @@
  *   path (HTTP_OTHER) and its answer goes out with a Content-Length, as
  *   any other, after which the connection is closed (libevent sends
  *   answers to CONNECT without a length and keeps the connection).
+ * - A request whose Content-Length headers are not all the same digits
+ *   (two that differ, a sign) is answered 400 here, before the handler,
+ *   and the connection closed: libevent would read the body by the first
+ *   and run what follows as a second request (request smuggling). It is
+ *   not counted in the handler's figures.
  * - A request must arrive whole (headers and body) within the request
  *   timeout (default HTTP_REQUEST_TIMEOUT_MS), counted from its first
  *   byte: once a second each worker shuts down connections whose request

@@ -311,6 +311,90 @@ START_TEST(connect_answered_and_closed)
 }
 END_TEST
 
+/* How many times needle occurs in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/*
+ * Request smuggling: libevent reads a body by the first Content-Length
+ * and takes a sign in it (strtoll), so with two that differ, or "+18",
+ * the bytes after the body it read were run as a second request; a
+ * proxy in front reading the other length would let a client slip in a
+ * request it never saw (review's dup_cl.py: a POST /edges hidden in the
+ * body was applied, and answered after the first). Such a request is
+ * refused (400, the header named), nothing of it or behind it is run,
+ * and the connection is closed. Two equal lengths are one length.
+ */
+START_TEST(content_length_smuggling_refused)
+{
+	static const char inner[] =
+		"POST /edges HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+		"Content-Length: 34\r\n\r\n{\"src\":777000001,\"dst\":777000002}";
+	static const char edge[] = "{\"src\":777000003,\"dst\":777000004}";
+	unsigned port = free_port();
+	char *args[] = { "--events", NULL, NULL };
+	char bad[4][512], good[512];
+	int64_t edges;
+	struct resp r;
+	pid_t pid;
+	int i;
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	pid = serve_start(port, args);
+	edges = stat_of(port, "edges");
+	/* a body of 0 for libevent, the hidden POST for a proxy */
+	snprintf(bad[0], sizeof(bad[0]), "POST /edges HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: 0\r\nContent-Length: %zu\r\n\r\n%s",
+		 sizeof(inner) - 1, inner);
+	/* the other way round: the hidden POST is the body for libevent */
+	snprintf(bad[1], sizeof(bad[1]), "POST /edges HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %zu\r\nContent-Length: 0\r\n\r\n%s",
+		 sizeof(inner) - 1, inner);
+	snprintf(bad[2], sizeof(bad[2]), "POST /edges HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: +%zu\r\n\r\n%s", sizeof(edge) - 1, edge);
+	snprintf(bad[3], sizeof(bad[3]), "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: +0\r\n\r\n%s", inner);
+	for (i = 0; i < 4; i++) {
+		json_object *o, *err;
+
+		ck_assert_msg(raw_until_closed(port, bad[i], &r) == 0,
+			      "case %d: not closed", i);
+		ck_assert_msg(r.status == 400, "case %d: %s", i, r.raw);
+		ck_assert_msg(count_of(r.raw, "HTTP/1.1 ") == 1, "case %d: %s",
+			      i, r.raw);
+		ck_assert_msg(head_num(&r, "Content-Length") == (long)r.len,
+			      "case %d: %s", i, r.raw);
+		o = parse_json(&r);
+		ck_assert(json_object_object_get_ex(o, "error", &err));
+		ck_assert_msg(strstr(json_object_get_string(err), "Content-Length"),
+			      "case %d: %s", i, r.body);
+		json_object_put(o);
+		resp_free(&r);
+	}
+	ck_assert_int_eq(stat_of(port, "edges"), edges);
+	ck_assert_int_eq(neighbors_of(port, 777000001, NULL, 0), -1);
+	ck_assert_int_eq(neighbors_of(port, 777000003, NULL, 0), -1);
+	/* the same length twice is one length */
+	snprintf(good, sizeof(good), "POST /edges HTTP/1.1\r\nHost: x\r\n"
+		 "Connection: close\r\nContent-Length: %zu\r\n"
+		 "Content-Length: %zu\r\n\r\n%s", sizeof(edge) - 1,
+		 sizeof(edge) - 1, edge);
+	ck_assert_int_eq(raw_until_closed(port, good, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.raw);
+	resp_free(&r);
+	ck_assert_int_eq(stat_of(port, "edges"), edges + 1);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
 START_TEST(edges_ingest_and_limits)
 {
 	unsigned port = free_port();
@@ -2743,6 +2827,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, endpoints_answer);
 	tcase_add_test(t, bad_inputs_refused);
 	tcase_add_test(t, connect_answered_and_closed);
+	tcase_add_test(t, content_length_smuggling_refused);
 	tcase_add_test(t, edges_ingest_and_limits);
 	tcase_add_test(t, dismissals_respected_and_durable);
 	tcase_add_test(t, kill9_during_http_ingest);
