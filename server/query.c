@@ -9,7 +9,10 @@ int query_u64(const char *p, size_t n, uint64_t *out)
 	uint64_t v = 0;
 	size_t i;
 
-	if (!n || n > 20)
+	/* no cap on the digits: leading zeros add nothing, and the overflow
+	 * check ends a long number at its 21st significant digit (a cap of 20
+	 * digits made 21 zeros "too large") */
+	if (!n)
 		return -1;
 	for (i = 0; i < n; i++) {
 		unsigned d = (unsigned char)p[i] - '0';

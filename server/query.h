@@ -19,7 +19,8 @@
 #include <stdint.h>
 
 /*
- * Strict unsigned decimal p[0..n): 1 to 20 digits, no sign, no space, no
+ * Strict unsigned decimal p[0..n): one digit or more (leading zeros, any
+ * number of them, do not count towards overflow), no sign, no space, no
  * overflow past UINT64_MAX. 0 with *out set, or -1 (*out untouched). O(n).
  */
 int query_u64(const char *p, size_t n, uint64_t *out);

@@ -159,6 +159,10 @@ START_TEST(bad_inputs_refused)
 		{ "GET", "/recommend?member=0x10", 400 },
 		{ "GET", "/recommend?member=18446744073709551616", 400 },
 		{ "GET", "/recommend?member=99999999999999999999999999", 400 },
+		/* leading zeros do not make a number large: 0 and 2^64 */
+		{ "GET", "/recommend?member=0000000000000000000000000", 404 },
+		{ "GET", "/recommend?member=0000018446744073709551616", 400 },
+		{ "GET", "/members/00000000000000000000000000000", 404 },
 		{ "GET", "/recommend?member=1&k=0", 400 },
 		{ "GET", "/recommend?member=1&k=1001", 400 },
 		{ "GET", "/recommend?member=1&k=-3", 400 },
@@ -212,6 +216,21 @@ START_TEST(bad_inputs_refused)
 			      json_object_is_type(err, json_type_string),
 			      "%s: no error string", cases[i].path);
 		json_object_put(o);
+		resp_free(&r);
+	}
+	/* 21 and more leading zeros: the value, not "too large" (it was) */
+	{
+		uint64_t got[8];
+
+		r = must(port, "GET", "/recommend?member=0000000000000000000000001"
+			 "&k=00000000000000000000000000005", NULL);
+		ck_assert_msg(r.status == 200, "%s", r.body);
+		ck_assert_msg(strstr(r.body, "\"member\":1,"), "%s", r.body);
+		resp_free(&r);
+		ck_assert_int_eq(neighbors_of(port, 1, got, 8), 2);
+		r = must(port, "GET", "/members/0000000000000000000000000001", NULL);
+		ck_assert_msg(r.status == 200 && strstr(r.body, "\"degree\":2"),
+			      "%d %s", r.status, r.body);
 		resp_free(&r);
 	}
 	/* garbage that is not HTTP at all, then the server still answers */
