@@ -79,6 +79,7 @@ struct worker {
 	_Atomic int paused;   /* listener disabled until gate fires */
 	uint64_t stop_by_ms;  /* stopping: when to exit even if not drained */
 	int stopping;         /* answers say Connection: close (own thread) */
+	bufferevent_event_cb evhttp_event_cb; /* evhttp's (see eof_held) */
 	time_t err_logged;    /* when an accept error was last logged */
 	pthread_t tid;
 	int started;
@@ -322,11 +323,18 @@ static void conn_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 		bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 		c->capped = 0;
 		/* a pipelined request already read in: evhttp parses it from
-		 * the buffer, with no new input to mark it arriving */
-		if (!c->busy &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev))) {
-			c->busy = 1;
-			c->since_ms = mono_ms();
+		 * the buffer, with no new input to mark it arriving. It does
+		 * so before it reads the socket again: a read already due in
+		 * this pass of the loop could be end of file from a client
+		 * that half-closed after sending it, which evhttp took for
+		 * the client gone (and dropped the request). Dropped here;
+		 * evhttp enables reading again as soon as the answer is done */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev))) {
+			if (!c->busy) {
+				c->busy = 1;
+				c->since_ms = mono_ms();
+			}
+			bufferevent_disable(c->bev, EV_READ);
 		}
 	}
 }
@@ -960,10 +968,45 @@ static void reply_closes(struct evhttp_request *req)
 	evhttp_add_header(h, "Connection", "close");
 }
 
+/*
+ * A client may half-close its connection (shutdown(SHUT_WR)) once it has
+ * sent its requests. evhttp reads on while it sends an answer, to notice
+ * a client that has gone, and took end of file for that: it freed the
+ * connection with the rest of the answer unsent (an answer above 16 KiB
+ * came cut). So while an answer is being sent, end of file is held back:
+ * the bufferevent has stopped reading at it, and once the answer has gone
+ * evhttp reads again (its own callbacks back), answers what was pipelined
+ * and sees end of file again, when it closes. A client that is gone makes
+ * the writes fail, which still ends the connection at once, and one that
+ * does not take its answer is cut at the deadline (conn_sweep).
+ */
+static void eof_held(struct bufferevent *bev, short what, void *evcon)
+{
+	if (what == (BEV_EVENT_READING | BEV_EVENT_EOF))
+		return;
+	tl_worker->evhttp_event_cb(bev, what, evcon);
+}
+
+/* Hold end of file back on evcon while its answer is sent (eof_held). */
+static void hold_eof(struct worker *w, struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	bufferevent_data_cb rd, wr;
+	bufferevent_event_cb ev;
+	void *arg;
+
+	bufferevent_getcb(bev, &rd, &wr, &ev, &arg);
+	if (!ev || ev == eof_held)
+		return;
+	w->evhttp_event_cb = ev;
+	bufferevent_setcb(bev, rd, wr, eof_held, arg);
+}
+
 void http_reply(struct http_req *r, int status, const char *ctype,
 		const void *body, size_t len, const char *allow)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 	struct evbuffer *out = r->w->out;
 
 	if (r->answered)
@@ -1004,4 +1047,6 @@ void http_reply(struct http_req *r, int status, const char *ctype,
 		evbuffer_add(out, body, len);
 	evhttp_send_reply(r->req, status, reason_of(status),
 			  status == 204 ? NULL : out);
+	if (evcon) /* evhttp sends it from the loop: evcon is still there */
+		hold_eof(r->w, evcon);
 }

@@ -50,6 +50,11 @@
  * - Answers are not held back by Nagle's algorithm: every connection
  *   gets TCP_NODELAY at its first byte (a kept-alive answer above 16 KiB
  *   waited ~43 ms for the client's delayed ACK).
+ * - A client that half-closes (shutdown(SHUT_WR)) after sending its
+ *   requests gets every one of them answered in full, then the
+ *   connection is closed: end of file is held back while an answer is
+ *   being sent, and requests already read are answered before the socket
+ *   is read again.
  * - Stopping: stop accepting, let requests already received finish and
  *   their answers flush, then the workers exit.
  *
