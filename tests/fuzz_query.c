@@ -35,13 +35,14 @@ static void fz_query_check(const char *qs, struct query_param *p, size_t n)
 	}
 }
 
-/* query_u64 against strtoull on the same digits. */
+/* query_u64 against strtoull on the same digits, leading zeros (any
+ * number of them) skipped first. */
 static void fz_query_u64(const char *s, size_t n)
 {
 	char buf[32];
 	uint64_t v = 0, ref;
-	size_t i;
-	int ok = n >= 1 && n <= 20, rc;
+	size_t i, z = 0;
+	int ok = n >= 1, rc;
 
 	for (i = 0; ok && i < n; i++)
 		ok = s[i] >= '0' && s[i] <= '9';
@@ -50,8 +51,14 @@ static void fz_query_u64(const char *s, size_t n)
 		FUZZ_REQUIRE(rc == -1);
 		return;
 	}
-	memcpy(buf, s, n);
-	buf[n] = '\0';
+	while (z + 1 < n && s[z] == '0')
+		z++;
+	if (n - z > 20) { /* 21 significant digits: past 2^64 */
+		FUZZ_REQUIRE(rc == -1);
+		return;
+	}
+	memcpy(buf, s + z, n - z);
+	buf[n - z] = '\0';
 	errno = 0;
 	ref = strtoull(buf, NULL, 10);
 	if (errno == ERANGE) {
