@@ -58,6 +58,7 @@ struct conn {
 			    * being sent) */
 	int cut;           /* its socket was shut down by conn_cut */
 	int nodelay;       /* TCP_NODELAY set (conn_in_cb) */
+	uint64_t idle_ms;  /* idle since: accepted, or its last answer sent */
 };
 
 struct worker {
@@ -76,6 +77,7 @@ struct worker {
 	_Atomic uint64_t accept_errors; /* accept() failures (out of fds) */
 	_Atomic uint64_t req_timeouts; /* requests cut at the deadline */
 	_Atomic uint64_t budget_cuts;  /* requests cut over the budget */
+	_Atomic uint64_t idle_closed;  /* idle ones closed to free fds */
 	_Atomic int paused;   /* listener disabled until gate fires */
 	uint64_t stop_by_ms;  /* stopping: when to exit even if not drained */
 	int stopping;         /* answers say Connection: close (own thread) */
@@ -322,6 +324,7 @@ static void conn_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 	} else if (c->capped && !evbuffer_get_length(b)) {
 		bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 		c->capped = 0;
+		c->idle_ms = mono_ms();
 		/* a pipelined request already read in: evhttp parses it from
 		 * the buffer, with no new input to mark it arriving. It does
 		 * so before it reads the socket again: a read already due in
@@ -351,6 +354,7 @@ static int conn_watch(struct worker *w, struct bufferevent *bev)
 		return -1;
 	c->w = w;
 	c->bev = bev;
+	c->idle_ms = mono_ms();
 	c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), conn_in_cb, c);
 	c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), conn_out_cb, c);
 	if (!c->in_cb || !c->out_cb) {
@@ -492,11 +496,22 @@ static struct bufferevent *on_accept(struct event_base *base, void *arg)
  * spinning a core and logging a line each time: pause this worker's
  * accepting for ACCEPT_ERR_PAUSE_US instead (open connections are served
  * meanwhile; waiting clients stay in the kernel's backlog), count it, and
- * log at most once per ACCEPT_ERR_LOG_S per worker. Other failures (a
- * network error on one connection) pass.
+ * log at most once per ACCEPT_ERR_LOG_S per worker. Out of descriptors,
+ * this worker's connections idle for HTTP_IDLE_RECLAIM_MS or more (no
+ * request arriving, no answer being sent) are closed too, as a server may
+ * close an idle connection at any time: clients that open connections and
+ * send nothing held every descriptor until libevent's 60 s idle timeout,
+ * and everyone else waited in the backlog all that while (a review's
+ * 400 such connections against a limit of 256). Other failures (a network
+ * error on one connection) pass.
  */
 #define ACCEPT_ERR_PAUSE_US 100000
 #define ACCEPT_ERR_LOG_S 10
+/* Out of descriptors, connections idle this long are closed to free some
+ * (see on_accept_error). */
+#define HTTP_IDLE_RECLAIM_MS 1000
+
+static size_t close_idle(struct worker *w, uint64_t idle_before);
 
 static _Thread_local struct worker *tl_worker; /* the worker of this thread */
 
@@ -508,6 +523,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	struct timeval tv = { 0, ACCEPT_ERR_PAUSE_US };
 	int err = EVUTIL_SOCKET_ERROR();
 	time_t now = time(NULL);
+	size_t closed = 0;
 
 	(void)arg;
 	if (!w)
@@ -517,13 +533,22 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
 		return;
 	atomic_fetch_add(&w->accept_errors, 1);
+	if (err == EMFILE || err == ENFILE) {
+		uint64_t ms = mono_ms();
+
+		closed = close_idle(w, ms > HTTP_IDLE_RECLAIM_MS
+					       ? ms - HTTP_IDLE_RECLAIM_MS : 0);
+		atomic_fetch_add(&w->idle_closed, closed);
+	}
 	if (now >= w->err_logged + ACCEPT_ERR_LOG_S) {
 		w->err_logged = now;
 		fprintf(stderr, "triad serve: accept: %s (worker %u: pausing "
-			"new connections for %d ms; counted in "
-			"triad_http_accept_errors_total)\n",
+			"new connections for %d ms, closed %zu idle for %d ms "
+			"or more; counted in triad_http_accept_errors_total "
+			"and triad_http_idle_closed_total)\n",
 			evutil_socket_error_to_string(err), w->idx,
-			ACCEPT_ERR_PAUSE_US / 1000);
+			ACCEPT_ERR_PAUSE_US / 1000, closed,
+			HTTP_IDLE_RECLAIM_MS);
 	}
 	evconnlistener_disable(l);
 	w->paused = 1;
@@ -741,16 +766,18 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Close the connections with nothing in flight, so their clients send the
- * next request elsewhere. A request already in the kernel but not yet read
- * is in flight: it is read and answered (Connection: close). The others
- * are freed through evhttp, so nothing is read or run on them after (a
- * socket only shut down was still read: a POST came in, was applied and
- * could not be answered).
+ * Close the connections with nothing in flight that have been idle since
+ * idle_before (mono_ms) or earlier; returns how many. Stopping closes all
+ * of them, so their clients send the next request elsewhere; out of
+ * descriptors, the long idle (on_accept_error). A request already in the
+ * kernel but not yet read is in flight: it is read and answered (while
+ * stopping, Connection: close). The others are freed through evhttp, so
+ * nothing is read or run on them after (a socket only shut down was still
+ * read: a POST came in, was applied and could not be answered).
  */
-static void close_idle(struct worker *w)
+static size_t close_idle(struct worker *w, uint64_t idle_before)
 {
-	size_t i;
+	size_t i, closed = 0;
 
 	for (i = 0; i < w->nconns; i++) {
 		struct conn *c = w->conns[i];
@@ -759,7 +786,8 @@ static void close_idle(struct worker *w)
 		void *evcon;
 		int unread = 0;
 
-		if (c->busy || c->capped || c->cut || conn_gone(c))
+		if (c->busy || c->capped || c->cut || conn_gone(c) ||
+		    c->idle_ms > idle_before)
 			continue;
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) ||
 		    ioctl(bufferevent_getfd(c->bev), FIONREAD, &unread) ||
@@ -770,9 +798,12 @@ static void close_idle(struct worker *w)
 		}
 		/* evhttp's callbacks on the bufferevent carry its connection */
 		bufferevent_getcb(c->bev, &rd, &wr, &ev, &evcon);
-		if (ev && evcon)
+		if (ev && evcon) {
 			evhttp_connection_free(evcon);
+			closed++;
+		}
 	}
+	return closed;
 }
 
 /* On the worker's own thread: stop accepting, close what is idle, drain. */
@@ -789,7 +820,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	w->bound = NULL;
 	w->stopping = 1;
 	w->stop_by_ms = mono_ms() + w->s->grace_ms;
-	close_idle(w);
+	close_idle(w, UINT64_MAX);
 	drain_cb(fd, what, w);
 }
 
@@ -851,6 +882,7 @@ void http_server_worker_counts(const struct http_server *s, unsigned worker,
 	out->accept_errors = atomic_load(&w->accept_errors);
 	out->req_timeouts = atomic_load(&w->req_timeouts);
 	out->budget_cuts = atomic_load(&w->budget_cuts);
+	out->idle_closed = atomic_load(&w->idle_closed);
 }
 
 size_t http_server_held(const struct http_server *s)

@@ -122,6 +122,8 @@ struct http_worker_counts {
 				 * for 100 ms */
 	uint64_t req_timeouts;  /* requests cut at the deadline */
 	uint64_t budget_cuts;   /* requests cut over the budget */
+	uint64_t idle_closed;   /* idle connections closed, out of file
+				 * descriptors */
 };
 
 /* The number of workers; worker `worker`'s counts (zeros for a worker

@@ -190,7 +190,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	    per_worker(out, "http_budget_cuts_total", "connections reset "
 		       "because their request would take the bytes held by "
 		       "requests still arriving past --body-budget-mb",
-		       g->budget_cuts, g->workers))
+		       g->budget_cuts, g->workers) ||
+	    per_worker(out, "http_idle_closed_total", "idle connections "
+		       "closed to free file descriptors when accept() ran "
+		       "out of them", g->idle_closed, g->workers))
 		return -1;
 	P("# HELP triad_http_request_bytes_held bytes held by requests still "
 	  "arriving (headers and bodies)\n"

@@ -59,6 +59,7 @@ struct metrics_gauges {
 	const uint64_t *accept_errors; /* accept() failures (workers entries) */
 	const uint64_t *req_timeouts;  /* requests cut at the deadline (same) */
 	const uint64_t *budget_cuts;   /* requests cut over the budget (same) */
+	const uint64_t *idle_closed;   /* idle connections closed (same) */
 	uint64_t http_held;    /* bytes held by requests still arriving */
 };
 

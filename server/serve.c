@@ -1039,8 +1039,9 @@ static void h_metrics(struct reqctx *q)
 	memset(&g, 0, sizeof(g));
 	g.workers = http_server_workers(s->http);
 	/* per worker: connections accepted, accept() failures, requests
-	 * cut at the deadline, requests cut over the budget */
-	if (!(conns = mem_alloc(4 * (size_t)g.workers, sizeof(*conns))))
+	 * cut at the deadline, requests cut over the budget, idle
+	 * connections closed out of descriptors */
+	if (!(conns = mem_alloc(5 * (size_t)g.workers, sizeof(*conns))))
 		FAIL(q, 500, "out of memory");
 	for (i = 0; i < g.workers; i++) {
 		struct http_worker_counts wc;
@@ -1050,11 +1051,13 @@ static void h_metrics(struct reqctx *q)
 		conns[g.workers + i] = wc.accept_errors;
 		conns[2 * g.workers + i] = wc.req_timeouts;
 		conns[3 * g.workers + i] = wc.budget_cuts;
+		conns[4 * g.workers + i] = wc.idle_closed;
 	}
 	g.conns = conns;
 	g.accept_errors = conns + g.workers;
 	g.req_timeouts = conns + 2 * g.workers;
 	g.budget_cuts = conns + 3 * g.workers;
+	g.idle_closed = conns + 4 * g.workers;
 	g.http_held = http_server_held(s->http);
 	g.ready = atomic_load(&s->ready);
 	if (g.ready) {

@@ -1565,19 +1565,17 @@ static long proc_value(pid_t pid, const char *file, const char *key)
  * accept again at once, which spun both cores and wrote a log line each
  * time (153 MB in 5 s); once the connections close, the server answers.
  */
-START_TEST(out_of_fds_pauses_accepting)
+/* A server on the small graph allowed 40 descriptors; -1 (nothing to
+ * test) under valgrind, which needs descriptors of its own and whose
+ * setrlimit is its own. */
+static pid_t serve_few_fds(unsigned port)
 {
-	unsigned port = free_port();
 	char *args[] = { "--events", NULL, NULL };
 	struct rlimit old, low;
-	int fd[80], i, n = 0, lines = 0;
-	long t0, t1, hz = sysconf(_SC_CLK_TCK);
-	char line[512];
-	FILE *f;
 	pid_t pid;
 
 	if (getenv("TRIAD_VALGRIND") && *getenv("TRIAD_VALGRIND"))
-		return; /* valgrind needs descriptors of its own */
+		return -1;
 	write_file(tpath("g.txt"), small_graph);
 	args[1] = (char *)tpath("g.txt");
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -1587,16 +1585,38 @@ START_TEST(out_of_fds_pauses_accepting)
 	pid = serve_start(port, args);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
 	if (proc_value(pid, "limits", "Max open files") != 40) {
-		/* the limit did not reach the server: under valgrind, whose
-		 * setrlimit is its own; nothing to test then */
 		kill(pid, SIGTERM);
 		ck_assert_int_eq(wait_exit(pid, 20), 0);
-		return;
+		return -1;
 	}
-	for (i = 0; i < 80; i++)
+	return pid;
+}
+
+/* Open up to max connections to port that send nothing, into fd[];
+ * returns how many, more than the server's 40 descriptors. */
+static int connect_many(unsigned port, int *fd, int max)
+{
+	int i, n = 0;
+
+	for (i = 0; i < max; i++)
 		if ((fd[n] = connect_port(port)) >= 0)
 			n++;
 	ck_assert_int_gt(n, 40);
+	return n;
+}
+
+START_TEST(out_of_fds_pauses_accepting)
+{
+	unsigned port = free_port();
+	int fd[80], i, n, lines = 0;
+	long t0, t1, hz = sysconf(_SC_CLK_TCK);
+	char line[512];
+	FILE *f;
+	pid_t pid = serve_few_fds(port);
+
+	if (pid < 0)
+		return;
+	n = connect_many(port, fd, 80);
 	nap_ms(300);
 	t0 = cpu_ticks(pid);
 	nap_ms(2000);
@@ -1620,8 +1640,6 @@ START_TEST(out_of_fds_pauses_accepting)
 }
 END_TEST
 
-/* Read from fd until `want` appears or it closes (5 s at most); 1 when
- * `want` was seen. */
 /* The sum of a per-worker counter over the two workers serve_start runs. */
 static int64_t metric_workers(unsigned port, const char *name)
 {
@@ -1635,6 +1653,39 @@ static int64_t metric_workers(unsigned port, const char *name)
 	return sum;
 }
 
+/*
+ * Out of file descriptors, every one held by a client that opened a
+ * connection and sent nothing: the connections idle for a second or more
+ * are closed to make room, so a new client is answered within seconds (it
+ * waited in the backlog for libevent's 60 s idle timeout).
+ */
+START_TEST(idle_connections_closed_out_of_fds)
+{
+	unsigned port = free_port();
+	int fd[80], i, n;
+	struct resp r;
+	pid_t pid = serve_few_fds(port);
+
+	if (pid < 0)
+		return;
+	n = connect_many(port, fd, 80);
+	nap_ms(1500);
+	ck_assert_msg(req(port, "GET", "/healthz", NULL, 0, &r) == 0,
+		      "no answer while idle connections hold the descriptors");
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	for (i = 0; i < n; i++)
+		close(fd[i]);
+	ck_assert_int_gt(metric_workers(port, "triad_http_idle_closed_total"),
+			 0);
+	ck_assert(log_has("accept:", "idle for 1000 ms or more"));
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
+/* Read from fd until `want` appears or it closes (5 s at most); 1 when
+ * `want` was seen. */
 static int read_until(int fd, const char *want)
 {
 	char buf[2048];
@@ -2939,6 +2990,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, kill9_during_http_ingest);
 	tcase_add_test(t, cli_usage_errors);
 	tcase_add_test(t, out_of_fds_pauses_accepting);
+	tcase_add_test(t, idle_connections_closed_out_of_fds);
 	tcase_add_test(t, admin_needs_loopback_or_token);
 	tcase_add_test(t, concurrent_posts_all_durable);
 	tcase_add_test(t, random_input_never_crashes);
