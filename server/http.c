@@ -191,13 +191,19 @@ static void on_request(struct evhttp_request *req, void *arg)
  */
 #define HTTP_READ_AHEAD (128 * 1024)
 
-/* The most a request's headers may take (evhttp refuses more). */
-#define HTTP_HEADERS_MAX (64 * 1024)
+/*
+ * The most a request's headers may take (evhttp refuses more, 400). No
+ * request here needs more than a few hundred bytes; every connection may
+ * hold this much outside the budget below, and at 64 KiB a review's 8,000
+ * connections each sending 62.7 KB of headers and never finishing took
+ * the server to 566 MB against the default 128 MiB budget.
+ */
+#define HTTP_HEADERS_MAX (16 * 1024)
 
 /*
  * The request deadline. evhttp's own timeout (60 s) counts from the last
  * byte read, so a client that sends one byte of its headers every few
- * seconds holds a connection, and up to 64 KiB of buffered headers, for
+ * seconds holds a connection, and up to 16 KiB of buffered headers, for
  * as long as it likes; enough such clients use up the descriptors and
  * block everyone else. So every connection is watched: the clock starts
  * at the first byte of a request (its input grows while no request is

@@ -1592,6 +1592,44 @@ static pid_t serve_few_fds(unsigned port)
 	return pid;
 }
 
+/* Headers up to 16 KiB are read; more get 400, and the server goes on. */
+START_TEST(header_size_limit)
+{
+	unsigned port = free_port();
+	size_t sizes[2] = { 12 * 1024, 20 * 1024 };
+	int want[2] = { 200, 400 };
+	pid_t pid = serve_start(port, NULL);
+
+	for (int k = 0; k < 2; k++) {
+		size_t n = sizes[k] + 256;
+		char *head = malloc(n);
+		struct resp r;
+		int fd = connect_port(port), len;
+
+		ck_assert_ptr_nonnull(head);
+		ck_assert_int_ge(fd, 0);
+		len = snprintf(head, n, "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+			       "Connection: close\r\nX-Pad: ");
+		memset(head + len, 'a', sizes[k]);
+		memcpy(head + len + sizes[k], "\r\n\r\n", 4);
+		ck_assert_int_eq(send_all(fd, head, (size_t)len + sizes[k] + 4), 0);
+		ck_assert_int_eq(read_resp(fd, &r), 0);
+		ck_assert_int_eq(r.status, want[k]);
+		resp_free(&r);
+		close(fd);
+		free(head);
+	}
+	{
+		struct resp r = must(port, "GET", "/healthz", NULL);
+
+		ck_assert_int_eq(r.status, 200);
+		resp_free(&r);
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
 /* Open up to max connections to port that send nothing, into fd[];
  * returns how many, more than the server's 40 descriptors. */
 static int connect_many(unsigned port, int *fd, int max)
@@ -2991,6 +3029,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, cli_usage_errors);
 	tcase_add_test(t, out_of_fds_pauses_accepting);
 	tcase_add_test(t, idle_connections_closed_out_of_fds);
+	tcase_add_test(t, header_size_limit);
 	tcase_add_test(t, admin_needs_loopback_or_token);
 	tcase_add_test(t, concurrent_posts_all_durable);
 	tcase_add_test(t, random_input_never_crashes);
