@@ -140,7 +140,8 @@ void http_server_free(struct http_server *s);
 /* ---- inside a handler ---------------------------------------------- */
 
 enum http_method http_req_method(const struct http_req *r);
-/* Decoded path ("/recommend"); never NULL. */
+/* The path as sent, without the query and not percent-decoded
+ * ("/recommend"); never NULL. */
 const char *http_req_path(const struct http_req *r);
 /* Raw query string after '?', or NULL when there is none. */
 const char *http_req_query(const struct http_req *r);
