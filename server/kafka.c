@@ -68,8 +68,19 @@ static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v,
  * A head whose timestamp is ahead of this clock (a producer's clock set
  * wrong) would never get old enough, and would hold its partition until
  * that date: a head is also released once it has waited
- * KAFKA_MERGE_WAIT_MS here. Only then can replicas disagree on the order,
- * and only if an idle partition later brings an earlier timestamp.
+ * KAFKA_MERGE_WAIT_MS here. So is one held back by a partition that has
+ * brought neither a message nor its end for that long (no leader, its
+ * broker down: it held every other partition for as long, silently);
+ * that partition is reported (kafka_errors_total and the log). Only then
+ * can replicas disagree on the order, and only if such a partition later
+ * brings an earlier timestamp.
+ *
+ * Offsets are consecutive within a partition, so a message past the one
+ * expected means messages were never read: deleted by retention while
+ * triad was behind or stopped (librdkafka then resumes at the earliest
+ * kept), or transaction markers. Such gaps are logged and the offsets
+ * skipped counted (kafka_skipped_offsets_total): the data is gone, and the
+ * operator should know.
  */
 #define KAFKA_MERGE_SKEW_MS 1000
 #define KAFKA_MERGE_WAIT_MS 5000
@@ -88,6 +99,8 @@ struct part {
 	struct pend *buf; /* buf[head .. head + len) are waiting */
 	size_t head, len, cap;
 	int eof;          /* read to its end: nothing fetched since */
+	int stalled;      /* reported as holding the others back (release) */
+	int64_t expect;   /* the offset the next message should have; -1 */
 };
 
 struct kafka_consumer {
@@ -122,10 +135,24 @@ static void consumer_error(struct kafka_consumer *k, rd_kafka_resp_err_t err,
 		atomic_fetch_add_explicit(&k->o.metrics->kafka_errors, 1,
 					  memory_order_relaxed);
 	if (k->o.log) {
-		snprintf(why, sizeof(why), "%s (%s)", reason,
+		snprintf(why, sizeof(why), "%s (%s); serving goes on, ingest "
+			 "resumes when the brokers answer", reason,
 			 rd_kafka_err2name(err));
 		atomic_store(&k->err_seen, 1);
 		k->o.log(k->o.ctx, why);
+	}
+}
+
+/* What the consumer itself saw (a stalled partition, offsets never read):
+ * counted in kafka_errors_total and logged as it is. */
+static void consumer_note(struct kafka_consumer *k, const char *what)
+{
+	if (k->o.metrics)
+		atomic_fetch_add_explicit(&k->o.metrics->kafka_errors, 1,
+					  memory_order_relaxed);
+	if (k->o.log) {
+		atomic_store(&k->err_seen, 1);
+		k->o.log(k->o.ctx, what);
 	}
 }
 
@@ -197,6 +224,7 @@ static int try_assign(struct kafka_consumer *k, rd_kafka_resp_err_t *err,
 		if (r < 0)
 			goto out;
 		k->next[i] = k->done[i] = r == 1 ? nx : -1;
+		k->parts[i].expect = k->next[i];
 		rd_kafka_topic_partition_list_add(l, k->topic, i)->offset =
 			r == 1 ? nx : RD_KAFKA_OFFSET_BEGINNING;
 		k->parts[i].q = rd_kafka_queue_get_partition(k->rk, k->topic, i);
@@ -262,6 +290,24 @@ static int64_t now_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Offsets [from, to) of partition p were never read (see above). */
+static void offsets_gone(struct kafka_consumer *k, int32_t p, int64_t from,
+			 int64_t to)
+{
+	char why[256];
+
+	if (k->o.metrics)
+		atomic_fetch_add_explicit(&k->o.metrics->kafka_skipped,
+					  (uint64_t)(to - from),
+					  memory_order_relaxed);
+	snprintf(why, sizeof(why), "partition %d: offsets %lld to %lld were "
+		 "never read (deleted by retention before triad read them, or "
+		 "transaction markers); counted in "
+		 "triad_kafka_skipped_offsets_total", (int)p, (long long)from,
+		 (long long)(to - 1));
+	consumer_note(k, why);
+}
+
 /*
  * One fetched message or event into its partition's buffer (parsed, bad
  * ones counted). An event without "ts" takes the message's timestamp, so
@@ -283,16 +329,22 @@ static int take(struct kafka_consumer *k, rd_kafka_message_t *m)
 	if (m->partition < 0 || m->partition >= k->nparts)
 		return 0;
 	pt = &k->parts[m->partition];
+	pt->stalled = 0;
 	if (m->err) { /* the end of the partition, for now */
 		pt->eof = 1;
 		return 0;
 	}
 	if (!(x = pend_slot(pt)))
 		return -1;
+	if (pt->expect >= 0 && m->offset > pt->expect)
+		offsets_gone(k, m->partition, pt->expect, m->offset);
+	pt->expect = m->offset + 1;
 	pt->len++;
 	pt->eof = 0;
 	ts = rd_kafka_message_timestamp(m, &tt);
-	x->ts_ms = tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+	/* a timestamp past 2106 (the events' seconds are 32-bit) is none */
+	x->ts_ms = tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ||
+			   ts / 1000 > UINT32_MAX ? -1 : ts;
 	x->got_ms = (int64_t)mono_ms();
 	x->offset = m->offset;
 	x->bad = 0;
@@ -380,11 +432,26 @@ static size_t release(struct kafka_consumer *k, size_t *nbad)
 		 * unless it is at its end and the head is old enough (or
 		 * has waited long enough: a timestamp from the future) */
 		for (i = 0; i < k->nparts; i++) {
+			int waited = h->got_ms + KAFKA_MERGE_WAIT_MS <= mono;
+
 			pt = &k->parts[i];
-			if (i != best && !pt->len &&
-			    !(pt->eof && (h->ts_ms + KAFKA_MERGE_SKEW_MS <= now ||
-					  h->got_ms + KAFKA_MERGE_WAIT_MS <= mono)))
+			if (i == best || pt->len ||
+			    (pt->eof && (h->ts_ms + KAFKA_MERGE_SKEW_MS <= now ||
+					 waited)))
+				continue;
+			if (!waited)
 				break;
+			if (!pt->stalled) { /* neither a message nor its end */
+				char why[160];
+
+				pt->stalled = 1;
+				snprintf(why, sizeof(why), "partition %d has "
+					 "brought nothing for %d s (no leader? "
+					 "its broker down?): the others go on "
+					 "without it", (int)i,
+					 KAFKA_MERGE_WAIT_MS / 1000);
+				consumer_note(k, why);
+			}
 		}
 		if (i < k->nparts)
 			break;
@@ -412,6 +479,7 @@ static void restart(struct kafka_consumer *k)
 	for (i = 0; i < k->nparts; i++) {
 		k->parts[i].head = k->parts[i].len = 0;
 		k->parts[i].eof = 0;
+		k->parts[i].expect = k->next[i];
 		if (l)
 			rd_kafka_topic_partition_list_add(l, k->topic, i)->offset =
 				k->next[i] >= 0 ? k->next[i] : RD_KAFKA_OFFSET_BEGINNING;

@@ -172,6 +172,11 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	  "librdkafka\n# TYPE triad_kafka_errors_total counter\n"
 	  "triad_kafka_errors_total %llu\n",
 	  (unsigned long long)ld(&m->kafka_errors));
+	P("# HELP triad_kafka_skipped_offsets_total Kafka offsets never read: "
+	  "deleted by retention before triad read them, or transaction "
+	  "markers\n# TYPE triad_kafka_skipped_offsets_total counter\n"
+	  "triad_kafka_skipped_offsets_total %llu\n",
+	  (unsigned long long)ld(&m->kafka_skipped));
 	P("# HELP triad_model_info the model answering requests\n"
 	  "# TYPE triad_model_info gauge\ntriad_model_info{model=\"");
 	for (mp = g->model; mp && *mp; mp++) /* label-safe copy */

@@ -37,6 +37,7 @@ struct metrics {
 	_Atomic uint64_t lat_sum_us[MR_N];
 	_Atomic uint64_t kafka_bad[MK_N];
 	_Atomic uint64_t kafka_errors; /* consumer errors reported */
+	_Atomic uint64_t kafka_skipped; /* offsets never read (kafka.c) */
 	_Atomic uint64_t state_fail[MS_N]; /* failed state writes, by op */
 };
 

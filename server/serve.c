@@ -154,8 +154,7 @@ static void kafka_log(void *ctx, const char *why)
 		ratelog_report(&s->klog, NULL, "kafka: consuming again");
 		return;
 	}
-	snprintf(line, sizeof(line), "kafka: %s; serving goes on, ingest "
-		 "resumes when the brokers answer", why);
+	snprintf(line, sizeof(line), "kafka: %s", why);
 	ratelog_report(&s->klog, line, NULL);
 }
 
@@ -471,6 +470,11 @@ static void *maintain_main(void *arg)
 	struct serve *s = arg;
 	uint64_t seen = events_applied(s), quiet_since = mono_us();
 	int compacted = 0; /* nothing to fold since `seen` changed */
+	/* after a failed checkpoint, the next try waits `backoff` seconds,
+	 * doubling up to --checkpoint-secs: it was tried again every 20 ms
+	 * (the last success is what `due` measures from), each time writing
+	 * the whole graph under the writer's lock, 50 failures a second */
+	time_t retry_at = 0, backoff = 1;
 
 	prctl(PR_SET_NAME, "triad-maintain", 0, 0, 0);
 	while (!atomic_load(&s->mt_stop)) {
@@ -502,12 +506,19 @@ static void *maintain_main(void *arg)
 			compacted = !more;
 		}
 		due = s->store && s->o.checkpoint_secs && s->since_ckpt &&
-		      time(NULL) - s->last_ckpt >= (time_t)s->o.checkpoint_secs;
+		      time(NULL) - s->last_ckpt >= (time_t)s->o.checkpoint_secs &&
+		      time(NULL) >= retry_at;
 		pthread_mutex_unlock(&s->wmu);
 		if (due) {
 			struct err e = { "" };
 
-			checkpoint(s, 0, NULL, NULL, NULL, &e);
+			if (checkpoint(s, 0, NULL, NULL, NULL, &e)) {
+				retry_at = time(NULL) + backoff;
+				if (backoff < (time_t)s->o.checkpoint_secs)
+					backoff *= 2;
+			} else {
+				backoff = 1;
+			}
 		}
 		sleep_ms(left ? 1 : more ? COMPACT_SLEEP_MS : 20);
 	}
@@ -1078,6 +1089,8 @@ static void h_metrics(struct reqctx *q)
 	g.graph_removed = atomic_load(&s->removed);
 	g.graph_noops = atomic_load(&s->noops);
 	g.ingest_lag_s = last < 0 ? -1 : (int64_t)time(NULL) - last;
+	if (last >= 0 && g.ingest_lag_s < 0) /* stamped in the future */
+		g.ingest_lag_s = 0;
 	g.kafka_lag = kafka_consumer_lag(s->kc);
 	g.checkpoints = atomic_load(&s->ckpts);
 	g.state_writable = !atomic_load(&s->swlog.failing);
