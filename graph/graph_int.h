@@ -27,7 +27,11 @@
  * unlock, a retirement handed to call_rcu and a finished callback release
  * it; the end of a grace period (rcu_wait, the callback, urcu_bp_barrier)
  * acquires it. What readers did then happens before what the writer does
- * with the memory afterwards. Elsewhere these are liburcu-bp's calls alone.
+ * with the memory afterwards. One token for all is stronger than RCU: a
+ * grace period also orders after read sections that began after it did
+ * and ended before it, so a reader that kept a pointer from one section
+ * for use in a later one could pass unseen. Elsewhere these are
+ * liburcu-bp's calls alone.
  */
 #if defined(__SANITIZE_THREAD__)
 #define GRAPH_TSAN 1
@@ -320,7 +324,9 @@ static inline uint32_t ts_secs(uint32_t u)
  * when they are applied, built or loaded do not move it, or one event
  * stamped in the far future (a typo, a producer's clock gone wrong) would
  * age every edge at once and for good. The edges themselves keep their
- * timestamps. Stored units.
+ * timestamps. Stored units. The wall clock decides, so a server that
+ * reloads such an edge more than a day later counts it where the one that
+ * applied it did not: the two then disagree on "now" until a newer edge.
  */
 #define FUTURE_SLACK_S 86400u
 static inline uint32_t ts_horizon(void)

@@ -50,7 +50,7 @@ static void usage(FILE *f)
 "                       memory together, headers and bodies (default 128;\n"
 "                       0 = no limit; else at least 17): a connection\n"
 "                       whose request would go past it is reset, unless\n"
-"                       it holds under 64 KiB\n"
+"                       it holds under 16 KiB (the most headers may take)\n"
 "Signals: SIGTERM/SIGINT stop (finish requests, checkpoint, exit 0);\n"
 "SIGHUP reloads --model.\n");
 }

@@ -119,16 +119,27 @@ static void evthread_init(void)
  * read as the body were run as a second request, one a proxy in front
  * reading the other length never saw (request smuggling: review's
  * dup_cl.py had an edge applied that way). Every Content-Length must be
- * digits alone and all of them the same. NULL when so, else the body of
+ * digits alone and all of them the same, and HEAD and TRACE carry none
+ * but 0. NULL when so, else the body of
  * the 400 answer; the connection then closes after it, so nothing behind
  * the request is read as one.
  */
 static const char *framing_error(struct evhttp_request *req)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *len = NULL;
 	struct evkeyval *kv;
 
+	/* libevent reads no body for HEAD or TRACE, whatever the headers
+	 * say: one announced would be run as the next request */
+	if ((cmd == EVHTTP_REQ_HEAD || cmd == EVHTTP_REQ_TRACE) &&
+	    (evhttp_find_header(h, "Transfer-Encoding") ||
+	     ((len = evhttp_find_header(h, "Content-Length")) &&
+	      len[strspn(len, "0")])))
+		return "{\"error\":\"a body (Content-Length or "
+		       "Transfer-Encoding) with HEAD or TRACE\"}";
+	len = NULL;
 	TAILQ_FOREACH(kv, h, next) {
 		if (evutil_ascii_strcasecmp(kv->key, "Content-Length"))
 			continue;
@@ -561,6 +572,9 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 		closed = close_idle(w, ms > HTTP_IDLE_RECLAIM_MS
 					       ? ms - HTTP_IDLE_RECLAIM_MS : 0);
 		atomic_fetch_add(&w->idle_closed, closed);
+		if (closed) /* the sockets close with their last reference:
+			     * the watch's, let go by a sweep */
+			conn_sweep(w, 0);
 	}
 	if (now >= w->err_logged + ACCEPT_ERR_LOG_S) {
 		w->err_logged = now;

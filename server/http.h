@@ -41,8 +41,10 @@
  * - The requests arriving at once hold at most the budget (default
  *   HTTP_BUDGET_DEFAULT) between them, headers and bodies counted as they
  *   are read: a connection whose bytes would take the sum past it is
- *   reset, unless it holds less than 64 KiB itself (the most headers
+ *   reset, unless it holds less than 16 KiB itself (the most headers
  *   may take).
+ * - Out of file descriptors, connections idle for a second or more are
+ *   closed to make room (triad_http_idle_closed_total).
  * - While an answer is being sent, a connection reads ahead at most
  *   HTTP_READ_AHEAD bytes of further (pipelined) requests; a client that
  *   sends requests without reading the answers is pushed back by the

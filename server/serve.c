@@ -474,7 +474,7 @@ static void *maintain_main(void *arg)
 	 * doubling up to --checkpoint-secs: it was tried again every 20 ms
 	 * (the last success is what `due` measures from), each time writing
 	 * the whole graph under the writer's lock, 50 failures a second */
-	time_t retry_at = 0, backoff = 1;
+	uint64_t retry_at = 0, backoff = 1; /* mono_us(); seconds */
 
 	prctl(PR_SET_NAME, "triad-maintain", 0, 0, 0);
 	while (!atomic_load(&s->mt_stop)) {
@@ -507,15 +507,16 @@ static void *maintain_main(void *arg)
 		}
 		due = s->store && s->o.checkpoint_secs && s->since_ckpt &&
 		      time(NULL) - s->last_ckpt >= (time_t)s->o.checkpoint_secs &&
-		      time(NULL) >= retry_at;
+		      now >= retry_at;
 		pthread_mutex_unlock(&s->wmu);
 		if (due) {
 			struct err e = { "" };
 
 			if (checkpoint(s, 0, NULL, NULL, NULL, &e)) {
-				retry_at = time(NULL) + backoff;
-				if (backoff < (time_t)s->o.checkpoint_secs)
-					backoff *= 2;
+				retry_at = mono_us() + backoff * 1000000u;
+				backoff = 2 * backoff < s->o.checkpoint_secs
+						  ? 2 * backoff
+						  : s->o.checkpoint_secs;
 			} else {
 				backoff = 1;
 			}

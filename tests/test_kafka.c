@@ -330,13 +330,15 @@ START_TEST(producer_logs_dead_broker)
 }
 END_TEST
 
-/* Produce value to partition part of topic "ev" at boot (flushed). */
-static void produce_to(const char *boot, int32_t part, const char *value,
-		       size_t len)
+/* Produce n values (n edges src -> base + i when value is NULL) to
+ * partition part of topic "ev" at boot (flushed). */
+static void produce_n(const char *boot, int32_t part, const char *value,
+		      size_t len, int n, unsigned base)
 {
-	char es[512];
+	char es[512], ev[64];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_t *rk;
+	int i;
 
 	ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", boot, es,
 					   sizeof(es)), RD_KAFKA_CONF_OK);
@@ -345,20 +347,39 @@ static void produce_to(const char *boot, int32_t part, const char *value,
 			 RD_KAFKA_CONF_OK);
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
 	ck_assert_msg(rk != NULL, "%s", es);
-	ck_assert_int_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("ev"),
-			RD_KAFKA_V_PARTITION(part),
-			RD_KAFKA_V_VALUE((void *)value, len),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_END), RD_KAFKA_RESP_ERR_NO_ERROR);
+	for (i = 0; i < n; i++) {
+		const char *v = value;
+		size_t l = len;
+
+		if (!v) {
+			l = (size_t)snprintf(ev, sizeof(ev),
+					     "{\"src\":81,\"dst\":%u}",
+					     base + (unsigned)i);
+			v = ev;
+		}
+		while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("ev"),
+				RD_KAFKA_V_PARTITION(part),
+				RD_KAFKA_V_VALUE((void *)v, l),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(rk, 10);
+	}
 	ck_assert_int_eq(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 	rd_kafka_destroy(rk);
+}
+
+static void produce_to(const char *boot, int32_t part, const char *value,
+		       size_t len)
+{
+	produce_n(boot, part, value, len, 1, 0);
 }
 
 /*
  * A partition with no leader brings neither a message nor its end: the
  * merge held every other partition back for as long, silently (the Kafka
  * review: nothing applied in 30 s, no error counted, no line). Now the
- * others go on after 5 s, and the partition is named in the log.
+ * others go on after 5 s, and the partition is named in the log; and not
+ * at one 2,048-message buffer per 5 s, as at first (10,000 took 25 s).
  */
 START_TEST(kafka_stalled_partition_goes_on)
 {
@@ -388,6 +409,8 @@ START_TEST(kafka_stalled_partition_goes_on)
 	produce_to(boot, 0, ev, strlen(ev));
 	ck_assert_int_eq(wait_applied(port, 1, 20), 1);
 	ck_assert(log_has("kafka: partition 1", "brought nothing"));
+	produce_n(boot, 0, NULL, 0, 10000, 1000);
+	ck_assert_int_eq(wait_applied(port, 10001, 12), 10001);
 	ck_assert_int_ge(metric_of(port, "triad_kafka_errors_total"), 1);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(wait_exit(pid, 20), 0);
