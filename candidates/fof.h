@@ -10,9 +10,9 @@
  * H = hub_read (<= 32, the graph's fast newest-sample path) and
  * T = max_total, one run counts (edges_read)
  *   at most  min(E * max(R, H), T + R + E * H)  neighbour entries of
- *   intermediates, and decodes at most T + R + E * max(H, 1023) of them
- *   (a list under 1,024 entries keeps no newest index: its H newest take
- *   a pass over it, see below),
+ *   intermediates, and decodes at most T + R + E * max(H, 1023) of their
+ *   base entries (a list under 1,024 entries keeps no newest index: its H
+ *   newest take a pass over it, see below), pending delta entries aside,
  * plus choosing which of u's neighbours to expand: all of them when
  * d_u <= E, else the E newest (one pass over u's list and a linear-time
  * selection: O(d_u) expected, 8 bytes of scratch per neighbour), and for
@@ -26,7 +26,7 @@
  * intermediate gives only its H newest: through the index in O(H + D), or,
  * for a list of 33 to 1,023 entries, by a pass over it with a linear-time
  * selection. With the defaults (E = 256, R = 4096, H = 32, T = 65,536)
- * that is <= 77,824 entries counted and <= 331,624 decoded (a member whose
+ * that is <= 77,824 entries counted and <= 331,520 decoded (a member whose
  * 256 neighbours have 1,000 each: 0.74-0.78 ms a query, against 0.2 ms at
  * 1,024 each; 2.8-3.0 ms while the selection was an insertion, 7 Dec).
  * Mutual counts and the Adamic-Adar and resource-allocation sums are exact

@@ -144,17 +144,15 @@ static void consumer_error(struct kafka_consumer *k, rd_kafka_resp_err_t err,
 }
 
 /* What the consumer itself saw (a stalled partition): counted in
- * kafka_errors_total and logged as it is; "consuming again" follows once
- * that partition brings something. */
+ * kafka_errors_total and logged as it is. Not followed by "consuming
+ * again": the other partitions go on, and that line would come at once. */
 static void consumer_note(struct kafka_consumer *k, const char *what)
 {
 	if (k->o.metrics)
 		atomic_fetch_add_explicit(&k->o.metrics->kafka_errors, 1,
 					  memory_order_relaxed);
-	if (k->o.log) {
-		atomic_store(&k->err_seen, 1);
+	if (k->o.log)
 		k->o.log(k->o.ctx, what);
-	}
 }
 
 /* librdkafka's error events (a broker down, all brokers down...), served
