@@ -57,7 +57,6 @@ struct conn {
 	int capped;        /* input capped at HTTP_READ_AHEAD (an answer is
 			    * being sent) */
 	int cut;           /* its socket was shut down by conn_cut */
-	int nodelay;       /* TCP_NODELAY set (conn_in_cb) */
 	uint64_t idle_ms;  /* idle since: accepted, or its last answer sent */
 };
 
@@ -275,23 +274,6 @@ static void conn_cut(struct conn *c)
 	conn_unhold(c);
 }
 
-/*
- * Answers leave as soon as they are written. With Nagle's algorithm the
- * tail of an answer that libevent writes in more than one piece (above
- * 16 KiB) waited for the client's delayed ACK of the first: ~43 ms for
- * every such answer on a kept-alive connection (23 answers a second).
- * evhttp sets the socket only after on_accept has made the bufferevent,
- * so it is done here, at the connection's first byte, before any answer.
- */
-static void conn_nodelay(struct conn *c)
-{
-	int one = 1;
-
-	c->nodelay = 1;
-	setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one,
-		   sizeof(one));
-}
-
 static void conn_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 		       void *arg)
 {
@@ -302,8 +284,6 @@ static void conn_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *i,
 	(void)b;
 	if (!i->n_added || c->cut)
 		return;
-	if (!c->nodelay)
-		conn_nodelay(c);
 	if (!c->busy) {
 		c->busy = 1;
 		c->since_ms = mono_ms();
@@ -690,6 +670,12 @@ struct http_server *http_server_new(const char *host, uint16_t port,
 		goto fail;
 	}
 	setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* answers leave as soon as they are written: with Nagle's algorithm
+	 * the tail of an answer libevent writes in more than one piece (above
+	 * 16 KiB) waited for the client's delayed ACK of the first, ~43 ms for
+	 * every such answer on a kept-alive connection. Set here, every
+	 * accepted socket inherits it (Linux), with nothing per connection */
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(s->fd, ai->ai_addr, ai->ai_addrlen)) {
 		err_set(e, "\"%s:%u\": cannot listen: %s", host,
 			(unsigned)port, strerror(errno));
@@ -769,9 +755,9 @@ int http_server_start(struct http_server *s, struct err *e)
 	return 0;
 }
 
-/* Stopping, every HTTP_DRAIN_MS (on the worker's own thread): exit once no request is arriving or
- * being answered on this worker (idle keep-alive connections do not
- * count), or at the grace deadline. */
+/* Stopping, every HTTP_DRAIN_MS (on the worker's own thread): exit once
+ * no request is arriving or being answered on this worker (idle
+ * keep-alive connections do not count), or at the grace deadline. */
 #define HTTP_DRAIN_MS 10
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)

@@ -50,8 +50,8 @@
  *   sends requests without reading the answers is pushed back by the
  *   kernel instead of being buffered without bound.
  * - Answers are not held back by Nagle's algorithm: every connection
- *   gets TCP_NODELAY at its first byte (a kept-alive answer above 16 KiB
- *   waited ~43 ms for the client's delayed ACK).
+ *   inherits TCP_NODELAY from the listening socket (a kept-alive answer
+ *   above 16 KiB waited ~43 ms for the client's delayed ACK).
  * - A client that half-closes (shutdown(SHUT_WR)) after sending its
  *   requests gets every one of them answered in full, then the
  *   connection is closed: end of file is held back while an answer is

@@ -124,28 +124,11 @@ struct kafka_consumer {
 	struct store_offset *off;
 };
 
-/* One consumer error: counted (kafka_errors_total) and handed to the
- * service's log with its reason. */
-static void consumer_error(struct kafka_consumer *k, rd_kafka_resp_err_t err,
-			   const char *reason)
-{
-	char why[512];
-
-	if (k->o.metrics)
-		atomic_fetch_add_explicit(&k->o.metrics->kafka_errors, 1,
-					  memory_order_relaxed);
-	if (k->o.log) {
-		snprintf(why, sizeof(why), "%s (%s); serving goes on, ingest "
-			 "resumes when the brokers answer", reason,
-			 rd_kafka_err2name(err));
-		atomic_store(&k->err_seen, 1);
-		k->o.log(k->o.ctx, why);
-	}
-}
-
-/* What the consumer itself saw (a stalled partition): counted in
- * kafka_errors_total and logged as it is. Not followed by "consuming
- * again": the other partitions go on, and that line would come at once. */
+/* One problem: counted in kafka_errors_total, its line handed to the
+ * service's log as it is. consumer_error (librdkafka's errors) also marks
+ * the consumer in error, so "consuming again" follows; a stalled
+ * partition (part_stalled) does not: the other partitions go on, and that
+ * line would come at once. */
 static void consumer_note(struct kafka_consumer *k, const char *what)
 {
 	if (k->o.metrics)
@@ -153,6 +136,20 @@ static void consumer_note(struct kafka_consumer *k, const char *what)
 					  memory_order_relaxed);
 	if (k->o.log)
 		k->o.log(k->o.ctx, what);
+}
+
+/* One consumer error: counted (kafka_errors_total) and handed to the
+ * service's log with its reason. */
+static void consumer_error(struct kafka_consumer *k, rd_kafka_resp_err_t err,
+			   const char *reason)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s (%s); serving goes on, ingest resumes "
+		 "when the brokers answer", reason, rd_kafka_err2name(err));
+	if (k->o.log)
+		atomic_store(&k->err_seen, 1);
+	consumer_note(k, why);
 }
 
 /* librdkafka's error events (a broker down, all brokers down...), served

@@ -22,6 +22,16 @@
 
 /* ---- tests ------------------------------------------------------------- */
 
+/* A server on port over the small graph (--events), started. */
+static pid_t serve_small(unsigned port)
+{
+	char *args[] = { "--events", NULL, NULL };
+
+	write_file(tpath("g.txt"), small_graph);
+	args[1] = (char *)tpath("g.txt");
+	return serve_start(port, args);
+}
+
 START_TEST(endpoints_answer)
 {
 	unsigned port = free_port();
@@ -196,14 +206,11 @@ START_TEST(bad_inputs_refused)
 		{ "POST", "/dismiss?member=1&candidate=1", 400 },
 	};
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	struct resp r;
 	size_t i;
 	pid_t pid;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_object *o, *err;
 
@@ -295,14 +302,11 @@ START_TEST(connect_answered_and_closed)
 	};
 	static const int status[] = { 405, 405, 404 };
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	struct resp r;
 	pid_t pid;
 	int i;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	for (i = 0; i < 3; i++) {
 		json_object *o, *err;
 
@@ -357,16 +361,13 @@ START_TEST(content_length_smuggling_refused)
 		"Content-Length: 34\r\n\r\n{\"src\":777000001,\"dst\":777000002}";
 	static const char edge[] = "{\"src\":777000003,\"dst\":777000004}";
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	char bad[4][512], good[512];
 	int64_t edges;
 	struct resp r;
 	pid_t pid;
 	int i;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	edges = stat_of(port, "edges");
 	/* a body of 0 for libevent, the hidden POST for a proxy */
 	snprintf(bad[0], sizeof(bad[0]), "POST /edges HTTP/1.1\r\nHost: x\r\n"
@@ -429,7 +430,6 @@ END_TEST
 START_TEST(edges_ingest_and_limits)
 {
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	struct resp r;
 	json_object *o, *errs;
 	uint64_t nb[16];
@@ -438,9 +438,7 @@ START_TEST(edges_ingest_and_limits)
 	pid_t pid;
 	int i, n;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 
 	/* line 1 good, 2..13 bad (12 errors, 10 reported), 14 good,
 	 * 15 blank, 16 remove */
@@ -1181,7 +1179,6 @@ END_TEST
 START_TEST(random_input_never_crashes)
 {
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	static const char *paths[] = { "/edges", "/recommend", "/dismiss",
 				       "/members/1", "/stats", "/x" };
 	static const char *methods[] = { "GET", "POST", "PUT", "DELETE" };
@@ -1191,9 +1188,7 @@ START_TEST(random_input_never_crashes)
 	pid_t pid;
 	int i, st;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	for (i = 0; i < 300; i++) {
 		size_t len, j, ql;
 
@@ -1582,19 +1577,16 @@ static long proc_value(pid_t pid, const char *file, const char *key)
  * setrlimit is its own. */
 static pid_t serve_few_fds(unsigned port)
 {
-	char *args[] = { "--events", NULL, NULL };
 	struct rlimit old, low;
 	pid_t pid;
 
 	if (getenv("TRIAD_VALGRIND") && *getenv("TRIAD_VALGRIND"))
 		return -1;
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
 	low = old;
 	low.rlim_cur = 40; /* the server inherits it */
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
 	if (proc_value(pid, "limits", "Max open files") != 40) {
 		kill(pid, SIGTERM);
@@ -1920,7 +1912,6 @@ END_TEST
 START_TEST(pipelined_requests_bounded)
 {
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	static const char get[] = "GET /recommend?member=1&k=1000&explain=1 "
 				  "HTTP/1.1\r\nHost: x\r\n\r\n";
 	static const char ping[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -1931,9 +1922,7 @@ START_TEST(pipelined_requests_bounded)
 	int fd, flags;
 	pid_t pid;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	rss0 = proc_value(pid, "status", "VmRSS:");
 	ck_assert_ptr_nonnull(burst = malloc(nb));
 	for (i = 0; i < 1000; i++)
@@ -2098,7 +2087,6 @@ static char *body_of(unsigned port, const char *path)
 START_TEST(idle_server_compacts_deltas)
 {
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	char body[16384], path[64], *before[48];
 	size_t len = 0;
 	int64_t d0, d1, d = -1;
@@ -2108,9 +2096,7 @@ START_TEST(idle_server_compacts_deltas)
 	struct resp r;
 	pid_t pid;
 
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	/* 40 new members, each linked to the next three, and to 1..8 */
 	for (i = 0; i < 40; i++) {
 		for (j = 1; j <= 3; j++)
@@ -2831,7 +2817,6 @@ END_TEST
 START_TEST(metrics_graph_gauges_match_stats)
 {
 	unsigned port = free_port();
-	char *args[] = { "--events", NULL, NULL };
 	char *body = malloc(64 * 2000);
 	int64_t bytes0;
 	size_t len = 0;
@@ -2839,9 +2824,7 @@ START_TEST(metrics_graph_gauges_match_stats)
 	int i;
 
 	ck_assert_ptr_nonnull(body);
-	write_file(tpath("g.txt"), small_graph);
-	args[1] = (char *)tpath("g.txt");
-	pid = serve_start(port, args);
+	pid = serve_small(port);
 	check_graph_gauges(port);
 	ck_assert_int_eq(metric_of(port, "triad_members"), 8);
 	ck_assert_int_eq(metric_of(port, "triad_edges"), 8);
