@@ -1,11 +1,14 @@
 /* import.c - igraph's file readers, turned into add events. */
 #include "import.h"
 
+#include <fcntl.h>
 #include <igraph.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "load.h"
@@ -136,24 +139,53 @@ static const char *ts_attr(const igraph_t *g, int *type)
 	return NULL;
 }
 
-/* The file as a FILE * igraph can read: gzip decompressed into a temp. */
+/*
+ * The file as a FILE * igraph can read. It is opened once: a FIFO's
+ * first bytes, once zlib has looked at them, are not there for a second
+ * open (which waited for another writer for ever). A plain regular file
+ * is read as it is; gzip and anything not regular (pipes) are copied
+ * through zlib into a temporary file. A directory is refused here:
+ * igraph's lexers abort the process on a read error.
+ */
 static FILE *open_plain(const char *path, struct err *e)
 {
-	gzFile gz = gzopen(path, "rb");
+	unsigned char magic[2];
+	struct stat st;
+	gzFile gz;
 	FILE *f = NULL;
 	char buf[1 << 16];
-	int r;
+	int fd, r;
 
-	if (!gz) {
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		err_set(e, "%s: cannot open: %m", path);
 		return NULL;
 	}
-	if (gzdirect(gz)) {
-		gzclose(gz);
-		f = fopen(path, "rb");
-		if (!f)
+	if (fstat(fd, &st)) {
+		err_set(e, "%s: cannot open: %m", path);
+		close(fd);
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		err_set(e, "%s: is a directory", path);
+		close(fd);
+		return NULL;
+	}
+	if (S_ISREG(st.st_mode) &&
+	    !(pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
+	      magic[1] == 0x8b)) {
+		f = fdopen(fd, "rb");
+		if (!f) {
 			err_set(e, "%s: cannot open: %m", path);
+			close(fd);
+		}
 		return f;
+	}
+	gz = gzdopen(fd, "rb"); /* owns fd from here */
+	if (!gz) {
+		close(fd);
+		err_set(e, "%s: out of memory", path);
+		return NULL;
 	}
 	f = tmpfile();
 	if (!f) {

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -939,6 +941,50 @@ START_TEST(test_pajek_ncol_lgl)
 }
 END_TEST
 
+/* A directory or a FIFO given for an igraph format: igraph's lexers abort
+ * the process on a read error (a directory killed `triad load` with
+ * SIGABRT), and a FIFO opened a second time after zlib had looked at its
+ * first bytes waited for another writer for ever. */
+START_TEST(test_igraph_dir_fifo)
+{
+	static const char *const fmt[] = { "gml", "pajek", "ncol", "lgl",
+					   "graphml" };
+	struct event_list l = { 0 };
+	struct err e;
+	char fifo[600];
+	pid_t pid;
+	int st;
+
+	snprintf(fifo, sizeof(fifo), "%s", path_in("f.ncol"));
+
+	ck_assert_int_eq(mkdir(path_in("dir"), 0755), 0);
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+		ck_assert_int_eq(load(path_in("dir"), fmt[i], 0, &l, &e), -1);
+		ck_assert_msg(strstr(e.msg, "dir: is a directory"), "%s: %s",
+			      fmt[i], e.msg);
+		event_list_release(&l);
+	}
+	for (int gz = 0; gz < 2; gz++) {
+		ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) { /* the writer: two edges, then gone */
+			gzFile w = gzopen(fifo, gz ? "wb" : "wbT");
+
+			gzputs(w, "1 2\n3 4\n");
+			_exit(gzclose(w) == Z_OK ? 0 : 1);
+		}
+		ck_assert_msg(load(fifo, "ncol", 0, &l, &e) == 0, "%s", e.msg);
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		ck_assert_uint_eq(l.n, 2);
+		ck_assert(has_pair(&l, 1, 2, -1) && has_pair(&l, 3, 4, -1));
+		event_list_release(&l);
+		ck_assert_int_eq(unlink(fifo), 0);
+	}
+}
+END_TEST
+
 /* ---- load_build with removes ------------------------------------------------- */
 
 struct triple {
@@ -1763,6 +1809,7 @@ static Suite *load_suite(void)
 	tcase_add_test(ig, test_gml);
 	tcase_add_test(ig, test_graphml);
 	tcase_add_test(ig, test_pajek_ncol_lgl);
+	tcase_add_test(ig, test_igraph_dir_fifo);
 	suite_add_tcase(s, ig);
 
 	tcase_add_checked_fixture(build, setup, teardown);
