@@ -174,6 +174,10 @@ static FILE *open_plain(const char *path, struct err *e)
 	if (S_ISREG(st.st_mode) &&
 	    !(pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
 	      magic[1] == 0x8b)) {
+		if (load_gz_not_gzip(path, e)) {
+			close(fd);
+			return NULL;
+		}
 		f = fdopen(fd, "rb");
 		if (!f) {
 			err_set(e, "%s: cannot open: %m", path);
@@ -187,6 +191,8 @@ static FILE *open_plain(const char *path, struct err *e)
 		err_set(e, "%s: out of memory", path);
 		return NULL;
 	}
+	if (gzdirect(gz) && load_gz_not_gzip(path, e))
+		goto out;
 	f = tmpfile();
 	if (!f) {
 		err_set(e, "%s: cannot create a temporary file: %m", path);

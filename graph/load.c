@@ -616,6 +616,13 @@ int load_gz_truncated(gzFile gz, const char *path, struct err *e)
 		       path);
 }
 
+int load_gz_not_gzip(const char *path, struct err *e)
+{
+	if (!suffix_is(path, strlen(path), ".gz"))
+		return 0;
+	return err_set(e, "%s: not gzip data (the name ends in .gz)", path);
+}
+
 /* Any file (gzip, pipes): streamed in STREAM_BUF pieces on one thread. */
 static int read_stream(gzFile gz, const char *path, const struct chunk *tmpl,
 		       struct event_list *out, struct err *e)
@@ -738,10 +745,15 @@ int load_events(const char *path, const struct load_opts *o,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, "%s: cannot open: %m", path);
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 2 &&
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t)st.st_size < SIZE_MAX / 2 &&
-	    pread(fd, magic, 2, 0) == 2 &&
-	    !(magic[0] == 0x1f && magic[1] == 0x8b)) {
+	    !(pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
+	      magic[1] == 0x8b)) {
+		/* shorter than a gzip header, or without one */
+		if (load_gz_not_gzip(path, e)) {
+			close(fd);
+			return -1;
+		}
 		rc = read_mapped(fd, path, (size_t)st.st_size, &tmpl, out, e);
 		if (rc != 1) {
 			close(fd);
@@ -755,6 +767,10 @@ int load_events(const char *path, const struct load_opts *o,
 		return err_set(e, "%s: out of memory", path);
 	}
 	gzbuffer(gz, 1u << 20);
+	if (gzdirect(gz) && load_gz_not_gzip(path, e)) {
+		gzclose(gz);
+		return -1;
+	}
 	rc = read_stream(gz, path, &tmpl, out, e);
 	gzclose(gz);
 	return rc;

@@ -15,8 +15,9 @@
  *     ndjson  one event object per line (graph/event.h); may hold removes.
  *     graphml, gml, pajek, ncol, lgl  through igraph (graph/import.h).
  *   The format is guessed from the extension (".gz" stripped first) unless
- *   given. ".gz" files are decompressed on the fly (zlib reads plain files
- *   too, so a misnamed file still loads).
+ *   given. ".gz" files are decompressed on the fly; a ".gz" that is not
+ *   gzip data is refused (zlib would read it as plain text). Gzip data
+ *   under another name is decompressed too.
  * - Member ids are unsigned 64-bit decimals, any value up to UINT64_MAX;
  *   ts is an integer 0..UINT32_MAX (seconds since the epoch; a fourth
  *   column's fraction is cut off). A missing ts
@@ -115,6 +116,11 @@ int load_build_consume(struct graph *g, struct event_list *l,
 struct gzFile_s;
 int load_gz_truncated(struct gzFile_s *gz, const char *path, struct err *e);
 
+/* Call when path's data turned out not to be gzip (no gzip header, or
+ * shorter than one): -1 with e = "PATH: not gzip data ..." when the name
+ * ends in ".gz" (zlib would read it as plain text, a damaged or misnamed
+ * download passing for data); else 0. */
+int load_gz_not_gzip(const char *path, struct err *e);
 /* -1 with e set to "PATH: " and zlib's reason for a failed read of gz,
  * without the name zlib puts in front of it ("<fd:3>" or the path). */
 int load_gz_error(struct gzFile_s *gz, const char *path, struct err *e);

@@ -391,6 +391,42 @@ START_TEST(test_gz_same)
 }
 END_TEST
 
+/* A .gz that is not gzip data (a damaged or misnamed download) is
+ * refused, in the text formats and in igraph's: zlib read it as plain
+ * text and it loaded as if it were the data. Gzip data under another
+ * name still loads. */
+START_TEST(test_gz_not_gzip)
+{
+	static const char *const fmt[] = { "edges", "csv", "ndjson", "ncol",
+					   "gml" };
+	static const char *const in[] = {
+		"1 2\n", "1,2\n", "{\"src\":1,\"dst\":2}\n", "1 2\n",
+		"graph [ node [ id 1 ] node [ id 2 ] edge [ source 1 target 2 ] ]\n",
+	};
+	struct event_list l = { 0 };
+	struct err e;
+
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+		const char *body[] = { in[i], "", "1" };
+
+		for (size_t k = 0; k < 3; k++) {
+			const char *p = write_str("plain.gz", body[k]);
+
+			ck_assert_msg(load(p, fmt[i], 0, &l, &e) == -1,
+				      "%s \"%s\" loaded", fmt[i], body[k]);
+			ck_assert_msg(strstr(e.msg, "plain.gz: not gzip data"),
+				      "%s: %s", fmt[i], e.msg);
+			event_list_release(&l);
+		}
+		ck_assert_msg(load(write_gz("z.bin", in[i], strlen(in[i])),
+				   fmt[i], 0, &l, &e) == 0, "%s: %s", fmt[i],
+			      e.msg);
+		ck_assert_uint_eq(l.n, 1);
+		event_list_release(&l);
+	}
+}
+END_TEST
+
 /* A gzip file cut short anywhere (in the data, or only its 8-byte
  * trailer) is refused whole, in the text formats and in igraph's: zlib
  * ends such a stream as if it were complete, and the cut line could read
@@ -1799,6 +1835,7 @@ static Suite *load_suite(void)
 	tcase_add_test(text, test_bad_lines);
 	tcase_add_test(text, test_gz_same);
 	tcase_add_test(text, test_gz_truncated);
+	tcase_add_test(text, test_gz_not_gzip);
 	tcase_add_test(text, test_big_paths);
 	tcase_add_test(text, test_big_ndjson);
 	tcase_add_test(text, test_format_guess);
