@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -580,9 +581,21 @@ int model_save(const struct model *m, const char *path, const char *info_json,
 	char tmp[4096];
 	const char *s;
 	FILE *f = NULL;
+	struct stat st;
 	uint32_t i;
 	int rc = -1;
 
+	/* rename(2) would put a regular file in the place of a device
+	 * (-o /dev/null as root) or a FIFO */
+	if (!stat(path, &st) && !S_ISREG(st.st_mode)) {
+		json_object_put(o);
+		return err_set(e, "%s: not a regular file (a model is written "
+			       "beside it and renamed over it)", path);
+	}
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		json_object_put(o);
+		return err_set(e, "%.200s...: path too long", path);
+	}
 	if (!o)
 		goto oom;
 	json_object_object_add(o, "format", json_object_new_string("triad-model"));
@@ -628,7 +641,6 @@ int model_save(const struct model *m, const char *path, const char *info_json,
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 					      JSON_C_TO_STRING_SPACED |
 					      JSON_C_TO_STRING_NOSLASHESCAPE);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (!(f = fopen(tmp, "w"))) {
 		err_set(e, "%s: cannot write: %m", tmp);
 		goto out;

@@ -133,7 +133,9 @@ void model_set_name(struct model *m, const char *name, const char *version);
 
 /* Write m as a model file (atomically: temp file then rename).
  * info_json (may be NULL) is a JSON object text stored under "info".
- * 0, or -1 with e naming the path. */
+ * 0, or -1 with e naming the path; an existing path that is not a
+ * regular file (a device such as /dev/null, a FIFO) is refused, as the
+ * rename would replace it. */
 int model_save(const struct model *m, const char *path, const char *info_json,
 	       struct err *e);
 

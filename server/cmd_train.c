@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -65,6 +66,7 @@ int cmd_train(int argc, char **argv)
 	struct load_opts lo = { 0 };
 	struct event_list l = { 0 };
 	struct model m;
+	struct stat si, so;
 	struct err e = { "" };
 	char infojson[1024];
 	uint32_t f;
@@ -171,6 +173,17 @@ int cmd_train(int argc, char **argv)
 	}
 	if (fmt && !load_format_valid(fmt)) {
 		fprintf(stderr, "triad train: unknown format \"%s\"\n", fmt);
+		return 2;
+	}
+	/* before the fit, which may take minutes: the model would be
+	 * renamed over the events (or over a device, as model_save says) */
+	if (!stat(outp, &so) &&
+	    (!S_ISREG(so.st_mode) || (!stat(in, &si) &&
+				      si.st_dev == so.st_dev &&
+				      si.st_ino == so.st_ino))) {
+		fprintf(stderr, "triad train: -o \"%s\" %s\n", outp,
+			S_ISREG(so.st_mode) ? "is the EVENTS file"
+			: "is not a regular file (the model is written beside it and renamed over it)");
 		return 2;
 	}
 	lo.format = fmt;

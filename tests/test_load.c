@@ -1387,6 +1387,36 @@ START_TEST(test_cli_load_exit_codes)
 }
 END_TEST
 
+/* train -o: the model is written beside the path and renamed over it,
+ * so -o naming the EVENTS file replaced the events with the model, and
+ * a FIFO or a device (-o /dev/null as root) was replaced by a regular
+ * file. Both are refused, before the fit. */
+START_TEST(test_cli_train_output)
+{
+	static const char ev[] = "1 2 10\n2 3 20\n3 4 30\n";
+	char args[2048], fifo[600];
+	struct err e;
+	struct stat st;
+
+	snprintf(args, sizeof(args), "train -q '%s' -o '%s'",
+		 write_str("e.txt", ev), path_in("e.txt"));
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "is the EVENTS file"));
+	ck_assert_str_eq(slurp("e.txt"), ev);
+
+	snprintf(fifo, sizeof(fifo), "%s", path_in("m.fifo"));
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	snprintf(args, sizeof(args), "train -q '%s' -o '%s'",
+		 path_in("e.txt"), fifo);
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "is not a regular file"));
+	ck_assert_int_eq(model_save(model_default(), fifo, NULL, &e), -1);
+	ck_assert_msg(strstr(e.msg, "m.fifo: not a regular file"), "%s", e.msg);
+	ck_assert_int_eq(stat(fifo, &st), 0);
+	ck_assert(S_ISFIFO(st.st_mode));
+}
+END_TEST
+
 /* Number options take digits only: no sign, no blanks, no wrap-around
  * (strtoull took " -1" and 99999999999999999999999 for member
  * 18446744073709551615, and answered for a member nobody named). */
@@ -1869,6 +1899,7 @@ static Suite *load_suite(void)
 	tcase_add_checked_fixture(cli, setup, teardown);
 	tcase_add_test(cli, test_cli_load_exit_codes);
 	tcase_add_test(cli, test_cli_numbers_strict);
+	tcase_add_test(cli, test_cli_train_output);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
 	tcase_add_test(cli, test_cli_train_eval_split);
 	tcase_add_test(cli, test_cli_eval_fits_model);
