@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,26 @@ static inline int cmd_real(const char *s, double *out)
 		return -1;
 	*out = strtod(s, &end);
 	return *end || !isfinite(*out) ? -1 : 0;
+}
+
+/* A value option may be given once: a second one silently replaced the
+ * first (`-o a.snap -o b.snap` wrote b.snap). opts: the command's value
+ * options, NULL-terminated (at most 32); *seen: a bit for each one
+ * given so far. 0 the first time opt is given, -1 after saying "triad
+ * CMD: option OPT given twice" on stderr (bad usage). */
+static inline int cmd_once(const char *cmd, const char *opt,
+			   const char *const *opts, unsigned *seen)
+{
+	unsigned b;
+
+	for (b = 0; opts[b] && strcmp(opts[b], opt); b++)
+		;
+	if (*seen & (1u << b)) {
+		fprintf(stderr, "triad %s: option %s given twice\n", cmd, opt);
+		return -1;
+	}
+	*seen |= 1u << b;
+	return 0;
 }
 
 int cmd_load(int argc, char **argv);

@@ -80,6 +80,9 @@ static int fit_model(const struct event_list *l, double split,
 
 int cmd_eval(int argc, char **argv)
 {
+	static const char *const once[] = { "--model", "--split",
+					    "--split-time", "-k", "--methods",
+					    "--format", "--threads", NULL };
 	const char *in = NULL, *mpath = NULL, *fmt = NULL;
 	char warn[640];
 	struct load_opts lo = { 0 };
@@ -95,6 +98,7 @@ int cmd_eval(int argc, char **argv)
 	enum eval_split_how how = EVAL_SPLIT_FRACTION;
 	int json = 0, quiet = !isatty(2), i, rc = 1, random = 0;
 	int have_frac = 0, fitted = 0, unfitted = 0;
+	unsigned seen = 0;
 	uint64_t v;
 
 	for (i = 1; i < argc; i++) {
@@ -117,6 +121,8 @@ int cmd_eval(int argc, char **argv)
 				fprintf(stderr, "triad eval: %s needs a value\n", a);
 				return 2;
 			}
+			if (cmd_once("eval", a, once, &seen))
+				return 2;
 			i++;
 			if (!strcmp(a, "--model")) {
 				mpath = next;

@@ -58,6 +58,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name,
 
 int cmd_load(int argc, char **argv)
 {
+	static const char *const once[] = { "-o", "--format", NULL };
 	struct load_opts o = { 0 };
 	struct event_list l = { 0 };
 	struct graph_stats st;
@@ -67,6 +68,7 @@ int cmd_load(int argc, char **argv)
 	size_t nin = 0, i;
 	uint64_t loops, skipped;
 	int reorder = 0, bad = 0, rc = 1, progress;
+	unsigned seen = 0;
 	double t0 = mono_s(), t1, t2, t3;
 	int k;
 
@@ -84,9 +86,17 @@ int cmd_load(int argc, char **argv)
 			goto out;
 		} else if ((v = opt_value(argc, argv, &k, "--output", "-o",
 					  &bad))) {
+			if (cmd_once("load", "-o", once, &seen)) {
+				rc = 2;
+				goto out;
+			}
 			out = v;
 		} else if ((v = opt_value(argc, argv, &k, "--format", NULL,
 					  &bad))) {
+			if (cmd_once("load", "--format", once, &seen)) {
+				rc = 2;
+				goto out;
+			}
 			if (!load_format_valid(v)) {
 				fprintf(stderr, "triad load: unknown format "
 					"\"%s\" (try --help)\n", v);

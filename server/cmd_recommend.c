@@ -28,6 +28,8 @@ static int parse_u64(const char *s, uint64_t *out)
 
 int cmd_recommend(int argc, char **argv)
 {
+	static const char *const once[] = { "--snapshot", "--member", "-k",
+					    "--model", "--now", NULL };
 	const char *snap = NULL, *mpath = NULL;
 	char warn[640];
 	struct rec_request r = { 0, 10, 0, 0 };
@@ -42,6 +44,7 @@ int cmd_recommend(int argc, char **argv)
 	uint64_t x, now = 0;
 	uint32_t at;
 	int have_member = 0, have_now = 0, i, rc = 1, st;
+	unsigned seen = 0;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -58,6 +61,8 @@ int cmd_recommend(int argc, char **argv)
 				fprintf(stderr, "triad recommend: %s needs a value\n", a);
 				return 2;
 			}
+			if (cmd_once("recommend", a, once, &seen))
+				return 2;
 			i++;
 			if (!strcmp(a, "--snapshot")) {
 				snap = next;

@@ -79,6 +79,8 @@ static int sort_by_ts(struct graph_event *ev, size_t n)
 
 int cmd_replay(int argc, char **argv)
 {
+	static const char *const once[] = { "--brokers", "--topic",
+					    "--format", "--rate", NULL };
 	const char *path = NULL, *brokers = NULL, *topic = NULL, *format = NULL;
 	double rate = 0, t0, t;
 	int quiet = 0, tty = isatty(2);
@@ -89,6 +91,7 @@ int cmd_replay(int argc, char **argv)
 	struct ratelog klog;
 	size_t i;
 	int a, rc = 1;
+	unsigned seen = 0;
 
 	for (a = 1; a < argc; a++) {
 		const char *s = argv[a];
@@ -112,6 +115,8 @@ int cmd_replay(int argc, char **argv)
 					"value\n", s);
 				return 2;
 			}
+			if (cmd_once("replay", s, once, &seen))
+				return 2;
 			if (!strcmp(s, "--brokers"))
 				brokers = v;
 			else if (!strcmp(s, "--topic"))

@@ -71,12 +71,14 @@ static int degree_summary(const struct graph *g, struct deg_summary *s)
 
 int cmd_stats(int argc, char **argv)
 {
+	static const char *const once[] = { "--snapshot", NULL };
 	const char *snap = NULL;
 	struct graph *g = NULL;
 	struct graph_stats st;
 	struct deg_summary ds;
 	struct err e = { "" };
 	int json = 0, k, rc = 1;
+	unsigned seen = 0;
 	double bpe;
 
 	for (k = 1; k < argc; k++) {
@@ -88,6 +90,8 @@ int cmd_stats(int argc, char **argv)
 		} else if (!strcmp(a, "--json")) {
 			json = 1;
 		} else if (!strncmp(a, "--snapshot=", 11)) {
+			if (cmd_once("stats", "--snapshot", once, &seen))
+				return 2;
 			snap = a + 11;
 		} else if (!strcmp(a, "--snapshot")) {
 			if (k + 1 >= argc) {
@@ -95,6 +99,8 @@ int cmd_stats(int argc, char **argv)
 					"a value\n");
 				return 2;
 			}
+			if (cmd_once("stats", "--snapshot", once, &seen))
+				return 2;
 			snap = argv[++k];
 		} else {
 			fprintf(stderr, "triad stats: unknown argument \"%s\" "

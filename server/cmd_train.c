@@ -60,6 +60,10 @@ static int parse_u32(const char *s, uint32_t *out)
 
 int cmd_train(int argc, char **argv)
 {
+	static const char *const once[] = { "-o", "--split", "--split-time",
+					    "--format", "--name", "--version",
+					    "--features", "--kind",
+					    "--threads", NULL };
 	const char *in = NULL, *outp = NULL, *fmt = NULL;
 	struct train_opts o;
 	struct train_info info;
@@ -71,6 +75,7 @@ int cmd_train(int argc, char **argv)
 	char infojson[1024];
 	uint32_t f;
 	int quiet = !isatty(2), i, rc = 1, have_frac = 0, random = 0;
+	unsigned seen = 0;
 
 	memset(&m, 0, sizeof(m));
 	train_opts_default(&o);
@@ -93,6 +98,8 @@ int cmd_train(int argc, char **argv)
 				fprintf(stderr, "triad train: %s needs a value\n", a);
 				return 2;
 			}
+			if (cmd_once("train", a, once, &seen))
+				return 2;
 			i++;
 			if (!strcmp(a, "-o")) {
 				outp = next;

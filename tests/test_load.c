@@ -1417,6 +1417,56 @@ START_TEST(test_cli_train_output)
 }
 END_TEST
 
+/* A value option given twice is bad usage: the last one silently won
+ * (`load -o a.snap -o b.snap` wrote b.snap alone). In the commands, @E
+ * is the event file, @S the snapshot, @T a path nothing may create. */
+START_TEST(test_cli_option_twice)
+{
+	static const char *const twice[][2] = {
+		{ "load @E -o @S -o @T", "option -o given twice" },
+		{ "load @E --output @S -o @T", "option -o given twice" },
+		{ "load @E -o @T --format edges --format=csv",
+		  "option --format given twice" },
+		{ "stats --snapshot @S --snapshot=@S",
+		  "option --snapshot given twice" },
+		{ "recommend --snapshot @S --member 1 -k 1 -k 2",
+		  "option -k given twice" },
+		{ "train @E -o @T --split 0.5 --split 0.9",
+		  "option --split given twice" },
+		{ "eval @E --methods cn --methods aa",
+		  "option --methods given twice" },
+		{ "replay @E --brokers 127.0.0.1:1 --topic t --topic u",
+		  "option --topic given twice" },
+	};
+	char args[2048], path[3][600];
+	size_t i, n;
+
+	snprintf(path[0], sizeof(path[0]), "%s",
+		 write_str("e.txt", "1 2 10\n2 3 20\n"));
+	snprintf(path[1], sizeof(path[1]), "%s/s", tmpdir);
+	snprintf(path[2], sizeof(path[2]), "%s/t", tmpdir);
+	snprintf(args, sizeof(args), "load -q '%s' -o '%s'", path[0], path[1]);
+	ck_assert_int_eq(run(args), 0);
+	for (i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+		const char *p;
+
+		for (p = twice[i][0], n = 0; *p && n < sizeof(args) - 700; p++)
+			if (*p != '@')
+				args[n++] = *p;
+			else
+				n += (size_t)snprintf(args + n, sizeof(args) - n,
+						      "'%s'", path[*++p == 'E' ? 0 :
+						      *p == 'S' ? 1 : 2]);
+		args[n] = '\0';
+		ck_assert_msg(run(args) == 2, "%s", twice[i][0]);
+		ck_assert_msg(strstr(slurp("err"), twice[i][1]) != NULL,
+			      "%s: %s", twice[i][0], slurp("err"));
+		ck_assert_msg(access(path[2], F_OK) != 0, "%s wrote %s",
+			      twice[i][0], path[2]);
+	}
+}
+END_TEST
+
 /* Number options take digits only: no sign, no blanks, no wrap-around
  * (strtoull took " -1" and 99999999999999999999999 for member
  * 18446744073709551615, and answered for a member nobody named). */
@@ -1899,6 +1949,7 @@ static Suite *load_suite(void)
 	tcase_add_checked_fixture(cli, setup, teardown);
 	tcase_add_test(cli, test_cli_load_exit_codes);
 	tcase_add_test(cli, test_cli_numbers_strict);
+	tcase_add_test(cli, test_cli_option_twice);
 	tcase_add_test(cli, test_cli_train_output);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
 	tcase_add_test(cli, test_cli_train_eval_split);
