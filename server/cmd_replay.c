@@ -101,6 +101,11 @@ int cmd_replay(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) {
 			quiet = 1;
+		} else if (s[0] == '-' && s[1] && s[1] != '-') {
+			/* "-x" is no file name ("-" could be) */
+			fprintf(stderr, "triad replay: unknown option \"%s\"\n",
+				s);
+			return 2;
 		} else if (!strncmp(s, "--", 2)) {
 			const char *v = a + 1 < argc ? argv[++a] : NULL;
 

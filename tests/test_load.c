@@ -1464,6 +1464,10 @@ START_TEST(test_cli_option_twice)
 		ck_assert_msg(access(path[2], F_OK) != 0, "%s wrote %s",
 			      twice[i][0], path[2]);
 	}
+	/* an unknown short option is bad usage, not a file to read (replay
+	 * took "-x" for EVENTS and failed with 1: cannot open) */
+	ck_assert_int_eq(run("replay -x --brokers 127.0.0.1:1 --topic t"), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "unknown option \"-x\""));
 }
 END_TEST
 
