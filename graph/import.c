@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -220,6 +221,100 @@ out:
 	return f;
 }
 
+/*
+ * igraph's line-based lexers (NCOL, LGL, Pajek) count a line when they
+ * read its newline, and Pajek's reads the blank lines after it too, so a
+ * line that ends too early ("unexpected end of line") is reported one or
+ * more lines late. The line at fault is the last non-blank one before the
+ * reported line, or the reported line itself when it is the file's last
+ * and has no newline (end of file stood for one). Rewrites the number in
+ * ig_msg ("..., line N (...") from f's text; anything else is left.
+ */
+static void fix_eol_line(FILE *f)
+{
+	char *p = strstr(ig_msg, ", line "), *end, rest[ERR_MSG_MAX];
+	unsigned long n, line = 1, last = 0;
+	int c, nonblank = 0, any = 0;
+
+	if (!p || !strstr(ig_msg, "unexpected end of line"))
+		return;
+	n = strtoul(p + 7, &end, 10);
+	if (end == p + 7 || *end != ' ' || fseek(f, 0, SEEK_SET))
+		return;
+	while ((c = getc(f)) != EOF) {
+		if (c == '\n') {
+			if (nonblank && line < n)
+				last = line;
+			line++;
+			nonblank = any = 0;
+			continue;
+		}
+		any = 1;
+		if (c != ' ' && c != '\t' && c != '\r')
+			nonblank = 1;
+	}
+	if (any && nonblank && line == n)
+		last = n; /* the last line, no newline after it */
+	if (!last || last == n)
+		return;
+	snprintf(rest, sizeof(rest), "%s", end);
+	snprintf(p + 7, sizeof(ig_msg) - (size_t)(p + 7 - ig_msg), "%lu%s",
+		 last, rest);
+}
+
+/*
+ * A Pajek file with both arc (*Arcs, *Arcslist) and edge (*Edges,
+ * *Edgeslist) sections: igraph 0.10 reads it as all one kind, so loaded
+ * --directed its arcs came out both ways (arcs first) or its edges one
+ * way (edges first). Undirected, every pair is right either way. 0, or
+ * -1 with e naming the line of the first section of the second kind;
+ * f is rewound.
+ */
+static int pajek_mixed(FILE *f, const char *path, struct err *e)
+{
+	char line[64];
+	unsigned long n = 0, first[2] = { 0, 0 };
+	int rc = 0;
+
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		int k = -1;
+
+		if (len && line[len - 1] == '\n')
+			n++;
+		else if (!feof(f)) { /* a long line: count it once, at its end */
+			int c;
+
+			while ((c = getc(f)) != EOF && c != '\n')
+				;
+			n++;
+		} else {
+			n++;
+		}
+		if (line[0] != '*')
+			continue;
+		if (!strncasecmp(line + 1, "arcs", 4))
+			k = 0;
+		else if (!strncasecmp(line + 1, "edges", 5))
+			k = 1;
+		if (k < 0 || first[k])
+			continue;
+		first[k] = n;
+		if (first[!k]) {
+			rc = err_set(e, "%s: line %lu: %s section after %s at "
+				     "line %lu: igraph 0.10 does not read a Pajek "
+				     "file mixing the two faithfully --directed "
+				     "(give the arcs and the edges as two files, "
+				     "or the whole as an edge list)", path, n,
+				     k ? "an *Edges" : "an *Arcs",
+				     k ? "*Arcs" : "*Edges", first[!k]);
+			break;
+		}
+	}
+	rewind(f);
+	return rc;
+}
+
 int import_read(const char *path, const char *format, int directed,
 		uint32_t now, struct event_list *out, struct err *e)
 {
@@ -258,6 +353,8 @@ int import_read(const char *path, const char *format, int directed,
 		ir = igraph_read_graph_gml(&g, f);
 		idattr = "id";
 	} else if (!strcmp(format, "pajek")) {
+		if (directed && pajek_mixed(f, path, e))
+			goto out;
 		ir = igraph_read_graph_pajek(&g, f);
 		base = 1;
 	} else if (!strcmp(format, "ncol")) {
@@ -273,6 +370,8 @@ int import_read(const char *path, const char *format, int directed,
 		goto out;
 	}
 	if (ir != IGRAPH_SUCCESS) {
+		if (strcmp(format, "graphml") && strcmp(format, "gml"))
+			fix_eol_line(f); /* ncol, lgl, pajek */
 		/* igraph 0.10's GML reader takes node ids below 2^31 only,
 		 * and calls a larger one "non-integer" */
 		int gml_id = !strcmp(format, "gml") &&

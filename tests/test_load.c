@@ -1021,6 +1021,75 @@ START_TEST(test_igraph_dir_fifo)
 }
 END_TEST
 
+/* A line that ends too early in a line-based igraph format is named by
+ * its own number: igraph's lexers count it when they read the newline
+ * (and Pajek's the blank lines after it), so they named a later line. */
+START_TEST(test_igraph_eol_line)
+{
+	static const struct {
+		const char *name, *text, *want;
+	} c[] = {
+		{ "e1.ncol", "1 2\n3\n", "line 2 (" },
+		{ "e2.ncol", "1 2\n3", "line 2 (" },
+		{ "e3.ncol", "1 2\n3\n\n\n", "line 2 (" },
+		{ "e4.ncol", "1 2\n\n3\n4 5\n", "line 3 (" },
+		{ "e5.ncol", "1 2\n3 4 5 6\n7 8\n", "line 2 (" },
+		{ "e6.net", "*Vertices 3\n*Edges\n1 2\n3\n\n\n", "line 4 (" },
+		{ "e7.net", "*Vertices 3\n*Edges\n1 2\n3", "line 4 (" },
+		{ "e8.net", "*Vertices 3\n*Edges\n1 2\n3 \r\n  \n", "line 4 (" },
+		{ "e9.net", "*Vertices 3\n*Edges\n1 2\n3 x\n", "line 4 (" },
+		{ "e10.lgl", "# 1\n2 3 4\n", "line 2 (" },
+	};
+	struct event_list l = { 0 };
+	struct err e;
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		ck_assert_int_eq(load(write_str(c[i].name, c[i].text), NULL, 0,
+				      &l, &e), -1);
+		ck_assert_msg(strstr(e.msg, c[i].want), "%s: want \"%s\": %s",
+			      c[i].name, c[i].want, e.msg);
+		event_list_release(&l);
+	}
+}
+END_TEST
+
+/* A Pajek file mixing *Arcs and *Edges, loaded --directed: igraph 0.10
+ * gave its arcs both ways (arcs first, 4 arcs for 1->2 and 2-3) or its
+ * edges one way (edges first, 2), so it is refused naming the line;
+ * undirected every pair is right, and it loads. */
+START_TEST(test_pajek_mixed)
+{
+	static const char *const text[] = {
+		"*Vertices 3\n*Arcs\n1 2\n*Edges\n2 3\n",
+		"*Vertices 3\n*edges\n2 3\n*arcslist\n1 2\n",
+	};
+	struct load_opts od = { NULL, 0, 1, 0 };
+	struct event_list l = { 0 };
+	struct err e;
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *p = write_str("mix.net", text[i]);
+
+		err_clear(&e);
+		ck_assert_int_eq(load_events(p, &od, &l, &e), -1);
+		ck_assert_msg(strstr(e.msg, "mix.net: line 4: an ") &&
+			      strstr(e.msg, "section after"), "%s", e.msg);
+		event_list_release(&l);
+		ck_assert_msg(load(p, NULL, 0, &l, &e) == 0, "%s", e.msg);
+		ck_assert_uint_eq(l.n, 2);
+		ck_assert(has_pair(&l, 1, 2, -1) && has_pair(&l, 2, 3, -1));
+		event_list_release(&l);
+	}
+	/* one kind in several sections still loads --directed */
+	ck_assert_msg(load_events(write_str("arcs.net", "*Vertices 3\n*Arcs\n"
+					    "1 2\n*Arcslist\n3 1\n"), &od,
+				  &l, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert(has_arc(&l, 1, 2) && has_arc(&l, 3, 1));
+	event_list_release(&l);
+}
+END_TEST
+
 /* ---- load_build with removes ------------------------------------------------- */
 
 struct triple {
@@ -1931,6 +2000,8 @@ static Suite *load_suite(void)
 	tcase_add_test(ig, test_graphml);
 	tcase_add_test(ig, test_pajek_ncol_lgl);
 	tcase_add_test(ig, test_igraph_dir_fifo);
+	tcase_add_test(ig, test_igraph_eol_line);
+	tcase_add_test(ig, test_pajek_mixed);
 	suite_add_tcase(s, ig);
 
 	tcase_add_checked_fixture(build, setup, teardown);
