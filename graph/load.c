@@ -176,8 +176,26 @@ static inline int scan_u64(const char **pp, uint64_t *v)
 	return 0;
 }
 
+/* t[0..len) into q (4 * len + 1 bytes), the bytes a terminal would act
+ * on (control, escape, binary) and backslashes written as \xNN. */
+static void quote_bytes(char *q, const char *t, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)t[i];
+
+		if (b >= 0x20 && b < 0x7f && b != '\\')
+			q[n++] = (char)b;
+		else
+			n += (size_t)sprintf(q + n, "\\x%02x", b);
+	}
+	q[n] = '\0';
+}
+
 static int bad_token(struct chunk *c, const char *t, const char *what)
 {
+	char q[4 * TOKEN_QUOTE + 1];
 	const char *te = token_end(t, c->fmt == FMT_CSV);
 	size_t len = (size_t)(te - t);
 
@@ -192,8 +210,8 @@ static int bad_token(struct chunk *c, const char *t, const char *what)
 			 "commas in a row, or one at the end?)", what);
 		return -1;
 	}
-	snprintf(c->why, sizeof(c->why), "\"%.*s%s\" %s",
-		 (int)(len > TOKEN_QUOTE ? TOKEN_QUOTE : len), t,
+	quote_bytes(q, t, len < TOKEN_QUOTE ? len : TOKEN_QUOTE);
+	snprintf(c->why, sizeof(c->why), "\"%s%s\" %s", q,
 		 len > TOKEN_QUOTE ? "..." : "", what);
 	return -1;
 }

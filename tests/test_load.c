@@ -270,6 +270,10 @@ static const struct {
 	  "1 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", 1,
 	  "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is not a member id",
 	  0 },
+	/* bytes a terminal acts on are quoted as \xNN (the raw escape
+	 * sequence went to the terminal) */
+	{ "edges", "b.txt", "1 2\n3 \x01\xff\x1b[31m\\ 4\n", 2,
+	  "\"\\x01\\xff\\x1b[31m\\x5c\" is not a member id", 1 },
 	/* CR-only line endings: refused, not read as blanks that run two
 	 * lines together (3 4 was lost, and 1 2\r5 gave ts 5) */
 	{ "edges", "b.txt", "1 2\r3 4\r\n5 6\n", 1,
