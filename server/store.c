@@ -1410,7 +1410,8 @@ static int ckpt_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
 	uint8_t mb[META_LEN];
 	MDB_val k, d;
 	MDB_stat ms;
-	uint32_t c, prev = 0;
+	uint32_t c, prev = 0, grown;
+	uint64_t prev_members = 0;
 	size_t i;
 	int rc, ret = -1;
 
@@ -1418,15 +1419,24 @@ static int ckpt_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
 	k.mv_data = "graph";
 	k.mv_size = 5;
 	rc = mdb_get(txn, s->meta, &k, &d);
-	if (!rc && d.mv_size == META_LEN)
+	if (!rc && d.mv_size == META_LEN) {
 		prev = get_le32((const uint8_t *)d.mv_data + 32);
-	else if (!rc || rc != MDB_NOTFOUND)
+		prev_members = get_le64((const uint8_t *)d.mv_data + 16);
+	} else if (!rc || rc != MDB_NOTFOUND) {
 		a->full = 1;
+	}
 	graph_view_begin(a->g, &v);
 	m.nchunks = graph_nchunks(&v);
 	m.members = graph_nvertices(&v);
-	if (prev > m.nchunks)
+	if (prev > m.nchunks || prev_members > m.members)
 		a->full = 1; /* a foreign checkpoint: rewrite it all */
+	/* the first chunk holding members the last checkpoint did not have:
+	 * a member is created without a write to its own list (the target
+	 * of a directed add), so its chunk need not be dirty */
+	grown = prev_members < m.members
+			? (uint32_t)(prev_members / GRAPH_CHUNK) : prev;
+	if (grown > prev)
+		grown = prev;
 	if (a->full) {
 		if ((rc = mdb_drop(txn, s->chunks, 0))) {
 			graph_view_end(&v);
@@ -1438,18 +1448,18 @@ static int ckpt_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
 				goto view_fail;
 		a->st.chunks = m.nchunks;
 	} else {
-		/* dirty chunks, plus any chunk the last checkpoint did not
-		 * have yet (new members), each once */
+		/* dirty chunks, plus any chunk with members the last
+		 * checkpoint did not have yet, each once */
 		for (i = 0; i < a->ndirty; i++) {
 			c = a->dirty[i];
-			if (c >= prev || c >= m.nchunks)
+			if (c >= grown || c >= m.nchunks)
 				continue;
 			if (put_chunk(txn, s->chunks, &v, c, &buf, 0,
 				      &a->st.bytes, mrc, e))
 				goto view_fail;
 			a->st.chunks++;
 		}
-		for (c = prev; c < m.nchunks; c++) {
+		for (c = grown; c < m.nchunks; c++) {
 			if (put_chunk(txn, s->chunks, &v, c, &buf, 0,
 				      &a->st.bytes, mrc, e))
 				goto view_fail;

@@ -645,6 +645,57 @@ START_TEST(state_checkpoint_log_recovery)
 }
 END_TEST
 
+/*
+ * A directed add creates its target without writing the target's list:
+ * when the target lands in the last chunk of the previous checkpoint and
+ * nothing else changed that chunk, an incremental checkpoint must still
+ * rewrite it (it left it out, and the state no longer loaded: "chunk 1:
+ * bad member count").
+ */
+START_TEST(state_directed_new_target_checkpointed)
+{
+	struct graph_event ev[300];
+	struct graph *g, *h = NULL;
+	struct store *s;
+	struct err e = { "" };
+	uint64_t replayed = 0;
+	size_t i;
+
+	mk_tmp();
+	for (i = 0; i < 299; i++) { /* 300 members: chunks 0 and 1 */
+		ev[i].src = i + 1;
+		ev[i].dst = i + 2;
+		ev[i].ts = 1600000000u;
+		ev[i].op = GRAPH_ADD;
+	}
+	ev[299].src = 1; /* chunk 0 gains an arc, chunk 1 a member */
+	ev[299].dst = 5000;
+	ev[299].ts = 1600000000u;
+	ev[299].op = GRAPH_ADD;
+	g = graph_of(1, ev, 299);
+	s = store_open(path_in("state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	ck_assert_msg(store_checkpoint(s, g, 1, NULL, NULL, 0, NULL, &e) == 0,
+		      "%s", e.msg);
+	ck_assert_int_eq(store_log_append(s, ev + 299, 1, NULL, NULL, 0, &e),
+			 0);
+	ck_assert_int_eq(graph_apply(g, ev + 299, 1, NULL, &e), 0);
+	ck_assert_msg(store_checkpoint(s, g, 0, NULL, NULL, 0, NULL, &e) == 0,
+		      "%s", e.msg);
+	store_close(s);
+	s = store_open(path_in("state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	ck_assert_msg(store_state_load(s, &h, NULL, &replayed, &e) == 0, "%s",
+		      e.msg);
+	ck_assert_uint_eq(replayed, 0);
+	assert_same_graph(g, h);
+	store_close(s);
+	graph_free(h);
+	graph_free(g);
+	rm_tree(tmpdir);
+}
+END_TEST
+
 START_TEST(state_log_without_checkpoint)
 {
 	struct graph_event *ev = random_events(500, 100, 10);
@@ -804,6 +855,7 @@ static Suite *store_suite(void)
 	tcase_add_test(snap, snapshot_refuses_missing_and_foreign);
 	tcase_add_test(snap, snapshot_refuses_truncated_file);
 	tcase_add_test(state, state_checkpoint_log_recovery);
+	tcase_add_test(state, state_directed_new_target_checkpointed);
 	tcase_add_test(state, state_log_without_checkpoint);
 	tcase_add_test(state, state_offsets_and_dismissals);
 	tcase_add_test(state, state_dismissals_durable);
