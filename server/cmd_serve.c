@@ -98,7 +98,15 @@ static void *load_watch(void *arg)
 
 		if (sig == SIGHUP)
 			atomic_store(&hup_pending, 1);
-		else if (sig == SIGTERM || sig == SIGINT) {
+		else if ((sig == SIGTERM || sig == SIGINT) &&
+			 !atomic_load(&loading)) {
+			/* loaded while we waited: the service may be taking
+			 * requests, so the stop is main's (answers, final
+			 * checkpoint); it was taken here up to 100 ms after
+			 * ready, and requests in flight were cut */
+			kill(getpid(), sig);
+			break;
+		} else if (sig == SIGTERM || sig == SIGINT) {
 			fprintf(stderr, "triad serve: stopped while loading\n");
 			_exit(0);
 		}
