@@ -889,8 +889,14 @@ static const char not_state[] =
 static int open_dbis(struct store *s, MDB_txn *txn, void *arg, int *mrc,
 		     struct err *e)
 {
+	static const char *const names[] = { "meta", "chunks", "log",
+					     "offsets", "dismiss" };
+	MDB_dbi *dbis[] = { &s->meta, &s->chunks, &s->log, &s->offsets,
+			    &s->dismiss }, main;
 	MDB_cursor *cur;
+	MDB_stat ms;
 	MDB_val k, d;
+	unsigned flags, i;
 	int rc;
 
 	(void)arg;
@@ -899,12 +905,24 @@ static int open_dbis(struct store *s, MDB_txn *txn, void *arg, int *mrc,
 	if (mdb_dbi_open(txn, "log", 0, &s->log) == MDB_NOTFOUND &&
 	    !mdb_dbi_open(txn, "chunks", 0, &s->chunks))
 		return err_set(e, "%s", not_state);
-	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
-	    (rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &s->chunks)) ||
-	    (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
-	    (rc = mdb_dbi_open(txn, "offsets", MDB_CREATE, &s->offsets)) ||
-	    (rc = mdb_dbi_open(txn, "dismiss", MDB_CREATE, &s->dismiss)))
+	/* a new state gets all five databases in one transaction; in any
+	 * other a missing one is damage (one flipped bit in its name), and
+	 * creating it empty silently dropped the checkpoint (which the next
+	 * one overwrote), the offsets (Kafka consumed again from the start)
+	 * or the dismissals */
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) ||
+	    (rc = mdb_stat(txn, main, &ms)))
 		goto fail;
+	flags = ms.ms_entries ? 0 : MDB_CREATE;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+		if (rc == MDB_NOTFOUND)
+			return err_set(e, "database \"%s\" missing: a damaged "
+				       "state, or not one triad wrote; nothing "
+				       "written", names[i]);
+		if (rc)
+			goto fail;
+	}
 	if ((rc = mdb_cursor_open(txn, s->log, &cur)))
 		goto fail;
 	rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);

@@ -104,6 +104,9 @@ struct store_offset {
 /*
  * Open (creating the directory and the environment when missing) the state
  * at `dir`. NULL with e filled on error. The caller store_close()s it.
+ * An environment that holds anything but lacks one of the databases above
+ * (every state has all of them from its first transaction) is refused as
+ * damaged or foreign, and nothing is written to it.
  * The map starts at 1 GiB and doubles whenever a write finds it full. For
  * fault tests only, the environment variable TRIAD_STATE_MAP_BYTES=N (a
  * decimal byte count, at least 65536) fixes the map at N bytes (or the

@@ -696,6 +696,95 @@ START_TEST(state_directed_new_target_checkpointed)
 }
 END_TEST
 
+/* Read all of file fn into a new buffer (*n bytes). */
+static uint8_t *slurp(const char *fn, size_t *n)
+{
+	FILE *f = fopen(fn, "rb");
+	uint8_t *p;
+	long len;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	ck_assert_int_gt(len, 0);
+	rewind(f);
+	p = malloc((size_t)len);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(fread(p, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	*n = (size_t)len;
+	return p;
+}
+
+/*
+ * One flipped bit in the name of a named database (here: the name's last
+ * letter changed in every copy of the main database's pages) made LMDB
+ * report it missing, and store_open created it empty: the server started
+ * without its checkpoint (and the next checkpoint overwrote it), without
+ * its Kafka offsets or without its dismissals, saying nothing. Such a
+ * state is refused, naming the database, and left as it was.
+ */
+START_TEST(state_missing_database_refused)
+{
+	static const char *const names[] = { "meta", "chunks", "offsets",
+					     "dismiss" };
+	struct graph_event ev = { 1, 2, 1700000000u, GRAPH_ADD };
+	struct store_offset off = { 0, 42 };
+	struct graph *g = graph_of(0, &ev, 1);
+	struct err e = { "" };
+	struct store *s;
+	char fn[600];
+	size_t i, j, n, n2;
+	uint8_t *p, *p2;
+
+	mk_tmp();
+	s = store_open(path_in("state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	ck_assert_int_eq(store_checkpoint(s, g, 1, "t", &off, 1, NULL, &e), 0);
+	ck_assert_int_eq(store_dismiss_add(s, 5, 9, &e), 0);
+	store_close(s);
+	snprintf(fn, sizeof(fn), "%s/data.mdb", path_in("state"));
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t len = strlen(names[i]), hits = 0;
+
+		p = slurp(fn, &n);
+		for (j = 0; j + len <= n; j++)
+			if (!memcmp(p + j, names[i], len)) {
+				p[j + len - 1] ^= 1;
+				hits++;
+			}
+		ck_assert_uint_gt(hits, 0);
+		snprintf(fn, sizeof(fn), "%s/data.mdb", path_in("bad"));
+		rm_tree(path_in("bad"));
+		ck_assert_int_eq(mkdir(path_in("bad"), 0755), 0);
+		{
+			FILE *f = fopen(fn, "wb");
+
+			ck_assert_ptr_nonnull(f);
+			ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+			fclose(f);
+		}
+		e.msg[0] = 0;
+		s = store_open(path_in("bad"), &e);
+		ck_assert_msg(s == NULL, "database \"%s\" renamed: state "
+			      "opened", names[i]);
+		ck_assert_msg(strstr(e.msg, names[i]) && strstr(e.msg, "missing")
+			      && strstr(e.msg, path_in("bad")), "%s", e.msg);
+		p2 = slurp(fn, &n2); /* nothing written */
+		ck_assert(n2 == n && !memcmp(p, p2, n));
+		free(p2);
+		free(p);
+		snprintf(fn, sizeof(fn), "%s/data.mdb", path_in("state"));
+	}
+	/* the undamaged state opens */
+	s = store_open(path_in("state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	store_close(s);
+	graph_free(g);
+	rm_tree(tmpdir);
+}
+END_TEST
+
 START_TEST(state_log_without_checkpoint)
 {
 	struct graph_event *ev = random_events(500, 100, 10);
@@ -856,6 +945,7 @@ static Suite *store_suite(void)
 	tcase_add_test(snap, snapshot_refuses_truncated_file);
 	tcase_add_test(state, state_checkpoint_log_recovery);
 	tcase_add_test(state, state_directed_new_target_checkpointed);
+	tcase_add_test(state, state_missing_database_refused);
 	tcase_add_test(state, state_log_without_checkpoint);
 	tcase_add_test(state, state_offsets_and_dismissals);
 	tcase_add_test(state, state_dismissals_durable);
