@@ -81,7 +81,11 @@ struct serve {
 	struct store_offset *koff; /* Kafka positions applied so far */
 	size_t nkoff, koffcap;
 	uint64_t since_ckpt;       /* events applied since the last checkpoint */
-	int need_full;             /* next checkpoint writes every chunk */
+	int log_held;  /* events (or Kafka positions) logged but not applied:
+			* a checkpoint would empty the log of them, so none is
+			* taken until a restart applies the log */
+	uint64_t logged; /* events ingested (logged) since start */
+	uint64_t fault_apply_at; /* TRIAD_FAULT_APPLY_AT (tests): 0 none */
 	time_t last_ckpt;
 
 	struct store *store;
@@ -163,6 +167,7 @@ static void kafka_log(void *ctx, const char *why)
 struct serve *serve_new(const struct serve_opts *o, struct err *e)
 {
 	struct serve *s = mem_calloc(1, sizeof(*s));
+	const char *env;
 	pthread_rwlockattr_t ra;
 	long ncpu;
 	unsigned i;
@@ -172,6 +177,8 @@ struct serve *serve_new(const struct serve_opts *o, struct err *e)
 		return NULL;
 	}
 	s->o = *o;
+	if ((env = getenv("TRIAD_FAULT_APPLY_AT")))
+		s->fault_apply_at = strtoull(env, NULL, 10);
 	if (!s->o.host)
 		s->o.host = "127.0.0.1";
 	if (!s->o.topic)
@@ -304,7 +311,8 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 		  const struct store_offset *off, size_t noff, struct err *e)
 {
 	struct graph_apply_stats st = { 0 };
-	int rc = 0;
+	size_t na = n;
+	int rc = 0, held;
 
 	pthread_mutex_lock(&s->wmu);
 	if (s->store && store_log_append(s->store, ev, n,
@@ -314,10 +322,24 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 		state_write_done(s, MS_LOG, 1, e->msg);
 		return -1;
 	}
-	if (n && graph_apply(s->g, ev, n, &st, e))
+	/* the fault tests' stand-in for running out of memory mid-batch */
+	if (s->fault_apply_at && s->logged + n >= s->fault_apply_at)
+		na = s->fault_apply_at > s->logged
+			     ? (size_t)(s->fault_apply_at - s->logged - 1) : 0;
+	s->logged += n;
+	if (na && graph_apply(s->g, ev, na, &st, e))
 		rc = 1;
-	if (noff && koff_update(s, off, noff))
-		s->need_full = 1; /* out of memory: offsets stay in the log */
+	else if (na < n)
+		rc = err_set(e, "out of memory adding member "
+			     "(TRIAD_FAULT_APPLY_AT)");
+	held = rc || (noff && koff_update(s, off, noff));
+	if (held && !s->log_held) {
+		s->log_held = 1;
+		fprintf(stderr, "triad serve: events in the state's log could "
+			"not be applied (%s): checkpoints are held so that the "
+			"log keeps them; restart to apply them\n",
+			rc ? e->msg : "out of memory for Kafka positions");
+	}
 	s->since_ckpt += n + noff;
 	pthread_mutex_unlock(&s->wmu);
 	if (s->store)
@@ -403,11 +425,16 @@ static int checkpoint(struct serve *s, int full, struct store_ckpt_stats *st,
 	if (!s->store)
 		return err_set(e, "no --state directory to checkpoint to");
 	pthread_mutex_lock(&s->wmu);
-	rc = store_checkpoint(s->store, s->g, full || s->need_full,
-			      s->nkoff ? s->o.topic : NULL, s->koff, s->nkoff,
-			      st, e);
+	if (s->log_held)
+		rc = err_set(e, "checkpoints are held: events in the state's "
+			     "log could not be applied (out of memory), and a "
+			     "checkpoint would drop them from the log; restart "
+			     "to apply them");
+	else
+		rc = store_checkpoint(s->store, s->g, full,
+				      s->nkoff ? s->o.topic : NULL, s->koff,
+				      s->nkoff, st, e);
 	if (!rc) {
-		s->need_full = 0;
 		s->since_ckpt = 0;
 		s->last_ckpt = time(NULL);
 		if (offs) {

@@ -900,9 +900,12 @@ static int open_dbis(struct store *s, MDB_txn *txn, void *arg, int *mrc,
 	int rc;
 
 	(void)arg;
-	/* an offline snapshot has chunks but no log: taken for a state, its
-	 * first checkpoint would replace its chunks under its checksum */
+	/* an offline snapshot has chunks but no log and no offsets: taken
+	 * for a state, its first checkpoint would replace its chunks under
+	 * its checksum (a state whose log alone is missing is damaged,
+	 * below) */
 	if (mdb_dbi_open(txn, "log", 0, &s->log) == MDB_NOTFOUND &&
+	    mdb_dbi_open(txn, "offsets", 0, &s->offsets) == MDB_NOTFOUND &&
 	    !mdb_dbi_open(txn, "chunks", 0, &s->chunks))
 		return err_set(e, "%s", not_state);
 	/* a new state gets all five databases in one transaction; in any

@@ -726,7 +726,7 @@ static uint8_t *slurp(const char *fn, size_t *n)
  */
 START_TEST(state_missing_database_refused)
 {
-	static const char *const names[] = { "meta", "chunks", "offsets",
+	static const char *const names[] = { "meta", "chunks", "log", "offsets",
 					     "dismiss" };
 	struct graph_event ev = { 1, 2, 1700000000u, GRAPH_ADD };
 	struct store_offset off = { 0, 42 };
