@@ -110,6 +110,8 @@ struct kafka_consumer {
 	pthread_t tid;
 	atomic_int stop;
 	atomic_int assigned;
+	int cluster_ok; /* o.cluster accepted the brokers' cluster */
+	int refused;    /* o.cluster refused it: nothing is consumed */
 	_Atomic int64_t lag;
 	atomic_int err_seen; /* an error was reported, no message since */
 	struct event_parser *parser;
@@ -203,6 +205,19 @@ static int try_assign(struct kafka_consumer *k, rd_kafka_resp_err_t *err,
 		snprintf(why, len, "topic \"%s\": %s", k->topic,
 			 *err ? rd_kafka_err2str(*err) : "no partitions");
 		goto out;
+	}
+	if (k->o.cluster && !k->cluster_ok) {
+		char *id = rd_kafka_clusterid(k->rk, 1000);
+		int r = k->o.cluster(k->o.ctx, id, why, len);
+
+		if (id)
+			rd_kafka_mem_free(k->rk, id);
+		if (r) {
+			k->refused = r > 0;
+			*err = RD_KAFKA_RESP_ERR__FAIL;
+			goto out;
+		}
+		k->cluster_ok = 1;
 	}
 	np = md->topics[0].partition_cnt;
 	k->next = mem_alloc((size_t)np, sizeof(*k->next));
@@ -539,6 +554,12 @@ static void *consumer_main(void *arg)
 			atomic_store(&k->assigned, 1);
 			if (k->o.log && atomic_exchange(&k->err_seen, 0))
 				k->o.log(k->o.ctx, NULL); /* assigned after all */
+			break;
+		}
+		if (k->refused) { /* said once; nothing to try again */
+			consumer_note(k, why);
+			while (!atomic_load(&k->stop))
+				sleep_ms(50);
 			break;
 		}
 		/* the brokers unreachable, the topic missing: say so (the

@@ -57,6 +57,12 @@ struct kafka_consumer_opts {
 	 * (partitions assigned, or a message fetched): for the service's log.
 	 * Called from the consumer's thread. May be NULL. */
 	void (*log)(void *ctx, const char *why);
+	/* Once the brokers answer, before any partition is assigned: the
+	 * cluster's id (NULL when they give none). 0 to go on; 1 to refuse
+	 * the cluster, with why[0..n) saying so: logged, and nothing is
+	 * consumed until a restart; -1 on error (asked again later). May be
+	 * NULL. */
+	int (*cluster)(void *ctx, const char *id, char *why, size_t n);
 };
 
 /* Create the consumer and start its thread. NULL with e filled. */

@@ -563,6 +563,40 @@ static int kafka_stored(void *ctx, int32_t p, int64_t *next)
 	return store_offset_get(s->store, s->o.topic, p, next, &e);
 }
 
+/*
+ * The state's offsets are positions in one Kafka cluster's partitions: the
+ * first cluster consumed is recorded, and another one answering at the
+ * same --brokers and --topic (a new cluster, a mock restarted) is refused,
+ * as its offsets mean other messages (the stored ones would skip some or
+ * consume others twice, silently).
+ */
+static int kafka_cluster(void *ctx, const char *id, char *why, size_t n)
+{
+	struct serve *s = ctx;
+	struct err e = { "" };
+	char had[256];
+	int r;
+
+	if (!s->store || !id)
+		return 0;
+	r = store_cluster_get(s->store, s->o.topic, had, sizeof(had), &e);
+	if (r == 1 && strcmp(had, id)) {
+		snprintf(why, n, "the state's offsets of topic \"%s\" were "
+			 "consumed from Kafka cluster \"%s\", but %s answers "
+			 "as cluster \"%s\": not consuming (give the brokers "
+			 "of \"%s\", or a new --state)", s->o.topic, had,
+			 s->o.brokers, id, had);
+		return 1;
+	}
+	if (!r)
+		r = store_cluster_put(s->store, s->o.topic, id, &e) ? -1 : 1;
+	if (r < 0) {
+		snprintf(why, n, "%s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
 static int kafka_apply(void *ctx, const struct graph_event *ev, size_t n,
 		       size_t nbad, const struct store_offset *off,
 		       size_t noff)
@@ -733,6 +767,7 @@ int serve_start_ingest(struct serve *s, struct err *e)
 		ko.ctx = s;
 		ko.metrics = &s->m;
 		ko.log = kafka_log;
+		ko.cluster = kafka_cluster;
 		s->kc = kafka_consumer_start(&ko, e);
 		if (!s->kc)
 			return -1;

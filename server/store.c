@@ -1556,6 +1556,98 @@ int store_checkpoint(struct store *s, struct graph *g, int full,
 	return rc;
 }
 
+/* The meta key of topic's Kafka cluster id: "kafka-cluster", NUL, topic.
+ * Its length, or 0 when the topic is too long. */
+static size_t cluster_key(uint8_t *kb, const char *topic)
+{
+	static const char pre[] = "kafka-cluster";
+	size_t tl = strlen(topic);
+
+	if (tl > 249)
+		return 0;
+	memcpy(kb, pre, sizeof(pre)); /* with its NUL */
+	memcpy(kb + sizeof(pre), topic, tl);
+	return sizeof(pre) + tl;
+}
+
+int store_cluster_get(struct store *s, const char *topic, char *id, size_t n,
+		      struct err *e)
+{
+	uint8_t kb[272];
+	MDB_txn *txn;
+	MDB_val k, d;
+	int rc, ret;
+
+	if (!(k.mv_size = cluster_key(kb, topic)))
+		return err_set(e, "topic name too long");
+	k.mv_data = kb;
+	pthread_mutex_lock(&s->mu);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		pthread_mutex_unlock(&s->mu);
+		return mdb_fail(e, rc, s->dir, "read");
+	}
+	rc = mdb_get(txn, s->meta, &k, &d);
+	if (!rc && d.mv_size > 0 && d.mv_size < n && d.mv_size < 256 &&
+	    !memchr(d.mv_data, 0, d.mv_size)) {
+		memcpy(id, d.mv_data, d.mv_size);
+		id[d.mv_size] = 0;
+		ret = 1;
+	} else if (!rc) {
+		ret = err_set(e, "\"%s\": Kafka cluster record of topic \"%s\": "
+			      "bad size", s->dir, topic);
+	} else if (rc == MDB_NOTFOUND) {
+		ret = 0;
+	} else {
+		ret = mdb_fail(e, rc, s->dir, "meta");
+	}
+	mdb_txn_abort(txn);
+	pthread_mutex_unlock(&s->mu);
+	return ret;
+}
+
+struct cluster_arg {
+	uint8_t kb[272];
+	size_t kl;
+	const char *id;
+};
+
+static int cluster_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
+			struct err *e)
+{
+	struct cluster_arg *a = argp;
+	MDB_val k, d;
+	int rc;
+
+	k.mv_data = a->kb;
+	k.mv_size = a->kl;
+	d.mv_data = (void *)a->id;
+	d.mv_size = strlen(a->id);
+	rc = mdb_put(txn, s->meta, &k, &d, 0);
+	if (rc) {
+		*mrc = rc;
+		return err_set(e, "Kafka cluster: %s", mdb_strerror(rc));
+	}
+	return 0;
+}
+
+int store_cluster_put(struct store *s, const char *topic, const char *id,
+		      struct err *e)
+{
+	struct cluster_arg a;
+	int rc;
+
+	if (!(a.kl = cluster_key(a.kb, topic)))
+		return err_set(e, "topic name too long");
+	if (!*id || strlen(id) > 255)
+		return err_set(e, "Kafka cluster id of %zu bytes", strlen(id));
+	a.id = id;
+	pthread_mutex_lock(&s->mu);
+	rc = write_txn(s, cluster_fill, &a, e);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 struct dismiss_arg {
 	uint8_t kb[16];
 };

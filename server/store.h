@@ -16,6 +16,8 @@
  *   "offsets" (state only) key: topic, NUL, partition (4 bytes big-endian);
  *             value: the next Kafka offset to consume (8 bytes big-endian).
  *   "dismiss" (state only) key: member, candidate (8+8 bytes big-endian).
+ *   In a state, "meta" also holds "kafka-cluster", NUL, topic: the id of
+ *   the Kafka cluster the topic's offsets were consumed from.
  *
  * What always holds:
  * - A snapshot is written in one transaction: a reader sees the old one or
@@ -157,6 +159,18 @@ int store_offset_get(struct store *s, const char *topic, int32_t partition,
  */
 int store_offsets_all(struct store *s, const char *topic,
 		      struct store_offset **out, size_t *n, struct err *e);
+
+/*
+ * The id of the Kafka cluster the offsets of topic were consumed from
+ * (store_cluster_put): 1 with it in id[0..n) (NUL-terminated), 0 when
+ * none is stored, -1 with e filled.
+ */
+int store_cluster_get(struct store *s, const char *topic, char *id, size_t n,
+		      struct err *e);
+
+/* Durably record id (at most 255 bytes) as topic's cluster. 0 or -1. */
+int store_cluster_put(struct store *s, const char *topic, const char *id,
+		      struct err *e);
 
 /* What one checkpoint did. */
 struct store_ckpt_stats {

@@ -417,6 +417,9 @@ static inline pid_t mock_start(const char *topic, unsigned parts, char *boot,
 	pid_t pid;
 
 	snprintf(ps, sizeof(ps), "%u", parts);
+	/* an earlier mock's address must not be read before the child
+	 * truncates the file */
+	unlink(tpath("mock.out"));
 	pid = spawn(tpath("mock.out"), args);
 	while (mono() < end) {
 		FILE *f = fopen(tpath("mock.out"), "r");

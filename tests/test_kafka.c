@@ -302,6 +302,57 @@ struct seen {
 	char first[512];
 };
 
+/*
+ * A state's offsets are positions in the cluster they were consumed from:
+ * restarted against another cluster under the same --brokers role and
+ * topic (here a new mock), the server says so and consumes nothing, the
+ * state as it was (before, it resumed at the stored offsets in the other
+ * cluster's partitions: skipped its first messages or read them twice,
+ * silently); a new --state consumes that cluster.
+ */
+START_TEST(kafka_other_cluster_refused)
+{
+	unsigned port = free_port();
+	char boot[256], state[256], *args[] = { "--state", state, "--brokers",
+						boot, "--topic", "ev", NULL };
+	pid_t mock, pid;
+	double end;
+
+	snprintf(state, sizeof(state), "%s", tpath("state"));
+	write_file(tpath("a.ndjson"), "{\"src\":1,\"dst\":2,\"ts\":1600000000}\n"
+		   "{\"src\":1,\"dst\":3,\"ts\":1600000001}\n"
+		   "{\"src\":2,\"dst\":3,\"ts\":1600000002}\n");
+	write_file(tpath("b.ndjson"), "{\"src\":7,\"dst\":8,\"ts\":1600000003}\n"
+		   "{\"src\":7,\"dst\":9,\"ts\":1600000004}\n");
+	mock = mock_start("ev", 1, boot, sizeof(boot));
+	pid = serve_start(port, args);
+	replay(boot, tpath("a.ndjson"));
+	ck_assert_int_eq(wait_applied(port, 3, 20), 3);
+	stop_with_mock(pid, mock);
+
+	mock = mock_start("ev", 1, boot, sizeof(boot));
+	replay(boot, tpath("b.ndjson"));
+	unlink(tpath("stderr.log"));
+	pid = serve_start(port, args);
+	end = mono() + 20 * e2e_scale();
+	while (mono() < end && !log_has("answers as cluster", "not consuming"))
+		nap_ms(50);
+	ck_assert_msg(log_has("were consumed from Kafka cluster \"mockCluster",
+			      "give the brokers of"), "no refusal logged");
+	nap_ms(500);
+	ck_assert_int_eq(stat_of(port, "events_applied"), 0);
+	ck_assert_int_eq(stat_of(port, "edges"), 3);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	snprintf(state, sizeof(state), "%s", tpath("state2"));
+	pid = serve_start(port, args);
+	ck_assert_int_eq(wait_applied(port, 2, 20), 2);
+	ck_assert_int_eq(stat_of(port, "edges"), 2);
+	stop_with_mock(pid, mock);
+}
+END_TEST
+
 static void seen_log(void *ctx, const char *why)
 {
 	struct seen *s = ctx;
@@ -784,6 +835,7 @@ static Suite *kafka_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, kafka_exactly_once_across_kill9);
+	tcase_add_test(t, kafka_other_cluster_refused);
 	tcase_add_test(t, kafka_malformed_counted_and_skipped);
 	tcase_add_test(t, kafka_future_timestamp_does_not_stall);
 	tcase_add_test(t, kafka_down_keeps_serving);
