@@ -35,7 +35,9 @@ static const char eval_usage[] =
 	"latest; the trend table and the time features are left out.\n"
 	"Prints recall@k, precision@k, MRR and NDCG@k per method (k default 10).\n"
 	"Members are ranked on --threads threads (default: one per core, 1..16);\n"
-	"the figures do not depend on how many.\n";
+	"the figures do not depend on how many.\n"
+	"--format F reads EVENTS as F (edges, csv, ndjson, graphml, gml, pajek,\n"
+	"ncol, lgl; default: from the extension, as `triad load` does).\n";
 
 static void progress(void *ctx, uint64_t done, uint64_t total)
 {

@@ -27,7 +27,9 @@ static void usage(FILE *f)
 "Streams the events of EVENTS (any format triad load reads) into Kafka topic\n"
 "T in time order (stable by ts), one JSON event per message keyed by the\n"
 "decimal src. --rate N sends at most N events per second (default: as fast as\n"
-"the broker takes them). Prints the count and rate on stderr at the end.\n");
+"the broker takes them). --format F reads EVENTS as F (default: from the\n"
+"extension, as triad load does). Prints the count and rate on stderr at the\n"
+"end.\n");
 }
 
 /* librdkafka's error events (the brokers unreachable...), through the

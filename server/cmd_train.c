@@ -32,10 +32,13 @@ static const char train_usage[] =
 	"AVX2, 0.16-0.36 ms without). The grid is\n"
 	"fitted on --threads threads (default: one per core, 1..8); the model\n"
 	"does not depend on it.\n"
-	"--version defaults to a hash of the fitted numbers. --features limits\n"
-	"the feature sets the inner validation may choose from (comma list of\n"
-	"all, no-time, no-walk; default all three): no-time models serve about\n"
-	"three times faster (no list merge per candidate).\n";
+	"--name defaults to the model's kind (lr or gbdt), --version to a hash\n"
+	"of the fitted numbers. --features limits the feature sets the inner\n"
+	"validation may choose from (comma list of all, no-time, no-walk;\n"
+	"default all three): no-time models serve about three times faster (no\n"
+	"list merge per candidate).\n"
+	"--format F reads EVENTS as F (edges, csv, ndjson, graphml, gml, pajek,\n"
+	"ncol, lgl; default: from the extension, as `triad load` does).\n";
 
 static void progress(void *ctx, const char *phase)
 {

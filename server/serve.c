@@ -1251,13 +1251,13 @@ static const struct route {
 	const char *allow;
 	enum metrics_route route;
 } routes[] = {
-	{ "/recommend", 0, HTTP_GET, "GET", MR_RECOMMEND },
+	{ "/recommend", 0, HTTP_GET, "GET, HEAD", MR_RECOMMEND },
 	{ "/edges", 0, HTTP_POST, "POST", MR_EDGES },
 	{ "/dismiss", 0, HTTP_POST, "POST", MR_DISMISS },
-	{ "/members/", 1, HTTP_GET, "GET", MR_MEMBERS },
-	{ "/stats", 0, HTTP_GET, "GET", MR_STATS },
-	{ "/healthz", 0, HTTP_GET, "GET", MR_HEALTHZ },
-	{ "/metrics", 0, HTTP_GET, "GET", MR_METRICS },
+	{ "/members/", 1, HTTP_GET, "GET, HEAD", MR_MEMBERS },
+	{ "/stats", 0, HTTP_GET, "GET, HEAD", MR_STATS },
+	{ "/healthz", 0, HTTP_GET, "GET, HEAD", MR_HEALTHZ },
+	{ "/metrics", 0, HTTP_GET, "GET, HEAD", MR_METRICS },
 	{ "/admin/checkpoint", 0, HTTP_POST, "POST", MR_CHECKPOINT },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -319,7 +319,7 @@ START_TEST(connect_answered_and_closed)
 		ck_assert_msg(strstr(r.raw, "\r\nConnection: close\r\n"),
 			      "case %d: %s", i, r.raw);
 		if (status[i] == 405)
-			ck_assert_msg(strstr(r.raw, "\r\nAllow: GET\r\n"),
+			ck_assert_msg(strstr(r.raw, "\r\nAllow: GET, HEAD\r\n"),
 				      "case %d: %s", i, r.raw);
 		o = parse_json(&r);
 		ck_assert(json_object_object_get_ex(o, "error", &err));
