@@ -29,6 +29,8 @@ int cmd_kafka_mock(int argc, char **argv)
 	struct kafka_mock *m;
 	struct err e = { "" };
 	sigset_t set;
+	static const char *const once[] = { "--topic", "--partitions", NULL };
+	unsigned seen = 0;
 	int i, sig;
 
 	for (i = 1; i < argc; i++) {
@@ -47,6 +49,8 @@ int cmd_kafka_mock(int argc, char **argv)
 				"(try --help)\n", argv[i]);
 			return 2;
 		}
+		if (cmd_once("kafka-mock", argv[i], once, &seen))
+			return 2;
 		if (!strcmp(argv[i], "--topic")) {
 			topic = argv[++i];
 			if (!*topic) {

@@ -115,6 +115,7 @@ static void *load_watch(void *arg)
 }
 
 /* serve's options (each takes a value). */
+/* The option's number (below 32), or -1 when serve takes no such option. */
 static int known_option(const char *a)
 {
 	static const char *const opts[] = {
@@ -126,8 +127,8 @@ static int known_option(const char *a)
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
 		if (!strcmp(a, opts[i]))
-			return 1;
-	return 0;
+			return (int)i;
+	return -1;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -143,7 +144,8 @@ int cmd_serve(int argc, char **argv)
 	char warn[640];
 	int builtin;
 	pthread_t watcher;
-	int i, rc = 0, sig, watching;
+	int i, k, rc = 0, sig, watching;
+	unsigned seen = 0;
 
 	memset(&o, 0, sizeof(o));
 	o.host = "127.0.0.1";
@@ -161,10 +163,14 @@ int cmd_serve(int argc, char **argv)
 		}
 		if (strncmp(a, "--", 2))
 			return bad_usage("unexpected argument \"%s\"", a);
-		if (!known_option(a))
+		if ((k = known_option(a)) < 0)
 			return bad_usage("unknown option \"%s\"", a);
 		if (!v)
 			return bad_usage("option \"%s\" needs a value", a);
+		/* the last one silently won (two --state, one ignored) */
+		if (seen & (1u << k))
+			return bad_usage("option %s given twice", a);
+		seen |= 1u << k;
 		i++;
 		if (!strcmp(a, "--snapshot"))
 			o.snapshot = v;

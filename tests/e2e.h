@@ -346,8 +346,12 @@ static inline pid_t serve_start(unsigned port, char *const *extra)
 	args[i++] = "serve";
 	args[i++] = "--listen";
 	args[i++] = listen;
-	args[i++] = "--threads";
-	args[i++] = "2";
+	for (j = 0; extra && extra[j] && strcmp(extra[j], "--threads"); j++)
+		;
+	if (!extra || !extra[j]) { /* two unless the test says */
+		args[i++] = "--threads";
+		args[i++] = "2";
+	}
 	for (j = 0; extra && extra[j] && i < 30; j++)
 		args[i++] = extra[j];
 	args[i] = NULL;

@@ -1540,7 +1540,7 @@ END_TEST
 
 START_TEST(cli_usage_errors)
 {
-	static char *const bad[][4] = {
+	static char *const bad[][6] = {
 		{ "serve", "--listen", "nonsense", NULL },
 		{ "serve", "--threads", "0", NULL },
 		{ "serve", "--bogus", "1", NULL },
@@ -1554,6 +1554,10 @@ START_TEST(cli_usage_errors)
 		{ "serve", "--request-timeout", "x", NULL },
 		{ "kafka-mock", "--partitions", "-2", NULL },
 		{ "replay", "x.txt", NULL, NULL },
+		/* a value option twice (the last one silently won) */
+		{ "serve", "--state", "/nonexistent/a", "--state",
+		  "/nonexistent/b", NULL },
+		{ "kafka-mock", "--partitions", "2", "--partitions", "3", NULL },
 	};
 	static char *const last[][3] = {
 		{ "serve", "--bogus", NULL },
