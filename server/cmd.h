@@ -32,12 +32,13 @@ static inline int cmd_uint(const char *s, uint64_t max, uint64_t *out)
 
 /* A decimal option value with a fraction or exponent ("0.8", "1e5"):
  * it starts with a digit or a point (no sign, no blank, no "inf" or
- * "nan", which strtod would take) and is finite. 0, or -1 when not. */
+ * "nan", which strtod would take), is not hexadecimal ("0x1p-1", which
+ * strtod takes too) and is finite. 0, or -1 when not. */
 static inline int cmd_real(const char *s, double *out)
 {
 	char *end;
 
-	if (!s || !((unsigned)*s - '0' <= 9 || *s == '.'))
+	if (!s || !((unsigned)*s - '0' <= 9 || *s == '.') || strpbrk(s, "xX"))
 		return -1;
 	*out = strtod(s, &end);
 	return *end || !isfinite(*out) ? -1 : 0;

@@ -102,6 +102,7 @@ int cmd_eval(int argc, char **argv)
 	int have_frac = 0, fitted = 0, unfitted = 0;
 	unsigned seen = 0;
 	uint64_t v;
+	size_t at;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -206,6 +207,13 @@ int cmd_eval(int argc, char **argv)
 	lo.quiet = quiet;
 	if (load_events(in, &lo, &l, &e)) {
 		fprintf(stderr, "triad eval: %s\n", e.msg);
+		goto out;
+	}
+	for (at = 0; at < l.n; at++) /* what eval_run splits */
+		if (l.ev[at].src != l.ev[at].dst && l.ev[at].op == GRAPH_ADD)
+			break;
+	if (at == l.n) { /* one line, not the fit's and then the run's */
+		fprintf(stderr, "triad eval: %s: no edge events to split\n", in);
 		goto out;
 	}
 	if (!mpath && (methods & (1u << EVAL_MODEL))) {

@@ -128,9 +128,10 @@ int cmd_load(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (nin == 0 || !out) {
+	if (nin == 0 || !out || !*out) {
 		fprintf(stderr, "triad load: %s (try --help)\n",
-			nin == 0 ? "no input file" : "missing -o SNAP");
+			nin == 0 ? "no input file" : !out ? "missing -o SNAP"
+			: "-o SNAP is empty");
 		rc = 2;
 		goto out;
 	}

@@ -177,8 +177,9 @@ int cmd_train(int argc, char **argv)
 	}
 	if (random)
 		o.how = EVAL_SPLIT_RANDOM;
-	if (!in || !outp) {
-		fprintf(stderr, "triad train: %s\n", !in ? "missing EVENTS file" : "missing -o MODEL");
+	if (!in || !outp || !*outp) {
+		fprintf(stderr, "triad train: %s\n", !in ? "missing EVENTS file"
+			: !outp ? "missing -o MODEL" : "-o MODEL is empty");
 		return 2;
 	}
 	if (fmt && !load_format_valid(fmt)) {

@@ -1544,6 +1544,35 @@ START_TEST(test_cli_option_twice)
 }
 END_TEST
 
+/* An empty -o is bad usage (2), not a failed write (1); a hexadecimal
+ * --split ("0x1p-1", which strtod reads as 0.5) is no fraction; eval of a
+ * file without an edge says so in one line (it said it twice, once for
+ * the model's fit and once for the run). */
+START_TEST(test_cli_odd_values)
+{
+	char args[1024], e[600];
+	const char *err;
+
+	snprintf(e, sizeof(e), "%s", write_str("e.txt", "1 2 10\n2 3 20\n"));
+	snprintf(args, sizeof(args), "load -q '%s' -o ''", e);
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "-o SNAP is empty"));
+	snprintf(args, sizeof(args), "train -q '%s' -o ''", e);
+	ck_assert_int_eq(run(args), 2);
+	ck_assert_ptr_nonnull(strstr(slurp("err"), "-o MODEL is empty"));
+	snprintf(args, sizeof(args), "eval -q '%s' --split 0x1p-1", e);
+	ck_assert_int_eq(run(args), 2);
+	snprintf(args, sizeof(args), "train -q '%s' -o m --split 0X.8p0", e);
+	ck_assert_int_eq(run(args), 2);
+	snprintf(args, sizeof(args), "eval -q '%s'",
+		 write_str("none.txt", "# no edge\n5 5\n"));
+	ck_assert_int_eq(run(args), 1);
+	err = slurp("err");
+	ck_assert_msg(strstr(err, "no edge events to split") &&
+		      strchr(err, '\n') == err + strlen(err) - 1, "%s", err);
+}
+END_TEST
+
 /* Number options take digits only: no sign, no blanks, no wrap-around
  * (strtoull took " -1" and 99999999999999999999999 for member
  * 18446744073709551615, and answered for a member nobody named). */
@@ -2029,6 +2058,7 @@ static Suite *load_suite(void)
 	tcase_add_test(cli, test_cli_load_exit_codes);
 	tcase_add_test(cli, test_cli_numbers_strict);
 	tcase_add_test(cli, test_cli_option_twice);
+	tcase_add_test(cli, test_cli_odd_values);
 	tcase_add_test(cli, test_cli_train_output);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
 	tcase_add_test(cli, test_cli_train_eval_split);
