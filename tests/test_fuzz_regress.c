@@ -35,6 +35,9 @@
 #define FUZZ_ONE fuzz_snapshot_one
 #include "fuzz_snapshot.c"
 #undef FUZZ_ONE
+#define FUZZ_ONE fuzz_import_one
+#include "fuzz_import.c"
+#undef FUZZ_ONE
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
 
@@ -114,6 +117,8 @@ START_TEST(t_load) { REQ_GE(replay("load", fuzz_load_one, NULL), 4); }
 END_TEST
 START_TEST(t_model) { REQ_GE(replay("model", fuzz_model_one, NULL), 2); }
 END_TEST
+START_TEST(t_import) { REQ_GE(replay("import", fuzz_import_one, NULL), 10); }
+END_TEST
 
 /* Seeds (not regress-*) are snapshots encoded by graph_chunk_encode: they
  * must import, so the fuzzer starts from the decoder's accepting paths. */
@@ -179,6 +184,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, t_query);
 	tcase_add_test(tc, t_load);
 	tcase_add_test(tc, t_model);
+	tcase_add_test(tc, t_import);
 	tcase_add_test(tc, t_snapshot);
 	tcase_add_test(tc, t_event_escaped_key_overflow);
 	suite_add_tcase(s, tc);
