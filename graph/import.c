@@ -266,48 +266,82 @@ static void fix_eol_line(FILE *f)
  * A Pajek file with both arc (*Arcs, *Arcslist) and edge (*Edges,
  * *Edgeslist) sections: igraph 0.10 reads it as all one kind, so loaded
  * --directed its arcs came out both ways (arcs first) or its edges one
- * way (edges first). Undirected, every pair is right either way. 0, or
- * -1 with e naming the line of the first section of the second kind;
- * f is rewound.
+ * way (edges first). A *Matrix section is of the arc kind (igraph makes
+ * the graph directed for it) unless *Vertices gave a two-mode count.
+ * Undirected, every pair is right either way. Sections are found as
+ * igraph's lexer finds them: after blanks, on a line ended by \n, \r\n or
+ * a lone \r; a %-comment runs to its \n. 0, or -1 with e naming the line
+ * of the first section of the second kind; f is rewound.
  */
 static int pajek_mixed(FILE *f, const char *path, struct err *e)
 {
-	char line[64];
-	unsigned long n = 0, first[2] = { 0, 0 };
-	int rc = 0;
+	char w[16], rest[64], name[2][16];
+	unsigned long n = 1, first[2] = { 0, 0 };
+	long v1, v2;
+	int c, start = 1, two_mode = 0, rc = 0;
+	size_t i;
 
-	while (fgets(line, sizeof(line), f)) {
-		size_t len = strlen(line);
+	while ((c = getc(f)) != EOF) {
 		int k = -1;
 
-		if (len && line[len - 1] == '\n')
+		if (c == '\r' || c == '\n') {
+			if (c == '\r' && (c = getc(f)) != '\n' && c != EOF)
+				ungetc(c, f);
 			n++;
-		else if (!feof(f)) { /* a long line: count it once, at its end */
-			int c;
-
+			start = 1;
+			continue;
+		}
+		if (!start || c == ' ' || c == '\t')
+			continue;
+		start = 0;
+		if (c == '%') { /* a comment, to its newline */
 			while ((c = getc(f)) != EOF && c != '\n')
 				;
 			n++;
-		} else {
-			n++;
-		}
-		if (line[0] != '*')
+			start = 1;
 			continue;
-		if (!strncasecmp(line + 1, "arcs", 4))
+		}
+		if (c != '*')
+			continue;
+		for (i = 0; i < sizeof(w) - 1 && (c = getc(f)) != EOF &&
+			    ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+		     i++)
+			w[i] = (char)c;
+		w[i] = '\0';
+		if (c != EOF)
+			ungetc(c, f);
+		if (!strncasecmp(w, "vertices", 8)) {
+			for (i = 0; i < sizeof(rest) - 1 &&
+				    (c = getc(f)) != EOF && c != '\n' &&
+				    c != '\r';
+			     i++)
+				rest[i] = (char)c;
+			rest[i] = '\0';
+			if (c != EOF)
+				ungetc(c, f);
+			two_mode = sscanf(rest, "%ld %ld", &v1, &v2) == 2 &&
+				   v2 > 0;
+			continue;
+		}
+		if (!strncasecmp(w, "arcs", 4))
 			k = 0;
-		else if (!strncasecmp(line + 1, "edges", 5))
+		else if (!strncasecmp(w, "edges", 5))
 			k = 1;
+		else if (!strncasecmp(w, "matrix", 6))
+			k = two_mode;
 		if (k < 0 || first[k])
 			continue;
 		first[k] = n;
+		memcpy(name[k], w, sizeof(w));
 		if (first[!k]) {
-			rc = err_set(e, "%s: line %lu: %s section after %s at "
-				     "line %lu: igraph 0.10 does not read a Pajek "
-				     "file mixing the two faithfully --directed "
-				     "(give the arcs and the edges as two files, "
-				     "or the whole as an edge list)", path, n,
-				     k ? "an *Edges" : "an *Arcs",
-				     k ? "*Arcs" : "*Edges", first[!k]);
+			rc = err_set(e, "%s: line %lu: an %s section (*%s) after "
+				     "an %s section (*%s) at line %lu: igraph "
+				     "0.10 does not read a Pajek file mixing the "
+				     "two faithfully --directed (give the arcs "
+				     "and the edges as two files, or the whole "
+				     "as an edge list)", path, n,
+				     k ? "edge" : "arc", name[k],
+				     k ? "arc" : "edge", name[!k], first[!k]);
 			break;
 		}
 	}

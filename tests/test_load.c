@@ -1066,24 +1066,45 @@ START_TEST(test_pajek_mixed)
 	static const char *const text[] = {
 		"*Vertices 3\n*Arcs\n1 2\n*Edges\n2 3\n",
 		"*Vertices 3\n*edges\n2 3\n*arcslist\n1 2\n",
+		/* igraph's lexer takes a section after blanks, on lines
+		 * ended by a lone \r, and *Matrix as arcs: these loaded
+		 * --directed with the arcs both ways */
+		"*Vertices 3\n*Arcs\n1 2\n  *Edges\n2 3\n",
+		"*Vertices 3\n*Arcs\n1 2\n\t*Edges\n2 3\n",
+		"*Vertices 3\r*Arcs\r1 2\r*Edges\r2 3\r",
+		"*Vertices 3\n*Edges\n1 2\n*Matrix\n0 0 0\n0 0 1\n0 0 0\n",
 	};
 	struct load_opts od = { NULL, 0, 1, 0 };
 	struct event_list l = { 0 };
 	struct err e;
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
 		const char *p = write_str("mix.net", text[i]);
 
 		err_clear(&e);
-		ck_assert_int_eq(load_events(p, &od, &l, &e), -1);
+		ck_assert_msg(load_events(p, &od, &l, &e) == -1, "case %zu", i);
 		ck_assert_msg(strstr(e.msg, "mix.net: line 4: an ") &&
-			      strstr(e.msg, "section after"), "%s", e.msg);
+			      strstr(e.msg, " section (*") &&
+			      strstr(e.msg, ") after an "), "case %zu: %s", i,
+			      e.msg);
 		event_list_release(&l);
 		ck_assert_msg(load(p, NULL, 0, &l, &e) == 0, "%s", e.msg);
 		ck_assert_uint_eq(l.n, 2);
 		ck_assert(has_pair(&l, 1, 2, -1) && has_pair(&l, 2, 3, -1));
 		event_list_release(&l);
 	}
+	/* a *Matrix of a two-mode network is of the edge kind; a *Edges
+	 * inside a comment is no section */
+	ck_assert_msg(load_events(write_str("two.net", "*Vertices 4 2\n"
+					    "*Edges\n1 3\n*Matrix\n0 1\n"
+					    "1 0\n"), &od, &l, &e) == 0,
+		      "%s", e.msg);
+	event_list_release(&l);
+	ck_assert_msg(load_events(write_str("com.net", "*Vertices 3\n*Arcs\n"
+					    "1 2\n% *Edges\n2 3\n"), &od,
+				  &l, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(l.n, 2);
+	event_list_release(&l);
 	/* one kind in several sections still loads --directed */
 	ck_assert_msg(load_events(write_str("arcs.net", "*Vertices 3\n*Arcs\n"
 					    "1 2\n*Arcslist\n3 1\n"), &od,
