@@ -227,7 +227,9 @@ out:
  * line that ends too early ("unexpected end of line") is reported one or
  * more lines late. The line at fault is the last non-blank one before the
  * reported line, or the reported line itself when it is the file's last
- * and has no newline (end of file stood for one). Rewrites the number in
+ * and has no newline (end of file stood for one). The lexers count only
+ * \n, so a line holding a lone \r after text (a line end to them) may be
+ * the one at fault: its number is left as it is. Rewrites the number in
  * ig_msg ("..., line N (...") from f's text; anything else is left.
  */
 static void fix_eol_line(FILE *f)
@@ -248,6 +250,15 @@ static void fix_eol_line(FILE *f)
 			line++;
 			nonblank = any = 0;
 			continue;
+		}
+		if (c == '\r' && any && nonblank && line == n) {
+			int d = getc(f);
+
+			/* a lone \r ends a line for the lexer but not for its
+			 * count: the line at fault may be this one */
+			if (d != '\n')
+				return;
+			ungetc(d, f);
 		}
 		any = 1;
 		if (c != ' ' && c != '\t' && c != '\r')

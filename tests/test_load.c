@@ -1043,6 +1043,11 @@ START_TEST(test_igraph_eol_line)
 		{ "e8.net", "*Vertices 3\n*Edges\n1 2\n3 \r\n  \n", "line 4 (" },
 		{ "e9.net", "*Vertices 3\n*Edges\n1 2\n3 x\n", "line 4 (" },
 		{ "e10.lgl", "# 1\n2 3 4\n", "line 2 (" },
+		/* a lone \r ends "3" for the lexer, which counts \n only: the
+		 * number it gives is right (it was turned into line 2) */
+		{ "e11.ncol", "1 2\n5 6\n3\r4 5\n", "line 3 (" },
+		{ "e12.net", "*Vertices 5\n*Edges\n1 2\n3\r4 5\n", "line 4 (" },
+		{ "e13.ncol", "1 2\n5 6\n3\n\r4 5\n", "line 3 (" },
 	};
 	struct event_list l = { 0 };
 	struct err e;
