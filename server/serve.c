@@ -329,9 +329,14 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 	s->logged += n;
 	if (na && graph_apply(s->g, ev, na, &st, e))
 		rc = 1;
-	else if (na < n)
-		rc = err_set(e, "out of memory adding member "
-			     "(TRIAD_FAULT_APPLY_AT)");
+	else if (na < n) {
+		/* logged, not applied: 1 as above (-1 told the Kafka consumer
+		 * that nothing was logged, and it logged the batch again
+		 * every 200 ms) */
+		err_set(e, "out of memory adding member "
+			"(TRIAD_FAULT_APPLY_AT)");
+		rc = 1;
+	}
 	held = rc || (noff && koff_update(s, off, noff));
 	if (held && !s->log_held) {
 		s->log_held = 1;

@@ -372,6 +372,52 @@ START_TEST(kafka_other_cluster_refused)
 }
 END_TEST
 
+/*
+ * Kafka events logged but not applied (TRIAD_FAULT_APPLY_AT standing in
+ * for out of memory) are taken as consumed: the checkpoints are held, the
+ * consumer goes on (its lag drains) and a restart applies the log. The
+ * knob answered as if nothing had been logged: the consumer offered the
+ * batch again every 200 ms, logging it again each time, and its lag never
+ * drained.
+ */
+START_TEST(kafka_unapplied_events_consumed_once)
+{
+	unsigned port = free_port();
+	char boot[256], state[256], *args[] = { "--state", state, "--brokers",
+						boot, "--topic", "ev", NULL };
+	pid_t mock, pid;
+	double end;
+	int64_t lag = -2;
+
+	snprintf(state, sizeof(state), "%s", tpath("state"));
+	write_file(tpath("a.ndjson"), "{\"src\":1,\"dst\":2,\"ts\":1600000000}\n"
+		   "{\"src\":1,\"dst\":3,\"ts\":1600000001}\n"
+		   "{\"src\":2,\"dst\":3,\"ts\":1600000002}\n"
+		   "{\"src\":3,\"dst\":4,\"ts\":1600000003}\n");
+	mock = mock_start("ev", 1, boot, sizeof(boot));
+	replay(boot, tpath("a.ndjson"));
+	unlink(tpath("stderr.log"));
+	setenv("TRIAD_FAULT_APPLY_AT", "2", 1);
+	pid = serve_start(port, args);
+	unsetenv("TRIAD_FAULT_APPLY_AT");
+	end = mono() + 20 * e2e_scale();
+	while (mono() < end && !log_has("checkpoints are held", ""))
+		nap_ms(50);
+	ck_assert(log_has("checkpoints are held", ""));
+	end = mono() + 10 * e2e_scale();
+	while (mono() < end && (lag = stat_of(port, "kafka_lag")) != 0)
+		nap_ms(100);
+	ck_assert_msg(lag == 0, "kafka_lag %lld: the batch is offered again",
+		      (long long)lag);
+	ck_assert_int_eq(stat_of(port, "edges"), 1);
+	kill9(pid);
+	pid = serve_start(port, args);
+	ck_assert_int_eq(stat_of(port, "edges"), 4);
+	ck_assert_int_eq(stat_of(port, "kafka_lag") <= 0, 1);
+	stop_with_mock(pid, mock);
+}
+END_TEST
+
 static void seen_log(void *ctx, const char *why)
 {
 	struct seen *s = ctx;
@@ -855,6 +901,7 @@ static Suite *kafka_suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, kafka_exactly_once_across_kill9);
 	tcase_add_test(t, kafka_other_cluster_refused);
+	tcase_add_test(t, kafka_unapplied_events_consumed_once);
 	tcase_add_test(t, kafka_malformed_counted_and_skipped);
 	tcase_add_test(t, kafka_future_timestamp_does_not_stall);
 	tcase_add_test(t, kafka_down_keeps_serving);
