@@ -111,6 +111,7 @@ struct kafka_consumer {
 	atomic_int stop;
 	atomic_int assigned;
 	int cluster_ok; /* o.cluster accepted the brokers' cluster */
+	int cluster_asked; /* times the brokers gave no cluster id */
 	int refused;    /* o.cluster refused it: nothing is consumed */
 	_Atomic int64_t lag;
 	atomic_int err_seen; /* an error was reported, no message since */
@@ -207,9 +208,19 @@ static int try_assign(struct kafka_consumer *k, rd_kafka_resp_err_t *err,
 		goto out;
 	}
 	if (k->o.cluster && !k->cluster_ok) {
-		char *id = rd_kafka_clusterid(k->rk, 1000);
-		int r = k->o.cluster(k->o.ctx, id, why, len);
+		char *id = rd_kafka_clusterid(k->rk, 2000);
+		int r;
 
+		/* no id yet may be a slow answer, not brokers without one:
+		 * asked again before it is taken for the latter (the check
+		 * would be skipped for good) */
+		if (!id && ++k->cluster_asked < 3) {
+			*err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+			snprintf(why, len, "topic \"%s\": no cluster id from %s "
+				 "yet", k->topic, k->brokers);
+			goto out;
+		}
+		r = k->o.cluster(k->o.ctx, id, why, len);
 		if (id)
 			rd_kafka_mem_free(k->rk, id);
 		if (r) {

@@ -338,7 +338,8 @@ static int ingest(struct serve *s, const struct graph_event *ev, size_t n,
 		rc = 1;
 	}
 	held = rc || (noff && koff_update(s, off, noff));
-	if (held && !s->log_held) {
+	/* without a state nothing was logged, and no checkpoint is taken */
+	if (held && s->store && !s->log_held) {
 		s->log_held = 1;
 		fprintf(stderr, "triad serve: events in the state's log could "
 			"not be applied (%s): checkpoints are held so that the "
