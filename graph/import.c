@@ -10,7 +10,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "load.h"
 #include "mem.h"
@@ -152,10 +151,11 @@ static FILE *open_plain(const char *path, struct err *e)
 {
 	unsigned char magic[2];
 	struct stat st;
-	gzFile gz;
+	struct load_in *in;
 	FILE *f = NULL;
 	char buf[1 << 16];
-	int fd, r;
+	ssize_t r;
+	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -186,30 +186,24 @@ static FILE *open_plain(const char *path, struct err *e)
 		}
 		return f;
 	}
-	gz = gzdopen(fd, "rb"); /* owns fd from here */
-	if (!gz) {
-		close(fd);
-		err_set(e, "%s: out of memory", path);
+	/* a regular file here is gzip (its header seen above) */
+	in = load_in_open(fd, path, S_ISREG(st.st_mode), e); /* owns fd */
+	if (!in)
 		return NULL;
-	}
-	if (gzdirect(gz) && load_gz_not_gzip(path, e))
+	if (load_in_direct(in) && load_gz_not_gzip(path, e))
 		goto out;
 	f = tmpfile();
 	if (!f) {
 		err_set(e, "%s: cannot create a temporary file: %m", path);
 		goto out;
 	}
-	while ((r = gzread(gz, buf, sizeof(buf))) > 0)
+	while ((r = load_in_read(in, buf, sizeof(buf), e)) > 0)
 		if (fwrite(buf, 1, (size_t)r, f) != (size_t)r) {
 			err_set(e, "%s: cannot write a temporary file: %m",
 				path);
 			goto fail;
 		}
-	if (r < 0) {
-		load_gz_error(gz, path, e);
-		goto fail;
-	}
-	if (load_gz_truncated(gz, path, e))
+	if (r < 0)
 		goto fail;
 	rewind(f);
 	goto out;
@@ -217,7 +211,7 @@ fail:
 	fclose(f);
 	f = NULL;
 out:
-	gzclose(gz);
+	load_in_close(in);
 	return f;
 }
 

@@ -1,6 +1,8 @@
 /* load.c - edge and event files into event lists; removes resolved. */
 #include "load.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -604,7 +606,9 @@ static int read_mapped(int fd, const char *path, size_t size,
 
 /* ---- readers ------------------------------------------------------------ */
 
-int load_gz_error(gzFile gz, const char *path, struct err *e)
+/* gzread's failure as "PATH: reason", without the name zlib puts in
+ * front of it ("<fd:3>" or the path). */
+static int gz_error(gzFile gz, const char *path, struct err *e)
 {
 	int zerr = Z_OK;
 	const char *msg = gzerror(gz, &zerr), *p;
@@ -623,15 +627,150 @@ int load_gz_error(gzFile gz, const char *path, struct err *e)
 	return err_set(e, "%s: %s", path, msg);
 }
 
-int load_gz_truncated(gzFile gz, const char *path, struct err *e)
-{
-	int zerr = Z_OK;
+#define GZ_IN_BUF (1u << 20)
 
-	gzerror(gz, &zerr);
-	if (zerr != Z_BUF_ERROR)
-		return 0;
-	return err_set(e, "%s: truncated gzip input (unexpected end of file)",
-		       path);
+struct load_in {
+	const char *path;
+	gzFile gz;          /* pipes: gzread tells gzip from plain */
+	int fd;             /* a regular gzip file: inflate, member by member */
+	z_stream z;
+	unsigned char *in;
+	uint64_t off;       /* file offset of in[0] */
+	int eof;            /* read(2) said end of file */
+	int between;        /* at the end of a member: another or the end */
+	int done;
+};
+
+struct load_in *load_in_open(int fd, const char *path, int regular_gzip,
+			     struct err *e)
+{
+	struct load_in *r = mem_calloc(1, sizeof(*r));
+
+	if (!r) {
+		close(fd);
+		err_set(e, "%s: out of memory", path);
+		return NULL;
+	}
+	r->path = path;
+	r->fd = -1;
+	if (!regular_gzip) {
+		r->gz = gzdopen(fd, "rb"); /* owns fd from here */
+		if (!r->gz) {
+			close(fd);
+			free(r);
+			err_set(e, "%s: out of memory", path);
+			return NULL;
+		}
+		gzbuffer(r->gz, 1u << 20);
+		return r;
+	}
+	r->fd = fd;
+	r->in = mem_alloc(GZ_IN_BUF, 1);
+	/* 15 + 16: gzip only, with its header and trailer checked */
+	if (!r->in || inflateInit2(&r->z, 15 + 16) != Z_OK) {
+		load_in_close(r);
+		err_set(e, "%s: out of memory", path);
+		return NULL;
+	}
+	r->z.next_in = r->in;
+	return r;
+}
+
+int load_in_direct(struct load_in *r)
+{
+	return r->gz && gzdirect(r->gz);
+}
+
+/* Refill the input (keeping what is left of it). 0, or -1 with e. */
+static int in_fill(struct load_in *r, struct err *e)
+{
+	size_t have = r->z.avail_in;
+	ssize_t got;
+
+	r->off += (uint64_t)(r->z.next_in - r->in);
+	memmove(r->in, r->z.next_in, have);
+	r->z.next_in = r->in;
+	do
+		got = read(r->fd, r->in + have, GZ_IN_BUF - have);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return err_set(e, "%s: read error: %m", r->path);
+	r->eof = got == 0;
+	r->z.avail_in = (uInt)(have + (size_t)got);
+	return 0;
+}
+
+ssize_t load_in_read(struct load_in *r, void *buf, size_t n, struct err *e)
+{
+	int zr;
+
+	if (r->gz) {
+		int got = gzread(r->gz, buf, n > INT_MAX ? INT_MAX : (unsigned)n);
+
+		if (got < 0)
+			return gz_error(r->gz, r->path, e);
+		/* zlib ends a cut stream like a whole one and only gzerror
+		 * tells */
+		if (!got) {
+			gzerror(r->gz, &zr);
+			if (zr == Z_BUF_ERROR)
+				return err_set(e, "%s: truncated gzip input "
+					       "(unexpected end of file)", r->path);
+		}
+		return got;
+	}
+	r->z.next_out = buf;
+	r->z.avail_out = n > UINT_MAX ? UINT_MAX : (uInt)n;
+	while (r->z.avail_out && !r->done) {
+		if (r->z.avail_in < 2 && !r->eof && in_fill(r, e))
+			return -1;
+		if (r->between) {
+			/* another member, or the end; anything else (zlib's
+			 * gzread ignores it) is refused */
+			if (!r->z.avail_in) {
+				r->done = 1;
+				break;
+			}
+			if (r->z.avail_in < 2 || r->z.next_in[0] != 0x1f ||
+			    r->z.next_in[1] != 0x8b)
+				return err_set(e, "%s: data after the end of the "
+					       "gzip stream, at byte %llu, is not "
+					       "gzip (a plain file appended to a "
+					       "gzip one?)", r->path,
+					       (unsigned long long)(r->off +
+						(uint64_t)(r->z.next_in - r->in)));
+			if (inflateReset(&r->z) != Z_OK)
+				return err_set(e, "%s: gzip reset failed", r->path);
+			r->between = 0;
+		}
+		zr = inflate(&r->z, Z_NO_FLUSH);
+		if (zr == Z_STREAM_END) {
+			r->between = 1;
+		} else if (zr == Z_OK || zr == Z_BUF_ERROR) {
+			/* stopped for want of input, with none to come */
+			if (r->eof && !r->z.avail_in && r->z.avail_out)
+				return err_set(e, "%s: truncated gzip input "
+					       "(unexpected end of file)", r->path);
+		} else {
+			return err_set(e, "%s: %s", r->path,
+				       r->z.msg ? r->z.msg : "gzip data error");
+		}
+	}
+	return (ssize_t)(n > UINT_MAX ? UINT_MAX : n) - (ssize_t)r->z.avail_out;
+}
+
+void load_in_close(struct load_in *r)
+{
+	if (!r)
+		return;
+	if (r->gz)
+		gzclose(r->gz);
+	if (r->fd >= 0) {
+		inflateEnd(&r->z);
+		close(r->fd);
+	}
+	free(r->in);
+	free(r);
 }
 
 int load_gz_not_gzip(const char *path, struct err *e)
@@ -642,14 +781,16 @@ int load_gz_not_gzip(const char *path, struct err *e)
 }
 
 /* Any file (gzip, pipes): streamed in STREAM_BUF pieces on one thread. */
-static int read_stream(gzFile gz, const char *path, const struct chunk *tmpl,
-		       struct event_list *out, struct err *e)
+static int read_stream(struct load_in *in, const char *path,
+		       const struct chunk *tmpl, struct event_list *out,
+		       struct err *e)
 {
 	size_t cap = STREAM_BUF, keep = 0, len, used;
 	char *buf = mem_alloc(cap + 1, 1), *nbuf;
 	struct chunk c = *tmpl;
 	uint64_t line0 = 0;
-	int r, eof = 0, rc = -1;
+	ssize_t r;
+	int eof = 0, rc = -1;
 
 	c.out = out;
 	c.jp = NULL;
@@ -658,16 +799,11 @@ static int read_stream(gzFile gz, const char *path, const struct chunk *tmpl,
 		goto out;
 	}
 	while (!eof) {
-		r = gzread(gz, buf + keep, (unsigned)(cap - keep));
-		if (r < 0) {
-			load_gz_error(gz, path, e);
+		/* a cut stream fails here: nothing of its last line counts */
+		r = load_in_read(in, buf + keep, cap - keep, e);
+		if (r < 0)
 			goto out;
-		}
 		len = keep + (size_t)r;
-		/* zlib ends a cut stream like a whole one and only gzerror
-		 * tells: nothing of its last line counts */
-		if (r == 0 && load_gz_truncated(gz, path, e))
-			goto out;
 		if (r == 0) {
 			eof = 1;
 			if (len == 0)
@@ -733,10 +869,10 @@ int load_events(const char *path, const struct load_opts *o,
 	const char *format = o && o->format ? o->format : load_format_guess(path);
 	struct chunk tmpl;
 	struct stat st;
-	gzFile gz = NULL;
+	struct load_in *in;
 	time_t now = time(NULL);
 	unsigned char magic[2];
-	int fd, rc = -1;
+	int fd, regular, gz_file, rc = -1;
 
 	if (!format)
 		return stat(path, &st)
@@ -763,10 +899,10 @@ int load_events(const char *path, const struct load_opts *o,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, "%s: cannot open: %m", path);
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size < SIZE_MAX / 2 &&
-	    !(pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
-	      magic[1] == 0x8b)) {
+	regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	gz_file = regular && pread(fd, magic, 2, 0) == 2 &&
+		  magic[0] == 0x1f && magic[1] == 0x8b;
+	if (regular && !gz_file && (uint64_t)st.st_size < SIZE_MAX / 2) {
 		/* shorter than a gzip header, or without one */
 		if (load_gz_not_gzip(path, e)) {
 			close(fd);
@@ -779,18 +915,15 @@ int load_events(const char *path, const struct load_opts *o,
 		}
 		rc = -1;
 	}
-	gz = gzdopen(fd, "rb"); /* owns fd from here */
-	if (!gz) {
-		close(fd);
-		return err_set(e, "%s: out of memory", path);
-	}
-	gzbuffer(gz, 1u << 20);
-	if (gzdirect(gz) && load_gz_not_gzip(path, e)) {
-		gzclose(gz);
+	in = load_in_open(fd, path, gz_file, e); /* owns fd */
+	if (!in)
+		return -1;
+	if (load_in_direct(in) && load_gz_not_gzip(path, e)) {
+		load_in_close(in);
 		return -1;
 	}
-	rc = read_stream(gz, path, &tmpl, out, e);
-	gzclose(gz);
+	rc = read_stream(in, path, &tmpl, out, e);
+	load_in_close(in);
 	return rc;
 }
 

@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "err.h"
 #include "graph.h"
@@ -109,20 +110,31 @@ int load_build(struct graph *g, const struct event_list *l,
 int load_build_consume(struct graph *g, struct event_list *l,
 		       unsigned build_flags, struct err *e);
 
-/* -1 with e = "PATH: truncated gzip input ..." when the gzip stream gz,
- * read to its end, was cut short (zlib says so only through gzerror:
- * gzread returns 0, as at a real end); else 0. For every reader of .gz
- * input (the text formats here, igraph's in import.c). */
-struct gzFile_s;
-int load_gz_truncated(struct gzFile_s *gz, const char *path, struct err *e);
+/*
+ * A file's bytes, gzip decompressed, for every reader of .gz input (the
+ * text formats here, igraph's in import.c). A regular gzip file goes
+ * through zlib's inflate member after member, and bytes after the last
+ * member that are not another are refused ("PATH: data after the end of
+ * the gzip stream, at byte N, is not gzip ..."; zlib's gzread ignores
+ * them, so a plain file appended to a gzip one was dropped silently);
+ * anything else (a pipe, gzip or plain) goes through gzread.
+ * load_in_open owns fd from its call (closed on failure too); NULL with e
+ * filled. load_in_read: up to n bytes into buf, 0 at the end, -1 with e
+ * filled (a read error, damaged data, a stream cut short: "PATH:
+ * truncated gzip input ..."). load_in_direct: 1 when gzread passes plain
+ * data through.
+ */
+struct load_in;
+struct load_in *load_in_open(int fd, const char *path, int regular_gzip,
+			     struct err *e);
+ssize_t load_in_read(struct load_in *in, void *buf, size_t n, struct err *e);
+int load_in_direct(struct load_in *in);
+void load_in_close(struct load_in *in);
 
 /* Call when path's data turned out not to be gzip (no gzip header, or
  * shorter than one): -1 with e = "PATH: not gzip data ..." when the name
  * ends in ".gz" (zlib would read it as plain text, a damaged or misnamed
  * download passing for data); else 0. */
 int load_gz_not_gzip(const char *path, struct err *e);
-/* -1 with e set to "PATH: " and zlib's reason for a failed read of gz,
- * without the name zlib puts in front of it ("<fd:3>" or the path). */
-int load_gz_error(struct gzFile_s *gz, const char *path, struct err *e);
 
 #endif
