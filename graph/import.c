@@ -1,14 +1,12 @@
 /* import.c - igraph's file readers, turned into add events. */
 #include "import.h"
 
-#include <fcntl.h>
 #include <igraph.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "load.h"
@@ -144,12 +142,12 @@ static const char *ts_attr(const igraph_t *g, int *type)
  * first bytes, once zlib has looked at them, are not there for a second
  * open (which waited for another writer for ever). A plain regular file
  * is read as it is; gzip and anything not regular (pipes) are copied
- * through zlib into a temporary file. A directory is refused here:
+ * through zlib into a temporary file. A directory is refused (load_open):
  * igraph's lexers abort the process on a read error.
  */
 static FILE *open_plain(const char *path, struct err *e)
 {
-	unsigned char magic[2];
+	enum load_kind kind;
 	struct stat st;
 	struct load_in *in;
 	FILE *f = NULL;
@@ -157,28 +155,9 @@ static FILE *open_plain(const char *path, struct err *e)
 	ssize_t r;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		err_set(e, "%s: cannot open: %m", path);
+	if (load_open(path, &fd, &st, &kind, e))
 		return NULL;
-	}
-	if (fstat(fd, &st)) {
-		err_set(e, "%s: cannot open: %m", path);
-		close(fd);
-		return NULL;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		err_set(e, "%s: is a directory", path);
-		close(fd);
-		return NULL;
-	}
-	if (S_ISREG(st.st_mode) &&
-	    !(pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
-	      magic[1] == 0x8b)) {
-		if (load_gz_not_gzip(path, e)) {
-			close(fd);
-			return NULL;
-		}
+	if (kind == LOAD_PLAIN) {
 		f = fdopen(fd, "rb");
 		if (!f) {
 			err_set(e, "%s: cannot open: %m", path);
@@ -186,12 +165,9 @@ static FILE *open_plain(const char *path, struct err *e)
 		}
 		return f;
 	}
-	/* a regular file here is gzip (its header seen above) */
-	in = load_in_open(fd, path, S_ISREG(st.st_mode), e); /* owns fd */
+	in = load_in_open(fd, path, kind, e); /* owns fd */
 	if (!in)
 		return NULL;
-	if (load_in_direct(in) && load_gz_not_gzip(path, e))
-		goto out;
 	f = tmpfile();
 	if (!f) {
 		err_set(e, "%s: cannot create a temporary file: %m", path);

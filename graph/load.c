@@ -627,6 +627,50 @@ static int gz_error(gzFile gz, const char *path, struct err *e)
 	return err_set(e, "%s: %s", path, msg);
 }
 
+/* Call when path's data turned out not to be gzip (no gzip header, or
+ * shorter than one): -1 with e = "PATH: not gzip data ..." when the name
+ * ends in ".gz" (zlib would read it as plain text, a damaged or misnamed
+ * download passing for data); else 0. */
+static int gz_not_gzip(const char *path, struct err *e)
+{
+	if (!suffix_is(path, strlen(path), ".gz"))
+		return 0;
+	return err_set(e, "%s: not gzip data (the name ends in .gz)", path);
+}
+
+int load_open(const char *path, int *fd, struct stat *st,
+	      enum load_kind *kind, struct err *e)
+{
+	unsigned char magic[2];
+
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return err_set(e, "%s: cannot open: %m", path);
+	if (fstat(*fd, st)) {
+		err_set(e, "%s: cannot open: %m", path);
+		goto fail;
+	}
+	/* (igraph's lexers abort the process on the read error) */
+	if (S_ISDIR(st->st_mode)) {
+		err_set(e, "%s: is a directory", path);
+		goto fail;
+	}
+	if (!S_ISREG(st->st_mode))
+		*kind = LOAD_PIPE;
+	else if (pread(*fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
+		 magic[1] == 0x8b)
+		*kind = LOAD_GZIP;
+	else if (gz_not_gzip(path, e)) /* shorter than a header, or none */
+		goto fail;
+	else
+		*kind = LOAD_PLAIN;
+	return 0;
+fail:
+	close(*fd);
+	*fd = -1;
+	return -1;
+}
+
 #define GZ_IN_BUF (1u << 20)
 
 struct load_in {
@@ -641,7 +685,7 @@ struct load_in {
 	int done;
 };
 
-struct load_in *load_in_open(int fd, const char *path, int regular_gzip,
+struct load_in *load_in_open(int fd, const char *path, enum load_kind kind,
 			     struct err *e)
 {
 	struct load_in *r = mem_calloc(1, sizeof(*r));
@@ -653,7 +697,7 @@ struct load_in *load_in_open(int fd, const char *path, int regular_gzip,
 	}
 	r->path = path;
 	r->fd = -1;
-	if (!regular_gzip) {
+	if (kind != LOAD_GZIP) {
 		r->gz = gzdopen(fd, "rb"); /* owns fd from here */
 		if (!r->gz) {
 			close(fd);
@@ -662,6 +706,10 @@ struct load_in *load_in_open(int fd, const char *path, int regular_gzip,
 			return NULL;
 		}
 		gzbuffer(r->gz, 1u << 20);
+		if (gzdirect(r->gz) && gz_not_gzip(path, e)) {
+			load_in_close(r);
+			return NULL;
+		}
 		return r;
 	}
 	r->fd = fd;
@@ -674,11 +722,6 @@ struct load_in *load_in_open(int fd, const char *path, int regular_gzip,
 	}
 	r->z.next_in = r->in;
 	return r;
-}
-
-int load_in_direct(struct load_in *r)
-{
-	return r->gz && gzdirect(r->gz);
 }
 
 /* Refill the input (keeping what is left of it). 0, or -1 with e. */
@@ -773,12 +816,6 @@ void load_in_close(struct load_in *r)
 	free(r);
 }
 
-int load_gz_not_gzip(const char *path, struct err *e)
-{
-	if (!suffix_is(path, strlen(path), ".gz"))
-		return 0;
-	return err_set(e, "%s: not gzip data (the name ends in .gz)", path);
-}
 
 /* Any file (gzip, pipes): streamed in STREAM_BUF pieces on one thread. */
 static int read_stream(struct load_in *in, const char *path,
@@ -871,8 +908,8 @@ int load_events(const char *path, const struct load_opts *o,
 	struct stat st;
 	struct load_in *in;
 	time_t now = time(NULL);
-	unsigned char magic[2];
-	int fd, regular, gz_file, rc = -1;
+	enum load_kind kind;
+	int fd, rc;
 
 	if (!format)
 		return stat(path, &st)
@@ -896,32 +933,18 @@ int load_events(const char *path, const struct load_opts *o,
 		return import_read(path, format, o ? o->directed : 0, tmpl.now,
 				   out, e);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, "%s: cannot open: %m", path);
-	regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	gz_file = regular && pread(fd, magic, 2, 0) == 2 &&
-		  magic[0] == 0x1f && magic[1] == 0x8b;
-	if (regular && !gz_file && (uint64_t)st.st_size < SIZE_MAX / 2) {
-		/* shorter than a gzip header, or without one */
-		if (load_gz_not_gzip(path, e)) {
-			close(fd);
-			return -1;
-		}
+	if (load_open(path, &fd, &st, &kind, e))
+		return -1;
+	if (kind == LOAD_PLAIN && (uint64_t)st.st_size < SIZE_MAX / 2) {
 		rc = read_mapped(fd, path, (size_t)st.st_size, &tmpl, out, e);
 		if (rc != 1) {
 			close(fd);
 			return rc;
 		}
-		rc = -1;
 	}
-	in = load_in_open(fd, path, gz_file, e); /* owns fd */
+	in = load_in_open(fd, path, kind, e); /* owns fd */
 	if (!in)
 		return -1;
-	if (load_in_direct(in) && load_gz_not_gzip(path, e)) {
-		load_in_close(in);
-		return -1;
-	}
 	rc = read_stream(in, path, &tmpl, out, e);
 	load_in_close(in);
 	return rc;

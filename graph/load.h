@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -121,20 +122,24 @@ int load_build_consume(struct graph *g, struct event_list *l,
  * load_in_open owns fd from its call (closed on failure too); NULL with e
  * filled. load_in_read: up to n bytes into buf, 0 at the end, -1 with e
  * filled (a read error, damaged data, a stream cut short: "PATH:
- * truncated gzip input ..."). load_in_direct: 1 when gzread passes plain
- * data through.
+ * truncated gzip input ..."). A pipe whose name ends in ".gz" and whose
+ * data gzread passes through as plain is refused by load_in_open.
  */
+enum load_kind { LOAD_PLAIN, LOAD_GZIP, LOAD_PIPE };
+/*
+ * Open path for reading: 0 with *fd open, *st filled and *kind: LOAD_PLAIN
+ * a regular file without a gzip header (read it as it is), LOAD_GZIP a
+ * regular gzip file, LOAD_PIPE anything else (both for load_in_open).
+ * -1 with e filled: it cannot be opened, is a directory, or its name ends
+ * in ".gz" and it is a regular file without a gzip header.
+ */
+int load_open(const char *path, int *fd, struct stat *st,
+	      enum load_kind *kind, struct err *e);
 struct load_in;
-struct load_in *load_in_open(int fd, const char *path, int regular_gzip,
+struct load_in *load_in_open(int fd, const char *path, enum load_kind kind,
 			     struct err *e);
 ssize_t load_in_read(struct load_in *in, void *buf, size_t n, struct err *e);
-int load_in_direct(struct load_in *in);
 void load_in_close(struct load_in *in);
 
-/* Call when path's data turned out not to be gzip (no gzip header, or
- * shorter than one): -1 with e = "PATH: not gzip data ..." when the name
- * ends in ".gz" (zlib would read it as plain text, a damaged or misnamed
- * download passing for data); else 0. */
-int load_gz_not_gzip(const char *path, struct err *e);
 
 #endif

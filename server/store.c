@@ -1079,28 +1079,46 @@ void store_close(struct store *s)
 	free(s);
 }
 
-int store_has_checkpoint(struct store *s, struct err *e)
+/*
+ * One record of dbi in a read transaction of its own: 1 with its size in
+ * *len and its first min(*len, cap) bytes in out (out may be NULL when cap
+ * is 0), 0 when there is none, -1 with e naming `what`.
+ */
+static int read_value(struct store *s, MDB_dbi dbi, const void *key,
+		      size_t klen, void *out, size_t cap, size_t *len,
+		      const char *what, struct err *e)
 {
 	MDB_txn *txn;
 	MDB_val k, d;
 	int rc;
 
+	k.mv_data = (void *)key;
+	k.mv_size = klen;
 	pthread_mutex_lock(&s->mu);
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 	if (rc) {
 		pthread_mutex_unlock(&s->mu);
 		return mdb_fail(e, rc, s->dir, "read");
 	}
-	k.mv_data = "graph";
-	k.mv_size = 5;
-	rc = mdb_get(txn, s->meta, &k, &d);
+	rc = mdb_get(txn, dbi, &k, &d);
+	if (!rc) {
+		*len = d.mv_size;
+		if (cap)
+			memcpy(out, d.mv_data, d.mv_size < cap ? d.mv_size : cap);
+	}
 	mdb_txn_abort(txn);
 	pthread_mutex_unlock(&s->mu);
 	if (rc == MDB_NOTFOUND)
 		return 0;
-	if (rc)
-		return mdb_fail(e, rc, s->dir, "meta record");
-	return 1;
+	return rc ? mdb_fail(e, rc, s->dir, what) : 1;
+}
+
+int store_has_checkpoint(struct store *s, struct err *e)
+{
+	size_t len;
+
+	return read_value(s, s->meta, "graph", 5, NULL, 0, &len, "meta record",
+			  e);
 }
 
 static void ev_encode(uint8_t *p, const struct graph_event *ev)
@@ -1371,42 +1389,25 @@ int store_offsets_all(struct store *s, const char *topic,
 int store_offset_get(struct store *s, const char *topic, int32_t partition,
 		     int64_t *next, struct err *e)
 {
-	uint8_t kb[260];
-	size_t tl = strlen(topic);
-	MDB_txn *txn;
-	MDB_val k, d;
-	int rc, ret;
+	uint8_t kb[260], v[8];
+	size_t tl = strlen(topic), len;
+	int r;
 
 	if (tl > 249)
 		return err_set(e, "topic name too long");
 	memcpy(kb, topic, tl);
 	kb[tl] = 0;
 	put_be32(kb + tl + 1, (uint32_t)partition);
-	k.mv_data = kb;
-	k.mv_size = tl + 5;
-	pthread_mutex_lock(&s->mu);
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-	if (rc) {
-		pthread_mutex_unlock(&s->mu);
-		return mdb_fail(e, rc, s->dir, "read");
-	}
-	rc = mdb_get(txn, s->offsets, &k, &d);
-	if (!rc && d.mv_size == 8) {
-		*next = (int64_t)get_be64(d.mv_data);
-		ret = *next >= 0 ? 1 : err_set(e, "\"%s\": bad offset record",
-					       s->dir);
-	} else if (!rc) {
-		ret = err_set(e, "\"%s\": offset record of topic \"%s\" "
-			      "partition %d: bad size", s->dir, topic,
-			      (int)partition);
-	} else if (rc == MDB_NOTFOUND) {
-		ret = 0;
-	} else {
-		ret = mdb_fail(e, rc, s->dir, "offsets");
-	}
-	mdb_txn_abort(txn);
-	pthread_mutex_unlock(&s->mu);
-	return ret;
+	r = read_value(s, s->offsets, kb, tl + 5, v, sizeof(v), &len,
+		       "offsets", e);
+	if (r != 1)
+		return r;
+	if (len != 8)
+		return err_set(e, "\"%s\": offset record of topic \"%s\" "
+			       "partition %d: bad size", s->dir, topic,
+			       (int)partition);
+	*next = (int64_t)get_be64(v);
+	return *next >= 0 ? 1 : err_set(e, "\"%s\": bad offset record", s->dir);
 }
 
 struct ckpt_arg {
@@ -1574,36 +1575,19 @@ int store_cluster_get(struct store *s, const char *topic, char *id, size_t n,
 		      struct err *e)
 {
 	uint8_t kb[272];
-	MDB_txn *txn;
-	MDB_val k, d;
-	int rc, ret;
+	size_t kl = cluster_key(kb, topic), len;
+	int r;
 
-	if (!(k.mv_size = cluster_key(kb, topic)))
+	if (!kl)
 		return err_set(e, "topic name too long");
-	k.mv_data = kb;
-	pthread_mutex_lock(&s->mu);
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-	if (rc) {
-		pthread_mutex_unlock(&s->mu);
-		return mdb_fail(e, rc, s->dir, "read");
-	}
-	rc = mdb_get(txn, s->meta, &k, &d);
-	if (!rc && d.mv_size > 0 && d.mv_size < n && d.mv_size < 256 &&
-	    !memchr(d.mv_data, 0, d.mv_size)) {
-		memcpy(id, d.mv_data, d.mv_size);
-		id[d.mv_size] = 0;
-		ret = 1;
-	} else if (!rc) {
-		ret = err_set(e, "\"%s\": Kafka cluster record of topic \"%s\": "
-			      "bad size", s->dir, topic);
-	} else if (rc == MDB_NOTFOUND) {
-		ret = 0;
-	} else {
-		ret = mdb_fail(e, rc, s->dir, "meta");
-	}
-	mdb_txn_abort(txn);
-	pthread_mutex_unlock(&s->mu);
-	return ret;
+	r = read_value(s, s->meta, kb, kl, id, n, &len, "meta", e);
+	if (r != 1)
+		return r;
+	if (!len || len >= n || len >= 256 || memchr(id, 0, len))
+		return err_set(e, "\"%s\": Kafka cluster record of topic \"%s\": "
+			       "bad size", s->dir, topic);
+	id[len] = 0;
+	return 1;
 }
 
 struct cluster_arg {

@@ -696,26 +696,6 @@ START_TEST(state_directed_new_target_checkpointed)
 }
 END_TEST
 
-/* Read all of file fn into a new buffer (*n bytes). */
-static uint8_t *slurp(const char *fn, size_t *n)
-{
-	FILE *f = fopen(fn, "rb");
-	uint8_t *p;
-	long len;
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	ck_assert_int_gt(len, 0);
-	rewind(f);
-	p = malloc((size_t)len);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_uint_eq(fread(p, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	*n = (size_t)len;
-	return p;
-}
-
 /*
  * One flipped bit in the name of a named database (here: the name's last
  * letter changed in every copy of the main database's pages) made LMDB
@@ -735,7 +715,7 @@ START_TEST(state_missing_database_refused)
 	struct store *s;
 	char fn[600];
 	size_t i, j, n, n2;
-	uint8_t *p, *p2;
+	char *p, *p2;
 
 	mk_tmp();
 	s = store_open(path_in("state"), &e);
@@ -747,7 +727,7 @@ START_TEST(state_missing_database_refused)
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		size_t len = strlen(names[i]), hits = 0;
 
-		p = slurp(fn, &n);
+		p = file_bytes(fn, &n);
 		for (j = 0; j + len <= n; j++)
 			if (!memcmp(p + j, names[i], len)) {
 				p[j + len - 1] ^= 1;
@@ -770,7 +750,7 @@ START_TEST(state_missing_database_refused)
 			      "opened", names[i]);
 		ck_assert_msg(strstr(e.msg, names[i]) && strstr(e.msg, "missing")
 			      && strstr(e.msg, path_in("bad")), "%s", e.msg);
-		p2 = slurp(fn, &n2); /* nothing written */
+		p2 = file_bytes(fn, &n2); /* nothing written */
 		ck_assert(n2 == n && !memcmp(p, p2, n));
 		free(p2);
 		free(p);
