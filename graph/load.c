@@ -606,27 +606,6 @@ static int read_mapped(int fd, const char *path, size_t size,
 
 /* ---- readers ------------------------------------------------------------ */
 
-/* gzread's failure as "PATH: reason", without the name zlib puts in
- * front of it ("<fd:3>" or the path). */
-static int gz_error(gzFile gz, const char *path, struct err *e)
-{
-	int zerr = Z_OK;
-	const char *msg = gzerror(gz, &zerr), *p;
-	size_t n = strlen(path);
-
-	if (zerr == Z_ERRNO)
-		return err_set(e, "%s: read error: %m", path);
-	if (!msg || !*msg)
-		return err_set(e, "%s: read error", path);
-	/* zlib's message is "NAME: reason", NAME what gzopen or gzdopen
-	 * was given */
-	if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
-		msg += n + 2;
-	else if (!strncmp(msg, "<fd:", 4) && (p = strstr(msg, ">: ")))
-		msg = p + 3;
-	return err_set(e, "%s: %s", path, msg);
-}
-
 /* Call when path's data turned out not to be gzip (no gzip header, or
  * shorter than one): -1 with e = "PATH: not gzip data ..." when the name
  * ends in ".gz" (zlib would read it as plain text, a damaged or misnamed
@@ -673,56 +652,22 @@ fail:
 
 #define GZ_IN_BUF (1u << 20)
 
+/*
+ * One reader for every kind of input: zlib's inflate over read(2), member
+ * by member, for gzip data (a regular file or a pipe alike); read(2)
+ * itself for plain data. A pipe's first bytes say which it is.
+ */
 struct load_in {
 	const char *path;
-	gzFile gz;          /* pipes: gzread tells gzip from plain */
-	int fd;             /* a regular gzip file: inflate, member by member */
-	z_stream z;
+	int fd;
+	int gzip;           /* inflate; else plain bytes */
+	z_stream z;         /* next_in/avail_in: read ahead, both kinds */
 	unsigned char *in;
-	uint64_t off;       /* file offset of in[0] */
+	uint64_t off;       /* input offset of in[0] */
 	int eof;            /* read(2) said end of file */
 	int between;        /* at the end of a member: another or the end */
 	int done;
 };
-
-struct load_in *load_in_open(int fd, const char *path, enum load_kind kind,
-			     struct err *e)
-{
-	struct load_in *r = mem_calloc(1, sizeof(*r));
-
-	if (!r) {
-		close(fd);
-		err_set(e, "%s: out of memory", path);
-		return NULL;
-	}
-	r->path = path;
-	r->fd = -1;
-	if (kind != LOAD_GZIP) {
-		r->gz = gzdopen(fd, "rb"); /* owns fd from here */
-		if (!r->gz) {
-			close(fd);
-			free(r);
-			err_set(e, "%s: out of memory", path);
-			return NULL;
-		}
-		gzbuffer(r->gz, 1u << 20);
-		if (gzdirect(r->gz) && gz_not_gzip(path, e)) {
-			load_in_close(r);
-			return NULL;
-		}
-		return r;
-	}
-	r->fd = fd;
-	r->in = mem_alloc(GZ_IN_BUF, 1);
-	/* 15 + 16: gzip only, with its header and trailer checked */
-	if (!r->in || inflateInit2(&r->z, 15 + 16) != Z_OK) {
-		load_in_close(r);
-		err_set(e, "%s: out of memory", path);
-		return NULL;
-	}
-	r->z.next_in = r->in;
-	return r;
-}
 
 /* Refill the input (keeping what is left of it). 0, or -1 with e. */
 static int in_fill(struct load_in *r, struct err *e)
@@ -743,25 +688,83 @@ static int in_fill(struct load_in *r, struct err *e)
 	return 0;
 }
 
+struct load_in *load_in_open(int fd, const char *path, enum load_kind kind,
+			     struct err *e)
+{
+	struct load_in *r = mem_calloc(1, sizeof(*r));
+
+	if (!r) {
+		close(fd);
+		err_set(e, "%s: out of memory", path);
+		return NULL;
+	}
+	r->path = path;
+	r->fd = fd; /* owned from here */
+	r->in = mem_alloc(GZ_IN_BUF, 1);
+	if (!r->in) {
+		load_in_close(r);
+		err_set(e, "%s: out of memory", path);
+		return NULL;
+	}
+	r->z.next_in = r->in;
+	if (kind == LOAD_PIPE) {
+		/* a pipe may hand over its first bytes one at a time */
+		while (r->z.avail_in < 2 && !r->eof)
+			if (in_fill(r, e)) {
+				load_in_close(r);
+				return NULL;
+			}
+		if (r->z.avail_in >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b)
+			kind = LOAD_GZIP;
+		else if (gz_not_gzip(path, e)) {
+			load_in_close(r);
+			return NULL;
+		}
+	}
+	if (kind != LOAD_GZIP)
+		return r;
+	r->gzip = 1;
+	/* 15 + 16: gzip only, with its header and trailer checked */
+	if (inflateInit2(&r->z, 15 + 16) != Z_OK) {
+		r->gzip = 0;
+		load_in_close(r);
+		err_set(e, "%s: out of memory", path);
+		return NULL;
+	}
+	return r;
+}
+
+/* Plain data: what is read ahead first, then read(2) straight into buf. */
+static ssize_t plain_read(struct load_in *r, void *buf, size_t n,
+			  struct err *e)
+{
+	ssize_t got;
+
+	if (r->z.avail_in) {
+		size_t k = n < r->z.avail_in ? n : r->z.avail_in;
+
+		memcpy(buf, r->z.next_in, k);
+		r->z.next_in += k;
+		r->z.avail_in -= (uInt)k;
+		return (ssize_t)k;
+	}
+	if (r->eof)
+		return 0;
+	do
+		got = read(r->fd, buf, n > SSIZE_MAX ? SSIZE_MAX : n);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return err_set(e, "%s: read error: %m", r->path);
+	r->eof = got == 0;
+	return got;
+}
+
 ssize_t load_in_read(struct load_in *r, void *buf, size_t n, struct err *e)
 {
 	int zr;
 
-	if (r->gz) {
-		int got = gzread(r->gz, buf, n > INT_MAX ? INT_MAX : (unsigned)n);
-
-		if (got < 0)
-			return gz_error(r->gz, r->path, e);
-		/* zlib ends a cut stream like a whole one and only gzerror
-		 * tells */
-		if (!got) {
-			gzerror(r->gz, &zr);
-			if (zr == Z_BUF_ERROR)
-				return err_set(e, "%s: truncated gzip input "
-					       "(unexpected end of file)", r->path);
-		}
-		return got;
-	}
+	if (!r->gzip)
+		return plain_read(r, buf, n, e);
 	r->z.next_out = buf;
 	r->z.avail_out = n > UINT_MAX ? UINT_MAX : (uInt)n;
 	while (r->z.avail_out && !r->done) {
@@ -769,7 +772,11 @@ ssize_t load_in_read(struct load_in *r, void *buf, size_t n, struct err *e)
 			return -1;
 		if (r->between) {
 			/* another member, or the end; anything else (zlib's
-			 * gzread ignores it) is refused */
+			 * gzread ignores it) is refused. A pipe may hand
+			 * over a header's two bytes one at a time. */
+			while (r->z.avail_in < 2 && !r->eof)
+				if (in_fill(r, e))
+					return -1;
 			if (!r->z.avail_in) {
 				r->done = 1;
 				break;
@@ -806,12 +813,10 @@ void load_in_close(struct load_in *r)
 {
 	if (!r)
 		return;
-	if (r->gz)
-		gzclose(r->gz);
-	if (r->fd >= 0) {
+	if (r->gzip)
 		inflateEnd(&r->z);
+	if (r->fd >= 0)
 		close(r->fd);
-	}
 	free(r->in);
 	free(r);
 }

@@ -112,18 +112,18 @@ int load_build_consume(struct graph *g, struct event_list *l,
 		       unsigned build_flags, struct err *e);
 
 /*
- * A file's bytes, gzip decompressed, for every reader of .gz input (the
- * text formats here, igraph's in import.c). A regular gzip file goes
- * through zlib's inflate member after member, and bytes after the last
- * member that are not another are refused ("PATH: data after the end of
- * the gzip stream, at byte N, is not gzip ..."; zlib's gzread ignores
- * them, so a plain file appended to a gzip one was dropped silently);
- * anything else (a pipe, gzip or plain) goes through gzread.
+ * A file's bytes, gzip decompressed, for every reader of input (the text
+ * formats here, igraph's in import.c). Gzip data, from a regular file or
+ * a pipe (whose first two bytes tell), goes through zlib's inflate member
+ * after member, and bytes after the last member that are not another are
+ * refused ("PATH: data after the end of the gzip stream, at byte N, is
+ * not gzip ..."; zlib's gzread ignores them, so a plain file appended to
+ * a gzip one was dropped silently); plain data is read as it is.
  * load_in_open owns fd from its call (closed on failure too); NULL with e
  * filled. load_in_read: up to n bytes into buf, 0 at the end, -1 with e
  * filled (a read error, damaged data, a stream cut short: "PATH:
  * truncated gzip input ..."). A pipe whose name ends in ".gz" and whose
- * data gzread passes through as plain is refused by load_in_open.
+ * data is not gzip is refused by load_in_open.
  */
 enum load_kind { LOAD_PLAIN, LOAD_GZIP, LOAD_PIPE };
 /*

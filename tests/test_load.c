@@ -10,10 +10,12 @@
  * data/SOURCES.md.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <igraph.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1088,6 +1090,110 @@ START_TEST(test_igraph_dir_fifo)
 }
 END_TEST
 
+/* Feed bytes into a FIFO from a child, the first 8 one at a time (a
+ * pipe hands a reader what has been written so far) and the rest whole,
+ * then load it. The child ignores a reader that stops early. */
+static int load_fifo(const char *name, const char *bytes, size_t n,
+		     const char *fmt, struct event_list *l, struct err *e)
+{
+	char fifo[600];
+	pid_t pid;
+	int st, rc;
+
+	snprintf(fifo, sizeof(fifo), "%s", path_in(name));
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd;
+		size_t off = 0;
+
+		signal(SIGPIPE, SIG_IGN);
+		fd = open(fifo, O_WRONLY);
+		if (fd < 0)
+			_exit(1);
+		for (; off < n && off < 8; off++) {
+			if (write(fd, bytes + off, 1) != 1)
+				_exit(0);
+			usleep(2000);
+		}
+		while (off < n) {
+			ssize_t w = write(fd, bytes + off, n - off);
+
+			if (w <= 0)
+				_exit(0);
+			off += (size_t)w;
+		}
+		_exit(close(fd) ? 1 : 0);
+	}
+	rc = load(fifo, fmt, 0, l, e);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(unlink(fifo), 0);
+	return rc;
+}
+
+/* Gzip data from a pipe is read as from a file: several members load
+ * whole, and bytes after the last member that are not another member, a
+ * stream cut short or plain data under a .gz name are refused (through
+ * zlib's gzread, a pipe's trailing bytes were dropped silently). */
+START_TEST(test_gz_pipe)
+{
+	static const char *const fmt[] = { "edges", "ncol" };
+	struct event_list l = { 0 };
+	struct err e;
+
+	for (size_t i = 0; i < 2; i++) {
+		size_t n, k;
+		char *a = slurp_file(write_gz("a.gz", "1 2\n2 3\n", 8), &n);
+		char *b = slurp_file(write_gz("b.gz", "3 4\n", 4), &k);
+		char *two = malloc(n + k + 4), want[64];
+
+		ck_assert_ptr_nonnull(two);
+		memcpy(two, a, n);
+		memcpy(two + n, b, k);
+		ck_assert_msg(load_fifo("two.gz", two, n + k, fmt[i], &l, &e) == 0,
+			      "%s: %s", fmt[i], e.msg);
+		ck_assert_uint_eq(l.n, 3);
+		ck_assert(has_pair(&l, 1, 2, -1) && has_pair(&l, 3, 4, -1));
+		event_list_release(&l);
+
+		memcpy(two + n, "5 6\n", 4);
+		ck_assert_int_eq(load_fifo("tail.gz", two, n + 4, fmt[i], &l, &e),
+				 -1);
+		snprintf(want, sizeof(want), "stream, at byte %zu, is not gzip", n);
+		ck_assert_msg(strstr(e.msg, "tail.gz: data after the end of the "
+				     "gzip") && strstr(e.msg, want), "%s: %s",
+			      fmt[i], e.msg);
+		event_list_release(&l);
+
+		ck_assert_int_eq(load_fifo("cut.gz", a, n - 3, fmt[i], &l, &e), -1);
+		ck_assert_msg(strstr(e.msg, "cut.gz: truncated gzip input"),
+			      "%s: %s", fmt[i], e.msg);
+		event_list_release(&l);
+
+		ck_assert_int_eq(load_fifo("p.gz", "1 2\n", 4, fmt[i], &l, &e), -1);
+		ck_assert_msg(strstr(e.msg, "p.gz: not gzip data"), "%s: %s",
+			      fmt[i], e.msg);
+		event_list_release(&l);
+
+		/* plain data under a plain name: as it is, one byte too */
+		ck_assert_msg(load_fifo("p.txt", "1 2\n7 8\n", 8, fmt[i], &l,
+					&e) == 0, "%s: %s", fmt[i], e.msg);
+		ck_assert_uint_eq(l.n, 2);
+		ck_assert(has_pair(&l, 7, 8, -1));
+		event_list_release(&l);
+		ck_assert_msg(load_fifo("one.txt", "1 2", 3, fmt[i], &l, &e) == 0,
+			      "%s: %s", fmt[i], e.msg);
+		ck_assert_uint_eq(l.n, 1);
+		event_list_release(&l);
+		free(a);
+		free(b);
+		free(two);
+	}
+}
+END_TEST
+
 /* A line that ends too early in a line-based igraph format is named by
  * its own number: igraph's lexers count it when they read the newline
  * (and Pajek's the blank lines after it), so they named a later line. */
@@ -2111,6 +2217,7 @@ static Suite *load_suite(void)
 	tcase_add_test(text, test_gz_same);
 	tcase_add_test(text, test_gz_truncated);
 	tcase_add_test(text, test_gz_not_gzip);
+	tcase_add_test(text, test_gz_pipe);
 	tcase_add_test(text, test_gz_trailing_data);
 	tcase_add_test(text, test_big_paths);
 	tcase_add_test(text, test_big_ndjson);
