@@ -10,6 +10,7 @@
 #define TRIAD_CMD_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,22 @@ static inline int cmd_real(const char *s, double *out)
 	return *end || !isfinite(*out) ? -1 : 0;
 }
 
+/* Bad usage: "triad CMD: REASON (try 'triad CMD --help')" on stderr, one
+ * line, the same shape in every command. Returns 2, the exit status. */
+static inline int cmd_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline int cmd_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "triad %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try 'triad %s --help')\n", cmd);
+	return 2;
+}
+
 /* A value option may be given once: a second one silently replaced the
  * first (`-o a.snap -o b.snap` wrote b.snap). opts: the command's value
  * options, NULL-terminated (at most 32); *seen: a bit for each one
@@ -57,7 +74,7 @@ static inline int cmd_once(const char *cmd, const char *opt,
 	for (b = 0; opts[b] && strcmp(opts[b], opt); b++)
 		;
 	if (*seen & (1u << b)) {
-		fprintf(stderr, "triad %s: option %s given twice\n", cmd, opt);
+		cmd_usage(cmd, "option %s given twice", opt);
 		return -1;
 	}
 	*seen |= 1u << b;

@@ -121,8 +121,7 @@ int cmd_eval(int argc, char **argv)
 			   !strcmp(a, "--methods") || !strcmp(a, "--format") ||
 			   !strcmp(a, "--threads")) {
 			if (!next) {
-				fprintf(stderr, "triad eval: %s needs a value\n", a);
-				return 2;
+				return cmd_usage("eval", "option %s needs a value", a);
 			}
 			if (cmd_once("eval", a, once, &seen))
 				return 2;
@@ -132,22 +131,24 @@ int cmd_eval(int argc, char **argv)
 			} else if (!strcmp(a, "--split")) {
 				if (cmd_real(next, &split) ||
 				    !(split > 0 && split <= 1)) {
-					fprintf(stderr, "triad eval: --split \"%s\" is not a fraction in (0, 1]\n", next);
-					return 2;
+					return cmd_usage("eval", "--split "
+						"\"%s\" is not a fraction "
+						"in (0, 1]", next);
 				}
 				have_frac = 1;
 			} else if (!strcmp(a, "--threads")) {
 				if (cmd_uint(next, 16, &v) || v < 1) {
-					fprintf(stderr, "triad eval: --threads \"%s\" is not a number from 1 to 16\n", next);
-					return 2;
+					return cmd_usage("eval", "--threads "
+						"\"%s\" is not a number "
+						"from 1 to 16", next);
 				}
 				threads = (unsigned)v;
 			} else if (!strcmp(a, "--split-time") || !strcmp(a, "-k")) {
 				if (cmd_uint(next, UINT32_MAX, &v) ||
 				    (a[1] == 'k' && (v < 1 || v > 1000))) {
-					fprintf(stderr, "triad eval: %s \"%s\" is not %s\n", a, next,
+					return cmd_usage("eval", "%s \"%s\" "
+						"is not %s", a, next,
 						a[1] == 'k' ? "a number from 1 to 1000" : "a timestamp");
-					return 2;
 				}
 				if (a[1] == 'k') {
 					k = (uint32_t)v;
@@ -157,41 +158,39 @@ int cmd_eval(int argc, char **argv)
 				}
 			} else if (!strcmp(a, "--methods")) {
 				if (eval_methods_parse(next, &methods, &e)) {
-					fprintf(stderr, "triad eval: --methods: %s\n", e.msg);
-					return 2;
+					return cmd_usage("eval", "--methods: "
+						"%s", e.msg);
 				}
 			} else {
 				fmt = next;
 			}
 		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "triad eval: unknown option \"%s\"\n", a);
-			return 2;
+			return cmd_usage("eval", "unknown option \"%s\"", a);
 		} else if (!in) {
 			in = a;
 		} else {
-			fprintf(stderr, "triad eval: one EVENTS file only (\"%s\")\n", a);
-			return 2;
+			return cmd_usage("eval", "one EVENTS file only "
+				"(\"%s\")", a);
 		}
 	}
 	if (have_frac && how == EVAL_SPLIT_TIME) {
-		fprintf(stderr, "triad eval: --split and --split-time are alternatives; give one\n");
-		return 2;
+		return cmd_usage("eval", "--split and --split-time are "
+			"alternatives; give one");
 	}
 	if (random && how == EVAL_SPLIT_TIME) {
-		fprintf(stderr, "triad eval: --split-time does not go with --random-order (its times are the order's); give --split\n");
-		return 2;
+		return cmd_usage("eval", "--split-time does not go with "
+			"--random-order (its times are the order's); give "
+			"--split");
 	}
 	if (random) {
 		how = EVAL_SPLIT_RANDOM;
 		m = model_default_static();
 	}
 	if (!in) {
-		fprintf(stderr, "triad eval: missing EVENTS file\n");
-		return 2;
+		return cmd_usage("eval", "missing EVENTS file");
 	}
 	if (fmt && !load_format_valid(fmt)) {
-		fprintf(stderr, "triad eval: unknown format \"%s\"\n", fmt);
-		return 2;
+		return cmd_usage("eval", "unknown format \"%s\"", fmt);
 	}
 	memset(&fit, 0, sizeof(fit));
 	if (mpath && strcmp(mpath, "builtin")) {

@@ -40,37 +40,33 @@ int cmd_kafka_mock(int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--topic") &&
 		    strcmp(argv[i], "--partitions")) {
-			fprintf(stderr, "triad kafka-mock: unknown option "
-				"\"%s\" (try --help)\n", argv[i]);
-			return 2;
+			return cmd_usage("kafka-mock", "%s \"%s\"",
+				argv[i][0] == '-' ? "unknown option"
+				: "unexpected argument", argv[i]);
 		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "triad kafka-mock: \"%s\" needs a value "
-				"(try --help)\n", argv[i]);
-			return 2;
+			return cmd_usage("kafka-mock", "option %s needs a "
+				"value", argv[i]);
 		}
 		if (cmd_once("kafka-mock", argv[i], once, &seen))
 			return 2;
 		if (!strcmp(argv[i], "--topic")) {
 			topic = argv[++i];
 			if (!*topic) {
-				fprintf(stderr, "triad kafka-mock: empty "
-					"--topic\n");
-				return 2;
+				return cmd_usage("kafka-mock", "empty "
+					"--topic");
 			}
 		} else if (!strcmp(argv[i], "--partitions")) {
 			uint64_t p;
 
 			if (cmd_uint(argv[++i], 1000, &p) || !p) {
-				fprintf(stderr, "triad kafka-mock: --partitions "
-					"\"%s\" is not 1..1000\n", argv[i]);
-				return 2;
+				return cmd_usage("kafka-mock", "--partitions "
+					"\"%s\" is not 1..1000", argv[i]);
 			}
 			parts = (unsigned long)p;
 		} else {
-			fprintf(stderr, "triad kafka-mock: unknown option "
-				"\"%s\" (try --help)\n", argv[i]);
-			return 2;
+			return cmd_usage("kafka-mock", "unknown option "
+				"\"%s\"", argv[i]);
 		}
 	}
 	sigemptyset(&set);

@@ -49,7 +49,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name,
 	if (strcmp(a, name) && !(alias && !strcmp(a, alias)))
 		return NULL;
 	if (*i + 1 >= argc) {
-		fprintf(stderr, "triad load: %s needs a value\n", a);
+		cmd_usage("load", "option %s needs a value", a);
 		*bad = 1;
 		return NULL;
 	}
@@ -98,9 +98,8 @@ int cmd_load(int argc, char **argv)
 				goto out;
 			}
 			if (!load_format_valid(v)) {
-				fprintf(stderr, "triad load: unknown format "
-					"\"%s\" (try --help)\n", v);
-				rc = 2;
+				rc = cmd_usage("load", "unknown format "
+					"\"%s\"", v);
 				goto out;
 			}
 			o.format = v;
@@ -116,9 +115,7 @@ int cmd_load(int argc, char **argv)
 		} else if (!strcmp(a, "--reorder")) {
 			reorder = 1;
 		} else if (a[0] == '-' && a[1] != '\0') {
-			fprintf(stderr, "triad load: unknown option \"%s\" "
-				"(try --help)\n", a);
-			rc = 2;
+			rc = cmd_usage("load", "unknown option \"%s\"", a);
 			goto out;
 		} else {
 			inputs[nin++] = a;
@@ -129,10 +126,8 @@ int cmd_load(int argc, char **argv)
 		goto out;
 	}
 	if (nin == 0 || !out || !*out) {
-		fprintf(stderr, "triad load: %s (try --help)\n",
-			nin == 0 ? "no input file" : !out ? "missing -o SNAP"
-			: "-o SNAP is empty");
-		rc = 2;
+		rc = cmd_usage("load", "%s", nin == 0 ? "no input file"
+			: !out ? "missing -o SNAP" : "-o SNAP is empty");
 		goto out;
 	}
 	/* a file that is there but has no known extension is a usage
@@ -141,9 +136,8 @@ int cmd_load(int argc, char **argv)
 	for (i = 0; i < nin; i++)
 		if (!o.format && !load_format_guess(inputs[i]) &&
 		    !access(inputs[i], F_OK)) {
-			fprintf(stderr, "triad load: \"%s\": unknown file "
-				"format (name it with --format)\n", inputs[i]);
-			rc = 2;
+			rc = cmd_usage("load", "\"%s\": unknown file format "
+				"(name it with --format)", inputs[i]);
 			goto out;
 		}
 	progress = !o.quiet && isatty(2);

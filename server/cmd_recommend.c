@@ -58,8 +58,8 @@ int cmd_recommend(int argc, char **argv)
 			   !strcmp(a, "-k") || !strcmp(a, "--model") ||
 			   !strcmp(a, "--now")) {
 			if (!next) {
-				fprintf(stderr, "triad recommend: %s needs a value\n", a);
-				return 2;
+				return cmd_usage("recommend", "option %s "
+					"needs a value", a);
 			}
 			if (cmd_once("recommend", a, once, &seen))
 				return 2;
@@ -71,10 +71,11 @@ int cmd_recommend(int argc, char **argv)
 			} else if (parse_u64(next, &x) ||
 				   (!strcmp(a, "-k") && (x < 1 || x > REC_K_MAX)) ||
 				   (!strcmp(a, "--now") && x > UINT32_MAX)) {
-				fprintf(stderr, "triad recommend: %s \"%s\" is not %s\n", a, next,
+				return cmd_usage("recommend", "%s \"%s\" is "
+					"not %s", a, next,
 					!strcmp(a, "-k") ? "a number from 1 to 1000"
-					: !strcmp(a, "--now") ? "a timestamp" : "a member id");
-				return 2;
+					: !strcmp(a, "--now") ? "a timestamp"
+					: "a member id");
 			} else if (!strcmp(a, "-k")) {
 				r.k = (uint32_t)x;
 			} else if (!strcmp(a, "--now")) {
@@ -85,14 +86,14 @@ int cmd_recommend(int argc, char **argv)
 				have_member = 1;
 			}
 		} else {
-			fprintf(stderr, "triad recommend: unknown argument \"%s\"\n", a);
-			return 2;
+			return cmd_usage("recommend", "%s \"%s\"",
+				a[0] == '-' ? "unknown option"
+				: "unexpected argument", a);
 		}
 	}
 	if (!snap || !have_member) {
-		fprintf(stderr, "triad recommend: %s\n",
-			!snap ? "missing --snapshot SNAP" : "missing --member ID");
-		return 2;
+		return cmd_usage("recommend", "%s", !snap ?
+			"missing --snapshot SNAP" : "missing --member ID");
 	}
 	if (mpath) {
 		if (!(loaded = model_load(mpath, &e))) {

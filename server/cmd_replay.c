@@ -105,22 +105,18 @@ int cmd_replay(int argc, char **argv)
 			quiet = 1;
 		} else if (s[0] == '-' && s[1] && s[1] != '-') {
 			/* "-x" is no file name ("-" could be) */
-			fprintf(stderr, "triad replay: unknown option \"%s\"\n",
-				s);
-			return 2;
+			return cmd_usage("replay", "unknown option \"%s\"", s);
 		} else if (!strncmp(s, "--", 2)) {
 			const char *v = a + 1 < argc ? argv[++a] : NULL;
 
 			if (strcmp(s, "--brokers") && strcmp(s, "--topic") &&
 			    strcmp(s, "--format") && strcmp(s, "--rate")) {
-				fprintf(stderr, "triad replay: unknown option "
-					"\"%s\"\n", s);
-				return 2;
+				return cmd_usage("replay", "unknown option "
+					"\"%s\"", s);
 			}
 			if (!v) {
-				fprintf(stderr, "triad replay: \"%s\" needs a "
-					"value\n", s);
-				return 2;
+				return cmd_usage("replay", "option %s needs "
+					"a value", s);
 			}
 			if (cmd_once("replay", s, once, &seen))
 				return 2;
@@ -132,27 +128,23 @@ int cmd_replay(int argc, char **argv)
 				format = v;
 			else if (!strcmp(s, "--rate")) {
 				if (cmd_real(v, &rate) || !(rate >= 0)) {
-					fprintf(stderr, "triad replay: --rate "
-						"\"%s\" is not a rate\n", v);
-					return 2;
+					return cmd_usage("replay", "--rate "
+						"\"%s\" is not a rate", v);
 				}
 			}
 		} else if (!path) {
 			path = s;
 		} else {
-			fprintf(stderr, "triad replay: unexpected argument "
-				"\"%s\"\n", s);
-			return 2;
+			return cmd_usage("replay", "unexpected argument "
+				"\"%s\"", s);
 		}
 	}
 	if (!path || !brokers || !topic) {
-		fprintf(stderr, "triad replay: needs EVENTS, --brokers and "
-			"--topic (try --help)\n");
-		return 2;
+		return cmd_usage("replay", "needs EVENTS, --brokers and "
+			"--topic");
 	}
 	if (format && !load_format_valid(format)) {
-		fprintf(stderr, "triad replay: unknown format \"%s\"\n", format);
-		return 2;
+		return cmd_usage("replay", "unknown format \"%s\"", format);
 	}
 	lo.format = format;
 	ratelog_init(&klog, "triad replay");

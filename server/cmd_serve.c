@@ -65,20 +65,6 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int bad_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "triad serve: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (try 'triad serve --help')\n");
-	return 2;
-}
-
 /*
  * While the graph loads (which may take minutes on a big input) the main
  * thread is busy; this watcher takes SIGTERM/SIGINT meanwhile and leaves
@@ -162,14 +148,14 @@ int cmd_serve(int argc, char **argv)
 			return 0;
 		}
 		if (strncmp(a, "--", 2))
-			return bad_usage("unexpected argument \"%s\"", a);
+			return cmd_usage("serve", "unexpected argument \"%s\"", a);
 		if ((k = known_option(a)) < 0)
-			return bad_usage("unknown option \"%s\"", a);
+			return cmd_usage("serve", "unknown option \"%s\"", a);
 		if (!v)
-			return bad_usage("option \"%s\" needs a value", a);
+			return cmd_usage("serve", "option %s needs a value", a);
 		/* the last one silently won (two --state, one ignored) */
 		if (seen & (1u << k))
-			return bad_usage("option %s given twice", a);
+			return cmd_usage("serve", "option %s given twice", a);
 		seen |= 1u << k;
 		i++;
 		if (!strcmp(a, "--snapshot"))
@@ -192,22 +178,22 @@ int cmd_serve(int argc, char **argv)
 			o.admin_token = v;
 		else if (!strcmp(a, "--threads")) {
 			if (parse_uint(v, 1024, &n) || !n)
-				return bad_usage("--threads \"%s\" is not 1..1024",
+				return cmd_usage("serve", "--threads \"%s\" is not 1..1024",
 						 v);
 			o.threads = (unsigned)n;
 		} else if (!strcmp(a, "--checkpoint-secs")) {
 			if (parse_uint(v, 86400, &n))
-				return bad_usage("--checkpoint-secs \"%s\" is "
+				return cmd_usage("serve", "--checkpoint-secs \"%s\" is "
 						 "not 0..86400", v);
 			o.checkpoint_secs = (unsigned)n;
 		} else if (!strcmp(a, "--request-timeout")) {
 			if (parse_uint(v, 86400, &n))
-				return bad_usage("--request-timeout \"%s\" is "
+				return cmd_usage("serve", "--request-timeout \"%s\" is "
 						 "not 0..86400", v);
 			o.request_timeout_secs = (unsigned)n;
 		} else if (!strcmp(a, "--body-budget-mb")) {
 			if (parse_uint(v, 1u << 20, &n) || (n && n < 17))
-				return bad_usage("--body-budget-mb \"%s\" is "
+				return cmd_usage("serve", "--body-budget-mb \"%s\" is "
 						 "not 0 or 17..1048576", v);
 			o.body_budget_mb = (unsigned)n;
 		} else if (!strcmp(a, "--listen")) {
@@ -216,7 +202,7 @@ int cmd_serve(int argc, char **argv)
 			if (!colon || colon == v ||
 			    (size_t)(colon - v) >= sizeof(host) ||
 			    parse_uint(colon + 1, 65535, &n) || !n)
-				return bad_usage("--listen \"%s\" is not "
+				return cmd_usage("serve", "--listen \"%s\" is not "
 						 "HOST:PORT", v);
 			memcpy(host, v, (size_t)(colon - v));
 			host[colon - v] = 0;
@@ -231,16 +217,16 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 	if (o.topic && !o.brokers)
-		return bad_usage("%s needs --brokers", "--topic");
+		return cmd_usage("serve", "%s needs --brokers", "--topic");
 	if (o.group && !o.brokers)
-		return bad_usage("%s needs --brokers", "--group");
+		return cmd_usage("serve", "%s needs --brokers", "--group");
 	if (o.format && !o.events)
-		return bad_usage("%s needs --events", "--format");
+		return cmd_usage("serve", "%s needs --events", "--format");
 	if (o.format && !load_format_valid(o.format))
-		return bad_usage("--format \"%s\" is not a format triad load "
+		return cmd_usage("serve", "--format \"%s\" is not a format triad load "
 				 "reads", o.format);
 	if (o.snapshot && o.events)
-		return bad_usage("%s: give --snapshot or --events, not both",
+		return cmd_usage("serve", "%s: give --snapshot or --events, not both",
 				 "--events");
 
 	/* every thread inherits this mask; the main thread takes signals

@@ -95,23 +95,20 @@ int cmd_stats(int argc, char **argv)
 			snap = a + 11;
 		} else if (!strcmp(a, "--snapshot")) {
 			if (k + 1 >= argc) {
-				fprintf(stderr, "triad stats: --snapshot needs "
-					"a value\n");
-				return 2;
+				return cmd_usage("stats", "option --snapshot "
+					"needs a value");
 			}
 			if (cmd_once("stats", "--snapshot", once, &seen))
 				return 2;
 			snap = argv[++k];
 		} else {
-			fprintf(stderr, "triad stats: unknown argument \"%s\" "
-				"(try --help)\n", a);
-			return 2;
+			return cmd_usage("stats", "%s \"%s\"",
+				a[0] == '-' ? "unknown option"
+				: "unexpected argument", a);
 		}
 	}
 	if (!snap) {
-		fprintf(stderr, "triad stats: missing --snapshot SNAP "
-			"(try --help)\n");
-		return 2;
+		return cmd_usage("stats", "missing --snapshot SNAP");
 	}
 	g = store_snapshot_open(snap, &e);
 	if (!g) {

@@ -98,8 +98,8 @@ int cmd_train(int argc, char **argv)
 			   !strcmp(a, "--features") || !strcmp(a, "--kind") ||
 			   !strcmp(a, "--threads")) {
 			if (!next) {
-				fprintf(stderr, "triad train: %s needs a value\n", a);
-				return 2;
+				return cmd_usage("train", "option %s needs a value",
+					a);
 			}
 			if (cmd_once("train", a, once, &seen))
 				return 2;
@@ -109,21 +109,24 @@ int cmd_train(int argc, char **argv)
 			} else if (!strcmp(a, "--split")) {
 				have_frac = 1;
 				if (parse_frac(next, &o.split)) {
-					fprintf(stderr, "triad train: --split \"%s\" is not a fraction in (0, 1]\n", next);
-					return 2;
+					return cmd_usage("train", "--split "
+						"\"%s\" is not a fraction "
+						"in (0, 1]", next);
 				}
 			} else if (!strcmp(a, "--split-time")) {
 				if (parse_u32(next, &o.split_time)) {
-					fprintf(stderr, "triad train: --split-time \"%s\" is not a timestamp\n", next);
-					return 2;
+					return cmd_usage("train", "--split-time "
+						"\"%s\" is not a timestamp",
+						next);
 				}
 				o.how = EVAL_SPLIT_TIME;
 			} else if (!strcmp(a, "--format")) {
 				fmt = next;
 			} else if (!strcmp(a, "--threads")) {
 				if (parse_u32(next, &f) || f < 1 || f > 8) {
-					fprintf(stderr, "triad train: --threads \"%s\" is not a number from 1 to 8\n", next);
-					return 2;
+					return cmd_usage("train", "--threads "
+						"\"%s\" is not a number "
+						"from 1 to 8", next);
 				}
 				o.threads = f;
 			} else if (!strcmp(a, "--kind")) {
@@ -134,57 +137,60 @@ int cmd_train(int argc, char **argv)
 				else if (!strcmp(next, "auto"))
 					o.kinds = 0;
 				else {
-					fprintf(stderr, "triad train: --kind \"%s\" is not logistic, gbdt or auto\n", next);
-					return 2;
+					return cmd_usage("train", "--kind "
+						"\"%s\" is not logistic, "
+						"gbdt or auto", next);
 				}
 			} else if (!strcmp(a, "--features")) {
 				if (train_sets_parse(next, &o.sets, &e)) {
-					fprintf(stderr, "triad train: --features: %s\n", e.msg);
-					return 2;
+					return cmd_usage("train", "--features: "
+						"%s", e.msg);
 				}
 			} else if (!strcmp(a, "--name")) {
 				if (!model_label_ok(next, 1)) {
-					fprintf(stderr, "triad train: --name \"%s\" must be 1..%d printable ASCII characters without '@', '\"' or '\\'\n",
+					return cmd_usage("train", "--name "
+						"\"%s\" must be 1..%d "
+						"printable ASCII characters "
+						"without '@', '\"' or '\\'",
 						next, MODEL_NAME_MAX - 1);
-					return 2;
 				}
 				o.name = next;
 			} else {
 				if (!model_label_ok(next, 0)) {
-					fprintf(stderr, "triad train: --version \"%s\" must be 1..%d printable ASCII characters without '\"' or '\\'\n",
-						next, MODEL_NAME_MAX - 1);
-					return 2;
+					return cmd_usage("train", "--version "
+						"\"%s\" must be 1..%d "
+						"printable ASCII characters "
+						"without '\"' or '\\'", next,
+						MODEL_NAME_MAX - 1);
 				}
 				o.version = next;
 			}
 		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "triad train: unknown option \"%s\"\n", a);
-			return 2;
+			return cmd_usage("train", "unknown option \"%s\"", a);
 		} else if (!in) {
 			in = a;
 		} else {
-			fprintf(stderr, "triad train: one EVENTS file only (\"%s\")\n", a);
-			return 2;
+			return cmd_usage("train", "one EVENTS file only "
+				"(\"%s\")", a);
 		}
 	}
 	if (have_frac && o.how == EVAL_SPLIT_TIME) {
-		fprintf(stderr, "triad train: --split and --split-time are alternatives; give one\n");
-		return 2;
+		return cmd_usage("train", "--split and --split-time are "
+			"alternatives; give one");
 	}
 	if (random && o.how == EVAL_SPLIT_TIME) {
-		fprintf(stderr, "triad train: --split-time does not go with --random-order (its times are the order's); give --split\n");
-		return 2;
+		return cmd_usage("train", "--split-time does not go with "
+			"--random-order (its times are the order's); give "
+			"--split");
 	}
 	if (random)
 		o.how = EVAL_SPLIT_RANDOM;
 	if (!in || !outp || !*outp) {
-		fprintf(stderr, "triad train: %s\n", !in ? "missing EVENTS file"
+		return cmd_usage("train", "%s", !in ? "missing EVENTS file"
 			: !outp ? "missing -o MODEL" : "-o MODEL is empty");
-		return 2;
 	}
 	if (fmt && !load_format_valid(fmt)) {
-		fprintf(stderr, "triad train: unknown format \"%s\"\n", fmt);
-		return 2;
+		return cmd_usage("train", "unknown format \"%s\"", fmt);
 	}
 	/* before the fit, which may take minutes: the model would be
 	 * renamed over the events (or over a device, as model_save says) */
@@ -192,10 +198,10 @@ int cmd_train(int argc, char **argv)
 	    (!S_ISREG(so.st_mode) || (!stat(in, &si) &&
 				      si.st_dev == so.st_dev &&
 				      si.st_ino == so.st_ino))) {
-		fprintf(stderr, "triad train: -o \"%s\" %s\n", outp,
+		return cmd_usage("train", "-o \"%s\" %s", outp,
 			S_ISREG(so.st_mode) ? "is the EVENTS file"
-			: "is not a regular file (the model is written beside it and renamed over it)");
-		return 2;
+			: "is not a regular file (the model is written beside "
+			  "it and renamed over it)");
 	}
 	lo.format = fmt;
 	lo.quiet = quiet;

@@ -1739,6 +1739,60 @@ START_TEST(test_cli_option_twice)
 }
 END_TEST
 
+/* Bad usage has one shape in every command: exit 2 and exactly one line
+ * on stderr, "triad CMD: REASON (try 'triad CMD --help')", the same words
+ * for the same fault (commands said "(try --help)", "(try 'triad serve
+ * --help')" or nothing, "unknown argument" or "unknown option", "-o needs
+ * a value" or "option \"--threads\" needs a value"). */
+START_TEST(test_cli_usage_shape)
+{
+	static const char *const cases[][3] = {
+		{ "load", "", "no input file" },
+		{ "load", "--bogus", "unknown option \"--bogus\"" },
+		{ "load", "x -o", "option -o needs a value" },
+		{ "stats", "", "missing --snapshot SNAP" },
+		{ "stats", "--bogus", "unknown option \"--bogus\"" },
+		{ "stats", "x", "unexpected argument \"x\"" },
+		{ "stats", "--snapshot", "option --snapshot needs a value" },
+		{ "recommend", "--member 1", "missing --snapshot SNAP" },
+		{ "recommend", "--bogus", "unknown option \"--bogus\"" },
+		{ "recommend", "x", "unexpected argument \"x\"" },
+		{ "recommend", "--member", "option --member needs a value" },
+		{ "train", "", "missing EVENTS file" },
+		{ "train", "--bogus", "unknown option \"--bogus\"" },
+		{ "train", "e.txt --split", "option --split needs a value" },
+		{ "eval", "", "missing EVENTS file" },
+		{ "eval", "--bogus", "unknown option \"--bogus\"" },
+		{ "eval", "e.txt -k", "option -k needs a value" },
+		{ "replay", "", "needs EVENTS, --brokers and --topic" },
+		{ "replay", "--bogus x", "unknown option \"--bogus\"" },
+		{ "replay", "e.txt --rate", "option --rate needs a value" },
+		{ "serve", "--bogus", "unknown option \"--bogus\"" },
+		{ "serve", "x", "unexpected argument \"x\"" },
+		{ "serve", "--threads", "option --threads needs a value" },
+		{ "serve", "--threads 0", "--threads \"0\" is not 1..1024" },
+		{ "kafka-mock", "--bogus x", "unknown option \"--bogus\"" },
+		{ "kafka-mock", "x y", "unexpected argument \"x\"" },
+		{ "kafka-mock", "--partitions", "option --partitions needs a value" },
+	};
+	char args[512], want[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err, *nl;
+
+		snprintf(args, sizeof(args), "%s %s", cases[i][0], cases[i][1]);
+		ck_assert_msg(run(args) == 2, "%s", args);
+		err = slurp("err");
+		snprintf(want, sizeof(want), "triad %s: %s (try 'triad %s --help')\n",
+			 cases[i][0], cases[i][2], cases[i][0]);
+		nl = strchr(err, '\n');
+		ck_assert_msg(nl && !nl[1] && !strcmp(err, want),
+			      "%s:\n got: %s want: %s", args, err, want);
+		ck_assert_msg(!*slurp("out"), "%s wrote stdout", args);
+	}
+}
+END_TEST
+
 /* An empty -o is bad usage (2), not a failed write (1); a hexadecimal
  * --split ("0x1p-1", which strtod reads as 0.5) is no fraction; eval of a
  * file without an edge says so in one line (it said it twice, once for
@@ -2255,6 +2309,7 @@ static Suite *load_suite(void)
 	tcase_add_test(cli, test_cli_load_exit_codes);
 	tcase_add_test(cli, test_cli_numbers_strict);
 	tcase_add_test(cli, test_cli_option_twice);
+	tcase_add_test(cli, test_cli_usage_shape);
 	tcase_add_test(cli, test_cli_odd_values);
 	tcase_add_test(cli, test_cli_train_output);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
