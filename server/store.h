@@ -33,7 +33,9 @@
  *   a message naming the path and the record. (LMDB trusts its own B-tree
  *   pages; a file truncated below its last page is refused before it is
  *   mapped, but bytes scribbled over B-tree page headers may go unnoticed
- *   by LMDB itself. CRCs cover every record value we store.)
+ *   by LMDB itself. CRCs cover every record value we store; a snapshot's
+ *   whole data.mdb has a checksum, and store_open first reads a state
+ *   whole in a child process, refusing it if the child faults.)
  *
  * Workload: a checkpoint every few seconds costing O(changed chunks + log
  * entries since the last one), a log append per HTTP request or Kafka

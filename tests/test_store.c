@@ -697,6 +697,88 @@ START_TEST(state_directed_new_target_checkpointed)
 END_TEST
 
 /*
+ * A state whose LMDB pages are damaged in a way LMDB does not check: here
+ * the size of every chunk record's node made 2 GiB larger (LMDB hands the
+ * size back as it finds it, and reading the record ran past the end of
+ * the mapped file). The server died of SIGBUS while loading it, with no
+ * word of why; store_open now reads the whole state in a child process
+ * first and refuses it, naming the file, writing nothing.
+ */
+START_TEST(state_damaged_pages_refused)
+{
+	struct graph_event *ev = random_events(3000, 2000, 0);
+	struct graph *g = graph_of(0, ev, 3000), *h = NULL;
+	struct err e = { "" };
+	struct store *s;
+	char fn[600];
+	size_t n, n2, hits = 0;
+	unsigned char *p;
+	char *p2;
+	uint32_t psize;
+
+	mk_tmp();
+	s = store_open(path_in("state"), &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	ck_assert_int_eq(store_checkpoint(s, g, 1, NULL, NULL, 0, NULL, &e), 0);
+	store_close(s);
+	snprintf(fn, sizeof(fn), "%s/data.mdb", path_in("state"));
+	p = (unsigned char *)file_bytes(fn, &n);
+	/* LMDB's layout (64-bit): the page size is kept in the first meta
+	 * page (free DB's pad, at byte 40); a page is an 16-byte header
+	 * (pgno, pad, flags, lower, upper) and node offsets; a leaf node is
+	 * size (lo, hi 16 bits), flags, key size, key, data. Chunk records
+	 * are the leaf nodes with 4-byte keys, held in the node or on overflow
+	 * pages (flag 1). */
+	memcpy(&psize, p + 40, 4);
+	ck_assert(psize >= 512 && psize <= 65536 && n % psize == 0);
+	for (size_t pg = 2; pg < n / psize; pg++) {
+		unsigned char *q = p + pg * psize;
+		uint16_t flags, lower;
+
+		memcpy(&flags, q + 10, 2);
+		memcpy(&lower, q + 12, 2);
+		if ((flags & 0x3f) != 0x02 || lower < 16 || lower > psize)
+			continue; /* not a plain leaf page */
+		for (unsigned j = 0; j < (lower - 16u) / 2; j++) {
+			uint16_t off, nflags, ksize, hi = 0x7fff;
+
+			memcpy(&off, q + 16 + 2 * j, 2);
+			if (off + 8u > psize)
+				continue;
+			memcpy(&nflags, q + off + 4, 2);
+			memcpy(&ksize, q + off + 6, 2);
+			if (ksize != 4 || nflags > 1) /* 1: on overflow pages */
+				continue;
+			memcpy(q + off + 2, &hi, 2);
+			hits++;
+		}
+	}
+	ck_assert_uint_gt(hits, 0);
+	{
+		FILE *f = fopen(fn, "wb");
+
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+		fclose(f);
+	}
+	e.msg[0] = '\0';
+	s = store_open(path_in("state"), &e);
+	if (s) /* where the server went next: died of SIGBUS before */
+		(void)store_state_load(s, &h, NULL, NULL, &e);
+	ck_assert_msg(s == NULL, "damaged state opened (%s)", e.msg);
+	ck_assert_msg(strstr(e.msg, fn) && strstr(e.msg, "damaged") &&
+		      strstr(e.msg, "nothing written"), "%s", e.msg);
+	p2 = file_bytes(fn, &n2);
+	ck_assert(n2 == n && !memcmp(p, p2, n));
+	free(p2);
+	free(p);
+	graph_free(g);
+	free(ev);
+	rm_tree(tmpdir);
+}
+END_TEST
+
+/*
  * One flipped bit in the name of a named database (here: the name's last
  * letter changed in every copy of the main database's pages) made LMDB
  * report it missing, and store_open created it empty: the server started
@@ -926,6 +1008,7 @@ static Suite *store_suite(void)
 	tcase_add_test(state, state_checkpoint_log_recovery);
 	tcase_add_test(state, state_directed_new_target_checkpointed);
 	tcase_add_test(state, state_missing_database_refused);
+	tcase_add_test(state, state_damaged_pages_refused);
 	tcase_add_test(state, state_log_without_checkpoint);
 	tcase_add_test(state, state_offsets_and_dismissals);
 	tcase_add_test(state, state_dismissals_durable);
