@@ -1255,6 +1255,118 @@ START_TEST(fixed_point_sums_saturate)
 }
 END_TEST
 
+/*
+ * Boundaries the random graphs above never reach, against a plain edge
+ * list: a hub candidate (degree >= 1024, read through the graph's newest
+ * index) with edges exactly FEAT_TAU old, which are not "recent" (age <
+ * FEAT_TAU, as on the short-list path), beside a short-list candidate with
+ * the same; and mutual connections whose edges share one timestamp, where
+ * `via` keeps the smallest vertex ids (the order graph_common gives them).
+ * Both through feat_compute and feat_pair.
+ */
+struct bedge {
+	uint64_t a, b;
+	uint32_t ts;
+};
+
+static int bedge_newer(const void *x, const void *y)
+{
+	uint32_t a = ((const uint32_t *)x)[1], b = ((const uint32_t *)y)[1];
+
+	return a > b ? -1 : a < b;
+}
+
+START_TEST(recency_and_via_at_their_boundaries)
+{
+	enum { NW = 6, NLEAF = 1100, NE = 2 * NW + NLEAF + NW + 3 };
+	static struct bedge be[NE];
+	struct graph_event ev[NE];
+	struct graph *g = graph_new(0);
+	struct feat_member fm = { 0 };
+	struct graph_view v;
+	struct feat_via via;
+	const uint32_t old = NOW - 50 * 86400, t1 = NOW - 7 * 3600;
+	uint32_t n = 0, i, j, u, pass;
+	double x[FEAT_N];
+
+	ck_assert_ptr_nonnull(g);
+	/* u = ext(0); hub = ext(1); short candidate = ext(2); mutuals ext(10 + i) */
+	for (i = 0; i < NW; i++) {
+		be[n++] = (struct bedge){ ext(0), ext(10 + i), t1 };
+		be[n++] = (struct bedge){ ext(1), ext(10 + i), old };
+		be[n++] = (struct bedge){ ext(2), ext(10 + i), NOW - FEAT_TAU_S };
+	}
+	for (j = 0; j < NLEAF; j++) /* 20 young, 10 exactly tau old, the rest older */
+		be[n++] = (struct bedge){ ext(1), ext(100 + j),
+			j < 20 ? NOW - j * 3600 : j < 30 ? NOW - FEAT_TAU_S
+			: NOW - FEAT_TAU_S - j * 3600 };
+	for (j = 0; j < 3; j++)
+		be[n++] = (struct bedge){ ext(2), ext(5000 + j), NOW - j * 3600 };
+	ck_assert_uint_eq(n, NE);
+	for (i = 0; i < n; i++) {
+		ck_assert_uint_eq(be[i].ts % GRAPH_TS_RES, 0); /* stored as given */
+		ev[i] = (struct graph_event){ be[i].a, be[i].b, be[i].ts, GRAPH_ADD };
+	}
+	ck_assert_int_eq(graph_build(g, ev, n, 0, NULL, NULL), 0);
+	graph_view_begin(g, &v);
+	u = graph_lookup(&v, ext(0));
+	ck_assert_int_eq(feat_member_set(&fm, &v, u, NOW), 0);
+	for (uint32_t ci = 1; ci <= 2; ci++) {
+		uint32_t c = graph_lookup(&v, ext(ci)), nc = 0, recent = 0, k;
+		static uint32_t cl[NE][2]; /* c's (neighbour, ts) */
+		uint32_t wv[NW], wk[NW], nw = 0;
+
+		for (i = 0; i < n; i++)
+			if (be[i].a == ext(ci)) {
+				cl[nc][0] = graph_lookup(&v, be[i].b);
+				cl[nc++][1] = be[i].ts;
+			}
+		qsort(cl, nc, sizeof(cl[0]), bedge_newer);
+		for (k = 0; k < nc && k < 32; k++)
+			recent += NOW - cl[k][1] < FEAT_TAU_S;
+		/* mutuals: key = the later of the two edges; newest first, then
+		 * the smaller vertex id */
+		for (i = 0; i < n; i++)
+			if (be[i].a == ext(0))
+				for (j = 0; j < n; j++)
+					if (be[j].a == ext(ci) && be[j].b == be[i].b) {
+						wv[nw] = graph_lookup(&v, be[i].b);
+						wk[nw++] = be[i].ts > be[j].ts ? be[i].ts : be[j].ts;
+					}
+		for (i = 0; i < nw; i++)
+			for (j = i + 1; j < nw; j++)
+				if (wk[j] > wk[i] || (wk[j] == wk[i] && wv[j] < wv[i])) {
+					uint32_t t = wv[i];
+
+					wv[i] = wv[j], wv[j] = t;
+					t = wk[i], wk[i] = wk[j], wk[j] = t;
+				}
+		ck_assert_uint_eq(nw, NW);
+		ck_assert_uint_eq(graph_degree(&v, c), nc);
+		ck_assert(ci == 1 ? nc >= 1024 : nc < 1024);
+		ck_assert_uint_eq(recent, ci == 1 ? 20 : 3);
+		for (pass = 0; pass < 2; pass++) {
+			if (pass)
+				feat_pair(&fm, c, NULL, x, &via);
+			else
+				feat_compute(&v, u, c, NOW, NULL, x, &via);
+			close_to(x[FEAT_CAND_RECENT], log1p(recent), "cand_recent");
+			close_to(x[FEAT_CAND_AGE], log1p((double)(NOW - cl[0][1]) / 3600),
+				 "cand_age");
+			close_to(x[FEAT_MUTUAL], NW, "mutual");
+			ck_assert_uint_eq(via.n, FEAT_VIA_MAX);
+			for (k = 0; k < via.n; k++) {
+				ck_assert_uint_eq(via.v[k], wv[k]);
+				ck_assert_uint_eq(via.ts[k], wk[k]);
+			}
+		}
+	}
+	graph_view_end(&v);
+	feat_member_release(&fm);
+	graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scoring");
@@ -1274,6 +1386,7 @@ static Suite *suite(void)
 	tcase_add_test(t, directed_answer_same_with_explain);
 	tcase_add_test(t, directed_ra_counts_out_degree_one);
 	tcase_add_test(t, fixed_point_sums_saturate);
+	tcase_add_test(t, recency_and_via_at_their_boundaries);
 	suite_add_tcase(s, t);
 	return s;
 }
