@@ -88,6 +88,30 @@ START_TEST(test_extreme_ids)
 			       "\"src\":18446744073709551615,\"dst\":3}", 0,
 			       &ev, &e), 0);
 	ck_assert_uint_eq(ev.src, UINT64_MAX);
+	/* the same through json-c: the fast path answers all of the above,
+	 * and json-c's saturation (a max id and an overflow read alike) is
+	 * only told apart there */
+	{
+		static const char *const ok[] = {
+			"{\"src\":18446744073709551615,\"dst\":9223372036854775808}",
+			"{\"w\":99999999999999999999999,\"src\":18446744073709551615,\"dst\":3}",
+		};
+		static const char over[] = "{\"src\":18446744073709551616,\"dst\":3}";
+		struct event_parser *p = event_parser_new();
+
+		ck_assert_ptr_nonnull(p);
+		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+			int rc = event_parse_flags(p, ok[i], strlen(ok[i]), 0,
+						   EVENT_SLOW_PATH, &ev, &e);
+
+			ck_assert_msg(rc == 0, "%s: %s", ok[i], e.msg);
+			ck_assert_uint_eq(ev.src, UINT64_MAX);
+		}
+		ck_assert_int_ne(event_parse_flags(p, over, strlen(over), 0,
+						   EVENT_SLOW_PATH, &ev, &e), 0);
+		ck_assert_msg(strstr(e.msg, "above 18446744073709551615") != NULL, "%s", e.msg);
+		event_parser_free(p);
+	}
 }
 END_TEST
 

@@ -1157,6 +1157,149 @@ static void check_newest(struct graph *g, const uint8_t *in,
 	graph_view_end(&v);
 }
 
+/* Textbook LEB128: 7 bits a byte, low group first, high bit = more. */
+static size_t leb128(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			p[n] |= 0x80;
+		n++;
+	} while (v);
+	return n;
+}
+
+/*
+ * varint.h's coders against the textbook definition, on every length
+ * from one byte to five (values up to UINT32_MAX: gaps past 2^31 need
+ * that many members, so no graph test reaches the fifth byte's top
+ * bits): varint_put's bytes and varint_len; varint_get,
+ * varint_get_checked and the 8-byte loads (varint_get2_8 and its two
+ * wrappers) decode pairs of them back, the loads giving up (NULL) when
+ * the pair does not fit in 8 bytes; the checked decoder refuses values
+ * past 32 bits, a sixth byte and bytes that run out.
+ */
+START_TEST(varint_against_leb128)
+{
+	static const uint32_t edge[] = {
+		0, 1, 127, 128, 255, 16383, 16384, 2097151, 2097152,
+		268435455, 268435456, 0x7fffffffu, 0x80000000u, 0xf0000000u,
+		0xfffffffeu, UINT32_MAX
+	};
+	enum { NE = sizeof(edge) / sizeof(edge[0]) };
+	uint32_t vals[NE + 64], a, b, x, y;
+	uint64_t seed = 99;
+	uint8_t ref[24], put[8];
+	const uint8_t *q;
+	size_t i, j, la, lb;
+
+	for (i = 0; i < NE; i++)
+		vals[i] = edge[i];
+	for (; i < NE + 64; i++) /* random values of random lengths */
+		vals[i] = (uint32_t)(rnd(&seed) >> (rnd(&seed) % 64));
+	for (i = 0; i < NE + 64; i++) {
+		a = vals[i];
+		la = leb128(ref, a);
+		REQ_EQ(varint_len(a), la);
+		memset(put, 0xee, sizeof(put));
+		REQ_EQ(varint_put(put, a), la);
+		REQ(memcmp(put, ref, la) == 0);
+		for (j = 0; j < NE + 64; j++) {
+			b = vals[j];
+			memset(ref, 0, sizeof(ref));
+			la = leb128(ref, a);
+			lb = leb128(ref + la, b);
+			q = varint_get(varint_get(ref, &x), &y);
+			REQ(x == a && y == b && q == ref + la + lb);
+			x = y = 0;
+			q = varint_get_checked(ref, ref + la + lb, &x);
+			REQ(q == ref + la && x == a);
+			q = varint_get_checked(q, ref + la + lb, &y);
+			REQ(q == ref + la + lb && y == b);
+			x = y = 0;
+			q = varint_get2_8(ref, &x, &y);
+			if (la + lb > 8) {
+				REQ(q == NULL);
+				continue;
+			}
+			REQ(q == ref + la + lb && x == a && y == b);
+			x = y = 0;
+			REQ(varint_get_skip8(ref, &x) == ref + la + lb && x == a);
+			REQ(varint_skip_get8(ref, &y) == ref + la + lb && y == b);
+		}
+	}
+	/* the checked decoder: 2^32 and 2^35 - 1 (five bytes), a sixth
+	 * byte, a varint cut short */
+	{
+		static const uint8_t over[] = { 0x80, 0x80, 0x80, 0x80, 0x10 };
+		static const uint8_t top[] = { 0xff, 0xff, 0xff, 0xff, 0x7f };
+		static const uint8_t six[] = { 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 };
+		static const uint8_t max[] = { 0xff, 0xff, 0xff, 0xff, 0x0f };
+
+		REQ(varint_get_checked(over, over + 5, &x) == NULL);
+		REQ(varint_get_checked(top, top + 5, &x) == NULL);
+		REQ(varint_get_checked(six, six + 6, &x) == NULL);
+		REQ(varint_get_checked(max, max + 4, &x) == NULL);
+		REQ(varint_get_checked(max, max + 5, &x) == max + 5);
+		REQ_EQ(x, UINT32_MAX);
+	}
+}
+END_TEST
+
+/*
+ * Newest-first samples of a hub whose stamps tie (1,500 neighbours on
+ * four timestamps, so the 32 newest are a choice among 375 equals): the
+ * smaller vertex ids win, as check_newest's plain count says, from the
+ * newest index of the built list, through a delta over it, and from the
+ * index a compaction makes.
+ */
+START_TEST(newest_ties_keep_smaller_ids)
+{
+	enum { N = 1500 };
+	static const uint32_t ks[] = { 1, 5, 31, 32, 33, 64 };
+	struct graph *g = graph_new(0);
+	uint8_t *in = calloc(N + 1, 1);
+	uint32_t *tsr = calloc(N + 1, sizeof(uint32_t));
+	struct graph_event *ev = calloc(N, sizeof(*ev));
+	struct err e = { "" };
+	uint32_t x, i, round;
+
+	REQ(g && in && tsr && ev);
+	for (x = 1; x <= N; x++) {
+		tsr[x] = (1000 + (x * 7) % 4) * GRAPH_TS_RES;
+		ev[x - 1] = (struct graph_event){ 0, x, tsr[x], GRAPH_ADD };
+		in[x] = 1;
+	}
+	REQ_EQ(graph_build(g, ev, N, 0, NULL, &e), 0);
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < sizeof(ks) / sizeof(ks[0]); i++)
+			check_newest(g, in, tsr, N, ks[i]);
+		if (round == 0) { /* a delta: 20 more at the newest stamp, 5 removed */
+			for (i = 0; i < 25; i++) {
+				x = 1 + (i * 61) % N;
+				ev[i] = (struct graph_event){ 0, x,
+					1003 * GRAPH_TS_RES, i < 20 ? GRAPH_ADD : GRAPH_REMOVE };
+				if (i < 20)
+					tsr[x] = 1003 * GRAPH_TS_RES;
+				else
+					in[x] = 0, tsr[x] = 0;
+			}
+			REQ_EQ(graph_apply(g, ev, 25, NULL, &e), 0);
+		} else if (round == 1) {
+			for (i = 0; i < 100 && graph_compact(g, 100000) == 1; i++)
+				;
+		}
+	}
+	graph_free(g);
+	free(ev);
+	free(in);
+	free(tsr);
+}
+END_TEST
+
 /*
  * A hub with a newest index and a delta over it: refreshes of its newest
  * edges (newer and older), removals of them, new edges old and new. The
@@ -1463,6 +1606,118 @@ START_TEST(import_many_members)
 END_TEST
 
 /* Corrupted chunk bytes are refused, never trusted. */
+/*
+ * Lists that decode cleanly but say something false, in chunks built by
+ * hand (adj_encode's lists, then one fact changed): each refused, and the
+ * same chunks unchanged accepted. A hub of 1,099 leaves (members 1..1099,
+ * leaf x at ts unit 1000 + x % 50) has a block index and a newest index.
+ * Wrong: the block index's first id of block 1; a timestamp in the newest
+ * index; (directed) a member listing itself; (undirected) a leaf whose
+ * edge to the hub carries another ts than the hub's to it, the half-edge
+ * counts still even; a delta-coded ts below the list's tsmin.
+ */
+enum { IMP_N = 1100 };
+
+enum imp_wrong {
+	IMP_OK, IMP_BLOCK_FIRST, IMP_NEWEST_TS, IMP_SELF, IMP_ASYM, IMP_BELOW_MIN,
+	IMP_DELTA_OK
+};
+
+/* Import the star into a new graph (directed or not) with one fact
+ * changed; the graph_import_* result, 0 when accepted. */
+static int import_star(int directed, enum imp_wrong wrong)
+{
+	struct graph *h = graph_new(directed);
+	static uint32_t id[IMP_N], ts[IMP_N];
+	struct graph_buf ch = { 0 }, l = { 0 };
+	struct err e = { "" };
+	uint64_t edges = directed ? 2 * (IMP_N - 1) + (wrong == IMP_SELF) +
+			 (wrong == IMP_BELOW_MIN || wrong == IMP_DELTA_OK) : IMP_N - 1;
+	uint32_t c, u, n;
+	int rc = 0;
+
+	REQ(h != NULL);
+	/* directed: the hub's arcs out, each leaf's one arc back, and the
+	 * arcs a changed list adds (counted, so that only the fact is wrong) */
+	REQ_EQ(graph_import_begin(h, IMP_N, edges, &e), 0);
+	for (c = 0; !rc && c * GRAPH_CHUNK < IMP_N; c++) {
+		uint32_t hi = IMP_N - c * GRAPH_CHUNK < GRAPH_CHUNK ? IMP_N : (c + 1) * GRAPH_CHUNK;
+
+		ch.len = 0;
+		REQ_EQ(gbuf_reserve(&ch, VARINT_MAX32), 0);
+		ch.len += varint_put(ch.p + ch.len, hi - c * GRAPH_CHUNK);
+		for (u = c * GRAPH_CHUNK; u < hi; u++) {
+			uint64_t ext = 500 + (uint64_t)u;
+
+			l.len = 0;
+			if (u == 0) {
+				for (n = 0; n + 1 < IMP_N; n++)
+					id[n] = n + 1, ts[n] = 1000 + (n + 1) % 50;
+			} else {
+				n = 1;
+				id[0] = 0;
+				ts[0] = 1000 + u % 50;
+				if (u == 7 && wrong == IMP_ASYM)
+					ts[0]++;
+				if (u == 5 && wrong == IMP_SELF)
+					id[1] = 5, ts[1] = 1000, n = 2;
+			}
+			if (u == 3 && (wrong == IMP_BELOW_MIN || wrong == IMP_DELTA_OK)) {
+				/* by hand: 0 and 2, tsmin 100, delta mode; the
+				 * second's code zigzag(-1) = 1 or zigzag(+1) = 2 */
+				uint8_t b[] = { 2, 0xc9, 0x01, 4, 0, 0, 1,
+						wrong == IMP_BELOW_MIN ? 1 : 2 };
+
+				REQ_EQ(gbuf_reserve(&l, sizeof(b)), 0);
+				memcpy(l.p, b, sizeof(b));
+				l.len = sizeof(b);
+			} else {
+				REQ_EQ(adj_encode(id, ts, n, &l), 0);
+			}
+			if (u == 0 && wrong != IMP_OK) {
+				struct base_hdr bh;
+				uint8_t *at;
+
+				base_parse(l.p, &bh);
+				REQ(bh.blk != NULL && bh.newest != NULL);
+				if (wrong == IMP_BLOCK_FIRST) {
+					at = (uint8_t *)bh.blk + 8;
+					st32(at, ld32(at) + 1);
+				} else if (wrong == IMP_NEWEST_TS) {
+					at = (uint8_t *)bh.newest + 8 * 5 + 4;
+					st32(at, ld32(at) - 1);
+				}
+			}
+			REQ_EQ(gbuf_reserve(&ch, 8 + VARINT_MAX32 + l.len), 0);
+			memcpy(ch.p + ch.len, &ext, 8);
+			ch.len += 8;
+			ch.len += varint_put(ch.p + ch.len, (uint32_t)l.len);
+			memcpy(ch.p + ch.len, l.p, l.len);
+			ch.len += l.len;
+		}
+		rc = graph_import_chunk(h, c, ch.p, ch.len, &e);
+	}
+	if (!rc)
+		rc = graph_import_end(h, &e);
+	graph_buf_release(&ch);
+	graph_buf_release(&l);
+	graph_free(h);
+	return rc;
+}
+
+START_TEST(import_refuses_false_lists)
+{
+	REQ_EQ(import_star(0, IMP_OK), 0);
+	REQ_EQ(import_star(1, IMP_OK), 0);
+	REQ_NE(import_star(0, IMP_BLOCK_FIRST), 0);
+	REQ_NE(import_star(0, IMP_NEWEST_TS), 0);
+	REQ_NE(import_star(1, IMP_SELF), 0);
+	REQ_NE(import_star(0, IMP_ASYM), 0);
+	REQ_EQ(import_star(1, IMP_DELTA_OK), 0);
+	REQ_NE(import_star(1, IMP_BELOW_MIN), 0);
+}
+END_TEST
+
 START_TEST(import_rejects_garbage)
 {
 	struct graph *g = graph_new(0), *h;
@@ -2104,10 +2359,13 @@ static Suite *graph_suite(void)
 	tcase_add_test(t, nth_with_delta);
 	tcase_add_test(t, big_hub);
 	tcase_add_test(t, newest_over_hub_delta);
+	tcase_add_test(t, newest_ties_keep_smaller_ids);
+	tcase_add_test(t, varint_against_leb128);
 	tcase_add_test(t, ts_follows_ids);
 	tcase_add_test(t, future_ts_not_now);
 	tcase_add_test(t, import_many_members);
 	tcase_add_test(t, import_rejects_garbage);
+	tcase_add_test(t, import_refuses_false_lists);
 	tcase_add_test(t, readers_see_published_states);
 	tcase_add_test(t, arena_pages_handed_back);
 	tcase_add_test(t, compact_leaves_hub_deltas);
