@@ -53,6 +53,31 @@ START_TEST(metrics_match_hand_computation)
 }
 END_TEST
 
+/*
+ * k below both the ranked list and the member's targets, worked by hand:
+ * ranked 4, 1, 2 with targets 1, 2, 3 and k = 2. Only the first two
+ * ranked count (one hit, at rank 2: 2 at rank 3 is past k), and the ideal
+ * DCG has k terms, not one per target (three targets, two places).
+ */
+START_TEST(metrics_with_k_below_the_lists)
+{
+	struct eval_acc acc;
+	struct eval_metrics m;
+	const uint64_t r[] = { 4, 1, 2 }, t[] = { 1, 2, 3 };
+
+	memset(&acc, 0, sizeof(acc));
+	eval_judge(r, 3, t, 3, 2, &acc);
+	eval_metrics(&acc, 2, &m);
+	ck_assert_uint_eq(acc.hits, 1);
+	ck_assert_uint_eq(acc.relevant, 3);
+	ck_assert_uint_eq(acc.members, 1);
+	close_to(m.recall, 1.0 / 3.0, "recall");
+	close_to(m.precision, 1.0 / 2.0, "precision");
+	close_to(m.mrr, 1.0 / 2.0, "mrr");
+	close_to(m.ndcg, (1 / log2(3)) / (1 + 1 / log2(3)), "ndcg");
+}
+END_TEST
+
 START_TEST(split_follows_the_protocol)
 {
 	const struct graph_event ev[] = {
@@ -379,6 +404,40 @@ static double walk_trees(const struct model *m, const double *x)
  * fresh points at >= 90% (the noise caps it at 95%), score exactly as a
  * node-by-node walk of their trees, and fit the same twice.
  */
+/*
+ * A tree's question falls halfway between the two neighbouring values it
+ * parts: trained on a feature that is 0 or 1 (the label equal to it),
+ * fresh values are classed by the nearer of the two, so 0.49 as 0 and
+ * 0.51 as 1, and every threshold is 0.5.
+ */
+START_TEST(trees_cut_halfway)
+{
+	enum { N = 200 };
+	static float x[N];
+	static uint8_t y[N];
+	struct model m;
+	struct err e = { "" };
+	double p[FEAT_N];
+	size_t i;
+
+	for (i = 0; i < N; i++) {
+		y[i] = (uint8_t)(i % 2);
+		x[i] = (float)y[i];
+	}
+	memset(&m, 0, sizeof(m));
+	ck_assert_msg(train_gbdt(x, y, N, 1, 5, 1, 1, &m, &e) == 0, "%s", e.msg);
+	m.feat[0] = FEAT_MUTUAL;
+	for (i = 0; i < (size_t)m.ntrees * m.depth; i++)
+		close_to(m.thr[i], 0.5, "threshold");
+	memset(p, 0, sizeof(p));
+	p[FEAT_MUTUAL] = 0.49;
+	ck_assert_double_lt(model_score(&m, p), 0.5);
+	p[FEAT_MUTUAL] = 0.51;
+	ck_assert_double_gt(model_score(&m, p), 0.5);
+	model_release(&m);
+}
+END_TEST
+
 START_TEST(trees_learn_an_interaction)
 {
 	enum { N = 4000 };
@@ -752,6 +811,7 @@ static Suite *suite(void)
 
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, metrics_match_hand_computation);
+	tcase_add_test(t, metrics_with_k_below_the_lists);
 	tcase_add_test(t, split_follows_the_protocol);
 	tcase_add_test(t, every_method_finds_the_obvious_answer);
 	tcase_add_test(t, ppr_method_matches_power_iteration);
@@ -759,6 +819,7 @@ static Suite *suite(void)
 	tcase_add_test(t, eval_same_on_any_thread_count);
 	tcase_add_test(t, training_on_one_window);
 	tcase_add_test(t, trees_learn_an_interaction);
+	tcase_add_test(t, trees_cut_halfway);
 	tcase_add_test(t, trees_with_constant_features_load);
 	tcase_add_test(t, random_order_without_times);
 	tcase_add_test(t, training_without_times);

@@ -1367,6 +1367,52 @@ START_TEST(recency_and_via_at_their_boundaries)
 }
 END_TEST
 
+/*
+ * A logistic model scores 1 / (1 + e^-(bias + sum of w (x - mean) /
+ * scale)), worked out here term by term, and a feature that is NaN adds
+ * no term at all (no evidence either way), whichever feature it is.
+ */
+START_TEST(logistic_scores_by_the_formula)
+{
+	static const enum feat_id f[3] = { FEAT_MUTUAL, FEAT_JACCARD, FEAT_COSINE };
+	static const double mean[3] = { 1, 0.2, 0 }, scale[3] = { 2, 0.5, 4 };
+	static const double w[3] = { 0.7, -1.5, 3 }, bias = -0.25;
+	static const double probe[4][3] = {
+		{ 3, 0.1, 0.2 }, { 0, 0.9, 1 }, { 12, 0, 0.05 }, { 1, 0.2, 0 }
+	};
+	struct err e = { "" };
+	struct model *m;
+	double x[FEAT_N];
+	const char *path;
+	uint32_t i, j, nan;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_scoring.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	path = write_file("lr.json", GOOD_HEAD
+			  "\"features\":[\"mutual\",\"jaccard\",\"cosine\"],"
+			  "\"mean\":[1,0.2,0],\"scale\":[2,0.5,4],"
+			  "\"weights\":[0.7,-1.5,3],\"bias\":-0.25}");
+	m = model_load(path, &e);
+	ck_assert_msg(m != NULL, "%s", e.msg);
+	for (i = 0; i < 4; i++)
+		for (nan = 0; nan <= 3; nan++) { /* nan == 3: none is NaN */
+			double z = bias;
+
+			for (j = 0; j < FEAT_N; j++)
+				x[j] = 0.5;
+			for (j = 0; j < 3; j++) {
+				x[f[j]] = j == nan ? NAN : probe[i][j];
+				if (j != nan)
+					z += w[j] * (probe[i][j] - mean[j]) / scale[j];
+			}
+			close_to(model_score(m, x), 1 / (1 + exp(-z)), "logistic score");
+		}
+	model_free(m);
+	unlink(path);
+	rmdir(tmpdir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scoring");
@@ -1379,6 +1425,7 @@ static Suite *suite(void)
 	tcase_add_test(t, jaccard_matches_igraph);
 	tcase_add_test(t, model_files);
 	tcase_add_test(t, tree_model_files);
+	tcase_add_test(t, logistic_scores_by_the_formula);
 	tcase_add_test(t, score_n_equals_score);
 	tcase_add_test(t, default_model_is_data_model_json);
 	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
