@@ -178,8 +178,10 @@ int walk_run(struct cand_ctx *c, const struct graph_view *v,
 		/* count the previous round's landings, prefetched a round
 		 * ago; then this round's restarts. In walker order, so the
 		 * visits are deterministic. */
-		if (count_landings(c, p, prev, np, &settled, &oom))
+		if (count_landings(c, p, prev, np, &settled, &oom)) {
+			np = 0; /* counted: not again below */
 			break;
+		}
 		for (k = np = 0; k < WALK_WALKERS && step < p->steps; k++) {
 			step++;
 			if (nxt[k] == GRAPH_NONE) {

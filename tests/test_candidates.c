@@ -11,6 +11,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -346,6 +347,51 @@ START_TEST(ppr_residual_tightens_the_estimate)
 	graph_view_end(&v);
 	graph_free(g);
 	cand_ctx_free(c);
+}
+END_TEST
+
+/*
+ * The walk's early stop, against a count of the visits it leaves: it ends
+ * before its budget exactly when settle_np candidates have been visited
+ * settle_nv times each, so then exactly settle_np have (the landing that
+ * settles the last one ends it), and fewer when it used every step.
+ */
+START_TEST(walk_settles_as_stated)
+{
+	static uint8_t adj[NV * NV];
+	uint32_t vid[NV], early = 0, full = 0;
+	struct cand_ctx *c = cand_ctx_new();
+	struct walk_params p;
+	struct graph_view v;
+	struct cand_run r;
+
+	walk_params_default(&p);
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		struct graph *g = random_graph(seed * 31, 0.04 + 0.04 * (double)seed, adj, vid);
+
+		graph_view_begin(g, &v);
+		for (uint32_t u = 0; u < NV; u++) {
+			uint32_t settled = 0;
+
+			ck_assert_int_eq(cand_begin(c, &v, vid[u], NULL), 0);
+			ck_assert_int_eq(walk_run(c, &v, &p, 0, &r, NULL), 0);
+			for (size_t k = 0; k < c->n; k++)
+				settled += !(c->c[k].flags & CAND_EXCL) &&
+					   c->c[k].visits >= p.settle_nv;
+			if (r.steps < p.steps) {
+				ck_assert_uint_eq(settled, p.settle_np);
+				early++;
+			} else {
+				ck_assert_uint_le(settled, p.settle_np);
+				full++;
+			}
+		}
+		graph_view_end(&v);
+		graph_free(g);
+	}
+	ck_assert_uint_gt(early, 0);
+	cand_ctx_free(c);
+	fprintf(stderr, "walk: %u stopped early, %u used every step\n", early, full);
 }
 END_TEST
 
@@ -1053,6 +1099,7 @@ static Suite *suite(void)
 	tcase_add_test(t, ppr_matches_power_iteration);
 	tcase_add_test(t, ppr_residual_tightens_the_estimate);
 	tcase_add_test(t, walk_exclusions_and_determinism);
+	tcase_add_test(t, walk_settles_as_stated);
 	tcase_add_test(t, walk_lands_like_a_random_walk_with_restart);
 	tcase_add_test(t, deadline_stops_generators);
 	tcase_add_test(t, bounded_work_on_a_huge_hub);
