@@ -937,6 +937,72 @@ START_TEST(answers_are_valid_safe_and_repeatable)
 }
 END_TEST
 
+/* Dismissed: the n candidates in ids[] (for member). */
+struct dis_set {
+	uint64_t member;
+	const uint64_t *ids;
+	size_t n;
+};
+
+static int dismissed_set(void *ctx, uint64_t member, uint64_t cand)
+{
+	const struct dis_set *d = ctx;
+
+	for (size_t i = 0; member == d->member && i < d->n; i++)
+		if (d->ids[i] == cand)
+			return 1;
+	return 0;
+}
+
+/*
+ * Many dismissed at the top: the answer is the ranking without them, in
+ * order. The first 20 of a member's 40 best (an answer at k = 40) are
+ * dismissed and k = 10 asked: exactly the 21st to 30th come back, in
+ * that order, whatever share of the top the dismissed take.
+ */
+START_TEST(many_dismissed_keep_the_order)
+{
+	static uint32_t tsm[NV * NV];
+	static char recs[1 << 16];
+	uint32_t vid[NV], u, checked = 0;
+	uint64_t all[64], got[64];
+	struct graph_view v;
+	struct graph *g = random_graph(515, 0.25, tsm, vid);
+	struct rec_ctx *ctx = rec_ctx_new();
+	struct graph_buf b = { NULL, 0, 0 };
+	struct rec_request r = { 0, 40, 0, 0 };
+	struct err e = { "" };
+	struct dis_set d;
+	size_t n, n2, i;
+
+	rec_ctx_set_now(ctx, NOW);
+	graph_view_begin(g, &v);
+	for (u = 0; u < NV; u++) {
+		r.member = ext(u);
+		r.k = 40;
+		b.len = 0;
+		ck_assert_int_eq(rec_answer_json(ctx, &v, model_default(), &r, NULL, NULL, &b, &e), 0);
+		n = parse_answer(&b, r.member, r.k, 0, all, recs, sizeof(recs));
+		if (n < 30)
+			continue;
+		d = (struct dis_set){ r.member, all, 20 };
+		r.k = 10;
+		b.len = 0;
+		ck_assert_int_eq(rec_answer_json(ctx, &v, model_default(), &r, dismissed_set, &d, &b, &e), 0);
+		n2 = parse_answer(&b, r.member, r.k, 0, got, recs, sizeof(recs));
+		ck_assert_uint_eq(n2, 10);
+		for (i = 0; i < 10; i++)
+			ck_assert_uint_eq(got[i], all[20 + i]);
+		checked++;
+	}
+	ck_assert_uint_gt(checked, NV / 2);
+	graph_view_end(&v);
+	free(b.p);
+	rec_ctx_free(ctx);
+	graph_free(g);
+}
+END_TEST
+
 /* A model that reads one feature (not "mutual"): the answer still reports
  * every item's mutual count (brute force over the adjacency matrix), and
  * its via are the 3 newest mutual connections (by the later of the two
@@ -1429,6 +1495,7 @@ static Suite *suite(void)
 	tcase_add_test(t, score_n_equals_score);
 	tcase_add_test(t, default_model_is_data_model_json);
 	tcase_add_test(t, answers_are_valid_safe_and_repeatable);
+	tcase_add_test(t, many_dismissed_keep_the_order);
 	tcase_add_test(t, mutual_reported_whatever_the_model_reads);
 	tcase_add_test(t, directed_answer_same_with_explain);
 	tcase_add_test(t, directed_ra_counts_out_degree_one);
