@@ -552,6 +552,19 @@ START_TEST(deadline_stops_generators)
 	ck_assert_int_eq(ppr_run(c, &v, &pp, past, &r, NULL), 0);
 	ck_assert_int_eq(r.cut, 1);
 	ck_assert_uint_eq(r.steps, 0);
+	/* the recount too: it says it made no exact counts (0), and leaves
+	 * its bitmap clear; with no deadline it makes them (1) */
+	for (uint32_t x = 0; x < NV; x++) {
+		struct cand *s = cand_touch(c, vid[x]);
+
+		ck_assert_ptr_nonnull(s);
+		if (!(s->flags & CAND_EXCL))
+			s->flags |= CAND_KEEP;
+	}
+	ck_assert_int_eq(fof_recount(c, &v, 1, past, NULL), 0);
+	for (size_t k = 0; k < c->keepcap; k++)
+		ck_assert(c->keepbits[k] == 0);
+	ck_assert_int_eq(fof_recount(c, &v, 1, 0, NULL), 1);
 	/* a deadline far ahead cuts nothing */
 	ck_assert_int_eq(cand_begin(c, &v, vid[3], NULL), 0);
 	ck_assert_int_eq(fof_run(c, &v, &fp, mono_ns() + 60000000000ull, &r, NULL), 0);
