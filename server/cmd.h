@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "load.h"
 #include "query.h"
 
 /* A decimal option value, at most max, read as the HTTP parameters are
@@ -79,6 +81,34 @@ static inline int cmd_once(const char *cmd, const char *opt,
 	}
 	*seen |= 1u << b;
 	return 0;
+}
+
+/* An input whose format neither --format nor its extension names is bad
+ * usage when the file is there (`triad load` had it so; eval, train,
+ * replay and serve --events failed with 1 instead); one that is not there
+ * fails later, as any unreadable input does (1). 0, or -1 after saying
+ * "triad CMD: "PATH": unknown file format (name it with --format)". */
+static inline int cmd_format_known(const char *cmd, const char *path,
+				   const char *format)
+{
+	if (format || !path || load_format_guess(path) || access(path, F_OK))
+		return 0;
+	cmd_usage(cmd, "\"%s\": unknown file format (name it with --format)",
+		  path);
+	return -1;
+}
+
+/* --brokers or --topic naming nothing ("", or only commas and blanks) is
+ * bad usage: serve ran on without ingest, logging that no broker was
+ * configured, and replay retried for 30 s, or sent to a topic "" that a
+ * real cluster refuses. 0, or -1 after saying "triad CMD: empty OPT". */
+static inline int cmd_kafka_name(const char *cmd, const char *opt,
+				 const char *v)
+{
+	if (!v || v[strspn(v, ", \t")])
+		return 0;
+	cmd_usage(cmd, "empty %s", opt);
+	return -1;
 }
 
 int cmd_load(int argc, char **argv);

@@ -192,6 +192,8 @@ int cmd_eval(int argc, char **argv)
 	if (fmt && !load_format_valid(fmt)) {
 		return cmd_usage("eval", "unknown format \"%s\"", fmt);
 	}
+	if (cmd_format_known("eval", in, fmt))
+		return 2;
 	memset(&fit, 0, sizeof(fit));
 	if (mpath && strcmp(mpath, "builtin")) {
 		if (!(loaded = model_load(mpath, &e))) {

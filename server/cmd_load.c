@@ -134,10 +134,8 @@ int cmd_load(int argc, char **argv)
 	 * error (2); one that is not there fails below, as any unreadable
 	 * input does (1) */
 	for (i = 0; i < nin; i++)
-		if (!o.format && !load_format_guess(inputs[i]) &&
-		    !access(inputs[i], F_OK)) {
-			rc = cmd_usage("load", "\"%s\": unknown file format "
-				"(name it with --format)", inputs[i]);
+		if (cmd_format_known("load", inputs[i], o.format)) {
+			rc = 2;
 			goto out;
 		}
 	progress = !o.quiet && isatty(2);

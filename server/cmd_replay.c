@@ -146,6 +146,10 @@ int cmd_replay(int argc, char **argv)
 	if (format && !load_format_valid(format)) {
 		return cmd_usage("replay", "unknown format \"%s\"", format);
 	}
+	if (cmd_kafka_name("replay", "--brokers", brokers) ||
+	    cmd_kafka_name("replay", "--topic", topic) ||
+	    cmd_format_known("replay", path, format))
+		return 2;
 	lo.format = format;
 	ratelog_init(&klog, "triad replay");
 	if (load_events(path, &lo, &l, &e)) {

@@ -228,6 +228,10 @@ int cmd_serve(int argc, char **argv)
 	if (o.snapshot && o.events)
 		return cmd_usage("serve", "%s: give --snapshot or --events, not both",
 				 "--events");
+	if (cmd_kafka_name("serve", "--brokers", o.brokers) ||
+	    cmd_kafka_name("serve", "--topic", o.topic) ||
+	    cmd_format_known("serve", o.events, o.format))
+		return 2;
 
 	/* every thread inherits this mask; the main thread takes signals
 	 * with sigwait, so handlers never run inside library code */

@@ -192,6 +192,8 @@ int cmd_train(int argc, char **argv)
 	if (fmt && !load_format_valid(fmt)) {
 		return cmd_usage("train", "unknown format \"%s\"", fmt);
 	}
+	if (cmd_format_known("train", in, fmt))
+		return 2;
 	/* before the fit, which may take minutes: the model would be
 	 * renamed over the events (or over a device, as model_save says) */
 	if (!stat(outp, &so) &&

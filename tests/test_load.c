@@ -1822,6 +1822,72 @@ START_TEST(test_cli_odd_values)
 }
 END_TEST
 
+/* Bad usage is 2 in every command, not only in load:
+ * - an input that is there but whose format neither --format nor its
+ *   extension names (load said 2; eval, train, replay and serve --events
+ *   failed with 1, serve after it had started listening);
+ * - a --brokers or --topic naming nothing (serve ran on without ingest,
+ *   logging "No brokers configured" or consuming a topic ""; replay
+ *   retried for 30 s, or "sent" its events to a topic "" of the mock).
+ * --state naming a regular file, a serve that got past its usage checks
+ * exits 1 at once ("not a directory"), before it listens; replay of a
+ * missing file fails with 1 before any broker is dialled. */
+START_TEST(test_cli_usage_unknown_format_empty_kafka)
+{
+	static const char *const bad[][2] = {
+		{ "eval -q @X", "\"@X\": unknown file format" },
+		{ "train -q @X -o @M", "\"@X\": unknown file format" },
+		{ "replay -q @X --brokers 127.0.0.1:1 --topic t",
+		  "\"@X\": unknown file format" },
+		{ "serve --events @X --state @X",
+		  "\"@X\": unknown file format" },
+		{ "serve --brokers '' --topic t --state @X",
+		  "triad serve: empty --brokers" },
+		{ "serve --brokers ' , ' --state @X",
+		  "triad serve: empty --brokers" },
+		{ "serve --brokers 127.0.0.1:1 --topic '' --state @X",
+		  "triad serve: empty --topic" },
+		{ "replay -q @N --brokers '' --topic t",
+		  "triad replay: empty --brokers" },
+		{ "replay -q @N --brokers 127.0.0.1:1 --topic ''",
+		  "triad replay: empty --topic" },
+	};
+	char args[2048], want[800], x[600], n[600], m[600];
+	size_t i, k;
+
+	snprintf(x, sizeof(x), "%s", write_str("e.dat", "1 2 10\n2 3 20\n"));
+	snprintf(n, sizeof(n), "%s/missing.txt", tmpdir);
+	snprintf(m, sizeof(m), "%s/m.json", tmpdir);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *p;
+
+		/* @X, @N, @M: the paths, quoted in the command */
+		for (k = 0; k < 2; k++) {
+			char *o = k ? want : args;
+			size_t cap = k ? sizeof(want) : sizeof(args), len = 0;
+
+			for (p = bad[i][k]; *p && len + 620 < cap; p++)
+				if (*p != '@')
+					o[len++] = *p;
+				else
+					len += (size_t)snprintf(o + len, cap - len,
+						k ? "%s" : "'%s'",
+						*++p == 'X' ? x : *p == 'N' ? n : m);
+			o[len] = '\0';
+		}
+		ck_assert_msg(run(args) == 2, "%s", args);
+		p = slurp("err");
+		ck_assert_msg(strstr(p, want) != NULL, "%s: %s", args, p);
+		ck_assert_msg(strchr(p, '\n') == p + strlen(p) - 1,
+			      "%s: not one line: %s", args, p);
+		ck_assert_msg(access(m, F_OK) != 0, "%s wrote %s", args, m);
+	}
+	/* with --format the same file is read */
+	snprintf(args, sizeof(args), "eval -q '%s' --format edges --json", x);
+	ck_assert_int_eq(run(args), 0);
+}
+END_TEST
+
 /* Number options take digits only: no sign, no blanks, no wrap-around
  * (strtoull took " -1" and 99999999999999999999999 for member
  * 18446744073709551615, and answered for a member nobody named). */
@@ -2311,6 +2377,7 @@ static Suite *load_suite(void)
 	tcase_add_test(cli, test_cli_option_twice);
 	tcase_add_test(cli, test_cli_usage_shape);
 	tcase_add_test(cli, test_cli_odd_values);
+	tcase_add_test(cli, test_cli_usage_unknown_format_empty_kafka);
 	tcase_add_test(cli, test_cli_train_output);
 	tcase_add_test(cli, test_cli_load_stats_facebook);
 	tcase_add_test(cli, test_cli_train_eval_split);
