@@ -84,7 +84,7 @@ int cmd_replay(int argc, char **argv)
 	static const char *const once[] = { "--brokers", "--topic",
 					    "--format", "--rate", NULL };
 	const char *path = NULL, *brokers = NULL, *topic = NULL, *format = NULL;
-	double rate = 0, t0, t;
+	double rate = 0, t0, t, shown;
 	int quiet = 0, tty = isatty(2);
 	struct load_opts lo = { NULL, 0, 0, 1 };
 	struct event_list l = { 0 };
@@ -166,7 +166,7 @@ int cmd_replay(int argc, char **argv)
 		goto out;
 	}
 	kafka_producer_set_log(p, log_kafka, &klog);
-	t0 = mono_s();
+	t0 = shown = mono_s();
 	for (i = 0; i < l.n; i++) {
 		const struct graph_event *ev = &l.ev[i];
 		char key[24], val[128];
@@ -205,8 +205,12 @@ int cmd_replay(int argc, char **argv)
 				e.msg);
 			goto out;
 		}
-		if (tty && !quiet && (i % 100000) == 0 && i)
+		/* once a second: every 100,000 events, it was, so a
+		 * --rate 1000 replay said nothing for 100 s */
+		if (tty && !quiet && (t = mono_s()) - shown >= 1.0) {
 			fprintf(stderr, "\rtriad replay: %zu/%zu", i, l.n);
+			shown = t;
+		}
 	}
 	if (kafka_producer_flush(p, 60000, &e)) {
 		fprintf(stderr, "triad replay: %s\n", e.msg);

@@ -9,6 +9,8 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h */
+#include <poll.h>
+#include <pty.h>
 
 #include "kafka.h"
 #include "store.h"
@@ -892,6 +894,96 @@ START_TEST(replay_keys_by_src_and_bounds_rate)
 }
 END_TEST
 
+/*
+ * CONTRACT: long work, replay among it, shows progress on stderr when
+ * stderr is a terminal, and --quiet silences it. replay said "N/total"
+ * once every 100,000 events, so a rate-limited one was silent for as long
+ * as those took (--rate 1000: 100 s; a smaller file: its whole run). On a
+ * terminal (a pty here) it now says so once a second: 600 events at
+ * --rate 300 take 2 s, so at least one progress line comes before the
+ * closing one. With --quiet a terminal gets nothing at all.
+ */
+static size_t run_on_pty(char *const *args, char *out, size_t cap, int *rc)
+{
+	char *argv[32];
+	double end = mono() + 60 * e2e_scale();
+	size_t n = 0;
+	int master, i, st;
+	pid_t pid;
+
+	argv[0] = (char *)triad_bin;
+	for (i = 0; args[i] && i < 30; i++)
+		argv[i + 1] = args[i];
+	argv[i + 1] = NULL;
+	pid = forkpty(&master, NULL, NULL, NULL);
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (;;) {
+		struct pollfd pf = { master, POLLIN, 0 };
+		ssize_t r;
+
+		if (mono() > end) {
+			kill9(pid);
+			ck_abort_msg("%s on a pty ran past 60 s", args[0]);
+		}
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		/* EIO once the child has exited and the pty is closed */
+		r = read(master, out + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == cap - 1)
+			break;
+	}
+	out[n] = '\0';
+	close(master);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	*rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return n;
+}
+
+START_TEST(replay_progress_on_a_terminal)
+{
+	char boot[256], out[8192];
+	char *args[] = { "replay", NULL, "--brokers", boot, "--topic", "ev",
+			 "--rate", "300", NULL, NULL };
+	const char *done;
+	pid_t mock;
+	FILE *f;
+	int i, rc;
+
+	mock = mock_start("ev", 1, boot, sizeof(boot));
+	f = fopen(tpath("ev.txt"), "w");
+	ck_assert_ptr_nonnull(f);
+	for (i = 0; i < 600; i++)
+		fprintf(f, "%d %d %d\n", 1 + i % 50, 1000 + i, 1600000000 + i);
+	fclose(f);
+	args[1] = (char *)tpath("ev.txt");
+
+	run_on_pty(args, out, sizeof(out), &rc);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	done = strstr(out, "triad replay: 600 events to \"ev\"");
+	ck_assert_msg(done != NULL, "no closing line: %s", out);
+	ck_assert_msg(strstr(out, "/600") && strstr(out, "/600") < done,
+		      "no progress before the closing line: %s", out);
+
+	/* --quiet: nothing, not even the closing line */
+	args[6] = "--quiet";
+	args[7] = NULL;
+	run_on_pty(args, out, sizeof(out), &rc);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_msg(out[0] == '\0', "--quiet wrote: %s", out);
+
+	kill(mock, SIGTERM);
+	ck_assert_int_eq(wait_exit(mock, 20), 0);
+}
+END_TEST
+
 static Suite *kafka_suite(void)
 {
 	Suite *s = suite_create("kafka");
@@ -911,6 +1003,7 @@ static Suite *kafka_suite(void)
 	tcase_add_test(t, checkpoint_failures_back_off);
 	tcase_add_test(t, producer_logs_dead_broker);
 	tcase_add_test(t, replay_keys_by_src_and_bounds_rate);
+	tcase_add_test(t, replay_progress_on_a_terminal);
 	suite_add_tcase(s, t);
 	return s;
 }
