@@ -172,24 +172,31 @@ int cmd_replay(int argc, char **argv)
 		char key[24], val[128];
 		int kl, vl;
 
-		if (rate > 0 && (i & 63) == 0) {
+		if (rate > 0) {
 			double due = t0 + (double)i / rate;
 
-			/* once REPLAY_AHEAD_S ahead, until on schedule;
-			 * waiting in the producer's poll, so its error
-			 * events are logged as they come, not after the
-			 * wait (at --rate 5, 13 s) */
+			/* every event has its time: once REPLAY_AHEAD_S
+			 * ahead, wait until on schedule (checked every 64
+			 * events, --rate 1 sent 64 at once, then waited
+			 * 64 s). Waiting in the producer's poll, so its
+			 * error events are logged as they come, not after
+			 * the wait; the wait is cut in steps of 100 ms in
+			 * doubles (a wait past INT_MAX ms made its int
+			 * negative: at --rate 1e-5 the loop spun a core) */
 			if (mono_s() < due - REPLAY_AHEAD_S)
 				while ((t = mono_s()) < due) {
-					int ms = (int)((due - t) * 1e3);
-					struct timespec ts = {
-						0, (long)((due - t) * 1e9)
-					};
+					double left = due - t;
 
-					if (ms >= 1)
-						kafka_producer_poll(p, ms < 100 ? ms : 100);
-					else
+					if (left >= 1e-3)
+						kafka_producer_poll(p, left < 0.1 ?
+							(int)(left * 1e3) : 100);
+					else {
+						struct timespec ts = {
+							0, (long)(left * 1e9)
+						};
+
 						nanosleep(&ts, NULL);
+					}
 				}
 		}
 		kl = snprintf(key, sizeof(key), "%llu",

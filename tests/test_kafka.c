@@ -984,6 +984,107 @@ START_TEST(replay_progress_on_a_terminal)
 }
 END_TEST
 
+/* CPU seconds (user + system) pid has used so far, from /proc; -1. */
+static double cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *q;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* after "(comm)": state and 10 fields, then utime and stime */
+	if (!(q = strrchr(buf, ')')) ||
+	    sscanf(q + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+		   "%llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * A low --rate is a rate too: 40 events at --rate 20 take about 2 s, and
+ * no second of produce times holds more than 20 (+2). Pacing looked at the
+ * clock every 64 events, so all 40 went at once (and --rate 1 sent 64 in
+ * a burst, then waited 64 s). And a rate so low that the wait for the next
+ * event passes INT_MAX ms (--rate 1e-5: 6.4e9 ms) waits asleep: the wait
+ * in ms overflowed its int, went negative, and the loop spun a core.
+ */
+START_TEST(replay_low_rate_paces_each_event)
+{
+	enum { N = 40 };
+	char boot[256];
+	char *args[] = { "replay", NULL, "--brokers", boot, "--topic", "ev",
+			 "--rate", "20", "--quiet", NULL };
+	static int64_t stamp[N];
+	rd_kafka_topic_partition_list_t *tl;
+	rd_kafka_t *rk;
+	double t0, took, end, cpu;
+	int got = 0, i, j;
+	pid_t mock, pid;
+	FILE *f;
+
+	mock = mock_start("ev", 1, boot, sizeof(boot));
+	f = fopen(tpath("ev.txt"), "w");
+	ck_assert_ptr_nonnull(f);
+	for (i = 0; i < N; i++)
+		fprintf(f, "%d %d %d\n", 1 + i, 1000 + i, 1600000000 + i);
+	fclose(f);
+	args[1] = (char *)tpath("ev.txt");
+	t0 = mono();
+	pid = spawn(NULL, args);
+	ck_assert_int_eq(wait_exit(pid, 60), 0);
+	took = mono() - t0;
+	ck_assert_msg(took >= 1.7, "%d events at --rate 20 took %.2f s", N,
+		      took);
+
+	rk = raw_consumer(boot);
+	tl = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(tl, "ev", 0)->offset =
+		RD_KAFKA_OFFSET_BEGINNING;
+	ck_assert_int_eq(rd_kafka_assign(rk, tl), 0);
+	rd_kafka_topic_partition_list_destroy(tl);
+	end = mono() + 30 * e2e_scale();
+	while (got < N && mono() < end) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		rd_kafka_timestamp_type_t tt;
+
+		if (!m)
+			continue;
+		if (!m->err) {
+			stamp[got] = rd_kafka_message_timestamp(m, &tt);
+			ck_assert(tt != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE);
+			got++;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_destroy(rk);
+	ck_assert_int_eq(got, N);
+	qsort(stamp, N, sizeof(stamp[0]), cmp_i64);
+	for (i = 0, j = 0; i < N; i++) {
+		while (stamp[i] - stamp[j] >= 1000)
+			j++;
+		ck_assert_msg(i - j + 1 <= 22, "%d events within one second "
+			      "at --rate 20", i - j + 1);
+	}
+
+	/* --rate 1e-5: the first event, then a wait of 10^5 s, asleep */
+	args[7] = "1e-5";
+	pid = spawn(NULL, args);
+	nap_ms(1500);
+	cpu = cpu_s(pid);
+	kill9(pid);
+	ck_assert_msg(cpu >= 0 && cpu < 0.5, "--rate 1e-5 used %.2f s of CPU "
+		      "in 1.5 s", cpu);
+	kill(mock, SIGTERM);
+	ck_assert_int_eq(wait_exit(mock, 20), 0);
+}
+END_TEST
+
 static Suite *kafka_suite(void)
 {
 	Suite *s = suite_create("kafka");
@@ -1004,6 +1105,7 @@ static Suite *kafka_suite(void)
 	tcase_add_test(t, producer_logs_dead_broker);
 	tcase_add_test(t, replay_keys_by_src_and_bounds_rate);
 	tcase_add_test(t, replay_progress_on_a_terminal);
+	tcase_add_test(t, replay_low_rate_paces_each_event);
 	suite_add_tcase(s, t);
 	return s;
 }
