@@ -86,6 +86,19 @@ static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v,
 #define KAFKA_MERGE_WAIT_MS 5000
 #define KAFKA_PART_BUF 2048u /* messages fetched ahead per partition */
 
+/*
+ * The lag's high watermarks: librdkafka keeps those the last fetch
+ * brought, so with the brokers gone they stay as they were and the lag
+ * said "nothing behind" (0) for the whole outage, however much producers
+ * that still reached the brokers added. A thread of its own asks the
+ * brokers for the partitions' ends every KAFKA_WM_EVERY_MS (one
+ * ListOffsets request a leader, never in the way of the fetches); two
+ * asks in a row that get no answer make the lag -1, unknown, as before
+ * the brokers first answered, until one is answered again.
+ */
+#define KAFKA_WM_EVERY_MS 1000u
+#define KAFKA_WM_TIMEOUT_MS 500
+
 struct pend {
 	struct graph_event ev;
 	int64_t ts_ms;  /* Kafka message timestamp, -1 when none */
@@ -122,6 +135,10 @@ struct kafka_consumer {
 			* a batch the state refuses is retried, not done) */
 	int32_t nparts;
 	struct part *parts;
+	pthread_t wm_tid;       /* wm_main, once the partitions are assigned */
+	int wm_started;
+	_Atomic int64_t *wm_hi; /* per partition: its end as last asked, -1 */
+	atomic_int wm_down;     /* the last two asks went unanswered */
 	struct graph_event *ev;
 	size_t nev, evcap;
 	struct store_offset *off;
@@ -530,16 +547,87 @@ static void restart(struct kafka_consumer *k)
 	sleep_ms(200);
 }
 
+/* Ask the brokers for every partition's end (see KAFKA_WM_EVERY_MS). */
+static void *wm_main(void *arg)
+{
+	struct kafka_consumer *k = arg;
+	int fails = 0;
+	unsigned w;
+
+	prctl(PR_SET_NAME, "triad-lag", 0, 0, 0);
+	while (!atomic_load(&k->stop)) {
+		rd_kafka_topic_partition_list_t *l =
+			rd_kafka_topic_partition_list_new(k->nparts);
+		int32_t i;
+		int ok = 0;
+
+		if (l) {
+			for (i = 0; i < k->nparts; i++)
+				rd_kafka_topic_partition_list_add(l, k->topic, i)
+					->offset = RD_KAFKA_OFFSET_END;
+			/* a timestamp of OFFSET_END asks for the latest */
+			if (!rd_kafka_offsets_for_times(k->rk, l,
+							KAFKA_WM_TIMEOUT_MS)) {
+				ok = 1;
+				for (i = 0; i < l->cnt; i++) {
+					const rd_kafka_topic_partition_t *t =
+						&l->elems[i];
+
+					if (t->err || t->offset < 0 ||
+					    t->partition < 0 ||
+					    t->partition >= k->nparts) {
+						ok = 0;
+						continue;
+					}
+					atomic_store(&k->wm_hi[t->partition],
+						     t->offset);
+				}
+			}
+			rd_kafka_topic_partition_list_destroy(l);
+		}
+		fails = ok ? 0 : fails + 1;
+		atomic_store(&k->wm_down, fails >= 2);
+		for (w = 0; w < KAFKA_WM_EVERY_MS / 50 &&
+			    !atomic_load(&k->stop); w++)
+			sleep_ms(50);
+	}
+	return NULL;
+}
+
+/* Start wm_main once the partitions are known; without it (no memory, no
+ * thread) the lag rests on the fetched watermarks alone, as it did. */
+static void wm_start(struct kafka_consumer *k)
+{
+	int32_t i;
+
+	k->wm_hi = mem_alloc((size_t)k->nparts, sizeof(*k->wm_hi));
+	if (!k->wm_hi)
+		return;
+	for (i = 0; i < k->nparts; i++)
+		atomic_store(&k->wm_hi[i], -1);
+	if (!pthread_create(&k->wm_tid, NULL, wm_main, k))
+		k->wm_started = 1;
+}
+
 static void update_lag(struct kafka_consumer *k)
 {
 	int64_t lag = 0;
 	int32_t i;
 
+	if (atomic_load(&k->wm_down)) {
+		atomic_store(&k->lag, -1);
+		return;
+	}
 	for (i = 0; i < k->nparts; i++) {
-		int64_t lo = -1, hi = -1, pos;
+		int64_t lo = -1, hi = -1, pos,
+			asked = k->wm_hi ? atomic_load(&k->wm_hi[i]) : -1;
 
 		if (rd_kafka_get_watermark_offsets(k->rk, k->topic, i, &lo,
-						   &hi) || hi < 0) {
+						   &hi))
+			lo = hi = -1;
+		if (asked > hi)
+			hi = asked;
+		if (hi < 0) {
 			if (k->next[i] < 0)
 				continue;
 			hi = k->next[i];
@@ -580,6 +668,8 @@ static void *consumer_main(void *arg)
 		for (i = 0; i < 10 && !atomic_load(&k->stop); i++)
 			sleep_ms(50);
 	}
+	if (atomic_load(&k->assigned))
+		wm_start(k);
 	while (!atomic_load(&k->stop)) {
 		size_t nbad = 0, noff = 0, moved;
 		ssize_t got;
@@ -687,6 +777,9 @@ void kafka_consumer_stop(struct kafka_consumer *k)
 		return;
 	atomic_store(&k->stop, 1);
 	pthread_join(k->tid, NULL);
+	if (k->wm_started)
+		pthread_join(k->wm_tid, NULL);
+	free((void *)k->wm_hi);
 	parts_free(k); /* queue references go before close */
 	rd_kafka_consumer_close(k->rk);
 	rd_kafka_destroy(k->rk);
