@@ -98,10 +98,11 @@ static inline int cmd_format_known(const char *cmd, const char *path,
 	return -1;
 }
 
-/* --brokers or --topic naming nothing ("", or only commas and blanks) is
- * bad usage: serve ran on without ingest, logging that no broker was
- * configured, and replay retried for 30 s, or sent to a topic "" that a
- * real cluster refuses. 0, or -1 after saying "triad CMD: empty OPT". */
+/* --brokers, --topic or --group naming nothing ("", or only commas and
+ * blanks) is bad usage: serve ran on without ingest, logging that no
+ * broker was configured (with --group '': ready, and never consumed),
+ * and replay retried for 30 s, or sent to a topic "" that a real cluster
+ * refuses. 0, or -1 after saying "triad CMD: empty OPT". */
 static inline int cmd_kafka_name(const char *cmd, const char *opt,
 				 const char *v)
 {

@@ -230,6 +230,7 @@ int cmd_serve(int argc, char **argv)
 				 "--events");
 	if (cmd_kafka_name("serve", "--brokers", o.brokers) ||
 	    cmd_kafka_name("serve", "--topic", o.topic) ||
+	    cmd_kafka_name("serve", "--group", o.group) ||
 	    cmd_format_known("serve", o.events, o.format))
 		return 2;
 

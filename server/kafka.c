@@ -272,8 +272,11 @@ static int try_assign(struct kafka_consumer *k, rd_kafka_resp_err_t *err,
 		/* keep this partition's messages on its own queue */
 		rd_kafka_queue_forward(k->parts[i].q, NULL);
 	}
-	if (rd_kafka_assign(k->rk, l))
+	if ((*err = rd_kafka_assign(k->rk, l))) {
+		snprintf(why, len, "topic \"%s\": cannot assign its "
+			 "partitions: %s", k->topic, rd_kafka_err2str(*err));
 		goto out;
+	}
 	ret = 0;
 out:
 	if (ret) {

@@ -1847,6 +1847,8 @@ START_TEST(test_cli_usage_unknown_format_empty_kafka)
 		  "triad serve: empty --brokers" },
 		{ "serve --brokers 127.0.0.1:1 --topic '' --state @X",
 		  "triad serve: empty --topic" },
+		{ "serve --brokers 127.0.0.1:1 --topic t --group '' --state @X",
+		  "triad serve: empty --group" },
 		{ "replay -q @N --brokers '' --topic t",
 		  "triad replay: empty --brokers" },
 		{ "replay -q @N --brokers 127.0.0.1:1 --topic ''",
