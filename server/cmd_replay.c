@@ -34,6 +34,18 @@ static void usage(FILE *f)
 
 /* librdkafka's error events (the brokers unreachable...), through the
  * rate-limited log: the messages are retried until they time out. */
+/* SIGINT or SIGTERM while replaying: the signal, else 0 */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig)
+{
+	if (stop_sig) { /* a second one: at once */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	stop_sig = sig;
+}
+
 static void log_kafka(void *ctx, const char *why)
 {
 	char line[600];
@@ -166,8 +178,20 @@ int cmd_replay(int argc, char **argv)
 		goto out;
 	}
 	kafka_producer_set_log(p, log_kafka, &klog);
+	/* Ctrl-C or SIGTERM: what was sent is delivered and counted, then
+	 * the signal takes the process as it would have (it died at once,
+	 * saying nothing of how far it got) */
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_stop;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	t0 = shown = mono_s();
-	for (i = 0; i < l.n; i++) {
+	for (i = 0; i < l.n && !stop_sig; i++) {
 		const struct graph_event *ev = &l.ev[i];
 		char key[24], val[128];
 		int kl, vl;
@@ -184,7 +208,7 @@ int cmd_replay(int argc, char **argv)
 			 * doubles (a wait past INT_MAX ms made its int
 			 * negative: at --rate 1e-5 the loop spun a core) */
 			if (mono_s() < due - REPLAY_AHEAD_S)
-				while ((t = mono_s()) < due) {
+				while (!stop_sig && (t = mono_s()) < due) {
 					double left = due - t;
 
 					if (left >= 1e-3)
@@ -198,6 +222,8 @@ int cmd_replay(int argc, char **argv)
 						nanosleep(&ts, NULL);
 					}
 				}
+			if (stop_sig)
+				break;
 		}
 		kl = snprintf(key, sizeof(key), "%llu",
 			      (unsigned long long)ev->src);
@@ -219,19 +245,37 @@ int cmd_replay(int argc, char **argv)
 			shown = t;
 		}
 	}
-	if (kafka_producer_flush(p, 60000, &e)) {
-		fprintf(stderr, "triad replay: %s\n", e.msg);
+	if (kafka_producer_flush(p, stop_sig ? 10000 : 60000, &e)) {
+		fprintf(stderr, "%striad replay: %s\n", tty ? "\r" : "", e.msg);
+		if (stop_sig)
+			fprintf(stderr, "triad replay: stopped by %s after %zu of "
+				"%zu events\n", strsignal(stop_sig), i, l.n);
 		goto out;
 	}
 	t = mono_s() - t0;
-	if (!quiet)
+	if (stop_sig) /* said even with --quiet: the replay is not whole */
+		fprintf(stderr, "%striad replay: stopped by %s: %zu of %zu "
+			"events to \"%s\" in %.2f s, delivered; the rest not "
+			"sent\n", tty ? "\r" : "", strsignal(stop_sig), i, l.n,
+			topic, t);
+	else if (!quiet)
 		fprintf(stderr, "%striad replay: %zu events to \"%s\" in %.2f s "
 			"(%.0f/s)\n", tty ? "\r" : "", l.n, topic, t,
 			t > 0 ? (double)l.n / t : 0.0);
-	rc = 0;
+	/* they are not events (load drops them too), but the file's lines
+	 * and the count above differ by them */
+	if (!quiet && l.self_loops)
+		fprintf(stderr, "triad replay: %llu self-loop%s in the file "
+			"dropped\n", (unsigned long long)l.self_loops,
+			l.self_loops == 1 ? "" : "s");
+	rc = stop_sig ? 1 : 0;
 out:
 	kafka_producer_free(p);
 	ratelog_destroy(&klog);
 	event_list_release(&l);
+	if (stop_sig) { /* die of it, as the caller expects */
+		signal(stop_sig, SIG_DFL);
+		raise(stop_sig);
+	}
 	return rc;
 }
