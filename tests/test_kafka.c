@@ -325,6 +325,20 @@ static rd_kafka_t *raw_consumer(const char *boot)
 	return rk;
 }
 
+/* raw_consumer with partition 0 of "ev" assigned from its start. */
+static rd_kafka_t *ev_reader(const char *boot)
+{
+	rd_kafka_t *rk = raw_consumer(boot);
+	rd_kafka_topic_partition_list_t *tl =
+		rd_kafka_topic_partition_list_new(1);
+
+	rd_kafka_topic_partition_list_add(tl, "ev", 0)->offset =
+		RD_KAFKA_OFFSET_BEGINNING;
+	ck_assert_int_eq(rd_kafka_assign(rk, tl), 0);
+	rd_kafka_topic_partition_list_destroy(tl);
+	return rk;
+}
+
 /* The high watermark (next offset to be written) of topic/part. */
 static int64_t high_of(rd_kafka_t *rk, const char *topic, int32_t part)
 {
@@ -1048,7 +1062,6 @@ START_TEST(replay_stopped_says_how_far)
 	char boot[256], line[512];
 	char *args[] = { "replay", NULL, "--brokers", boot, "--topic", "ev",
 			 "--rate", "100", NULL };
-	rd_kafka_topic_partition_list_t *tl;
 	rd_kafka_t *rk;
 	size_t sent = 0, total = 0;
 	double end;
@@ -1083,12 +1096,7 @@ START_TEST(replay_stopped_says_how_far)
 	ck_assert(log_has("triad replay: ", "1 self-loop in the file dropped"));
 
 	/* exactly those were delivered */
-	rk = raw_consumer(boot);
-	tl = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(tl, "ev", 0)->offset =
-		RD_KAFKA_OFFSET_BEGINNING;
-	ck_assert_int_eq(rd_kafka_assign(rk, tl), 0);
-	rd_kafka_topic_partition_list_destroy(tl);
+	rk = ev_reader(boot);
 	end = mono() + 10 * e2e_scale();
 	while (mono() < end) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
@@ -1145,7 +1153,6 @@ START_TEST(replay_low_rate_paces_each_event)
 	char *args[] = { "replay", NULL, "--brokers", boot, "--topic", "ev",
 			 "--rate", "20", "--quiet", NULL };
 	static int64_t stamp[N];
-	rd_kafka_topic_partition_list_t *tl;
 	rd_kafka_t *rk;
 	double t0, took, end, cpu;
 	int got = 0, i, j;
@@ -1166,12 +1173,7 @@ START_TEST(replay_low_rate_paces_each_event)
 	ck_assert_msg(took >= 1.7, "%d events at --rate 20 took %.2f s", N,
 		      took);
 
-	rk = raw_consumer(boot);
-	tl = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(tl, "ev", 0)->offset =
-		RD_KAFKA_OFFSET_BEGINNING;
-	ck_assert_int_eq(rd_kafka_assign(rk, tl), 0);
-	rd_kafka_topic_partition_list_destroy(tl);
+	rk = ev_reader(boot);
 	end = mono() + 30 * e2e_scale();
 	while (got < N && mono() < end) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
