@@ -276,7 +276,12 @@ int cmd_serve(int argc, char **argv)
 	fprintf(stderr, "triad serve: ready: %llu members, %llu edges from "
 		"%s; model %s%s\n", (unsigned long long)members,
 		(unsigned long long)edges, what, mname,
-		builtin == 2 ? " (built-in for graphs without times, fitted on "
+		builtin & 4 ? (builtin & 2 ?
+			" (built-in for graphs without times, as this state "
+			"recorded at its first start; --model gives another)"
+			: " (built-in for graphs with times, as this state "
+			  "recorded at its first start; --model gives another)")
+		: builtin == 2 ? " (built-in for graphs without times, fitted on "
 			       "facebook's sample: most edges here carry one "
 			       "timestamp; fit your own with triad train "
 			       "--random-order and give it with --model)"

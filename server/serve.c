@@ -105,6 +105,7 @@ struct serve {
 	pthread_rwlock_t model_lock; /* also guards trend (swapped under it) */
 	const struct model *model; /* in use */
 	struct model *owned;       /* == model when loaded from a file */
+	int builtin_kept;          /* built-in, as the state recorded it */
 	struct trend *trend;       /* the most active members (trend.h) */
 	_Atomic uint64_t trend_events; /* events applied when it was built */
 	uint64_t trend_us;         /* when (mono_us) it was last built */
@@ -682,6 +683,49 @@ static void dis_load_cb(void *ctx, uint64_t m, uint64_t c)
 	dismiss_add(ctx, m, c);
 }
 
+/*
+ * No --model: the built-in model for this graph (rec_builtin_model: by
+ * whether most edges carry one timestamp), chosen at a state's first
+ * start and kept in it. Chosen again at every start, a restart could
+ * change model under the same graph: fed from empty (the model for
+ * graphs with times) and restarted with mostly one-timestamp edges, it
+ * answered with the other (a review's 66k-edge state), so answers changed
+ * and a replica started from the backlog ranked differently.
+ */
+static int builtin_choose(struct serve *s, struct err *e)
+{
+	const struct model *m = NULL;
+	char kind[16];
+	int r = 0;
+
+	if (s->store) {
+		r = store_builtin_get(s->store, kind, sizeof(kind), e);
+		if (r < 0)
+			return -1;
+		if (r == 1 && !strcmp(kind, "static"))
+			m = model_default_static();
+		else if (r == 1 && !strcmp(kind, "times"))
+			m = model_default();
+		else if (r == 1)
+			return err_set(e, "\"%s\": built-in model record \"%s\" "
+				       "names no built-in model (a newer "
+				       "triad's state?); nothing written",
+				       s->o.state, kind);
+	}
+	if (!m) {
+		m = rec_builtin_model(s->trend);
+		if (s->store &&
+		    store_builtin_put(s->store, m == model_default_static() ?
+				      "static" : "times", e))
+			return -1;
+	}
+	pthread_rwlock_wrlock(&s->model_lock);
+	s->model = m;
+	s->builtin_kept = r == 1;
+	pthread_rwlock_unlock(&s->model_lock);
+	return 0;
+}
+
 int serve_load(struct serve *s, const char **what, struct err *e)
 {
 	struct graph *g = NULL;
@@ -747,11 +791,8 @@ int serve_load(struct serve *s, const char **what, struct err *e)
 		*what = src;
 	if (trend_refresh(s))
 		return err_set(e, "out of memory for the trend table");
-	if (!s->owned) { /* no --model: the built-in one for this graph */
-		pthread_rwlock_wrlock(&s->model_lock);
-		s->model = rec_builtin_model(s->trend);
-		pthread_rwlock_unlock(&s->model_lock);
-	}
+	if (!s->owned && builtin_choose(s, e)) /* no --model */
+		return -1;
 	atomic_store(&s->ready, 1);
 	return 0;
 }
@@ -806,6 +847,8 @@ int serve_model_name(struct serve *s, char *buf, size_t n)
 	pthread_rwlock_rdlock(&s->model_lock);
 	snprintf(buf, n, "%s", model_name(s->model));
 	builtin = s->model == model_default_static() ? 2 : s->model->builtin;
+	if (builtin && s->builtin_kept)
+		builtin |= 4;
 	pthread_rwlock_unlock(&s->model_lock);
 	return builtin;
 }

@@ -72,7 +72,9 @@ int serve_reload_model(struct serve *s, struct err *e);
 
 /* The name@version of the model in use into buf (NUL-ended, truncated to
  * n); 0 for a --model file, 1 for the built-in model for graphs with times,
- * 2 for the one for graphs without (rec_builtin_model chose it at load). */
+ * 2 for the one for graphs without (rec_builtin_model chose it at load),
+ * either with 4 added when the choice was the one the state recorded at
+ * its first start. */
 int serve_model_name(struct serve *s, char *buf, size_t n);
 
 /* When the model in use was trained with another candidate generation than

@@ -1683,65 +1683,102 @@ static size_t cluster_key(uint8_t *kb, const char *topic)
 	return sizeof(pre) + tl;
 }
 
+/* A short text record of meta (1..255 bytes, no NUL): 1 with it in
+ * out[0..n) NUL-terminated, 0 when there is none, -1 with e naming
+ * `what`. */
+static int meta_text_get(struct store *s, const void *kb, size_t kl,
+			 char *out, size_t n, const char *what, struct err *e)
+{
+	size_t len;
+	int r = read_value(s, s->meta, kb, kl, out, n, &len, "meta", e);
+
+	if (r != 1)
+		return r;
+	if (!len || len >= n || len >= 256 || memchr(out, 0, len))
+		return err_set(e, "\"%s\": %s: bad size", s->dir, what);
+	out[len] = 0;
+	return 1;
+}
+
+struct text_arg {
+	const void *kb;
+	size_t kl;
+	const char *val, *what;
+};
+
+static int text_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
+		     struct err *e)
+{
+	struct text_arg *a = argp;
+	MDB_val k, d;
+	int rc;
+
+	k.mv_data = (void *)a->kb;
+	k.mv_size = a->kl;
+	d.mv_data = (void *)a->val;
+	d.mv_size = strlen(a->val);
+	rc = mdb_put(txn, s->meta, &k, &d, 0);
+	if (rc) {
+		*mrc = rc;
+		return err_set(e, "%s: %s", a->what, mdb_strerror(rc));
+	}
+	return 0;
+}
+
+/* Durably store val (1..255 bytes) as the meta record kb. 0 or -1. */
+static int meta_text_put(struct store *s, const void *kb, size_t kl,
+			 const char *val, const char *what, struct err *e)
+{
+	struct text_arg a = { kb, kl, val, what };
+	int rc;
+
+	if (!*val || strlen(val) > 255)
+		return err_set(e, "%s of %zu bytes", what, strlen(val));
+	pthread_mutex_lock(&s->mu);
+	rc = write_txn(s, text_fill, &a, e);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 int store_cluster_get(struct store *s, const char *topic, char *id, size_t n,
 		      struct err *e)
 {
 	uint8_t kb[272];
-	size_t kl = cluster_key(kb, topic), len;
-	int r;
+	size_t kl = cluster_key(kb, topic);
+	char what[300];
 
 	if (!kl)
 		return err_set(e, "topic name too long");
-	r = read_value(s, s->meta, kb, kl, id, n, &len, "meta", e);
-	if (r != 1)
-		return r;
-	if (!len || len >= n || len >= 256 || memchr(id, 0, len))
-		return err_set(e, "\"%s\": Kafka cluster record of topic \"%s\": "
-			       "bad size", s->dir, topic);
-	id[len] = 0;
-	return 1;
-}
-
-struct cluster_arg {
-	uint8_t kb[272];
-	size_t kl;
-	const char *id;
-};
-
-static int cluster_fill(struct store *s, MDB_txn *txn, void *argp, int *mrc,
-			struct err *e)
-{
-	struct cluster_arg *a = argp;
-	MDB_val k, d;
-	int rc;
-
-	k.mv_data = a->kb;
-	k.mv_size = a->kl;
-	d.mv_data = (void *)a->id;
-	d.mv_size = strlen(a->id);
-	rc = mdb_put(txn, s->meta, &k, &d, 0);
-	if (rc) {
-		*mrc = rc;
-		return err_set(e, "Kafka cluster: %s", mdb_strerror(rc));
-	}
-	return 0;
+	snprintf(what, sizeof(what), "Kafka cluster record of topic \"%s\"",
+		 topic);
+	return meta_text_get(s, kb, kl, id, n, what, e);
 }
 
 int store_cluster_put(struct store *s, const char *topic, const char *id,
 		      struct err *e)
 {
-	struct cluster_arg a;
-	int rc;
+	uint8_t kb[272];
+	size_t kl = cluster_key(kb, topic);
 
-	if (!(a.kl = cluster_key(a.kb, topic)))
+	if (!kl)
 		return err_set(e, "topic name too long");
-	if (!*id || strlen(id) > 255)
-		return err_set(e, "Kafka cluster id of %zu bytes", strlen(id));
-	a.id = id;
-	pthread_mutex_lock(&s->mu);
-	rc = write_txn(s, cluster_fill, &a, e);
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	return meta_text_put(s, kb, kl, id, "Kafka cluster id", e);
+}
+
+/* meta key of the built-in model choice (no NUL: apart from the cluster
+ * keys, which have one) */
+#define BUILTIN_KEY "builtin-model"
+
+int store_builtin_get(struct store *s, char *kind, size_t n, struct err *e)
+{
+	return meta_text_get(s, BUILTIN_KEY, strlen(BUILTIN_KEY), kind, n,
+			     "built-in model record", e);
+}
+
+int store_builtin_put(struct store *s, const char *kind, struct err *e)
+{
+	return meta_text_put(s, BUILTIN_KEY, strlen(BUILTIN_KEY), kind,
+			     "built-in model record", e);
 }
 
 struct dismiss_arg {

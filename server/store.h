@@ -174,6 +174,15 @@ int store_cluster_get(struct store *s, const char *topic, char *id, size_t n,
 int store_cluster_put(struct store *s, const char *topic, const char *id,
 		      struct err *e);
 
+/*
+ * Which built-in model serve chose for this state at its first start
+ * without --model ("times" or "static", see serve.c): kept, so that a
+ * restart ranks with the model it ranked with before. get: 1 with it in
+ * kind[0..n), 0 when none is stored, -1 with e. put: 0 or -1.
+ */
+int store_builtin_get(struct store *s, char *kind, size_t n, struct err *e);
+int store_builtin_put(struct store *s, const char *kind, struct err *e);
+
 /* What one checkpoint did. */
 struct store_ckpt_stats {
 	uint64_t chunks;      /* chunk records written */

@@ -2872,6 +2872,76 @@ START_TEST(sample_default_model_ranks_by_friends)
 }
 END_TEST
 
+/*
+ * Without --model the built-in model is chosen at a state's first start
+ * and kept: fed from empty (the model for graphs with times) and then
+ * restarted with edges that mostly carry one timestamp, the server
+ * answered with the other model, so answers changed across a restart and
+ * differed from a replica's started from the backlog. --model still
+ * chooses, and the record stays as it was.
+ */
+START_TEST(builtin_model_kept_across_restarts)
+{
+	unsigned port = free_port();
+	char *args[] = { "--state", NULL, NULL, NULL, NULL };
+	static char body[128 * 1024], state[600], model[600];
+	char *first, *again;
+	struct resp r;
+	size_t n = 0;
+	pid_t pid;
+	int i;
+
+	snprintf(state, sizeof(state), "%s", tpath("state")); /* tpath: one buffer */
+	snprintf(model, sizeof(model), "%s", tpath("m.json"));
+	args[1] = state;
+	pid = serve_start(port, args);
+	/* 2,000 edges of one timestamp: a graph serve would rank with the
+	 * model for graphs without times if it chose now */
+	for (i = 0; i < 2000 && n + 64 < sizeof(body); i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n,
+				      "{\"src\":%d,\"dst\":%d,\"ts\":1600000000}\n",
+				      1 + i % 50, 100 + i);
+	r = must(port, "POST", "/edges", body);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	first = model_of_answer(port, 1);
+	ck_assert_msg(!strncmp(first, "collegemsg-lr@", 14), "%s", first);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+
+	pid = serve_start(port, args);
+	again = model_of_answer(port, 1);
+	ck_assert_str_eq(again, first);
+	/* /healthz says ok a moment before main prints its ready line */
+	for (i = 0; i < 250 && !log_has("as this state recorded at its "
+					"first start", first); i++)
+		nap_ms(20);
+	ck_assert(log_has("as this state recorded at its first start", first));
+	free(again);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+
+	/* --model chooses; the record is left for the next start without */
+	write_model(model, "v1");
+	args[2] = "--model";
+	args[3] = model;
+	pid = serve_start(port, args);
+	again = model_of_answer(port, 1);
+	ck_assert_str_eq(again, "t@v1");
+	free(again);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+	args[2] = NULL;
+	pid = serve_start(port, args);
+	again = model_of_answer(port, 1);
+	ck_assert_str_eq(again, first);
+	free(again);
+	free(first);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_exit(pid, 20), 0);
+}
+END_TEST
+
 START_TEST(sample_trend_ignores_load_stamp)
 {
 	unsigned port = free_port();
@@ -3135,6 +3205,7 @@ static Suite *server_suite(void)
 	tcase_add_test(t, idle_server_compacts_deltas);
 	tcase_add_test(t, idle_server_hands_back_arena_pages);
 	tcase_add_test(t, sample_trend_ignores_load_stamp);
+	tcase_add_test(t, builtin_model_kept_across_restarts);
 	tcase_add_test(t, sample_default_model_ranks_by_friends);
 	tcase_add_test(t, request_bytes_held_within_budget);
 	tcase_add_test(t, members_newest_thousand_full_degree);
