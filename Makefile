@@ -137,9 +137,13 @@ faults: deps
 # tests/tsan.supp says what is not checked and why.
 TSAN_DIR := $(O)/build/san-thread/reports
 .PHONY: tsan
+# ThreadSanitizer runs the suites 5-15x slower: Check's timeouts are
+# stretched (training_learns_recency's fit passed its 120 s under it)
+TSAN_SCALE ?= 4
 tsan: deps
 	@rm -rf $(TSAN_DIR) && mkdir -p $(TSAN_DIR)
 	@TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) log_path=$(abspath $(TSAN_DIR))/race $$TSAN_OPTIONS" \
+	  CK_TIMEOUT_MULTIPLIER=$(TSAN_SCALE) \
 	  $(MAKE) --no-print-directory test SANITIZE=thread; rc=$$?; \
 	n=$$(ls $(TSAN_DIR) | wc -l); \
 	for f in $(TSAN_DIR)/*; do [ -e "$$f" ] && { echo "== $$f"; cat "$$f"; }; done; \
