@@ -2130,7 +2130,9 @@ START_TEST(half_closed_client_answered)
 	int i;
 
 	pid = serve_start(port, NULL); /* the bundled sample */
-	r = must(port, "GET", "/recommend?member=107&k=1000&explain=1", NULL);
+	/* a whole answer (under valgrind the default budget cut it short) */
+	r = must(port, "GET", "/recommend?member=107&k=1000&explain=1"
+		 "&budget_ms=60000", NULL);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_uint_gt(r.len, 100000);
 	resp_free(&r);
