@@ -550,12 +550,20 @@ static void restart(struct kafka_consumer *k)
 	sleep_ms(200);
 }
 
+/* Sleep about ms in 50 ms steps, waking early once the consumer stops. */
+static void nap(struct kafka_consumer *k, unsigned ms)
+{
+	unsigned w;
+
+	for (w = 0; w < ms / 50 && !atomic_load(&k->stop); w++)
+		sleep_ms(50);
+}
+
 /* Ask the brokers for every partition's end (see KAFKA_WM_EVERY_MS). */
 static void *wm_main(void *arg)
 {
 	struct kafka_consumer *k = arg;
 	int fails = 0;
-	unsigned w;
 
 	prctl(PR_SET_NAME, "triad-lag", 0, 0, 0);
 	while (!atomic_load(&k->stop)) {
@@ -590,9 +598,7 @@ static void *wm_main(void *arg)
 		}
 		fails = ok ? 0 : fails + 1;
 		atomic_store(&k->wm_down, fails >= 2);
-		for (w = 0; w < KAFKA_WM_EVERY_MS / 50 &&
-			    !atomic_load(&k->stop); w++)
-			sleep_ms(50);
+		nap(k, KAFKA_WM_EVERY_MS);
 	}
 	return NULL;
 }
@@ -650,7 +656,6 @@ static void *consumer_main(void *arg)
 	while (!atomic_load(&k->stop) && !atomic_load(&k->assigned)) {
 		rd_kafka_resp_err_t err;
 		char why[512];
-		unsigned i;
 
 		if (!try_assign(k, &err, why, sizeof(why))) {
 			atomic_store(&k->assigned, 1);
@@ -668,8 +673,7 @@ static void *consumer_main(void *arg)
 		 * error events first, which may say why) and try again */
 		rd_kafka_poll(k->rk, 0);
 		consumer_error(k, err, why);
-		for (i = 0; i < 10 && !atomic_load(&k->stop); i++)
-			sleep_ms(50);
+		nap(k, 500);
 	}
 	if (atomic_load(&k->assigned))
 		wm_start(k);
